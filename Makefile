@@ -1,0 +1,45 @@
+# sandboxd: `make run` builds and shows it working; `make test` runs every test.
+SHELL      := /bin/bash
+GO         ?= go
+GOFLAGS    ?=
+export CGO_ENABLED := 0
+VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -s -w -X main.version=$(VERSION)
+BINS       := bin/sandboxd
+PKGS       := ./...
+
+.PHONY: all build run test test-unit test-e2e bench lint deps clean
+
+all: build
+
+build: $(BINS)
+
+bin/%: FORCE
+	@mkdir -p bin
+	$(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
+
+FORCE:
+
+# deps installs what the tests run inside sandboxes (gcc, python3) and the
+# benchmark tool, from Debian's packages. Quick when they are there.
+deps:
+	@./scripts/deps.sh
+
+run: build
+	@./scripts/demo.sh
+
+# Every test, as root on the real kernel: unit, cgroup and jail tests, and the
+# end-to-end tests of the sandboxd binary.
+test: deps build
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 8m $(PKGS)
+
+bench: deps build
+	@./scripts/bench.sh
+
+lint:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet $(PKGS)
+
+clean:
+	rm -rf bin run

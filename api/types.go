@@ -1,0 +1,56 @@
+// Package api holds the v1 wire types of sandboxd: the job a client sends and
+// the result it gets back. It is plain data and builds on every platform; see
+// API.md for the contract these types implement.
+package api
+
+// Verdict is the outcome of one step. Exactly one applies to each step.
+type Verdict string
+
+// The verdicts of API.md.
+const (
+	VerdictOK             Verdict = "ok"
+	VerdictNonzeroExit    Verdict = "nonzero_exit"
+	VerdictSignaled       Verdict = "signaled"
+	VerdictCPUTimeLimit   Verdict = "cpu_time_limit"
+	VerdictWallTimeLimit  Verdict = "wall_time_limit"
+	VerdictMemoryLimit    Verdict = "memory_limit"
+	VerdictOutputLimit    Verdict = "output_limit"
+	VerdictSyscallBlocked Verdict = "syscall_blocked"
+	VerdictExecFailed     Verdict = "exec_failed"
+	VerdictSkipped        Verdict = "skipped"
+	VerdictCancelled      Verdict = "cancelled"
+	VerdictInternalError  Verdict = "internal_error"
+)
+
+// Limits bound one step. A zero field means "not set": the profile's
+// default applies.
+type Limits struct {
+	CPUTimeMS     int64 `json:"cpu_time_ms,omitempty"`
+	WallTimeMS    int64 `json:"wall_time_ms,omitempty"`
+	MemoryBytes   int64 `json:"memory_bytes,omitempty"`
+	PIDs          int64 `json:"pids,omitempty"`
+	OutputBytes   int64 `json:"output_bytes,omitempty"`
+	FileSizeBytes int64 `json:"file_size_bytes,omitempty"`
+	OpenFiles     int64 `json:"open_files,omitempty"`
+	StackBytes    int64 `json:"stack_bytes,omitempty"`
+}
+
+// StepResult is what one step did and used.
+type StepResult struct {
+	Verdict         Verdict `json:"verdict"`
+	ExitCode        int     `json:"exit_code"`
+	Signal          string  `json:"signal"`
+	Stdout          string  `json:"stdout"`
+	Stderr          string  `json:"stderr"`
+	StdoutTruncated bool    `json:"stdout_truncated"`
+	StderrTruncated bool    `json:"stderr_truncated"`
+	StdoutMatches   *bool   `json:"stdout_matches,omitempty"`
+	CPUTimeMS       float64 `json:"cpu_time_ms"`
+	UserTimeMS      float64 `json:"user_time_ms"`
+	SysTimeMS       float64 `json:"sys_time_ms"`
+	WallTimeMS      float64 `json:"wall_time_ms"`
+	MemoryPeakBytes int64   `json:"memory_peak_bytes"`
+	MaxRSSBytes     int64   `json:"max_rss_bytes"`
+	PIDsPeak        int64   `json:"pids_peak"`
+	Message         string  `json:"message"`
+}

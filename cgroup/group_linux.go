@@ -1,0 +1,385 @@
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Group is one run's groups, in every hierarchy. Create makes it; Destroy
+// removes it. The stats methods may be called from any goroutine, also
+// after Kill, until Destroy.
+type Group struct {
+	m    *Manager
+	name string
+
+	// unified is S/<name> in the cgroup2 hierarchy, with the leaves init
+	// and prog; "" on pure v1.
+	unified string
+	// v1 is S/<name> in each v1 hierarchy, in Manager.v1 order.
+	v1 []string
+	// Role directories of the program's groups.
+	prog                                string // unified/prog, or ""
+	memDir, pidsDir, cpuacctDir, frzDir string // v1 only
+
+	// The polled files, chosen at Create.
+	cpuPath     string
+	cpuIsNanos  bool // cpuacct.usage (ns) rather than cpu.stat usage_usec
+	oomPath     string
+	memPeakPath string // "" when Features.MemoryPeak is false
+	pidPeakPath string // "" when Features.PIDsPeak is false
+
+	// mu guards the files kept open for polling.
+	mu      sync.Mutex
+	cpuFile *os.File
+	oomFile *os.File
+	closed  bool
+}
+
+// group computes the paths of run name; it touches nothing.
+func (m *Manager) group(name string) *Group {
+	g := &Group{m: m, name: name}
+	if m.unified != nil {
+		g.unified = path.Join(m.unified.dir, name)
+		g.prog = path.Join(g.unified, "prog")
+	}
+	for _, h := range m.v1 {
+		g.v1 = append(g.v1, path.Join(h.dir, name))
+	}
+	dirOf := func(h *hierarchy) string {
+		if h == nil {
+			return ""
+		}
+		return path.Join(h.dir, name)
+	}
+	g.memDir, g.pidsDir, g.cpuacctDir, g.frzDir = dirOf(m.memory), dirOf(m.pids), dirOf(m.cpuacct), dirOf(m.freezer)
+
+	if m.mode == ModeV2 {
+		g.oomPath = path.Join(g.prog, "memory.events")
+		if m.features.MemoryPeak {
+			g.memPeakPath = path.Join(g.prog, "memory.peak")
+		}
+		if m.features.PIDsPeak {
+			g.pidPeakPath = path.Join(g.prog, "pids.peak")
+		}
+	} else {
+		g.oomPath = path.Join(g.memDir, "memory.oom_control")
+		if m.features.MemoryPeak {
+			g.memPeakPath = path.Join(g.memDir, "memory.max_usage_in_bytes")
+		}
+		if m.features.PIDsPeak {
+			g.pidPeakPath = path.Join(g.pidsDir, "pids.peak")
+		}
+	}
+	if g.cpuacctDir != "" {
+		g.cpuPath, g.cpuIsNanos = path.Join(g.cpuacctDir, "cpuacct.usage"), true
+	} else {
+		g.cpuPath = path.Join(g.prog, "cpu.stat")
+	}
+	return g
+}
+
+// Create makes the groups of run name with limits lim:
+//
+//	cgroup2: S/<name>/{init,prog}, limits on prog (pure v2 only)
+//	v1:      S/<name> in each v1 hierarchy, limits there
+//
+// name must be a single path element of letters, digits and "-_." not
+// already in use. On failure nothing is left behind.
+func (m *Manager) Create(name string, lim Limits) (*Group, error) {
+	if err := validateName(name); err != nil {
+		return nil, fmt.Errorf("cgroup: create: %w", err)
+	}
+	if err := lim.Validate(); err != nil {
+		return nil, err
+	}
+	g := m.group(name)
+	var made []string
+	err := g.build(lim, func(dir string) error {
+		if err := m.k.mkdir(dir); err != nil {
+			return err
+		}
+		made = append(made, dir)
+		return nil
+	})
+	if err != nil {
+		// No process can be inside yet (JoinFiles was not handed out), so
+		// plain rmdir in reverse order undoes everything; a group that
+		// existed before is not in made and stays.
+		errs := []error{err}
+		for i := len(made) - 1; i >= 0; i-- {
+			if rerr := m.k.rmdir(made[i]); rerr != nil {
+				errs = append(errs, fmt.Errorf("undo: %w", rerr))
+			}
+		}
+		return nil, fmt.Errorf("cgroup: create %s: %w", name, errors.Join(errs...))
+	}
+	return g, nil
+}
+
+func (g *Group) build(lim Limits, mkdir func(string) error) error {
+	m := g.m
+	write := func(dir, file, value string) error { return m.k.writeFile(path.Join(dir, file), value) }
+	if g.unified != "" {
+		if err := mkdir(g.unified); err != nil {
+			return err
+		}
+		if m.mode == ModeV2 {
+			if err := write(g.unified, "cgroup.subtree_control", plusList(m.v2Controllers)); err != nil {
+				return err
+			}
+		}
+		if err := mkdir(path.Join(g.unified, "init")); err != nil {
+			return err
+		}
+		if err := mkdir(g.prog); err != nil {
+			return err
+		}
+	}
+	if m.mode == ModeV2 {
+		if lim.MemoryBytes > 0 {
+			if err := write(g.prog, "memory.max", formatLimit(lim.MemoryBytes)); err != nil {
+				return err
+			}
+		}
+		if m.features.SwapLimit {
+			if err := write(g.prog, "memory.swap.max", "0"); err != nil {
+				return err
+			}
+		}
+		if m.features.OOMGroup {
+			if err := write(g.prog, "memory.oom.group", "1"); err != nil {
+				return err
+			}
+		}
+		if lim.PIDs > 0 {
+			if err := write(g.prog, "pids.max", formatLimit(lim.PIDs)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, d := range g.v1 {
+		if err := mkdir(d); err != nil {
+			return err
+		}
+	}
+	if lim.MemoryBytes > 0 {
+		v := formatLimit(lim.MemoryBytes)
+		// memsw (memory+swap) may never be below the memory limit, so the
+		// memory limit goes first; equal values leave no room for swap.
+		if err := write(g.memDir, "memory.limit_in_bytes", v); err != nil {
+			return err
+		}
+		if m.features.SwapLimit {
+			if err := write(g.memDir, "memory.memsw.limit_in_bytes", v); err != nil {
+				return err
+			}
+		}
+	}
+	if lim.PIDs > 0 {
+		if err := write(g.pidsDir, "pids.max", formatLimit(lim.PIDs)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Name is the run name given to Create.
+func (g *Group) Name() string { return g.name }
+
+// JoinFiles opens cgroup.procs of the program leaf in every hierarchy,
+// write-only: one on v2, the unified prog leaf then each v1 hierarchy on
+// hybrid, each v1 hierarchy on v1. The program writes "0" to each before
+// exec; the kernel checks the opener's (our) credentials. The caller closes
+// the files.
+func (g *Group) JoinFiles() ([]*os.File, error) {
+	var dirs []string
+	if g.prog != "" {
+		dirs = append(dirs, g.prog)
+	}
+	dirs = append(dirs, g.v1...)
+	files := make([]*os.File, 0, len(dirs))
+	for _, d := range dirs {
+		f, err := g.m.k.openFile(path.Join(d, "cgroup.procs"), os.O_WRONLY)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, fmt.Errorf("cgroup: join files of %s: %w", g.name, err)
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// SupervisorDir opens the cgroup2 init leaf S/<name>/init as a directory,
+// for clone3(CLONE_INTO_CGROUP) of the sandbox's init. It returns (nil, nil)
+// on pure v1, where the supervisor stays outside the run's groups. The
+// caller closes the file.
+func (g *Group) SupervisorDir() (*os.File, error) {
+	if g.unified == "" {
+		return nil, nil
+	}
+	f, err := g.m.k.openFile(path.Join(g.unified, "init"), os.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: supervisor dir of %s: %w", g.name, err)
+	}
+	return f, nil
+}
+
+// pollBufSize holds cpu.stat (about 200 bytes with the cpu controller),
+// memory.events and memory.oom_control.
+const pollBufSize = 512
+
+// CPUUsage is the CPU time used so far by the program leaf (v1 cpuacct.usage
+// in nanoseconds, else cgroup2 cpu.stat usage_usec). It is meant to be polled
+// every few milliseconds: the file stays open and each call is one pread
+// into a stack buffer, without allocating.
+func (g *Group) CPUUsage() (time.Duration, error) {
+	var buf [pollBufSize]byte
+	n, err := g.pread(&g.cpuFile, g.cpuPath, buf[:])
+	if err != nil {
+		return 0, err
+	}
+	if g.cpuIsNanos {
+		v, err := parseCount(buf[:n])
+		if err != nil {
+			return 0, &os.PathError{Op: "parse", Path: g.cpuPath, Err: err}
+		}
+		return time.Duration(v), nil
+	}
+	v, err := keyedValue(buf[:n], "usage_usec")
+	if err != nil {
+		return 0, &os.PathError{Op: "parse", Path: g.cpuPath, Err: err}
+	}
+	return time.Duration(v) * time.Microsecond, nil
+}
+
+// OOMKills is how many processes the OOM killer killed in the program leaf
+// (v2 memory.events oom_kill, v1 memory.oom_control oom_kill). Cheap enough
+// to poll, like CPUUsage.
+func (g *Group) OOMKills() (int64, error) {
+	var buf [pollBufSize]byte
+	n, err := g.pread(&g.oomFile, g.oomPath, buf[:])
+	if err != nil {
+		return 0, err
+	}
+	v, err := keyedValue(buf[:n], "oom_kill")
+	if err != nil {
+		return 0, &os.PathError{Op: "parse", Path: g.oomPath, Err: err}
+	}
+	return v, nil
+}
+
+// pread reads the start of the control file held in *f, opening it on first
+// use. cgroupfs regenerates a file's text when it is read from offset 0.
+func (g *Group) pread(f **os.File, file string, buf []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return 0, &os.PathError{Op: "read", Path: file, Err: os.ErrClosed}
+	}
+	if *f == nil {
+		nf, err := g.m.k.openFile(file, os.O_RDONLY)
+		if err != nil {
+			return 0, err
+		}
+		*f = nf
+	}
+	n, err := unix.Pread(int((*f).Fd()), buf, 0)
+	if err != nil {
+		return 0, &os.PathError{Op: "read", Path: file, Err: err}
+	}
+	return n, nil
+}
+
+// Stats reads the run's accounting: CPU split into user and system, the
+// memory peak, OOM kills, and the task peak. Figures the kernel lacks (see
+// Features) are 0.
+func (g *Group) Stats() (Stats, error) {
+	s, err := g.stats()
+	if err != nil {
+		return Stats{}, fmt.Errorf("cgroup: stats of %s: %w", g.name, err)
+	}
+	return s, nil
+}
+
+func (g *Group) stats() (Stats, error) {
+	var s Stats
+	var err error
+	if g.cpuIsNanos {
+		var v int64
+		if v, err = g.readCount(g.cpuPath); err != nil {
+			return s, err
+		}
+		s.CPU = time.Duration(v)
+		if v, err = g.readCount(path.Join(g.cpuacctDir, "cpuacct.usage_user")); err != nil {
+			return s, err
+		}
+		s.User = time.Duration(v)
+		if v, err = g.readCount(path.Join(g.cpuacctDir, "cpuacct.usage_sys")); err != nil {
+			return s, err
+		}
+		s.System = time.Duration(v)
+	} else {
+		data, err := g.m.k.readFile(g.cpuPath)
+		if err != nil {
+			return s, err
+		}
+		for _, f := range []struct {
+			key string
+			dst *time.Duration
+		}{{"usage_usec", &s.CPU}, {"user_usec", &s.User}, {"system_usec", &s.System}} {
+			v, err := keyedValue(data, f.key)
+			if err != nil {
+				return s, &os.PathError{Op: "parse " + f.key, Path: g.cpuPath, Err: err}
+			}
+			*f.dst = time.Duration(v) * time.Microsecond
+		}
+	}
+	if s.OOMKills, err = g.OOMKills(); err != nil {
+		return s, err
+	}
+	if g.memPeakPath != "" {
+		if s.MemoryPeak, err = g.readCount(g.memPeakPath); err != nil {
+			return s, err
+		}
+	}
+	if g.pidPeakPath != "" {
+		if s.PIDsPeak, err = g.readCount(g.pidPeakPath); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+func (g *Group) readCount(file string) (int64, error) {
+	data, err := g.m.k.readFile(file)
+	if err != nil {
+		return 0, err
+	}
+	v, err := parseCount(data)
+	if err != nil {
+		return 0, &os.PathError{Op: "parse", Path: file, Err: err}
+	}
+	return v, nil
+}
+
+// closeFiles releases the polled files; later polls fail with ErrClosed.
+func (g *Group) closeFiles() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	for _, f := range []**os.File{&g.cpuFile, &g.oomFile} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
+}

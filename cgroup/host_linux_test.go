@@ -1,0 +1,824 @@
+package cgroup
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Tier 3: the real cgroup filesystems of this host. These tests need root;
+// they create groups only beneath this process's own groups, under the
+// subtree sandboxd-cgtest-<pid>, and remove everything they made.
+
+const helperEnv = "CGROUP_TEST_HELPER"
+
+func TestMain(m *testing.M) {
+	if what := os.Getenv(helperEnv); what != "" {
+		os.Exit(runHelper(what))
+	}
+	// Orphans of killed test programs (a shell's background children) are
+	// reparented to us, so the tests can reap every process they caused.
+	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	os.Exit(m.Run())
+}
+
+// runHelper is the test binary re-executed as a sandboxed program: it joins
+// its groups the way sandboxd's programs do, writing "0" to each inherited
+// cgroup.procs file (fds 3...), then does its job.
+func runHelper(what string) int {
+	n, _ := strconv.Atoi(os.Getenv("CGROUP_TEST_JOIN"))
+	for i := 0; i < n; i++ {
+		f := os.NewFile(uintptr(3+i), "cgroup.procs")
+		if _, err := f.WriteString("0"); err != nil {
+			fmt.Fprintln(os.Stderr, "join:", err)
+			return 3
+		}
+		f.Close()
+	}
+	switch what {
+	case "spin":
+		for x := 0; ; x++ {
+			_ = x * x
+		}
+	case "hog":
+		var keep [][]byte
+		for i := 0; i < 1024; i++ {
+			b := make([]byte, 1<<20)
+			for j := 0; j < len(b); j += 4096 {
+				b[j] = 1
+			}
+			keep = append(keep, b)
+		}
+		fmt.Println("hog survived with", len(keep), "MiB")
+		return 4
+	case "sleep":
+		time.Sleep(time.Minute)
+	}
+	return 0
+}
+
+func hostSubtree() string { return fmt.Sprintf("sandboxd-cgtest-%d", os.Getpid()) }
+
+// hostManager opens the host's cgroups for a test and, when it ends,
+// removes every group the test left and the subtree itself.
+func hostManager(tb testing.TB, cfg Config) *Manager {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root: creates cgroups on the host")
+	}
+	cfg.Subtree = hostSubtree()
+	m, err := Open(cfg)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { cleanupHost(tb, m) })
+	return m
+}
+
+func cleanupHost(tb testing.TB, m *Manager) {
+	left, err := m.Leftovers()
+	if err != nil {
+		tb.Error(err)
+	}
+	for _, n := range left {
+		tb.Errorf("test left run group %s behind", n)
+		if err := m.Remove(n); err != nil {
+			tb.Error(err)
+		}
+	}
+	if err := m.Close(); err != nil {
+		tb.Error(err)
+	}
+	for _, p := range m.Paths() {
+		if _, err := os.Lstat(p); err == nil {
+			tb.Errorf("%s still exists after Close", p)
+		}
+	}
+}
+
+// start runs a program that joins g's groups through JoinFiles; the
+// process is killed and reaped when the test ends, at the latest.
+func start(t *testing.T, g *Group, cmd *exec.Cmd) *exec.Cmd {
+	t.Helper()
+	files, err := g.JoinFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.ExtraFiles = files
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "CGROUP_TEST_JOIN="+strconv.Itoa(len(files)))
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	err = cmd.Start()
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+func helper(what string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+what)
+	return cmd
+}
+
+// joinScript is the shell's version of joining: echo 0 into fds 3...
+func joinScript(g *Group) string {
+	files, err := g.JoinFiles()
+	if err != nil {
+		panic(err)
+	}
+	var b strings.Builder
+	for i, f := range files {
+		f.Close()
+		fmt.Fprintf(&b, "echo 0 >&%d; ", 3+i)
+	}
+	return b.String()
+}
+
+// progDirs are the program leaf's directories, one per hierarchy.
+func progDirs(g *Group) []string {
+	var out []string
+	if g.prog != "" {
+		out = append(out, g.prog)
+	}
+	return append(out, g.v1...)
+}
+
+func procs(t *testing.T, dir string) []int {
+	t.Helper()
+	b, err := os.ReadFile(path.Join(dir, "cgroup.procs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		n, _ := strconv.Atoi(f)
+		out = append(out, n)
+	}
+	return out
+}
+
+// waitProcs waits until every dir holds exactly n processes.
+func waitProcs(t *testing.T, n int, dirs ...string) []int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got []int
+		ok := true
+		for _, d := range dirs {
+			p := procs(t, d)
+			if len(p) != n {
+				ok = false
+			}
+			got = p
+		}
+		if ok {
+			return got
+		}
+		if time.Now().After(deadline) {
+			for _, d := range dirs {
+				t.Errorf("%s holds %v", d, procs(t, d))
+			}
+			t.Fatalf("timed out waiting for %d processes", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func readValue(t *testing.T, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func wantValue(t *testing.T, file, want string) {
+	t.Helper()
+	if got := readValue(t, file); got != want {
+		t.Errorf("%s = %q, want %q", file, got, want)
+	}
+}
+
+// reap waits for a process that is not an exec.Cmd of ours: an orphan
+// reparented to this subreaper. Reparenting may trail the kill a little.
+func reap(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.ECHILD) && time.Now().Before(deadline):
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		t.Errorf("reap %d: %v", pid, err)
+		return
+	}
+}
+
+func wantKilled(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	err := cmd.Wait()
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("%s ended with %v, want SIGKILL", cmd.Path, err)
+	}
+}
+
+func wantGone(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if _, err := os.Lstat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still exists (%v)", d, err)
+		}
+	}
+}
+
+// cgroupOf returns pid's path in the hierarchy whose /proc/pid/cgroup
+// controller field is ctrls ("" for cgroup2).
+func cgroupOf(t *testing.T, pid int, ctrls string) string {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) == 3 && parts[1] == ctrls {
+			return parts[2]
+		}
+	}
+	t.Fatalf("pid %d has no %q line in /proc/%d/cgroup", pid, ctrls, pid)
+	return ""
+}
+
+func TestHostOpen(t *testing.T) {
+	m := hostManager(t, Config{})
+	f := m.Features()
+	t.Logf("mode %s, controllers %v, features %+v", m.Mode(), m.Controllers(), f)
+	for k, p := range m.Paths() {
+		t.Logf("  %s: %s", k, p)
+		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+			t.Errorf("subtree %s: %v", p, err)
+		}
+	}
+	rel := hostKernel{}.release()
+	if m.Mode() != ModeV1 {
+		if f.CgroupKill != kernelAtLeast(rel, 5, 14) {
+			t.Errorf("CgroupKill = %v on kernel %s", f.CgroupKill, rel)
+		}
+		if !f.CloneIntoCgroup {
+			t.Errorf("CloneIntoCgroup = false with a cgroup2 mount on kernel %s", rel)
+		}
+	}
+	if m.Mode() == ModeV2 && f.MemoryPeak != kernelAtLeast(rel, 5, 19) {
+		t.Errorf("MemoryPeak = %v on kernel %s", f.MemoryPeak, rel)
+	}
+	if m.Mode() != ModeV2 && !f.MemoryPeak {
+		t.Error("v1 memory.max_usage_in_bytes not found")
+	}
+	for _, c := range []string{"memory", "pids"} {
+		if !slices.Contains(m.Controllers(), c) {
+			t.Errorf("controller %s missing from %v", c, m.Controllers())
+		}
+	}
+}
+
+func TestHostRunLifecycle(t *testing.T) {
+	m := hostManager(t, Config{})
+	g, err := m.Create("r1", Limits{MemoryBytes: 64 << 20, PIDs: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Destroy()
+
+	// The limits, as the kernel shows them.
+	switch m.Mode() {
+	case ModeV2:
+		wantValue(t, g.prog+"/memory.max", "67108864")
+		wantValue(t, g.prog+"/pids.max", "16")
+		if m.Features().SwapLimit {
+			wantValue(t, g.prog+"/memory.swap.max", "0")
+		}
+		if m.Features().OOMGroup {
+			wantValue(t, g.prog+"/memory.oom.group", "1")
+		}
+		for _, c := range []string{"memory", "pids"} {
+			if !strings.Contains(readValue(t, g.unified+"/cgroup.subtree_control"), c) {
+				t.Errorf("%s not enabled for the run's leaves", c)
+			}
+		}
+	default:
+		wantValue(t, g.memDir+"/memory.limit_in_bytes", "67108864")
+		if m.Features().SwapLimit {
+			wantValue(t, g.memDir+"/memory.memsw.limit_in_bytes", "67108864")
+		}
+		wantValue(t, g.memDir+"/memory.swappiness", "0")
+		wantValue(t, g.pidsDir+"/pids.max", "16")
+	}
+
+	// The supervisor goes into the init leaf at clone time.
+	var sup *exec.Cmd
+	dir, err := g.SupervisorDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir != nil {
+		sup = exec.Command("sleep", "60")
+		sup.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+		if err := sup.Start(); err != nil {
+			t.Fatalf("clone into %s: %v", dir.Name(), err)
+		}
+		dir.Close()
+		t.Cleanup(func() {
+			if sup.ProcessState == nil {
+				_ = sup.Process.Kill()
+				_ = sup.Wait()
+			}
+		})
+		if got := cgroupOf(t, sup.Process.Pid, ""); !strings.HasSuffix(got, "/"+hostSubtree()+"/r1/init") {
+			t.Errorf("supervisor is in %s, want .../r1/init", got)
+		}
+		if got := procs(t, g.unified+"/init"); !slices.Equal(got, []int{sup.Process.Pid}) {
+			t.Errorf("init leaf holds %v", got)
+		}
+	}
+
+	// The program joins by itself and forks a second process.
+	prog := start(t, g, exec.Command("sh", "-c", joinScript(g)+"sleep 60 & exec sleep 60"))
+	pids := waitProcs(t, 2, progDirs(g)...)
+	if !slices.Contains(pids, prog.Process.Pid) {
+		t.Errorf("program %d not among %v", prog.Process.Pid, pids)
+	}
+	if m.Mode() != ModeV2 {
+		if got := cgroupOf(t, prog.Process.Pid, "memory"); !strings.HasSuffix(got, "/"+hostSubtree()+"/r1") {
+			t.Errorf("program's memory cgroup is %s", got)
+		}
+	}
+
+	t0 := time.Now()
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Kill of 3 processes took %v", time.Since(t0))
+	for _, d := range append(progDirs(g), g.dirs()...) {
+		if p := procs(t, d); len(p) != 0 {
+			t.Errorf("%s still holds %v after Kill", d, p)
+		}
+	}
+	wantKilled(t, prog)
+	if sup != nil {
+		wantKilled(t, sup)
+	}
+	for _, p := range pids {
+		if p != prog.Process.Pid {
+			reap(t, p)
+		}
+	}
+	if _, err := g.Stats(); err != nil {
+		t.Errorf("Stats after Kill: %v", err)
+	}
+
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	wantGone(t, g.dirs()...)
+	if err := g.Destroy(); err != nil {
+		t.Errorf("second Destroy: %v", err)
+	}
+}
+
+func TestHostCPUUsage(t *testing.T) {
+	m := hostManager(t, Config{})
+	g, err := m.Create("cpu", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Destroy()
+	if n := testing.AllocsPerRun(50, func() { _, _ = g.CPUUsage() }); n != 0 && !raceEnabled {
+		t.Errorf("CPUUsage allocates %v times per call", n)
+	}
+	spin := start(t, g, helper("spin"))
+	waitProcs(t, 1, progDirs(g)...)
+	c0, err := g.CPUUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	c1, err := g.CPUUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("CPU used in 300ms of wall time: %v", c1-c0)
+	if c1-c0 < 150*time.Millisecond {
+		t.Errorf("CPUUsage grew by %v in 300ms of spinning", c1-c0)
+	}
+	st, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CPU < c1 || st.User <= 0 || st.User > st.CPU+time.Millisecond {
+		t.Errorf("stats %+v do not fit CPUUsage %v", st, c1)
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wantKilled(t, spin)
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHostOOMKill(t *testing.T) {
+	m := hostManager(t, Config{})
+	const limit = 32 << 20
+	g, err := m.Create("oom", Limits{MemoryBytes: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Destroy()
+	hog := start(t, g, helper("hog"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wantKilled(t, hog)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the memory hog was not OOM-killed within 30s")
+	}
+	n, err := g.OOMKills()
+	if err != nil || n < 1 {
+		t.Errorf("OOMKills = %d, %v; want >= 1", n, err)
+	}
+	st, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stats after the OOM kill: %+v", st)
+	if st.OOMKills != n {
+		t.Errorf("Stats.OOMKills = %d, OOMKills() = %d", st.OOMKills, n)
+	}
+	if !m.Features().MemoryPeak {
+		t.Logf("kernel has no memory peak file; MemoryPeak not checked")
+	} else if st.MemoryPeak < limit*3/4 || st.MemoryPeak > limit {
+		t.Errorf("MemoryPeak = %d, want near the %d limit", st.MemoryPeak, limit)
+	}
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHostPIDsLimit(t *testing.T) {
+	m := hostManager(t, Config{})
+	g, err := m.Create("pids", Limits{PIDs: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Destroy()
+	// The shell forks until the limit stops it (dash then gives up and
+	// exits); its children stay behind in the group.
+	sh := exec.Command("sh", "-c", joinScript(g)+
+		"i=0; while [ $i -lt 30 ]; do sleep 60 & i=$((i+1)); done; exec sleep 60")
+	var shErr strings.Builder
+	sh.Stderr = &shErr
+	start(t, g, sh)
+	var pids []int
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Settled: the events file counts a refusal and the shell is done
+		// forking (exited, or exec'd sleep).
+		pidsDir := g.pidsDir
+		if pidsDir == "" {
+			pidsDir = g.prog
+		}
+		events, _ := os.ReadFile(pidsDir + "/pids.events")
+		refused, _ := keyedValue(events, "max")
+		pids = procs(t, pidsDir)
+		if refused > 0 && len(pids) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fork loop not stopped: %d processes, pids.events %q", len(pids), events)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // let the shell finish reacting
+	pids = procs(t, progDirs(g)[0])
+	if len(pids) > 8 {
+		t.Errorf("%d processes under a limit of 8", len(pids))
+	}
+	st, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d processes in the group; stats %+v", len(pids), st)
+	if m.Features().PIDsPeak && (st.PIDsPeak > 8 || st.PIDsPeak < 2) {
+		t.Errorf("PIDsPeak = %d, want 2..8", st.PIDsPeak)
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = sh.Wait()
+	t.Logf("the shell said: %s", strings.TrimSpace(shErr.String()))
+	for _, p := range pids {
+		if p != sh.Process.Pid {
+			reap(t, p)
+		}
+	}
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHostKillWithoutCgroupKill(t *testing.T) {
+	m := hostManager(t, Config{})
+	if m.unified == nil {
+		t.Skip("pure v1 host: the freezer path is TestHostPureV1View's")
+	}
+	if !m.hasFreeze {
+		t.Skip("kernel lacks cgroup.freeze (Linux < 5.2)")
+	}
+	// Take the path of kernels before 5.14: freeze, signal, thaw.
+	m.features.CgroupKill = false
+	g, err := m.Create("nokill", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Destroy()
+	prog := start(t, g, exec.Command("sh", "-c", joinScript(g)+"sleep 60 & sleep 60 & exec sleep 60"))
+	pids := waitProcs(t, 3, progDirs(g)...)
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, g.unified+"/cgroup.freeze", "0")
+	wantKilled(t, prog)
+	for _, p := range pids {
+		if p != prog.Process.Pid {
+			reap(t, p)
+		}
+	}
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeMountInfo copies this process's mountinfo minus the lines keep
+// rejects, to look at the host's real hierarchies through another mode.
+func writeMountInfo(t *testing.T, keep func(line string) bool) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if keep(l) {
+			kept = append(kept, l)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "mountinfo")
+	if err := os.WriteFile(p, []byte(strings.Join(kept, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestHostPureV1View(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates cgroups on the host")
+	}
+	// Hide the cgroup2 mount: this hybrid host's v1 hierarchies are then a
+	// pure v1 host, and Kill has to use the real v1 freezer.
+	mi := writeMountInfo(t, func(l string) bool { return !strings.Contains(l, " - cgroup2 ") })
+	if lay, err := detectLayout(mustParse(t, mi), defaultRoot); err != nil || lay.mode != ModeV1 {
+		t.Skipf("host has no v1 hierarchies to look at (%v)", err)
+	}
+	m := hostManager(t, Config{MountInfo: mi})
+	if m.Mode() != ModeV1 {
+		t.Fatalf("mode = %s", m.Mode())
+	}
+	wantStrings(t, "Controllers", m.Controllers(), []string{"cpuacct", "freezer", "memory", "pids"})
+	g, err := m.Create("v1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Destroy()
+	if d, err := g.SupervisorDir(); d != nil || err != nil {
+		t.Errorf("SupervisorDir = %v, %v", d, err)
+	}
+	prog := start(t, g, exec.Command("sh", "-c", joinScript(g)+"sleep 60 & exec sleep 60"))
+	pids := waitProcs(t, 2, progDirs(g)...)
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wantValue(t, g.frzDir+"/freezer.state", "THAWED")
+	wantKilled(t, prog)
+	for _, p := range pids {
+		if p != prog.Process.Pid {
+			reap(t, p)
+		}
+	}
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	wantGone(t, g.dirs()...)
+}
+
+func mustParse(t *testing.T, file string) []mountEntry {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := parseMountInfo(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestHostUnifiedWithoutControllers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	m := hostManager(t, Config{})
+	if m.Mode() != ModeHybrid {
+		t.Skipf("host is %s; this looks at a hybrid host's controller-less cgroup2 mount", m.Mode())
+	}
+	// Seen alone, the unified mount is a v2 host without memory and pids:
+	// Open must say so and touch nothing (our own group there is the root).
+	point := path.Dir(m.unified.dir)
+	mi := writeMountInfo(t, func(l string) bool { return strings.Contains(l, " - cgroup2 ") })
+	_, err := Open(Config{Root: point, MountInfo: mi, Subtree: hostSubtree() + "-v2"})
+	if err == nil || !strings.Contains(err.Error(), "controllers memory, pids are not available") {
+		t.Errorf("Open = %v", err)
+	}
+	wantGone(t, path.Join(point, hostSubtree()+"-v2"))
+}
+
+func TestHostLeftoversAndRemove(t *testing.T) {
+	m := hostManager(t, Config{})
+	a, err := m.Create("a", Limits{PIDs: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create("b", Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	sleeper := start(t, a, exec.Command("sh", "-c", joinScript(a)+"exec sleep 60"))
+	waitProcs(t, 1, progDirs(a)...)
+
+	// A restarted daemon finds both and reclaims them.
+	m2, err := Open(Config{Subtree: hostSubtree()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := m2.Leftovers()
+	if err != nil || !slices.Equal(left, []string{"a", "b"}) {
+		t.Fatalf("Leftovers = %v, %v", left, err)
+	}
+	for _, n := range left {
+		if err := m2.Remove(n); err != nil {
+			t.Fatal(err)
+		}
+		if err := m2.Remove(n); err != nil {
+			t.Errorf("second Remove(%s): %v", n, err)
+		}
+	}
+	wantKilled(t, sleeper)
+	if left, _ := m2.Leftovers(); len(left) != 0 {
+		t.Errorf("Leftovers after Remove = %v", left)
+	}
+}
+
+func TestHostDestroyBeforeReap(t *testing.T) {
+	// The daemon may tear a run down before it has reaped the run's
+	// processes: zombies must not keep the groups busy.
+	m := hostManager(t, Config{})
+	g, err := m.Create("zombie", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, g, exec.Command("sh", "-c", joinScript(g)+"exec sleep 60"))
+	waitProcs(t, 1, progDirs(g)...)
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	wantGone(t, g.dirs()...)
+	wantKilled(t, p)
+}
+
+func TestHostErrorNamesFile(t *testing.T) {
+	m := hostManager(t, Config{})
+	// The kernel refuses pids.max above 4194304 (PID_MAX_LIMIT).
+	_, err := m.Create("bad", Limits{PIDs: 1 << 40})
+	var file string
+	if m.Mode() == ModeV2 {
+		file = path.Join(m.Paths()["unified"], "bad", "prog", "pids.max")
+	} else {
+		file = path.Join(m.pids.dir, "bad", "pids.max")
+	}
+	want := "cgroup: create bad: write " + file + ": invalid argument"
+	if err == nil || err.Error() != want || !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("Create = %v\nwant %s", err, want)
+	}
+	if left, _ := m.Leftovers(); len(left) != 0 {
+		t.Errorf("failed Create left %v", left)
+	}
+}
+
+func BenchmarkCreateDestroy(b *testing.B) {
+	m := hostManager(b, Config{})
+	lim := Limits{MemoryBytes: 256 << 20, PIDs: 64}
+	for i := 0; b.Loop(); i++ {
+		g, err := m.Create("bench"+strconv.Itoa(i), lim)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := g.Destroy(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCreate(b *testing.B) {
+	m := hostManager(b, Config{})
+	lim := Limits{MemoryBytes: 256 << 20, PIDs: 64}
+	var groups []*Group
+	b.Cleanup(func() {
+		for _, g := range groups {
+			_ = g.Destroy()
+		}
+	})
+	for i := 0; b.Loop(); i++ {
+		g, err := m.Create("bench"+strconv.Itoa(i), lim)
+		if err != nil {
+			b.Fatal(err)
+		}
+		groups = append(groups, g)
+	}
+}
+
+func BenchmarkCPUUsage(b *testing.B) {
+	m := hostManager(b, Config{})
+	g, err := m.Create("poll", Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = g.Destroy() })
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := g.CPUUsage(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkKillEmpty(b *testing.B) {
+	m := hostManager(b, Config{})
+	g, err := m.Create("kill", Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = g.Destroy() })
+	for b.Loop() {
+		if err := g.Kill(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

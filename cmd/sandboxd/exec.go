@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/daemon"
+)
+
+// envFlags collects repeated --env K=V.
+type envFlags map[string]string
+
+func (e envFlags) String() string { return "" }
+func (e envFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not K=V", v)
+	}
+	e[k] = val
+	return nil
+}
+
+// limitFlags maps each limit to its flag name.
+var limitFlags = map[string]string{
+	"cpu_time_ms": "cpu-time-ms", "wall_time_ms": "wall-time-ms", "memory_bytes": "memory-bytes",
+	"pids": "pids", "output_bytes": "output-bytes", "file_size_bytes": "file-size-bytes",
+	"open_files": "open-files", "stack_bytes": "stack-bytes",
+}
+
+func execMain(args []string) int {
+	fs := flag.NewFlagSet("sandboxd exec", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: sandboxd exec [flags] -- ARGV...\n\nRuns ARGV once in a fresh sandbox and prints its result as one JSON object.\nExit status 0 whenever a result was produced; 1 if the sandbox failed; 2 for bad usage.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	var lim api.Limits
+	fs.Int64Var(&lim.CPUTimeMS, "cpu-time-ms", 0, "CPU time limit in ms, all processes and threads together (default: the profile's, 10000)")
+	fs.Int64Var(&lim.WallTimeMS, "wall-time-ms", 0, "wall-clock limit in ms (default 20000)")
+	fs.Int64Var(&lim.MemoryBytes, "memory-bytes", 0, "memory limit in bytes, swap off (default 536870912)")
+	fs.Int64Var(&lim.PIDs, "pids", 0, "most processes and threads at once (default 64)")
+	fs.Int64Var(&lim.OutputBytes, "output-bytes", 0, "cap on stdout and on stderr, each (default 1048576)")
+	fs.Int64Var(&lim.FileSizeBytes, "file-size-bytes", 0, "largest file the program may write (default 16777216)")
+	fs.Int64Var(&lim.OpenFiles, "open-files", 0, "most open file descriptors (default 256)")
+	fs.Int64Var(&lim.StackBytes, "stack-bytes", 0, "stack size limit in bytes (default 67108864)")
+	stdinPath := fs.String("stdin", "", "file to give the program as standard input (default: empty)")
+	workdir := fs.String("workdir", "", "host directory bound read-write as the working directory (default: a fresh private tmpfs)")
+	env := envFlags{}
+	fs.Var(env, "env", "K=V set in the program's environment (repeatable)")
+	stateDir := fs.String("state-dir", "/run/sandboxd", "where the engine keeps its host state")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		fmt.Fprintln(os.Stderr, "sandboxd exec: no command given (usage: sandboxd exec [flags] -- ARGV...)")
+		return 2
+	}
+	// A limit given as 0 is an error, not "the default".
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		for _, lf := range api.LimitFields {
+			if limitFlags[lf.JSON] == f.Name && *lf.Get(&lim) == 0 && bad == nil {
+				bad = fmt.Errorf("--%s: must be positive, got 0", f.Name)
+			}
+		}
+	})
+	profile := daemon.DefaultProfile()
+	if bad == nil {
+		bad = lim.Validate(profile.Max, func(field string) string { return "--" + limitFlags[field] })
+	}
+	if bad == nil {
+		bad = daemon.ValidateEnv(env, "--env")
+	}
+	if bad != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd exec:", bad)
+		return 2
+	}
+
+	req := &daemon.StepRequest{Argv: argv, Env: env, Limits: lim}
+	if *stdinPath != "" {
+		f, err := os.Open(*stdinPath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sandboxd exec: --stdin:", err)
+			return 2
+		}
+		defer f.Close()
+		req.Stdin = f
+	}
+	if *workdir != "" {
+		fi, err := os.Stat(*workdir)
+		if err != nil || !fi.IsDir() {
+			fmt.Fprintf(os.Stderr, "sandboxd exec: --workdir: %s is not a directory\n", *workdir)
+			return 2
+		}
+	}
+
+	eng, err := daemon.NewEngine(daemon.EngineConfig{
+		StateDir:  *stateDir,
+		RunPrefix: fmt.Sprintf("exec-%d-", os.Getpid()),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd exec:", err)
+		return 1
+	}
+	if *workdir != "" {
+		id, err := eng.AcquireID()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sandboxd exec:", err)
+			return 1
+		}
+		defer eng.ReleaseID(id)
+		giveBack, err := daemon.LendWorkdir(*workdir, id)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sandboxd exec: --workdir:", err)
+			return 1
+		}
+		defer func() {
+			if err := giveBack(); err != nil {
+				fmt.Fprintln(os.Stderr, "sandboxd exec: --workdir:", err)
+			}
+		}()
+		req.HostID = id
+		req.Workdir = *workdir
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	res, err := eng.RunStep(ctx, req)
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(res)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd exec: the sandbox failed:", err)
+		return 1
+	}
+	return 0
+}

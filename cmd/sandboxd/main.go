@@ -1,0 +1,46 @@
+// Command sandboxd is the sandbox daemon. Its subcommands:
+//
+//	sandboxd exec [flags] -- ARGV...   run one command in a sandbox, print its result
+//
+// The same binary, re-executed, is the init inside every sandbox.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/sandboxd/sandboxd/nsjail"
+)
+
+const usage = `usage: sandboxd COMMAND [flags]
+
+commands:
+  exec [flags] -- ARGV...   run ARGV once in a sandbox and print its result as JSON
+  version                   print the version
+
+Run "sandboxd exec -h" for the flags of exec.
+`
+
+// version is set at build time.
+var version = "dev"
+
+func main() {
+	if nsjail.IsInit() {
+		nsjail.Init()
+	}
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "exec":
+		os.Exit(execMain(os.Args[2:]))
+	case "version", "--version":
+		fmt.Println("sandboxd", version)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "sandboxd: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}

@@ -1,0 +1,353 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/cgroup"
+	"github.com/sandboxd/sandboxd/nsjail"
+	"github.com/sandboxd/sandboxd/seccomp"
+)
+
+// StepRequest is one command to run. Limits must have passed Validate
+// against the profile's maximum; unset ones take the profile's defaults.
+type StepRequest struct {
+	Argv   []string
+	Env    map[string]string
+	Limits api.Limits
+	// Stdin is the program's standard input. Nil is /dev/null.
+	Stdin *os.File
+	// Workdir is a host directory bound read-write as the working
+	// directory; it must be writable by HostID. Empty: a fresh tmpfs of
+	// WorkspaceBytes (0: the profile's).
+	Workdir        string
+	WorkspaceBytes int64
+	// HostID is the host uid and gid to run as, from AcquireID. Zero: the
+	// step takes one of its own and gives it back at the end.
+	HostID uint32
+	// OnOutput, if set, sees the program's output as it comes (stream 1 is
+	// stdout, 2 is stderr), up to the output limit. It must not block long.
+	OnOutput func(stream int, data []byte)
+}
+
+// killWait bounds how long the end of a killed program may take to be
+// reported by its init before the init itself is killed.
+const killWait = 2 * time.Second
+
+// RunStep runs one step to its end and judges it. The error is non-nil
+// only when the sandbox itself failed; the result then says
+// internal_error with the same message. Nothing of the step is left when
+// it returns: no process, cgroup or mount.
+func (e *Engine) RunStep(ctx context.Context, req *StepRequest) (api.StepResult, error) {
+	lim := req.Limits.WithDefaults(e.profile.Defaults)
+	res, err := e.runStep(ctx, req, lim)
+	if err != nil {
+		res.Verdict = api.VerdictInternalError
+		res.Message = err.Error()
+	}
+	return res, err
+}
+
+func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) (api.StepResult, error) {
+	var res api.StepResult
+	hostID := req.HostID
+	if hostID == 0 {
+		id, err := e.ids.acquire()
+		if err != nil {
+			return res, err
+		}
+		defer e.ids.release(id)
+		hostID = id
+	}
+	name := fmt.Sprintf("%s%d", e.prefix, e.seq.Add(1))
+	grp, err := e.cgroups.Create(name, cgroup.Limits{MemoryBytes: lim.MemoryBytes, PIDs: lim.PIDs})
+	if err != nil {
+		return res, fmt.Errorf("create cgroup: %w", err)
+	}
+	defer grp.Destroy()
+	join, err := grp.JoinFiles()
+	if err != nil {
+		return res, fmt.Errorf("cgroup join files: %w", err)
+	}
+	defer closeAll(join)
+	supervisor, err := grp.SupervisorDir()
+	if err != nil {
+		return res, fmt.Errorf("cgroup supervisor dir: %w", err)
+	}
+	if supervisor != nil {
+		defer supervisor.Close()
+	}
+
+	stdin := req.Stdin
+	if stdin == nil {
+		if stdin, err = os.Open(os.DevNull); err != nil {
+			return res, err
+		}
+		defer stdin.Close()
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return res, err
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return res, err
+	}
+	defer errR.Close()
+
+	var workdir *os.File
+	if req.Workdir != "" {
+		if workdir, err = os.OpenFile(req.Workdir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			outW.Close()
+			errW.Close()
+			return res, fmt.Errorf("workdir: %w", err)
+		}
+		defer workdir.Close()
+	}
+	spec := e.spec(req, lim, hostID)
+	proc, err := nsjail.Start(spec, nsjail.Files{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir, Join: join, Supervisor: supervisor})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		return res, err
+	}
+
+	w := &watcher{
+		engine: e, grp: grp, proc: proc, lim: lim,
+		overflow: make(chan struct{}, 2),
+	}
+	var readers sync.WaitGroup
+	stdout := &capture{limit: lim.OutputBytes, stream: 1, onOutput: req.OnOutput, overflow: w.overflow}
+	stderr := &capture{limit: lim.OutputBytes, stream: 2, onOutput: req.OnOutput, overflow: w.overflow}
+	readers.Add(2)
+	go func() { defer readers.Done(); stdout.drain(outR) }()
+	go func() { defer readers.Done(); stderr.drain(errR) }()
+
+	facts := w.watch(ctx)
+
+	// The program has ended, or the sandbox failed: kill whatever is left,
+	// then let the pipes run dry.
+	if err := grp.Kill(); err != nil && facts.setupErr == nil {
+		facts.setupErr = fmt.Errorf("kill the step's processes: %w", err)
+	}
+	proc.Kill()
+	<-proc.Done()
+	readers.Wait()
+
+	stats, err := grp.Stats()
+	if err != nil && facts.setupErr == nil {
+		facts.setupErr = fmt.Errorf("cgroup statistics: %w", err)
+	}
+	facts.cpu = stats.CPU
+	facts.cpuLimit = time.Duration(lim.CPUTimeMS) * time.Millisecond
+	facts.oomKills = stats.OOMKills
+
+	res.Verdict, res.Message = decide(facts)
+	res.ExitCode = facts.exitCode
+	if facts.signal != 0 {
+		res.Signal = unix.SignalName(unix.Signal(facts.signal))
+	}
+	res.Stdout, res.StdoutTruncated = string(stdout.buf), stdout.truncated
+	res.Stderr, res.StderrTruncated = string(stderr.buf), stderr.truncated
+	res.CPUTimeMS = ms(stats.CPU)
+	res.UserTimeMS = ms(stats.User)
+	res.SysTimeMS = ms(stats.System)
+	res.WallTimeMS = ms(w.exit.Wall)
+	res.MemoryPeakBytes = stats.MemoryPeak
+	res.MaxRSSBytes = w.exit.MaxRSS
+	res.PIDsPeak = stats.PIDsPeak
+	if res.Verdict == api.VerdictInternalError {
+		return res, errors.New(res.Message)
+	}
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+// spec turns a request into the jail's plain-data spec.
+func (e *Engine) spec(req *StepRequest, lim api.Limits, hostID uint32) *nsjail.Spec {
+	p := &e.profile
+	mounts := make([]nsjail.Mount, 0, len(p.Binds))
+	for _, b := range p.Binds {
+		mounts = append(mounts, nsjail.Mount{Kind: nsjail.MountBind, Source: b, Target: b, Optional: true})
+	}
+	wsBytes := req.WorkspaceBytes
+	if wsBytes == 0 {
+		wsBytes = p.WorkspaceBytes
+	}
+	// RLIMIT_CPU is a backstop only: the cgroup budget below is exact and
+	// acts first.
+	cpuSeconds := uint64((lim.CPUTimeMS+999)/1000) + 1
+	return &nsjail.Spec{
+		Argv:           req.Argv,
+		Env:            p.environ(req.Env),
+		HostUID:        hostID,
+		HostGID:        hostID,
+		RootDir:        e.rootDir,
+		Mounts:         mounts,
+		Files:          etcFiles("sandbox"),
+		WorkspaceBytes: wsBytes,
+		TmpBytes:       p.TmpBytes,
+		Rlimits: []nsjail.Rlimit{
+			{Resource: unix.RLIMIT_NOFILE, Value: uint64(lim.OpenFiles)},
+			{Resource: unix.RLIMIT_FSIZE, Value: uint64(lim.FileSizeBytes)},
+			{Resource: unix.RLIMIT_STACK, Value: uint64(lim.StackBytes)},
+			{Resource: unix.RLIMIT_CPU, Value: cpuSeconds},
+		},
+		Seccomp: e.filter,
+	}
+}
+
+// watcher follows one running step: the init's reports, the wall clock,
+// the CPU budget, the memory limit and the output caps.
+type watcher struct {
+	engine   *Engine
+	grp      *cgroup.Group
+	proc     *nsjail.Process
+	lim      api.Limits
+	overflow chan struct{}
+
+	exit nsjail.Exit
+}
+
+// Polling bounds for the CPU budget: the next look comes when the budget
+// could first run out with every CPU busy, but never later than
+// maxCPUPoll (which also bounds how late an OOM kill of a child is seen)
+// nor sooner than minCPUPoll.
+const (
+	minCPUPoll = 500 * time.Microsecond
+	maxCPUPoll = 50 * time.Millisecond
+)
+
+func (w *watcher) watch(ctx context.Context) stepFacts {
+	var f stepFacts
+	cpuLimit := time.Duration(w.lim.CPUTimeMS) * time.Millisecond
+	wall := time.Duration(w.lim.WallTimeMS) * time.Millisecond
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	var wallC <-chan time.Time
+	// Until the program exec'ed, the wall limit bounds the setup too.
+	setupTimer := time.NewTimer(wall + killWait)
+	defer setupTimer.Stop()
+	var deadline <-chan time.Time // after a kill: how long the init may take to report
+
+	kill := func(c killCause) {
+		if f.cause == causeNone {
+			f.cause = c
+		}
+		if deadline == nil {
+			w.grp.KillProgram()
+			deadline = time.After(killWait)
+		}
+	}
+	for {
+		select {
+		case ev, ok := <-w.proc.Events():
+			if !ok {
+				if !f.exited && f.setupErr == nil && f.execErr == nil {
+					f.setupErr = errors.New("the sandbox init ended without a report")
+				}
+				return f
+			}
+			switch ev.Kind {
+			case nsjail.Started:
+				t := time.NewTimer(wall)
+				defer t.Stop()
+				wallC = t.C
+				setupTimer.Stop()
+			case nsjail.Blocked:
+				if f.cause == causeNone {
+					f.cause = causeBlocked
+					f.blocked = seccomp.SyscallName(ev.Arch, ev.Nr)
+				}
+				kill(causeBlocked)
+			case nsjail.Exited:
+				f.exited = true
+				f.exitCode, f.signal = ev.Exit.Code, ev.Exit.Signal
+				w.exit = ev.Exit
+				return f
+			case nsjail.Failed:
+				var ee *nsjail.ExecError
+				if errors.As(ev.Err, &ee) {
+					f.execErr = ee
+				} else if f.cause == causeNone {
+					f.setupErr = ev.Err
+				}
+				return f
+			}
+		case <-wallC:
+			kill(causeWall)
+		case <-setupTimer.C:
+			f.setupErr = errors.New("the sandbox did not start the program in time")
+			w.proc.Kill()
+		case <-w.overflow:
+			kill(causeOutput)
+		case <-ctx.Done():
+			kill(causeCancelled)
+		case <-deadline:
+			// The init did not report the end of a killed program: end it.
+			w.proc.Kill()
+		case <-poll.C:
+			used, err := w.grp.CPUUsage()
+			if err == nil && used >= cpuLimit {
+				kill(causeCPU)
+				continue
+			}
+			if n, err := w.grp.OOMKills(); err == nil && n > 0 {
+				kill(causeMemory)
+				continue
+			}
+			next := (cpuLimit - used) / time.Duration(w.engine.ncpu)
+			poll.Reset(min(max(next, minCPUPoll), maxCPUPoll))
+		}
+	}
+}
+
+// capture reads one output stream, keeping at most limit bytes. Past the
+// limit it signals overflow once and goes on reading (and dropping) until
+// every writer is gone.
+type capture struct {
+	limit     int64
+	stream    int
+	onOutput  func(int, []byte)
+	overflow  chan<- struct{}
+	buf       []byte
+	truncated bool
+}
+
+func (c *capture) drain(r *os.File) {
+	chunk := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(chunk)
+		if n > 0 && !c.truncated {
+			keep := n
+			if room := c.limit - int64(len(c.buf)); int64(n) > room {
+				keep = int(room)
+				c.truncated = true
+				c.overflow <- struct{}{}
+			}
+			c.buf = append(c.buf, chunk[:keep]...)
+			if c.onOutput != nil && keep > 0 {
+				c.onOutput(c.stream, chunk[:keep])
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}

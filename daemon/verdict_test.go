@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+func TestDecide(t *testing.T) {
+	sec := time.Second
+	for _, tc := range []struct {
+		name string
+		f    stepFacts
+		want api.Verdict
+	}{
+		{"clean exit", stepFacts{exited: true}, api.VerdictOK},
+		{"exit 3", stepFacts{exited: true, exitCode: 3}, api.VerdictNonzeroExit},
+		{"segv", stepFacts{exited: true, signal: 11}, api.VerdictSignaled},
+		{"abort", stepFacts{exited: true, signal: 6}, api.VerdictSignaled},
+		{"cpu budget killed it", stepFacts{exited: true, signal: 9, cause: causeCPU, cpu: sec, cpuLimit: sec}, api.VerdictCPUTimeLimit},
+		{"finished just past the cpu limit", stepFacts{exited: true, cpu: sec + time.Millisecond, cpuLimit: sec}, api.VerdictCPUTimeLimit},
+		{"finished at the cpu limit", stepFacts{exited: true, cpu: sec, cpuLimit: sec}, api.VerdictOK},
+		{"rlimit cpu backstop", stepFacts{exited: true, signal: sigXCPU}, api.VerdictCPUTimeLimit},
+		{"wall", stepFacts{exited: true, signal: 9, cause: causeWall}, api.VerdictWallTimeLimit},
+		{"oom killed main", stepFacts{exited: true, signal: 9, oomKills: 1}, api.VerdictMemoryLimit},
+		{"oom killed a child, main slept on", stepFacts{exited: true, signal: 9, cause: causeWall, oomKills: 1}, api.VerdictMemoryLimit},
+		{"oom seen by polling", stepFacts{exited: true, signal: 9, cause: causeMemory, oomKills: 1}, api.VerdictMemoryLimit},
+		{"output cap", stepFacts{exited: true, signal: 9, cause: causeOutput}, api.VerdictOutputLimit},
+		{"file size", stepFacts{exited: true, signal: sigXFSZ}, api.VerdictOutputLimit},
+		{"blocked call", stepFacts{exited: true, signal: 9, cause: causeBlocked, blocked: "ptrace"}, api.VerdictSyscallBlocked},
+		{"blocked wins over later cpu", stepFacts{exited: true, signal: 9, cause: causeBlocked, cpu: 2 * sec, cpuLimit: sec}, api.VerdictSyscallBlocked},
+		{"cancelled", stepFacts{exited: true, signal: 9, cause: causeCancelled, oomKills: 1}, api.VerdictCancelled},
+		{"cancelled during setup", stepFacts{cause: causeCancelled, setupErr: errors.New("x")}, api.VerdictCancelled},
+		{"exec failed", stepFacts{execErr: errors.New("exec x: no such file")}, api.VerdictExecFailed},
+		{"setup failed", stepFacts{setupErr: errors.New("mount /usr: EPERM")}, api.VerdictInternalError},
+		{"end never seen", stepFacts{}, api.VerdictInternalError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := decide(tc.f)
+			if got != tc.want {
+				t.Fatalf("decide(%+v) = %s, want %s", tc.f, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDecideNamesTheBlockedCall(t *testing.T) {
+	_, msg := decide(stepFacts{exited: true, cause: causeBlocked, blocked: "bpf"})
+	if msg != "blocked system call: bpf" {
+		t.Fatalf("message %q", msg)
+	}
+}

@@ -1,0 +1,52 @@
+// Package nsjail runs one command in fresh Linux namespaces: the namespace
+// jail under every sandboxd step.
+//
+// # Contract
+//
+// Start re-executes the current binary as a small init (see Init) in new user,
+// pid, mount, network, uts and ipc namespaces. The init builds a fresh root,
+// forks the program as pid 2, supervises it, and reports what happened. The
+// package takes everything as plain data: the seccomp program is a compiled
+// []unix.SockFilter, cgroups are open files (cgroup.procs of the program's
+// groups, written by the program itself before exec, and a cgroup2 directory
+// that the init is cloned into). It never imports the cgroup or seccomp
+// packages, and it judges nothing: limits, verdicts and measurements belong
+// to the caller.
+//
+// # What it needs from the kernel
+//
+// User namespaces that root may create, CLONE_NEWPID/NS/NET/UTS/IPC, procfs
+// mountable inside a user namespace (no locked over-mounts on /proc), seccomp
+// filters with SECCOMP_FILTER_FLAG_NEW_LISTENER (5.0), close_range (5.11),
+// and clone3 CLONE_INTO_CGROUP (5.7) where a cgroup2 directory is given.
+//
+// # The order of operations
+//
+//	parent (Start)                       init (pid 1, uid 1000 in the user ns,
+//	                                           ambient SYS_ADMIN, NET_ADMIN, SETPCAP)
+//	  clone(NEWUSER|NEWPID|NEWNS|...)
+//	  [CLONE_INTO_CGROUP supervisor dir] --> read Spec from fd 3
+//	  write uid_map/gid_map (os/exec)        make "/" private; tmpfs on RootDir
+//	  write Spec as JSON to fd 3, close      binds (ro), /proc, /dev, /tmp, workspace
+//	                                         pivot_root, remount "/" read-only
+//	                                         hostname, loopback up, chdir workspace
+//	                                         fork() -- the program, pid 2:
+//	                                            join cgroups (write "0" to each fd)
+//	                                            unshare(CLONE_NEWCGROUP); setsid
+//	                                            rlimits; drop bounding, ambient,
+//	                                            all capabilities; no_new_privs
+//	                                            seccomp(NEW_LISTENER) -> send the
+//	                                            listener fd to init; execve
+//	  <-- {"kind":"started"}  ------------- exec seen (error pipe closed)
+//	  <-- {"kind":"blocked"}  ------------- a Notify rule hit: kill(-1, SIGKILL)
+//	  <-- {"kind":"exited"}   ------------- pid 2 reaped: status, rusage, wall
+//	                                         kill(-1, SIGKILL), reap all, exit
+//
+// Messages travel one JSON object a line over fd 4. A setup failure is
+// reported as {"kind":"failed"} naming the step (for example
+// "mount /usr: permission denied"), and the init exits.
+//
+// The program is never pid 1: pid 1 ignores signals it has no handler for,
+// so abort() in pid 1 would not end in SIGABRT. When the init dies, the
+// kernel kills everything left in its pid namespace.
+package nsjail

@@ -1,0 +1,46 @@
+package nsjail
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// SetupError is a failure of the sandbox itself, naming the step that
+// failed: "mount /usr: permission denied". It is never the program's fault.
+type SetupError struct {
+	Step string
+	Err  error
+}
+
+func (e *SetupError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
+// ExecError says the program could not be started: no such file, not
+// executable, bad format. It is the program's fault, not the sandbox's.
+type ExecError struct {
+	Path string
+	Err  error
+}
+
+func (e *ExecError) Error() string { return fmt.Sprintf("exec %s: %v", e.Path, e.Err) }
+func (e *ExecError) Unwrap() error { return e.Err }
+
+// isProgramExecErrno reports whether execve failing with errno is about the
+// program file rather than the sandbox.
+func isProgramExecErrno(errno syscall.Errno) bool {
+	switch errno {
+	case syscall.ENOENT, syscall.EACCES, syscall.ENOEXEC, syscall.ENOTDIR, syscall.ELOOP,
+		syscall.EISDIR, syscall.ETXTBSY, syscall.ENAMETOOLONG, syscall.E2BIG, syscall.ELIBBAD, syscall.EPERM:
+		return true
+	}
+	return false
+}
+
+func setupErr(step string, err error) error {
+	var se *SetupError
+	if errors.As(err, &se) {
+		return err
+	}
+	return &SetupError{Step: step, Err: err}
+}

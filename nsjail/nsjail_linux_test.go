@@ -1,0 +1,136 @@
+package nsjail
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	if IsInit() {
+		Init()
+	}
+	os.Exit(m.Run())
+}
+
+// testSpec is a root with what a shell needs; no seccomp, no cgroups (the
+// daemon's tests cover those together).
+func testSpec(t *testing.T, argv ...string) *Spec {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: user namespaces mapped to other host ids")
+	}
+	rootDir := t.TempDir()
+	os.Chmod(rootDir, 0o755)
+	os.Chmod(rootDir+"/..", 0o755)
+	var mounts []Mount
+	for _, p := range []string{"/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/ld.so.cache", "/etc/alternatives"} {
+		mounts = append(mounts, Mount{Kind: MountBind, Source: p, Target: p, Optional: true})
+	}
+	return &Spec{
+		Argv:           argv,
+		Env:            []string{"PATH=" + DefaultPath},
+		HostUID:        1_999_000_001,
+		HostGID:        1_999_000_001,
+		RootDir:        rootDir,
+		Mounts:         mounts,
+		Files:          map[string]string{"/etc/passwd": "sandbox:x:1000:1000::/workspace:/bin/sh\n"},
+		WorkspaceBytes: 16 << 20,
+		TmpBytes:       16 << 20,
+		AllowNoSeccomp: true,
+	}
+}
+
+type outcome struct {
+	events []Event
+	stdout string
+	stderr string
+}
+
+func run(t *testing.T, spec *Spec) outcome {
+	t.Helper()
+	outR, outW, _ := os.Pipe()
+	errR, errW, _ := os.Pipe()
+	p, err := Start(spec, Files{Stdout: outW, Stderr: errW})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	var o outcome
+	var outB, errB bytes.Buffer
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(&outB, outR); done <- struct{}{} }()
+	go func() { io.Copy(&errB, errR); done <- struct{}{} }()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case ev, ok := <-p.Events():
+			if !ok {
+				<-done
+				<-done
+				o.stdout, o.stderr = outB.String(), errB.String()
+				return o
+			}
+			o.events = append(o.events, ev)
+		case <-timeout:
+			p.Kill()
+			t.Fatal("sandbox did not end within 20 s")
+		}
+	}
+}
+
+func last(o outcome) Event { return o.events[len(o.events)-1] }
+
+func TestRunsAndReportsExit(t *testing.T) {
+	o := run(t, testSpec(t, "sh", "-c", "echo hi; echo err >&2; exit 3"))
+	ev := last(o)
+	if ev.Kind != Exited || ev.Exit.Code != 3 || ev.Exit.Signal != 0 {
+		t.Fatalf("last event %+v, want exit 3 (stderr %q)", ev, o.stderr)
+	}
+	if o.stdout != "hi\n" || o.stderr != "err\n" {
+		t.Fatalf("stdout %q stderr %q", o.stdout, o.stderr)
+	}
+	if o.events[0].Kind != Started {
+		t.Fatalf("first event %+v, want Started", o.events[0])
+	}
+}
+
+func TestIdentityInside(t *testing.T) {
+	o := run(t, testSpec(t, "sh", "-c", `id -u; cat /proc/self/uid_map; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; echo pid=$$; hostname; ls /`))
+	if k := last(o).Kind; k != Exited {
+		t.Fatalf("last event %+v stderr %q", last(o), o.stderr)
+	}
+	t.Logf("inside:\n%s", o.stdout)
+	if strings.Contains(o.stdout, "pid=1\n") {
+		t.Error("the program runs as pid 1")
+	}
+	for _, want := range []string{"1000\n", "1000 1999000001          1", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000", "CapPrm:\t0000000000000000", "NoNewPrivs:\t1", "sandbox\n"} {
+		if !strings.Contains(o.stdout, want) {
+			t.Errorf("inside output lacks %q", want)
+		}
+	}
+}
+
+func TestMissingProgram(t *testing.T) {
+	o := run(t, testSpec(t, "no-such-program"))
+	ev := last(o)
+	if _, ok := ev.Err.(*ExecError); ev.Kind != Failed || !ok {
+		t.Fatalf("last event %+v, want Failed with an ExecError", ev)
+	}
+	o = run(t, testSpec(t, "/etc/passwd"))
+	ev = last(o)
+	if _, ok := ev.Err.(*ExecError); ev.Kind != Failed || !ok {
+		t.Fatalf("last event %+v, want Failed with an ExecError", ev)
+	}
+}
+
+func TestAbortIsSIGABRT(t *testing.T) {
+	o := run(t, testSpec(t, "sh", "-c", "kill -ABRT $$"))
+	if ev := last(o); ev.Kind != Exited || ev.Exit.Signal != 6 {
+		t.Fatalf("last event %+v, want signal 6", ev)
+	}
+}

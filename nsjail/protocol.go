@@ -1,0 +1,55 @@
+package nsjail
+
+import "time"
+
+// The init's file descriptors, as Start lays them out. 0, 1 and 2 are the
+// program's stdin, stdout and stderr: the init itself never touches them.
+const (
+	fdSpec    = 3 // read: the Spec as JSON, then EOF
+	fdReport  = 4 // write: one JSON message a line
+	fdWorkdir = 5 // the host workdir (O_PATH), when there is one
+	fdJoin    = 6 // and on: cgroup.procs files the program joins
+)
+
+// messageKind names a report from the init.
+type messageKind string
+
+const (
+	msgStarted messageKind = "started" // the program exec'ed
+	msgFailed  messageKind = "failed"  // the sandbox could not be set up, or the program not started
+	msgBlocked messageKind = "blocked" // the program made a call its seccomp policy forbids
+	msgExited  messageKind = "exited"  // the program (pid 2) ended
+)
+
+// message is one line the init writes on fdReport.
+type message struct {
+	Kind messageKind `json:"kind"`
+
+	// failed
+	Step     string `json:"step,omitempty"`
+	Errno    int    `json:"errno,omitempty"`
+	Error    string `json:"error,omitempty"`
+	ExecStep bool   `json:"exec_step,omitempty"` // the failure is the program's own (execve, lookup)
+
+	// blocked
+	Nr   int32  `json:"nr,omitempty"`
+	Arch uint32 `json:"arch,omitempty"`
+	PID  uint32 `json:"pid,omitempty"` // in the sandbox's pid namespace
+
+	// exited
+	ExitCode  int   `json:"exit_code,omitempty"`
+	Signal    int   `json:"signal,omitempty"`
+	MaxRSSKiB int64 `json:"max_rss_kib,omitempty"`
+	UserNs    int64 `json:"user_ns,omitempty"`
+	SysNs     int64 `json:"sys_ns,omitempty"`
+	WallNs    int64 `json:"wall_ns,omitempty"` // exec seen to pid 2 reaped, by the init's clock
+}
+
+// Exit is how the program ended, as its init saw it.
+type Exit struct {
+	Code      int           // exit status when Signal is 0
+	Signal    int           // the signal that ended it, or 0
+	MaxRSS    int64         // bytes: the largest RSS of pid 2 and the children it waited for
+	User, Sys time.Duration // rusage of pid 2 and its waited-for children
+	Wall      time.Duration // from exec to exit
+}

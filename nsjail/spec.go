@@ -1,0 +1,153 @@
+package nsjail
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// SandboxUID and SandboxGID are the ids the program runs under inside the
+// user namespace. Each is mapped to the host id chosen per run (Spec.HostUID).
+const (
+	SandboxUID = 1000
+	SandboxGID = 1000
+)
+
+// WorkspaceDir is the program's working directory inside the sandbox.
+const WorkspaceDir = "/workspace"
+
+// MountKind says what a Mount puts at its target.
+type MountKind string
+
+const (
+	// MountBind binds a host path (file or directory). A host symlink is
+	// recreated as the same symlink, never followed.
+	MountBind MountKind = "bind"
+	// MountTmpfs mounts an empty tmpfs of SizeBytes.
+	MountTmpfs MountKind = "tmpfs"
+)
+
+// Mount is one entry of the sandbox's root. The zero Writable means
+// read-only; the zero Optional means a missing source is an error.
+type Mount struct {
+	Kind      MountKind `json:"kind"`
+	Source    string    `json:"source,omitempty"` // host path, for MountBind
+	Target    string    `json:"target"`           // absolute path inside the sandbox
+	Writable  bool      `json:"writable,omitempty"`
+	Optional  bool      `json:"optional,omitempty"`
+	SizeBytes int64     `json:"size_bytes,omitempty"` // for MountTmpfs; 0 is the kernel's default (half of RAM)
+	Mode      uint32    `json:"mode,omitempty"`       // for MountTmpfs; 0 is 0755
+}
+
+// Rlimit is one resource limit set (soft and hard alike) in the program.
+type Rlimit struct {
+	Resource int    `json:"resource"` // unix.RLIMIT_*
+	Value    uint64 `json:"value"`
+}
+
+// Spec is everything the init needs to run one program. It is plain data:
+// Start sends it to the init as JSON. Zero values are documented per field.
+type Spec struct {
+	// Argv is the program and its arguments. Argv[0] without a slash is
+	// looked up in the PATH of Env (or DefaultPath) inside the sandbox.
+	Argv []string `json:"argv"`
+	// Env is the program's whole environment, "K=V" each. Nothing else is
+	// passed on.
+	Env []string `json:"env"`
+
+	// HostUID and HostGID are the unprivileged host ids the sandbox user
+	// (SandboxUID, SandboxGID) maps to. Both must be non-zero, and no other
+	// live sandbox may use them.
+	HostUID uint32 `json:"host_uid"`
+	HostGID uint32 `json:"host_gid"`
+
+	// RootDir is an empty host directory, searchable by anyone, on which the
+	// init mounts the new root inside its private mount namespace. Many
+	// sandboxes may share one: nothing is ever mounted on it in the host.
+	RootDir string `json:"root_dir"`
+	// Mounts build the root, in order. Parents come before children.
+	Mounts []Mount `json:"mounts"`
+	// Files are written into the root before it turns read-only: absolute
+	// path inside the sandbox to content (mode 0644). Parent directories are
+	// created.
+	Files map[string]string `json:"files,omitempty"`
+	// WorkspaceBytes caps the fresh tmpfs at WorkspaceDir, when Files.Workdir
+	// does not give a host directory instead.
+	WorkspaceBytes int64 `json:"workspace_bytes"`
+	// TmpBytes caps /tmp and /dev/shm (each a tmpfs).
+	TmpBytes int64 `json:"tmp_bytes"`
+	// Hostname inside the uts namespace; empty is "sandbox".
+	Hostname string `json:"hostname,omitempty"`
+
+	// Rlimits for the program. RLIMIT_CORE is always 0.
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// Seccomp is the compiled filter, installed with a listener the init watches. Empty: no filter,
+	// which Validate refuses unless AllowNoSeccomp is set (tests only).
+	Seccomp        []unix.SockFilter `json:"seccomp"`
+	AllowNoSeccomp bool              `json:"allow_no_seccomp,omitempty"`
+}
+
+// DefaultPath is the program's PATH when Env sets none.
+const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+// Validate checks the spec before anything is started. Messages name the
+// field.
+func (s *Spec) Validate() error {
+	if len(s.Argv) == 0 || s.Argv[0] == "" {
+		return errors.New("argv: empty")
+	}
+	for i, a := range s.Argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("argv[%d]: contains a NUL byte", i)
+		}
+	}
+	for i, e := range s.Env {
+		if strings.IndexByte(e, 0) >= 0 {
+			return fmt.Errorf("env[%d]: contains a NUL byte", i)
+		}
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return fmt.Errorf("env[%d]: %q is not KEY=VALUE", i, e)
+		}
+	}
+	if s.HostUID == 0 || s.HostGID == 0 {
+		return errors.New("host_uid, host_gid: must be non-zero (the sandbox never maps to host root)")
+	}
+	if !path.IsAbs(s.RootDir) {
+		return fmt.Errorf("root_dir: %q is not an absolute path", s.RootDir)
+	}
+	for i, m := range s.Mounts {
+		if !path.IsAbs(m.Target) || path.Clean(m.Target) != m.Target || m.Target == "/" {
+			return fmt.Errorf("mounts[%d].target: %q must be a clean absolute path other than /", i, m.Target)
+		}
+		switch m.Kind {
+		case MountBind:
+			if !path.IsAbs(m.Source) {
+				return fmt.Errorf("mounts[%d].source: %q is not an absolute path", i, m.Source)
+			}
+		case MountTmpfs:
+			if m.SizeBytes < 0 {
+				return fmt.Errorf("mounts[%d].size_bytes: negative", i)
+			}
+		default:
+			return fmt.Errorf("mounts[%d].kind: unknown %q", i, m.Kind)
+		}
+	}
+	for p := range s.Files {
+		if !path.IsAbs(p) || path.Clean(p) != p || p == "/" {
+			return fmt.Errorf("files: %q must be a clean absolute path", p)
+		}
+	}
+	if s.WorkspaceBytes < 0 || s.TmpBytes < 0 {
+		return errors.New("workspace_bytes, tmp_bytes: negative")
+	}
+	if len(s.Seccomp) > 4096 {
+		return fmt.Errorf("seccomp: %d instructions, the kernel takes at most 4096", len(s.Seccomp))
+	}
+	if len(s.Seccomp) == 0 && !s.AllowNoSeccomp {
+		return errors.New("seccomp: no filter given")
+	}
+	return nil
+}

@@ -1,0 +1,27 @@
+#!/bin/bash
+# make bench: what a sandbox costs, always against bare fork/exec of the same
+# command measured in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=run/bench
+mkdir -p "$out"
+bin=$PWD/bin/sandboxd
+
+echo "== end to end: one process start per run (hyperfine, no shell)"
+hyperfine -N --warmup 20 --runs ${RUNS:-300} --export-json "$out/exec.json" \
+	-n 'bare /bin/true' '/bin/true' \
+	-n 'sandboxd exec -- /bin/true' "$bin exec -- /bin/true" \
+	-n 'bare python3 -c pass' '/usr/bin/python3 -c pass' \
+	-n 'sandboxd exec -- python3 -c pass' "$bin exec -- python3 -c pass" >/dev/null
+python3 - "$out/exec.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+def ms(name, k): return r[name][k] * 1000
+for bare, boxed in (("bare /bin/true", "sandboxd exec -- /bin/true"), ("bare python3 -c pass", "sandboxd exec -- python3 -c pass")):
+    b, s = ms(bare, "median"), ms(boxed, "median")
+    print("%-34s median %7.2f ms   %-34s median %7.2f ms   overhead %+6.2f ms   ratio %5.2fx" % (bare, b, boxed, s, s - b, s / b))
+PY
+
+echo
+echo "== in process: the engine's RunStep against os/exec of the same command (go test -bench)"
+go test -run '^$' -bench 'Bench' -benchtime "${BENCHTIME:-300x}" -count 1 ./test/ | tee "$out/engine.txt" | grep -E '^Benchmark|ratio'

@@ -1,0 +1,194 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/nsjail"
+)
+
+var (
+	sandboxdBin string // the binary under test
+	programsDir string // testdata/*.c compiled
+)
+
+func TestMain(m *testing.M) {
+	// The benchmarks run the engine in this process: this binary is then
+	// also the sandbox init.
+	if nsjail.IsInit() {
+		nsjail.Init()
+	}
+	if os.Geteuid() != 0 {
+		fmt.Println("skipping the end-to-end tests: they need root (user namespaces mapped to other host uids, cgroups)")
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "sandboxd-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		if err := setup(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "setup:", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func setup(dir string) error {
+	sandboxdBin = os.Getenv("SANDBOXD_BIN")
+	if sandboxdBin == "" {
+		sandboxdBin = filepath.Join(dir, "sandboxd")
+		cmd := exec.Command("go", "build", "-o", sandboxdBin, "../cmd/sandboxd")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build sandboxd: %v\n%s", err, out)
+		}
+	}
+	programsDir = filepath.Join(dir, "programs")
+	if err := os.MkdirAll(programsDir, 0o755); err != nil {
+		return err
+	}
+	srcs, _ := filepath.Glob("testdata/*.c")
+	for _, src := range srcs {
+		out := filepath.Join(programsDir, strings.TrimSuffix(filepath.Base(src), ".c"))
+		if b, err := exec.Command("gcc", "-O1", "-pthread", "-o", out, src).CombinedOutput(); err != nil {
+			return fmt.Errorf("gcc %s: %v\n%s", src, err, b)
+		}
+	}
+	return nil
+}
+
+// workdir makes a fresh host directory for --workdir holding the named
+// compiled programs.
+func workdir(t *testing.T, programs ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, p := range programs {
+		b, err := os.ReadFile(filepath.Join(programsDir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// execResult is one run of `sandboxd exec`.
+type execResult struct {
+	api.StepResult
+	exitCode int
+	stderr   string
+	raw      string
+}
+
+// sandboxExec runs `sandboxd exec ARGS...` and decodes its result. It
+// fails the test unless the run produced a result with exit status 0.
+func sandboxExec(t *testing.T, args ...string) execResult {
+	t.Helper()
+	r := sandboxExecRaw(t, args...)
+	if r.exitCode != 0 {
+		t.Fatalf("sandboxd exec %q: exit %d\nstderr: %s\nstdout: %s", args, r.exitCode, r.stderr, r.raw)
+	}
+	if err := json.Unmarshal([]byte(r.raw), &r.StepResult); err != nil {
+		t.Fatalf("sandboxd exec %q: bad JSON %v: %s", args, err, r.raw)
+	}
+	t.Logf("sandboxd exec %s\n%s", strings.Join(args, " "), summary(r.StepResult))
+	assertNoLeftovers(t)
+	return r
+}
+
+func sandboxExecRaw(t *testing.T, args ...string) execResult {
+	t.Helper()
+	cmd := exec.Command(sandboxdBin, append([]string{"exec"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := execResult{raw: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.exitCode = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run sandboxd: %v", err)
+	}
+	return r
+}
+
+func summary(r api.StepResult) string {
+	return fmt.Sprintf("verdict=%s exit=%d signal=%q cpu=%.1fms (user %.1f sys %.1f) wall=%.1fms peak=%d maxrss=%d pids=%d msg=%q stdout=%.200q stderr=%.200q",
+		r.Verdict, r.ExitCode, r.Signal, r.CPUTimeMS, r.UserTimeMS, r.SysTimeMS, r.WallTimeMS,
+		r.MemoryPeakBytes, r.MaxRSSBytes, r.PIDsPeak, r.Message, r.Stdout, r.Stderr)
+}
+
+func wantVerdict(t *testing.T, r execResult, v api.Verdict) {
+	t.Helper()
+	if r.Verdict != v {
+		t.Fatalf("verdict %s, want %s\n%s", r.Verdict, v, summary(r.StepResult))
+	}
+}
+
+// assertNoLeftovers fails if any process runs under a sandbox uid, or any
+// run cgroup of `sandboxd exec` is left.
+func assertNoLeftovers(t *testing.T) {
+	t.Helper()
+	if procs := sandboxProcesses(); len(procs) > 0 {
+		t.Errorf("processes left running under sandbox uids: %v", procs)
+	}
+	if groups := execCgroups(); len(groups) > 0 {
+		t.Errorf("cgroups left: %v", groups)
+	}
+}
+
+func sandboxProcesses() []string {
+	var found []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+				uid, _ := strconv.ParseUint(f[1], 10, 32)
+				if uid >= daemon.DefaultUIDBase && uid < daemon.DefaultUIDBase+daemon.DefaultUIDCount {
+					found = append(found, e.Name()+" uid "+f[1])
+				}
+			}
+		}
+	}
+	return found
+}
+
+func execCgroups() []string {
+	var found []string
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Count(p, "/") > 8 {
+			return fs.SkipDir
+		}
+		if strings.HasPrefix(d.Name(), "exec-") && strings.Contains(p, "/sandboxd/") {
+			found = append(found, p)
+			return fs.SkipDir
+		}
+		return nil
+	})
+	return found
+}
