@@ -319,14 +319,14 @@ func (g *Group) stats() (Stats, error) {
 			return s, err
 		}
 		s.CPU = time.Duration(v)
-		if v, err = g.readCount(path.Join(g.cpuacctDir, "cpuacct.usage_user")); err != nil {
+		var user, sys int64
+		if user, err = g.readCount(path.Join(g.cpuacctDir, "cpuacct.usage_user")); err != nil {
 			return s, err
 		}
-		s.User = time.Duration(v)
-		if v, err = g.readCount(path.Join(g.cpuacctDir, "cpuacct.usage_sys")); err != nil {
+		if sys, err = g.readCount(path.Join(g.cpuacctDir, "cpuacct.usage_sys")); err != nil {
 			return s, err
 		}
-		s.System = time.Duration(v)
+		s.User, s.System = splitCPU(v, user, sys)
 	} else {
 		data, err := g.m.k.readFile(g.cpuPath)
 		if err != nil {
@@ -357,6 +357,19 @@ func (g *Group) stats() (Stats, error) {
 		}
 	}
 	return s, nil
+}
+
+// splitCPU divides the exact total between user and system time in the
+// proportion of the tick-sampled figures, so that User+System == CPU. The v1
+// cpuacct.usage_user and usage_sys are sampled at the timer tick and can
+// exceed the total by a few ticks; the kernel adjusts cgroup2's cpu.stat and
+// getrusage(2) the same way.
+func splitCPU(total, user, sys int64) (time.Duration, time.Duration) {
+	if user+sys <= 0 || total <= 0 {
+		return 0, time.Duration(max(total, 0))
+	}
+	u := int64(float64(total) * float64(user) / float64(user+sys))
+	return time.Duration(u), time.Duration(total - u)
 }
 
 func (g *Group) readCount(file string) (int64, error) {

@@ -3,6 +3,7 @@ package cgroup
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestKeyedValue(t *testing.T) {
@@ -75,5 +76,22 @@ func TestParseDoesNotAllocate(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("parsing allocates %v times per run", n)
+	}
+}
+
+func TestSplitCPU(t *testing.T) {
+	for _, tc := range []struct {
+		total, user, sys int64
+		wantU, wantS     time.Duration
+	}{
+		{1000, 300, 100, 750, 250},
+		{302824942, 304000000, 0, 302824942, 0}, // ticks ran ahead of the total
+		{1000, 0, 0, 0, 1000},                   // no tick yet: call it system
+		{0, 0, 0, 0, 0},
+	} {
+		u, s := splitCPU(tc.total, tc.user, tc.sys)
+		if u != tc.wantU || s != tc.wantS {
+			t.Errorf("splitCPU(%d, %d, %d) = %v, %v; want %v, %v", tc.total, tc.user, tc.sys, u, s, tc.wantU, tc.wantS)
+		}
 	}
 }

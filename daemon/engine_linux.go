@@ -154,3 +154,31 @@ func (e *Engine) AcquireID() (uint32, error) { return e.ids.acquire() }
 
 // ReleaseID returns an id from AcquireID.
 func (e *Engine) ReleaseID(id uint32) { e.ids.release(id) }
+
+// ExecRunPrefix is the cgroup name prefix of the runs of one `sandboxd exec`
+// process.
+func ExecRunPrefix(pid int) string { return fmt.Sprintf("exec-%d-", pid) }
+
+// ReclaimExecRuns removes what `sandboxd exec` processes that no longer
+// exist left in the cgroup subtree (after a SIGKILL, say): their run groups,
+// and any process still in them. Groups of live processes are not touched.
+func (e *Engine) ReclaimExecRuns() error {
+	names, err := e.cgroups.Leftovers()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range names {
+		var pid, seq int
+		if n, _ := fmt.Sscanf(name, "exec-%d-%d", &pid, &seq); n != 2 || pid <= 0 {
+			continue
+		}
+		if err := unix.Kill(pid, 0); err == nil || err == unix.EPERM {
+			continue // its owner is alive
+		}
+		if err := e.cgroups.Remove(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -106,11 +106,16 @@ func execMain(args []string) int {
 
 	eng, err := daemon.NewEngine(daemon.EngineConfig{
 		StateDir:  *stateDir,
-		RunPrefix: fmt.Sprintf("exec-%d-", os.Getpid()),
+		RunPrefix: daemon.ExecRunPrefix(os.Getpid()),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd exec:", err)
 		return 1
+	}
+	// A sandboxd exec killed outright cannot clean up after itself: the
+	// next one does.
+	if err := eng.ReclaimExecRuns(); err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd exec: reclaiming the leftovers of earlier runs:", err)
 	}
 	if *workdir != "" {
 		id, err := eng.AcquireID()

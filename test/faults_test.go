@@ -1,0 +1,140 @@
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	osexec "os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// startExec starts `sandboxd exec ARGS...` in the background.
+func startExec(t *testing.T, args ...string) (*osexec.Cmd, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	cmd := osexec.Command(sandboxdBin, append([]string{"exec"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, &out, &errb
+}
+
+// waitForInit returns the host pid of the sandbox init under parent, once
+// its program runs.
+func waitForInit(t *testing.T, parent int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			if !bytes.HasPrefix(cmdline, []byte("sandboxd-init")) || len(f) < 2 || f[1] != strconv.Itoa(parent) {
+				continue
+			}
+			// Its program runs once the init has a child.
+			if children, _ := os.ReadFile("/proc/" + e.Name() + "/task/" + e.Name() + "/children"); len(bytes.TrimSpace(children)) > 0 {
+				return pid
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("no sandbox init appeared")
+	return 0
+}
+
+func TestInitKilledMidRun(t *testing.T) {
+	cmd, out, errb := startExec(t, "--", "sleep", "30")
+	initPid := waitForInit(t, cmd.Process.Pid)
+	syscall.Kill(initPid, syscall.SIGKILL)
+	start := time.Now()
+	err := cmd.Wait()
+	if ee, ok := err.(*osexec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("sandboxd exec: %v, want exit status 1 (the sandbox failed)", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("took %v to notice the init's death", time.Since(start))
+	}
+	var r api.StepResult
+	json.Unmarshal(out.Bytes(), &r)
+	if r.Verdict != api.VerdictInternalError || !strings.Contains(errb.String(), "init") {
+		t.Errorf("verdict %s, stderr %q", r.Verdict, errb.String())
+	}
+	assertNoLeftovers(t)
+}
+
+func TestSIGTERMCancels(t *testing.T) {
+	cmd, out, _ := startExec(t, "--", "sh", "-c", "echo started; sleep 30")
+	waitForInit(t, cmd.Process.Pid)
+	time.Sleep(50 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("sandboxd exec: %v, want exit 0 with a result", err)
+	}
+	var r api.StepResult
+	json.Unmarshal(out.Bytes(), &r)
+	if r.Verdict != api.VerdictCancelled || r.Stdout != "started\n" {
+		t.Errorf("verdict %s stdout %q, want cancelled with the output so far", r.Verdict, r.Stdout)
+	}
+	assertNoLeftovers(t)
+}
+
+func TestSIGKILLedExecIsReclaimed(t *testing.T) {
+	cmd, _, _ := startExec(t, "--", "sleep", "30")
+	waitForInit(t, cmd.Process.Pid)
+	cmd.Process.Kill()
+	cmd.Wait()
+	// The init dies with its parent (parent-death signal), and the pid
+	// namespace with it.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sandboxProcesses()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if procs := sandboxProcesses(); len(procs) > 0 {
+		t.Fatalf("processes outlived a killed sandboxd exec: %v", procs)
+	}
+	if len(execCgroups()) == 0 {
+		t.Fatal("expected the killed run's cgroups to be left for the next run to reclaim")
+	}
+	// The next sandboxd exec reclaims them (sandboxExec checks).
+	sandboxExec(t, "--", "true")
+}
+
+func TestConcurrentSandboxesGetDistinctUIDs(t *testing.T) {
+	script := "cat /proc/self/uid_map; ls /proc | grep -c '^[0-9]'; sleep 1"
+	a, outA, _ := startExec(t, "--", "sh", "-c", script)
+	b, outB, _ := startExec(t, "--", "sh", "-c", script)
+	a.Wait()
+	b.Wait()
+	var ra, rb api.StepResult
+	json.Unmarshal(outA.Bytes(), &ra)
+	json.Unmarshal(outB.Bytes(), &rb)
+	if ra.Verdict != api.VerdictOK || rb.Verdict != api.VerdictOK {
+		t.Fatalf("verdicts %s %s", ra.Verdict, rb.Verdict)
+	}
+	mapA, mapB := strings.SplitN(ra.Stdout, "\n", 2)[0], strings.SplitN(rb.Stdout, "\n", 2)[0]
+	if mapA == mapB {
+		t.Errorf("two live sandboxes share a host uid: %q", mapA)
+	}
+	assertNoLeftovers(t)
+}
+
+func TestOutputFloodOnBothStreams(t *testing.T) {
+	r := sandboxExec(t, "--output-bytes", "4096", "--", "sh", "-c", "yes out & yes err >&2")
+	wantVerdict(t, r, api.VerdictOutputLimit)
+	if len(r.Stdout) > 4096 || len(r.Stderr) > 4096 || !(r.StdoutTruncated || r.StderrTruncated) {
+		t.Errorf("stdout %d bytes (truncated %v), stderr %d bytes (truncated %v)", len(r.Stdout), r.StdoutTruncated, len(r.Stderr), r.StderrTruncated)
+	}
+}
