@@ -365,8 +365,11 @@ func (g *Group) stats() (Stats, error) {
 // exceed the total by a few ticks; the kernel adjusts cgroup2's cpu.stat and
 // getrusage(2) the same way.
 func splitCPU(total, user, sys int64) (time.Duration, time.Duration) {
-	if user+sys <= 0 || total <= 0 {
-		return 0, time.Duration(max(total, 0))
+	if total <= 0 {
+		return 0, 0
+	}
+	if user+sys <= 0 {
+		return time.Duration(total), 0 // as the kernel's cputime_adjust
 	}
 	u := int64(float64(total) * float64(user) / float64(user+sys))
 	return time.Duration(u), time.Duration(total - u)

@@ -422,6 +422,37 @@ func TestHostRunLifecycle(t *testing.T) {
 	}
 }
 
+func TestHostJoinFromUserNamespace(t *testing.T) {
+	// The contract with nsjail: the program joins from inside its sandbox,
+	// as an unprivileged host uid in fresh user and cgroup namespaces,
+	// through files we opened as root; the kernel checks the opener.
+	m := hostManager(t, Config{})
+	g, err := m.Create("userns", Limits{PIDs: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Destroy()
+	const hostUID = 65534
+	cmd := exec.Command("sh", "-c", joinScript(g)+"exec sleep 60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWCGROUP | syscall.CLONE_NEWPID,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: hostUID, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: hostUID, Size: 1}},
+		// Creating the namespace keeps our ids; taking the mapped ones does not.
+		Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
+	}
+	p := start(t, g, cmd)
+	waitProcs(t, 1, progDirs(g)...)
+	status := readValue(t, fmt.Sprintf("/proc/%d/status", p.Process.Pid))
+	if want := fmt.Sprintf("\nUid:\t%d\t", hostUID); !strings.Contains(status, want) {
+		t.Errorf("program is not host uid %d:\n%s", hostUID, status)
+	}
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	wantKilled(t, p)
+}
+
 func TestHostCPUUsage(t *testing.T) {
 	m := hostManager(t, Config{})
 	g, err := m.Create("cpu", Limits{})

@@ -253,9 +253,12 @@ func (g *Group) dirs() []string {
 	return append(ds, g.v1...)
 }
 
-// Destroy kills the run (see Kill) and removes every directory of it,
-// children first, with plain rmdir. It is idempotent, and nil-safe so that
-// it may follow a failed Create. After Destroy the stats methods fail.
+// Destroy kills the run and removes every directory of it, children first,
+// with plain rmdir. The kill (see Kill) happens only when a group refuses
+// removal because it still holds processes, so destroying a run that was
+// already killed, or that ended by itself, costs only the rmdirs. It is
+// idempotent, and nil-safe so that it may follow a failed Create. After
+// Destroy the stats methods fail.
 func (g *Group) Destroy() error {
 	if g == nil {
 		return nil

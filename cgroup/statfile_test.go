@@ -86,7 +86,7 @@ func TestSplitCPU(t *testing.T) {
 	}{
 		{1000, 300, 100, 750, 250},
 		{302824942, 304000000, 0, 302824942, 0}, // ticks ran ahead of the total
-		{1000, 0, 0, 0, 1000},                   // no tick yet: call it system
+		{1000, 0, 0, 1000, 0},                   // no tick yet: all user, as the kernel does
 		{0, 0, 0, 0, 0},
 	} {
 		u, s := splitCPU(tc.total, tc.user, tc.sys)
