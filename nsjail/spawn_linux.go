@@ -102,9 +102,9 @@ func Start(spec *Spec, files Files) (*Process, error) {
 		return nil, fmt.Errorf("spec pipe: %w", err)
 	}
 	defer specR.Close()
-	defer specW.Close()
 	reportR, reportW, err := os.Pipe()
 	if err != nil {
+		specW.Close()
 		return nil, fmt.Errorf("report pipe: %w", err)
 	}
 	defer reportW.Close()
@@ -131,6 +131,7 @@ func Start(spec *Spec, files Files) (*Process, error) {
 	if files.Workdir != nil {
 		wd, err := detachedClone(files.Workdir)
 		if err != nil {
+			specW.Close()
 			reportR.Close()
 			return nil, err
 		}
@@ -141,7 +142,30 @@ func Start(spec *Spec, files Files) (*Process, error) {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = int(files.Supervisor.Fd())
 	}
+	// The spec goes into the pipe before the init exists, so that it is
+	// there to read the moment the init starts. A spec larger than the pipe
+	// buffer is written while the init reads.
+	cfg := initConfig{Spec: *spec, JoinFiles: len(files.Join), Workdir: files.Workdir != nil}
+	specJSON, err := json.Marshal(&cfg)
+	if err != nil {
+		specW.Close()
+		reportR.Close()
+		return nil, fmt.Errorf("sandbox spec: %w", err)
+	}
+	writeSpec := func() error {
+		_, err := specW.Write(specJSON)
+		specW.Close()
+		return err
+	}
+	small := len(specJSON) <= 60<<10
+	if small {
+		if err := writeSpec(); err != nil {
+			reportR.Close()
+			return nil, fmt.Errorf("write sandbox spec: %w", err)
+		}
+	}
 	if err := cmd.Start(); err != nil {
+		specW.Close()
 		reportR.Close()
 		return nil, &SetupError{"start init", err}
 	}
@@ -149,13 +173,11 @@ func Start(spec *Spec, files Files) (*Process, error) {
 	specR.Close()
 	reportW.Close()
 	go p.watch(reportR)
-
-	cfg := initConfig{Spec: *spec, JoinFiles: len(files.Join), Workdir: files.Workdir != nil}
-	if err := json.NewEncoder(specW).Encode(&cfg); err != nil {
-		// The init died before reading: watch reports it.
-		p.Kill()
+	if !small {
+		// If the init dies before reading it all, the write fails and
+		// watch reports the death.
+		go writeSpec()
 	}
-	specW.Close()
 	return p, nil
 }
 

@@ -24,4 +24,15 @@ PY
 
 echo
 echo "== in process: the engine's RunStep against os/exec of the same command (go test -bench)"
-go test -run '^$' -bench 'Bench' -benchtime "${BENCHTIME:-300x}" -count 1 ./test/ | tee "$out/engine.txt" | grep -E '^Benchmark|ratio'
+go test -run '^$' -bench 'Bench' -benchtime "${BENCHTIME:-300x}" -count 1 ./test/ > "$out/engine.txt"
+grep -E '^Benchmark' "$out/engine.txt"
+python3 - "$out/engine.txt" <<'PY'
+import re, sys
+ns = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"Benchmark(\w+?)(-\d+)?\s+\d+\s+([\d.]+) ns/op", line)
+    if m:
+        ns[m.group(1)] = float(m.group(3))
+b, s = ns["BareTrue"], ns["SandboxTrue"]
+print("engine RunStep /bin/true %.2f ms, bare os/exec %.2f ms: overhead %+.2f ms, ratio %.2fx" % (s / 1e6, b / 1e6, (s - b) / 1e6, s / b))
+PY

@@ -1,0 +1,47 @@
+package api
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLimitsValidate(t *testing.T) {
+	max := Limits{CPUTimeMS: 1000, MemoryBytes: 1 << 30}
+	name := func(f string) string { return "steps[0].limits." + f }
+	for _, tc := range []struct {
+		l    Limits
+		want string // "" = valid
+	}{
+		{Limits{}, ""},
+		{Limits{CPUTimeMS: 1000, MemoryBytes: 1 << 30, PIDs: 1 << 40}, ""},
+		{Limits{CPUTimeMS: 1001}, "steps[0].limits.cpu_time_ms: 1001 is above the maximum 1000"},
+		{Limits{MemoryBytes: -1}, "steps[0].limits.memory_bytes: must be positive"},
+		{Limits{StackBytes: -5}, "steps[0].limits.stack_bytes: must be positive"},
+	} {
+		err := tc.l.Validate(max, name)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: unexpected error %v", tc.l, err)
+		case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+			t.Errorf("%+v: error %v, want %q", tc.l, err, tc.want)
+		}
+	}
+}
+
+func TestLimitsWithDefaults(t *testing.T) {
+	got := Limits{CPUTimeMS: 5}.WithDefaults(Limits{CPUTimeMS: 1, WallTimeMS: 2, PIDs: 3})
+	if got != (Limits{CPUTimeMS: 5, WallTimeMS: 2, PIDs: 3}) {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestLimitFieldsCoverEveryField(t *testing.T) {
+	var l Limits
+	for i, f := range LimitFields {
+		*f.Get(&l) = int64(i + 1)
+	}
+	if l.CPUTimeMS == 0 || l.WallTimeMS == 0 || l.MemoryBytes == 0 || l.PIDs == 0 || l.OutputBytes == 0 ||
+		l.FileSizeBytes == 0 || l.OpenFiles == 0 || l.StackBytes == 0 {
+		t.Fatalf("a field of Limits is missing from LimitFields: %+v", l)
+	}
+}
