@@ -32,6 +32,8 @@ type StepRequest struct {
 	// HostID is the host uid and gid to run as, from AcquireID. Zero: the
 	// step takes one of its own and gives it back at the end.
 	HostID uint32
+	// Profile is the recipe to run under; nil is the engine's.
+	Profile *Profile
 	// OnOutput, if set, sees the program's output as it comes (stream 1 is
 	// stdout, 2 is stderr), up to the output limit. It must not block long.
 	OnOutput func(stream int, data []byte)
@@ -46,7 +48,10 @@ const killWait = 2 * time.Second
 // internal_error with the same message. Nothing of the step is left when
 // it returns: no process, cgroup or mount.
 func (e *Engine) RunStep(ctx context.Context, req *StepRequest) (api.StepResult, error) {
-	lim := req.Limits.WithDefaults(e.profile.Defaults)
+	if req.Profile == nil {
+		req.Profile = &e.profile
+	}
+	lim := req.Limits.WithDefaults(req.Profile.Defaults)
 	res, err := e.runStep(ctx, req, lim)
 	if err != nil {
 		res.Verdict = api.VerdictInternalError
@@ -181,7 +186,7 @@ func closeAll(files []*os.File) {
 
 // spec turns a request into the jail's plain-data spec.
 func (e *Engine) spec(req *StepRequest, lim api.Limits, hostID uint32) *nsjail.Spec {
-	p := &e.profile
+	p := req.Profile
 	mounts := make([]nsjail.Mount, 0, len(p.Binds))
 	for _, b := range p.Binds {
 		mounts = append(mounts, nsjail.Mount{Kind: nsjail.MountBind, Source: b, Target: b, Optional: true})

@@ -1,6 +1,7 @@
 // Command sandboxd is the sandbox daemon. Its subcommands:
 //
-//	sandboxd exec [flags] -- ARGV...   run one command in a sandbox, print its result
+//	sandboxd serve [--socket PATH] [--config FILE]   the daemon: the v1 API on a Unix socket
+//	sandboxd exec [flags] -- ARGV...                 run one command in a sandbox, print its result
 //
 // The same binary, re-executed, is the init inside every sandbox.
 package main
@@ -15,6 +16,8 @@ import (
 const usage = `usage: sandboxd COMMAND [flags]
 
 commands:
+  serve [--socket PATH] [--config FILE]
+                            serve the v1 API on a Unix socket (the daemon)
   exec [flags] -- ARGV...   run ARGV once in a sandbox and print its result as JSON
   version                   print the version
 
@@ -35,6 +38,8 @@ func main() {
 	switch os.Args[1] {
 	case "exec":
 		os.Exit(execMain(os.Args[2:]))
+	case "serve":
+		os.Exit(serveMain(os.Args[2:]))
 	case "version", "--version":
 		fmt.Println("sandboxd", version)
 	case "help", "-h", "--help":

@@ -1,0 +1,235 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Job is one request: files into a private workspace, then steps in order.
+// See API.md.
+type Job struct {
+	ID             string          `json:"id,omitempty"`
+	Key            json.RawMessage `json:"key,omitempty"`
+	Profile        string          `json:"profile,omitempty"`
+	Files          map[string]File `json:"files,omitempty"`
+	Steps          []Step          `json:"steps"`
+	StopOn         string          `json:"stop_on,omitempty"`
+	TrackedFiles   []string        `json:"tracked_files,omitempty"`
+	WorkspaceBytes int64           `json:"workspace_bytes,omitempty"`
+	OutputEncoding string          `json:"output_encoding,omitempty"`
+}
+
+// StopOn values.
+const (
+	StopOnFailure = "failure"
+	StopOnNever   = "never"
+)
+
+// Output encodings.
+const (
+	EncodingUTF8   = "utf8"
+	EncodingBase64 = "base64"
+)
+
+// File is one input file. On the wire it is either a JSON string (UTF-8
+// text, mode 0644) or an object {"content": "...", "mode": "0755"} or
+// {"base64": "...", "mode": "0755"}.
+type File struct {
+	Content string `json:"content,omitempty"`
+	Base64  string `json:"base64,omitempty"`
+	Mode    string `json:"mode,omitempty"`
+}
+
+// UnmarshalJSON takes the string form or the object form, strictly.
+func (f *File) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		*f = File{}
+		return json.Unmarshal(b, &f.Content)
+	}
+	type plain File
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var p plain
+	if err := dec.Decode(&p); err != nil {
+		return fmt.Errorf("a file is a string or an object with content or base64, and mode: %w", err)
+	}
+	*f = File(p)
+	return nil
+}
+
+// Step is one command run in the job's sandbox and workspace.
+type Step struct {
+	Argv           []string          `json:"argv"`
+	Env            map[string]string `json:"env,omitempty"`
+	Stdin          string            `json:"stdin,omitempty"`
+	StdinBase64    string            `json:"stdin_base64,omitempty"`
+	ExpectedStdout *string           `json:"expected_stdout,omitempty"`
+	Limits         Limits            `json:"limits,omitempty"`
+}
+
+// Job statuses.
+const (
+	StatusCompleted = "completed"
+	StatusCancelled = "cancelled"
+	StatusError     = "error"
+)
+
+// Result is what a job did.
+type Result struct {
+	ID      string                  `json:"id"`
+	Status  string                  `json:"status"`
+	Message string                  `json:"message,omitempty"`
+	Steps   []StepResult            `json:"steps"`
+	Files   map[string]*TrackedFile `json:"files,omitempty"`
+	Timing  Timing                  `json:"timing"`
+}
+
+// TrackedFile is a file read back from the workspace. A missing file is a
+// null in Result.Files.
+type TrackedFile struct {
+	Content   string `json:"content"`
+	Truncated bool   `json:"truncated"`
+}
+
+// Timing of a job, in milliseconds.
+type Timing struct {
+	QueuedMS float64 `json:"queued_ms"`
+	SetupMS  float64 `json:"setup_ms"`
+	TotalMS  float64 `json:"total_ms"`
+}
+
+// Event is one line of a streamed run (Accept: application/x-ndjson).
+// Result holds a StepResult for "step_finished" and a Result for
+// "finished"; use StepResult() and JobResult() to decode it.
+type Event struct {
+	Event  string          `json:"event"`
+	ID     string          `json:"id,omitempty"`
+	Step   *int            `json:"step,omitempty"`
+	Data   string          `json:"data,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *Error          `json:"error,omitempty"`
+}
+
+// Event names.
+const (
+	EventStarted      = "started"
+	EventStdout       = "stdout"
+	EventStderr       = "stderr"
+	EventStepFinished = "step_finished"
+	EventFinished     = "finished"
+	EventError        = "error"
+)
+
+// StepResult decodes the result of a "step_finished" event.
+func (e *Event) StepResult() (*StepResult, error) {
+	var r StepResult
+	return &r, json.Unmarshal(e.Result, &r)
+}
+
+// JobResult decodes the result of a "finished" event.
+func (e *Event) JobResult() (*Result, error) {
+	var r Result
+	return &r, json.Unmarshal(e.Result, &r)
+}
+
+// BatchLine is one line of a batch's answer: a finished job, or (last) the
+// summary.
+type BatchLine struct {
+	Index   *int            `json:"index,omitempty"`
+	Key     json.RawMessage `json:"key,omitempty"`
+	Result  *Result         `json:"result,omitempty"`
+	Error   *Error          `json:"error,omitempty"` // the job was refused (invalid)
+	Summary *BatchSummary   `json:"summary,omitempty"`
+}
+
+// BatchSummary closes a batch.
+type BatchSummary struct {
+	Total    int            `json:"total"`
+	Statuses map[string]int `json:"statuses"`
+	Verdicts map[string]int `json:"verdicts"` // the last verdict of each job
+	Invalid  int            `json:"invalid"`
+	WallMS   float64        `json:"wall_ms"`
+}
+
+// Error codes.
+const (
+	CodeInvalidArgument   = "invalid_argument"
+	CodePermissionDenied  = "permission_denied"
+	CodeNotFound          = "not_found"
+	CodeConflict          = "conflict"
+	CodeResourceExhausted = "resource_exhausted"
+	CodeUnavailable       = "unavailable"
+	CodeInternal          = "internal"
+)
+
+// Error is the body of any non-2xx answer: {"error": {...}}.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// ErrorBody wraps Error on the wire.
+type ErrorBody struct {
+	Error *Error `json:"error"`
+}
+
+// Run states.
+const (
+	StateQueued   = "queued"
+	StateRunning  = "running"
+	StateFinished = "finished"
+)
+
+// RunInfo is one entry of GET /v1/runs, and the answer of GET /v1/runs/{id}
+// (with Result once finished).
+type RunInfo struct {
+	ID        string          `json:"id"`
+	Key       json.RawMessage `json:"key,omitempty"`
+	CallerUID uint32          `json:"caller_uid"`
+	State     string          `json:"state"`
+	AgeMS     float64         `json:"age_ms"`
+	Step      int             `json:"step"` // the step running or next
+	Steps     int             `json:"steps"`
+	Result    *Result         `json:"result,omitempty"`
+}
+
+// RunList is the answer of GET /v1/runs.
+type RunList struct {
+	Runs []RunInfo `json:"runs"`
+}
+
+// Info is the answer of GET /v1/info.
+type Info struct {
+	Version  string          `json:"version"`
+	Kernel   string          `json:"kernel"`
+	Cgroup   CgroupInfo      `json:"cgroup"`
+	Features map[string]bool `json:"features"`
+	Profiles []ProfileInfo   `json:"profiles"`
+	Pool     PoolInfo        `json:"pool"`
+}
+
+// CgroupInfo describes the host's cgroups as the daemon uses them.
+type CgroupInfo struct {
+	Mode        string            `json:"mode"`
+	Controllers []string          `json:"controllers"`
+	Paths       map[string]string `json:"paths"`
+}
+
+// ProfileInfo is a profile's name and limits.
+type ProfileInfo struct {
+	Name     string `json:"name"`
+	Defaults Limits `json:"default_limits"`
+	Max      Limits `json:"max_limits"`
+}
+
+// PoolInfo is the daemon's capacity and load.
+type PoolInfo struct {
+	Concurrency int `json:"concurrency"`
+	QueueSize   int `json:"queue_size"`
+	Running     int `json:"running"`
+	Queued      int `json:"queued"`
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxd/sandboxd/daemon"
+)
+
+func serveMain(args []string) int {
+	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: sandboxd serve [--socket PATH] [--config FILE]\n\nServes the v1 API on a Unix socket until SIGTERM or SIGINT, then drains.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	socket := fs.String("socket", "", "Unix socket to listen on (default: the config's, /run/sandboxd/sandboxd.sock)")
+	configPath := fs.String("config", "", "TOML config file (default: none, built-in defaults)")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "sandboxd serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg, err := daemon.LoadConfig(*configPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd serve:", err)
+		return 2
+	}
+	if *socket != "" {
+		cfg.Socket = *socket
+	}
+	log := newLogger(cfg.LogFormat)
+	d, err := daemon.New(cfg, version, log)
+	if err != nil {
+		log.WithError(err).Error("cannot start")
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := d.Serve(ctx); err != nil {
+		log.WithError(err).Error("serve")
+		return 1
+	}
+	return 0
+}
+
+// newLogger logs text on a terminal and JSON otherwise, unless the config
+// says which.
+func newLogger(format string) *logrus.Logger {
+	log := logrus.New()
+	log.SetOutput(os.Stderr)
+	if format == "auto" {
+		format = "json"
+		if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err == nil {
+			format = "text"
+		}
+	}
+	if format == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	}
+	return log
+}

@@ -1,0 +1,243 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// Config is the daemon's configuration: a TOML file, strictly parsed.
+// Every field has a default, so no file is needed to start.
+type Config struct {
+	// Socket is the Unix socket path; SocketGroup the group it is given
+	// (mode 0660). Empty group: root's group.
+	Socket      string `toml:"socket"`
+	SocketGroup string `toml:"socket_group"`
+	// StateDir holds workspaces, the new roots' mount point and the uid
+	// lock file.
+	StateDir string `toml:"state_dir"`
+	// Concurrency is how many sandboxes may run at once (default: the
+	// number of CPUs); QueueSize how many jobs may wait behind them.
+	Concurrency int `toml:"concurrency"`
+	QueueSize   int `toml:"queue_size"`
+	// MaxRequestBytes caps a request body (a batch's per line).
+	MaxRequestBytes int64 `toml:"max_request_bytes"`
+	// TrackedFileBytes caps each tracked file read back.
+	TrackedFileBytes int64 `toml:"tracked_file_bytes"`
+	// AllowedUIDs and AllowedGIDs may use the API. Empty both: root and
+	// members of the socket's group.
+	AllowedUIDs []uint32 `toml:"allowed_uids"`
+	AllowedGIDs []uint32 `toml:"allowed_gids"`
+	// UIDBase and UIDCount: the host uids sandboxes run under.
+	UIDBase  uint32 `toml:"uid_base"`
+	UIDCount uint32 `toml:"uid_count"`
+	// CgroupSubtree is the daemon's subtree beneath its own cgroups.
+	CgroupSubtree string `toml:"cgroup_subtree"`
+	// ShutdownGrace is how long running jobs may go on after SIGTERM before
+	// they are cancelled; ResultTTL how long finished results are kept.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+	ResultTTL     Duration `toml:"result_ttl"`
+	// LogFormat: "auto" (text on a terminal, JSON otherwise), "text", "json".
+	LogFormat string `toml:"log_format"`
+	// Profiles by name; "default" always exists.
+	Profiles map[string]ProfileConfig `toml:"profiles"`
+}
+
+// ProfileConfig is a profile in the config file. Unset fields take the
+// built-in default profile's.
+type ProfileConfig struct {
+	Binds          []string          `toml:"binds"`
+	Env            map[string]string `toml:"env"`
+	DefaultLimits  *LimitsConfig     `toml:"default_limits"`
+	MaxLimits      *LimitsConfig     `toml:"max_limits"`
+	WorkspaceBytes int64             `toml:"workspace_bytes"`
+	TmpBytes       int64             `toml:"tmp_bytes"`
+	Seccomp        string            `toml:"seccomp"`
+}
+
+// LimitsConfig is api.Limits with TOML names.
+type LimitsConfig struct {
+	CPUTimeMS     int64 `toml:"cpu_time_ms"`
+	WallTimeMS    int64 `toml:"wall_time_ms"`
+	MemoryBytes   int64 `toml:"memory_bytes"`
+	PIDs          int64 `toml:"pids"`
+	OutputBytes   int64 `toml:"output_bytes"`
+	FileSizeBytes int64 `toml:"file_size_bytes"`
+	OpenFiles     int64 `toml:"open_files"`
+	StackBytes    int64 `toml:"stack_bytes"`
+}
+
+func (l *LimitsConfig) limits() api.Limits { return api.Limits(*l) }
+
+// Duration is a time.Duration written as "10s" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses "1m30s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	d.Duration = v
+	return err
+}
+
+// MarshalText writes the duration back.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultConfig is what the daemon runs with when no file says otherwise.
+func DefaultConfig() Config {
+	return Config{
+		Socket:           "/run/sandboxd/sandboxd.sock",
+		StateDir:         "/run/sandboxd",
+		Concurrency:      runtime.NumCPU(),
+		QueueSize:        256,
+		MaxRequestBytes:  64 << 20,
+		TrackedFileBytes: 1 << 20,
+		UIDBase:          DefaultUIDBase,
+		UIDCount:         DefaultUIDCount,
+		CgroupSubtree:    "sandboxd",
+		ShutdownGrace:    Duration{10 * time.Second},
+		ResultTTL:        Duration{10 * time.Minute},
+		LogFormat:        "auto",
+	}
+}
+
+// LoadConfig reads a TOML config file over the defaults. A key the daemon
+// does not know is an error that names it.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	if path == "" {
+		return cfg, cfg.Validate()
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	md, err := toml.Decode(string(b), &cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return cfg, fmt.Errorf("config %s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks the configuration; messages name the key.
+func (c *Config) Validate() error {
+	var errs []error
+	if !filepath.IsAbs(c.Socket) {
+		errs = append(errs, fmt.Errorf("socket: %q is not an absolute path", c.Socket))
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		errs = append(errs, fmt.Errorf("state_dir: %q is not an absolute path", c.StateDir))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 1024 {
+		errs = append(errs, fmt.Errorf("concurrency: %d is not within 1..1024", c.Concurrency))
+	}
+	if c.QueueSize < 0 {
+		errs = append(errs, fmt.Errorf("queue_size: %d is negative", c.QueueSize))
+	}
+	if c.MaxRequestBytes < 1<<10 {
+		errs = append(errs, fmt.Errorf("max_request_bytes: %d is below 1024", c.MaxRequestBytes))
+	}
+	if c.TrackedFileBytes < 1 {
+		errs = append(errs, fmt.Errorf("tracked_file_bytes: %d must be positive", c.TrackedFileBytes))
+	}
+	if c.UIDBase < 65536 || c.UIDCount < 1 || uint64(c.UIDBase)+uint64(c.UIDCount) > 1<<32-2 {
+		errs = append(errs, fmt.Errorf("uid_base, uid_count: %d+%d must lie within 65536..4294967294", c.UIDBase, c.UIDCount))
+	}
+	if c.CgroupSubtree == "" || strings.ContainsAny(c.CgroupSubtree, "/\x00") || c.CgroupSubtree[0] == '.' {
+		errs = append(errs, fmt.Errorf("cgroup_subtree: %q must be a plain name", c.CgroupSubtree))
+	}
+	if c.ShutdownGrace.Duration < 0 || c.ResultTTL.Duration < 0 {
+		errs = append(errs, errors.New("shutdown_grace, result_ttl: negative"))
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log_format: %q is not auto, text or json", c.LogFormat))
+	}
+	for _, name := range c.profileNames() {
+		if _, err := c.Profile(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) profileNames() []string {
+	names := []string{"default"}
+	for n := range c.Profiles {
+		if n != "default" {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names[1:])
+	return names
+}
+
+// Profile builds the named profile: the built-in default, overridden by
+// what the config sets.
+func (c *Config) Profile(name string) (*Profile, error) {
+	p := DefaultProfile()
+	p.Name = name
+	pc, ok := c.Profiles[name]
+	if !ok {
+		if name != "default" {
+			return nil, fmt.Errorf("profile %q does not exist", name)
+		}
+		return &p, nil
+	}
+	key := "profiles." + name
+	if pc.Binds != nil {
+		for i, b := range pc.Binds {
+			if !filepath.IsAbs(b) || filepath.Clean(b) != b || b == "/" {
+				return nil, fmt.Errorf("%s.binds[%d]: %q must be a clean absolute path other than /", key, i, b)
+			}
+		}
+		p.Binds = pc.Binds
+	}
+	if pc.Env != nil {
+		if err := ValidateEnv(pc.Env, key+".env"); err != nil {
+			return nil, err
+		}
+		p.Env = pc.Env
+	}
+	if pc.MaxLimits != nil {
+		p.Max = pc.MaxLimits.limits().WithDefaults(p.Max)
+	}
+	if pc.DefaultLimits != nil {
+		p.Defaults = pc.DefaultLimits.limits().WithDefaults(p.Defaults)
+	}
+	if err := p.Max.Validate(api.Limits{}, func(f string) string { return key + ".max_limits." + f }); err != nil {
+		return nil, err
+	}
+	if err := p.Defaults.Validate(p.Max, func(f string) string { return key + ".default_limits." + f }); err != nil {
+		return nil, err
+	}
+	if pc.WorkspaceBytes < 0 || pc.TmpBytes < 0 {
+		return nil, fmt.Errorf("%s.workspace_bytes, tmp_bytes: negative", key)
+	}
+	if pc.WorkspaceBytes > 0 {
+		p.WorkspaceBytes = pc.WorkspaceBytes
+	}
+	if pc.TmpBytes > 0 {
+		p.TmpBytes = pc.TmpBytes
+	}
+	if pc.Seccomp != "" && pc.Seccomp != "default" {
+		return nil, fmt.Errorf("%s.seccomp: unknown policy %q (known: default)", key, pc.Seccomp)
+	}
+	return &p, nil
+}

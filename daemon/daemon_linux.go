@@ -1,0 +1,164 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// RunPrefix starts the cgroup names of the daemon's runs; at start the
+// daemon reclaims groups with this prefix, and only those.
+const RunPrefix = "d-"
+
+// Daemon is the long-running service: jobs, queue, registry, metrics, on
+// one Engine. Serve exposes it on a Unix socket.
+type Daemon struct {
+	cfg      Config
+	version  string
+	engine   *Engine
+	profiles map[string]*Profile
+	sched    *scheduler
+	reg      *registry
+	metrics  *metrics
+	log      *logrus.Logger
+
+	// base is cancelled when the daemon gives up on its running jobs
+	// (shutdown grace over).
+	base       context.Context
+	cancelBase context.CancelFunc
+}
+
+// New prepares the daemon: the engine, and the reclaim of whatever a
+// previous instance left after a crash (its cgroups, workspaces, and the
+// processes in those cgroups).
+func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	profiles := map[string]*Profile{}
+	for _, name := range cfg.profileNames() {
+		p, err := cfg.Profile(name)
+		if err != nil {
+			return nil, err
+		}
+		profiles[name] = p
+	}
+	eng, err := NewEngine(EngineConfig{
+		StateDir:      cfg.StateDir,
+		UIDBase:       cfg.UIDBase,
+		UIDCount:      cfg.UIDCount,
+		CgroupSubtree: cfg.CgroupSubtree,
+		RunPrefix:     RunPrefix,
+		Profile:       profiles["default"],
+	})
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg: cfg, version: version, engine: eng, profiles: profiles,
+		sched: newScheduler(cfg.Concurrency, cfg.QueueSize),
+		reg:   newRegistry(cfg.ResultTTL.Duration),
+		log:   log,
+	}
+	d.metrics = newMetrics(d.sched.load)
+	d.base, d.cancelBase = context.WithCancel(context.Background())
+	if err := d.reclaim(); err != nil {
+		return nil, fmt.Errorf("reclaiming a previous instance's leftovers: %w", err)
+	}
+	return d, nil
+}
+
+// reclaim removes what a crashed daemon left: run cgroups with our prefix
+// (killing any process still in them) and workspaces. Runs of other
+// sandboxd processes are not touched.
+func (d *Daemon) reclaim() error {
+	names, err := d.engine.Cgroups().Leftovers()
+	if err != nil {
+		return err
+	}
+	groups := 0
+	for _, name := range names {
+		if !strings.HasPrefix(name, RunPrefix) {
+			continue
+		}
+		if err := d.engine.Cgroups().Remove(name); err != nil {
+			return err
+		}
+		groups++
+	}
+	n, err := reclaimWorkspaces(d.cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	if groups > 0 || n > 0 {
+		d.log.WithFields(logrus.Fields{"cgroups": groups, "workspaces": n}).Warn("reclaimed the leftovers of a previous instance")
+	}
+	// The engine's run names restart at 1; the reclaim above made room.
+	return nil
+}
+
+// Info describes the daemon for GET /v1/info.
+func (d *Daemon) Info() api.Info {
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	cg := d.engine.Cgroups()
+	f := cg.Features()
+	running, queued := d.sched.load()
+	info := api.Info{
+		Version: d.version,
+		Kernel:  unix.ByteSliceToString(uts.Release[:]),
+		Cgroup:  api.CgroupInfo{Mode: string(cg.Mode()), Controllers: cg.Controllers(), Paths: cg.Paths()},
+		Features: map[string]bool{
+			"user_namespaces":       true,
+			"seccomp_filter":        true,
+			"seccomp_user_notif":    true,
+			"clone_into_cgroup":     f.CloneIntoCgroup,
+			"cgroup_kill":           f.CgroupKill,
+			"memory_peak":           f.MemoryPeak,
+			"pids_peak":             f.PIDsPeak,
+			"swap_limit":            f.SwapLimit,
+			"memory_oom_group":      f.OOMGroup,
+			"network_namespace":     true,
+			"pivot_root":            true,
+			"tracked_files_openat2": true,
+		},
+		Pool: api.PoolInfo{Concurrency: d.cfg.Concurrency, QueueSize: d.cfg.QueueSize, Running: running, Queued: queued},
+	}
+	for _, name := range d.cfg.profileNames() {
+		p := d.profiles[name]
+		info.Profiles = append(info.Profiles, api.ProfileInfo{Name: name, Defaults: p.Defaults, Max: p.Max})
+	}
+	return info
+}
+
+// expireLoop drops old results until ctx ends.
+func (d *Daemon) expireLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			d.reg.expire(now)
+		}
+	}
+}
+
+func jsonMarshal(v any) (json.RawMessage, error) { return json.Marshal(v) }
+
+// stateDirReady makes the state dir with the modes the engine needs.
+func stateDirReady(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
+}

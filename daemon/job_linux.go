@@ -1,0 +1,210 @@
+package daemon
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// emitFunc receives a streamed run's events; nil when nobody streams.
+type emitFunc func(api.Event)
+
+// runJob runs a prepared job to its end: workspace, files, steps in order,
+// tracked files, teardown. A program's failure is a verdict; a sandbox's
+// failure makes the status "error". Nothing of the job is left when it
+// returns.
+func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued time.Duration, emit emitFunc) *api.Result {
+	start := time.Now()
+	res := &api.Result{ID: j.id, Status: api.StatusCompleted, Steps: make([]api.StepResult, 0, len(pj.steps))}
+	res.Timing.QueuedMS = ms(queued)
+	defer func() { res.Timing.TotalMS = ms(time.Since(j.created)) }()
+
+	fail := func(err error) *api.Result {
+		res.Status, res.Message = api.StatusError, err.Error()
+		for len(res.Steps) < len(pj.steps) {
+			res.Steps = append(res.Steps, api.StepResult{Verdict: api.VerdictSkipped})
+		}
+		return res
+	}
+	uid, err := d.engine.AcquireID()
+	if err != nil {
+		return fail(err)
+	}
+	defer d.engine.ReleaseID(uid)
+	ws, err := newWorkspace(d.cfg.StateDir, j.id, pj.wsBytes, uid)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() {
+		if err := ws.remove(); err != nil {
+			d.log.WithError(err).Error("workspace teardown")
+		}
+	}()
+	if err := ws.writeFiles(pj.files); err != nil {
+		return fail(err)
+	}
+	res.Timing.SetupMS = ms(time.Since(start))
+
+	stopped := false
+	for i := range pj.steps {
+		ps := &pj.steps[i]
+		if stopped {
+			res.Steps = append(res.Steps, api.StepResult{Verdict: api.VerdictSkipped})
+			continue
+		}
+		j.setState(api.StateRunning, i)
+		sr, err := d.runStep(ctx, i, ps, pj, ws, uid, emit)
+		d.metrics.stepFinished(sr)
+		encodeStep(&sr, pj.base64)
+		res.Steps = append(res.Steps, sr)
+		if emit != nil {
+			b, _ := jsonMarshal(sr)
+			step := i
+			emit(api.Event{Event: api.EventStepFinished, Step: &step, Result: b})
+		}
+		switch {
+		case err != nil:
+			res.Status, res.Message = api.StatusError, fmt.Sprintf("steps[%d]: %v", i, err)
+			stopped = true
+		case sr.Verdict == api.VerdictCancelled || ctx.Err() != nil:
+			res.Status = api.StatusCancelled
+			stopped = true
+		case !pj.stopNever && (sr.Verdict != api.VerdictOK || (sr.StdoutMatches != nil && !*sr.StdoutMatches)):
+			stopped = true
+		}
+	}
+
+	if len(pj.job.TrackedFiles) > 0 {
+		res.Files = make(map[string]*api.TrackedFile, len(pj.job.TrackedFiles))
+		for _, name := range pj.job.TrackedFiles {
+			tf := ws.readTracked(name, d.cfg.TrackedFileBytes)
+			if tf != nil {
+				tf.Content = encodeOutput(tf.Content, pj.base64)
+			}
+			res.Files[name] = tf
+		}
+	}
+	return res
+}
+
+// runStep runs one step of a job in its workspace.
+func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *preparedJob, ws *workspace, uid uint32, emit emitFunc) (api.StepResult, error) {
+	req := &StepRequest{
+		Argv:    ps.step.Argv,
+		Env:     ps.step.Env,
+		Limits:  ps.limits,
+		Workdir: ws.dir,
+		HostID:  uid,
+		Profile: pj.profile,
+	}
+	if len(ps.stdin) > 0 {
+		f, err := memfdWith("stdin", ps.stdin)
+		if err != nil {
+			return api.StepResult{Verdict: api.VerdictInternalError, Message: err.Error()}, err
+		}
+		defer f.Close()
+		req.Stdin = f
+	}
+	if emit != nil {
+		enc := newStreamEncoder(pj.base64)
+		step := i
+		req.OnOutput = func(stream int, data []byte) {
+			kind := api.EventStdout
+			if stream == 2 {
+				kind = api.EventStderr
+			}
+			if text := enc.encode(stream, data); text != "" {
+				emit(api.Event{Event: kind, Step: &step, Data: text})
+			}
+		}
+	}
+	sr, err := d.engine.RunStep(ctx, req)
+	if ps.step.ExpectedStdout != nil {
+		ok := normalizeOutput(sr.Stdout) == normalizeOutput(*ps.step.ExpectedStdout)
+		sr.StdoutMatches = &ok
+	}
+	return sr, err
+}
+
+// memfdWith makes an anonymous in-memory file holding data, positioned at
+// its start: a step's stdin that never blocks the daemon.
+func memfdWith(name string, data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memfd: %w", err)
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("memfd: %w", err)
+	}
+	return f, nil
+}
+
+// normalizeOutput drops trailing whitespace on each line and at the end,
+// the comparison expected_stdout uses.
+func normalizeOutput(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " \t\r\f\v")
+	}
+	return strings.TrimRight(strings.Join(lines, "\n"), " \t\r\n\f\v")
+}
+
+// encodeStep turns a step's raw output into the job's output encoding.
+func encodeStep(sr *api.StepResult, b64 bool) {
+	sr.Stdout = encodeOutput(sr.Stdout, b64)
+	sr.Stderr = encodeOutput(sr.Stderr, b64)
+}
+
+func encodeOutput(s string, b64 bool) string {
+	if b64 {
+		return base64.StdEncoding.EncodeToString([]byte(s))
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// streamEncoder encodes output chunks as they come. In UTF-8 mode a
+// character split between two chunks is held back until it is whole; in
+// base64 mode each chunk is encoded on its own.
+type streamEncoder struct {
+	b64   bool
+	carry [3][]byte
+}
+
+func newStreamEncoder(b64 bool) *streamEncoder { return &streamEncoder{b64: b64} }
+
+func (e *streamEncoder) encode(stream int, data []byte) string {
+	if e.b64 {
+		return base64.StdEncoding.EncodeToString(data)
+	}
+	buf := append(e.carry[stream], data...)
+	// Hold back an incomplete character at the end (at most 3 bytes).
+	cut := len(buf)
+	for k := 1; k <= 3 && k <= len(buf); k++ {
+		c := buf[len(buf)-k]
+		if c < 0x80 {
+			break
+		}
+		if utf8.RuneStart(c) {
+			if !utf8.FullRune(buf[len(buf)-k:]) {
+				cut = len(buf) - k
+			}
+			break
+		}
+	}
+	e.carry[stream] = append([]byte(nil), buf[cut:]...)
+	return strings.ToValidUTF8(string(buf[:cut]), "\uFFFD")
+}

@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestSchedulerFairBetweenCallers(t *testing.T) {
+	s := newScheduler(1, 100)
+	release, err := s.acquire(context.Background(), 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := make(chan uint32, 10)
+	start := func(caller uint32) {
+		go func() {
+			rel, err := s.acquire(context.Background(), caller, false)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- caller
+			time.Sleep(time.Millisecond)
+			rel()
+		}()
+		// Let it queue before the next one.
+		for {
+			if _, q := s.load(); q > 0 && waitingFor(s, caller) {
+				return
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	// Caller 1 queues three jobs, then caller 2 one: caller 2 must not wait
+	// for all three.
+	start(1)
+	start(1)
+	start(1)
+	start(2)
+	release()
+	var got []uint32
+	for i := 0; i < 4; i++ {
+		got = append(got, <-order)
+	}
+	if got[0] != 1 || got[1] != 2 {
+		t.Fatalf("order %v, want caller 2 second", got)
+	}
+	if r, q := s.load(); r != 0 || q != 0 {
+		t.Fatalf("after all: running %d queued %d", r, q)
+	}
+}
+
+func waitingFor(s *scheduler, caller uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.waiting[caller]) > 0
+}
+
+func TestSchedulerQueueFullAndCancel(t *testing.T) {
+	s := newScheduler(1, 1)
+	rel, _ := s.acquire(context.Background(), 0, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { _, err := s.acquire(ctx, 0, false); errc <- err }()
+	for _, q := s.load(); q == 0; _, q = s.load() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	if _, err := s.acquire(context.Background(), 0, false); err != errQueueFull {
+		t.Fatalf("third job: %v, want errQueueFull", err)
+	}
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("a cancelled waiter got a slot")
+	}
+	rel()
+	if r, q := s.load(); r != 0 || q != 0 {
+		t.Fatalf("running %d queued %d, want 0 0", r, q)
+	}
+	// The slot is free again.
+	rel2, err := s.acquire(context.Background(), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel2()
+}

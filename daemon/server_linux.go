@@ -1,0 +1,701 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// peer is who is on the other end of a connection, by SO_PEERCRED.
+type peer struct {
+	pid      int32
+	uid, gid uint32
+}
+
+type peerKey struct{}
+
+func peerOf(ctx context.Context) peer {
+	p, _ := ctx.Value(peerKey{}).(peer)
+	return p
+}
+
+// server is the HTTP side of the daemon.
+type server struct {
+	d         *Daemon
+	socketGID uint32
+	draining  atomic.Bool
+}
+
+// Serve answers the API on the configured Unix socket until ctx ends, then
+// drains: it stops accepting, lets running jobs finish within the grace,
+// cancels the rest, removes the socket and returns.
+func (d *Daemon) Serve(ctx context.Context) error {
+	gid, err := socketGroup(d.cfg.SocketGroup)
+	if err != nil {
+		return err
+	}
+	ln, err := listenUnix(d.cfg.Socket, gid)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(d.cfg.Socket)
+	s := &server{d: d, socketGID: gid}
+	srv := &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, peerKey{}, credentials(c))
+		},
+		ErrorLog: nil,
+	}
+	go d.expireLoop(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	d.log.WithFields(logrus.Fields{
+		"socket": d.cfg.Socket, "concurrency": d.cfg.Concurrency, "queue": d.cfg.QueueSize,
+		"cgroups": d.engine.Cgroups().Mode(), "version": d.version,
+	}).Info("sandboxd serving")
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	running, queued := d.sched.load()
+	d.log.WithFields(logrus.Fields{"running": running, "queued": queued, "grace": d.cfg.ShutdownGrace.String()}).Info("draining")
+	graceCtx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownGrace.Duration)
+	defer cancel()
+	if err := srv.Shutdown(graceCtx); err != nil {
+		// The grace is over: cancel what still runs, and wait for its
+		// teardown.
+		d.cancelBase()
+		closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		srv.Shutdown(closeCtx)
+	}
+	d.cancelBase()
+	d.log.Info("sandboxd stopped")
+	return nil
+}
+
+// socketGroup resolves the configured group; empty is root's group.
+func socketGroup(name string) (uint32, error) {
+	if name == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+		return uint32(n), nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("socket_group: %w", err)
+	}
+	n, _ := strconv.ParseUint(g.Gid, 10, 32)
+	return uint32(n), nil
+}
+
+// listenUnix listens on path, mode 0660 and the given group. A socket file
+// left by a dead daemon is replaced; one somebody answers on is not.
+func listenUnix(path string, gid uint32) (net.Listener, error) {
+	if err := stateDirReady(dirOf(path)); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("socket: %s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("socket: another process answers on %s", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("socket: removing the stale %s: %w", path, err)
+		}
+	}
+	// Created 0660 from the start: no moment where anyone else may connect.
+	old := unix.Umask(0o117)
+	ln, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chown(path, 0, int(gid)); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	return ln, nil
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return "/"
+}
+
+// credentials reads the peer of a Unix connection.
+func credentials(c net.Conn) peer {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return peer{uid: ^uint32(0), gid: ^uint32(0)}
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return peer{uid: ^uint32(0), gid: ^uint32(0)}
+	}
+	p := peer{uid: ^uint32(0), gid: ^uint32(0)}
+	raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			p = peer{pid: cred.Pid, uid: cred.Uid, gid: cred.Gid}
+		}
+	})
+	return p
+}
+
+// allowed decides whether a peer may use the API.
+func (s *server) allowed(p peer) bool {
+	cfg := &s.d.cfg
+	if len(cfg.AllowedUIDs) == 0 && len(cfg.AllowedGIDs) == 0 {
+		return p.uid == 0 || p.gid == s.socketGID || slices.Contains(supplementaryGroups(p.pid), s.socketGID)
+	}
+	if slices.Contains(cfg.AllowedUIDs, p.uid) || slices.Contains(cfg.AllowedGIDs, p.gid) {
+		return true
+	}
+	for _, g := range supplementaryGroups(p.pid) {
+		if slices.Contains(cfg.AllowedGIDs, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// supplementaryGroups reads a process's groups from /proc.
+func supplementaryGroups(pid int32) []uint32 {
+	if pid <= 0 {
+		return nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Groups:"); ok {
+			var gs []uint32
+			for _, f := range strings.Fields(rest) {
+				if n, err := strconv.ParseUint(f, 10, 32); err == nil {
+					gs = append(gs, uint32(n))
+				}
+			}
+			return gs
+		}
+	}
+	return nil
+}
+
+// routes is the API, in one table.
+func (s *server) routes() http.Handler {
+	mux := http.NewServeMux()
+	for _, r := range []struct {
+		pattern string
+		h       http.HandlerFunc
+	}{
+		{"GET /_ping", s.ping},
+		{"GET /v1/info", s.info},
+		{"POST /v1/run", s.run},
+		{"POST /v1/batch", s.batch},
+		{"GET /v1/runs", s.runs},
+		{"GET /v1/runs/{id}", s.getRun},
+		{"DELETE /v1/runs/{id}", s.cancelRun},
+		{"GET /metrics", promhttp.HandlerFor(s.d.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP},
+	} {
+		mux.HandleFunc(r.pattern, r.h)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := peerOf(r.Context())
+		if !s.allowed(p) {
+			s.fail(w, http.StatusForbidden, &api.Error{Code: api.CodePermissionDenied,
+				Message: fmt.Sprintf("uid %d (gid %d) may not use sandboxd: allowed are the configured uids and gids, or root and the socket's group", p.uid, p.gid)})
+			return
+		}
+		h, pattern := mux.Handler(r)
+		if pattern == "" {
+			s.fail(w, http.StatusNotFound, &api.Error{Code: api.CodeNotFound, Message: r.Method + " " + r.URL.Path + ": no such endpoint"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+var httpStatus = map[string]int{
+	api.CodeInvalidArgument:   http.StatusBadRequest,
+	api.CodePermissionDenied:  http.StatusForbidden,
+	api.CodeNotFound:          http.StatusNotFound,
+	api.CodeConflict:          http.StatusConflict,
+	api.CodeResourceExhausted: http.StatusTooManyRequests,
+	api.CodeUnavailable:       http.StatusServiceUnavailable,
+	api.CodeInternal:          http.StatusInternalServerError,
+}
+
+// fail writes an error answer. The status follows the code where status
+// is 0.
+func (s *server) fail(w http.ResponseWriter, status int, e *api.Error) {
+	if status == 0 {
+		status = httpStatus[e.Code]
+	}
+	s.d.metrics.reject(e.Code)
+	if e.Code == api.CodeResourceExhausted {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, api.ErrorBody{Error: e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+func (s *server) ping(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		s.fail(w, 0, &api.Error{Code: api.CodeUnavailable, Message: "shutting down"})
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, "OK")
+}
+
+func (s *server) info(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.d.Info())
+}
+
+// readBody reads a request body up to the configured cap.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *api.Error) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.d.cfg.MaxRequestBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, invalid("body: larger than the cap of %d bytes", s.d.cfg.MaxRequestBytes)
+		}
+		return nil, invalid("body: %v", err)
+	}
+	return data, nil
+}
+
+func wantsStream(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "application/x-ndjson")
+}
+
+// run is POST /v1/run: one job, answered with its result or streamed.
+func (s *server) run(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		s.fail(w, 0, &api.Error{Code: api.CodeUnavailable, Message: "shutting down"})
+		return
+	}
+	data, aerr := s.readBody(w, r)
+	if aerr != nil {
+		s.fail(w, 0, aerr)
+		return
+	}
+	job, aerr := decodeJob(data)
+	if aerr != nil {
+		s.fail(w, 0, aerr)
+		return
+	}
+	pj, aerr := s.d.prepare(job)
+	if aerr != nil {
+		s.fail(w, 0, aerr)
+		return
+	}
+	caller := peerOf(r.Context()).uid
+	adm, aerr := s.d.admit(r.Context(), caller, pj, false)
+	if aerr != nil {
+		s.fail(w, 0, aerr)
+		return
+	}
+	if !wantsStream(r) {
+		res := adm.run(nil)
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	sw := newStreamWriter(w)
+	sw.send(api.Event{Event: api.EventStarted, ID: adm.job.id})
+	res := adm.run(sw.send)
+	b, _ := json.Marshal(res)
+	sw.send(api.Event{Event: api.EventFinished, ID: adm.job.id, Result: b})
+}
+
+// streamWriter writes NDJSON lines, flushed one by one, from any
+// goroutine. A write error (the client left) is ignored: the request's
+// context ends the job.
+type streamWriter struct {
+	mu sync.Mutex
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func newStreamWriter(w http.ResponseWriter) *streamWriter {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	return &streamWriter{w: w, rc: http.NewResponseController(w)}
+}
+
+func (sw *streamWriter) send(v api.Event) { sw.write(v) }
+
+func (sw *streamWriter) write(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	b = append(b, '\n')
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if _, err := sw.w.Write(b); err == nil {
+		sw.rc.Flush()
+	}
+}
+
+// admission is a job that was accepted: registered, with a place in line.
+type admission struct {
+	d      *Daemon
+	ctx    context.Context
+	cancel context.CancelFunc
+	job    *job
+	pj     *preparedJob
+	ticket *ticket
+}
+
+// admit registers a job and gives it a place in line: the errors a client
+// must see before anything runs (conflict, queue full) come from here. The
+// job's context ends with ctx (the client), a cancel, or the daemon giving
+// up at shutdown.
+func (d *Daemon) admit(ctx context.Context, caller uint32, pj *preparedJob, batch bool) (*admission, *api.Error) {
+	id := pj.job.ID
+	if id == "" {
+		id = newID()
+	}
+	jctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(d.base, cancel)
+	j := &job{id: id, key: pj.job.Key, caller: caller, created: time.Now(), steps: len(pj.steps),
+		cancel: func() { stop(); cancel() }, state: api.StateQueued}
+	if !d.reg.add(j) {
+		cancel()
+		return nil, &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf("id: %q is in use by a live job", id)}
+	}
+	t, err := d.sched.enqueue(caller, batch)
+	if err != nil {
+		cancel()
+		d.reg.drop(j)
+		return nil, &api.Error{Code: api.CodeResourceExhausted, Message: fmt.Sprintf("the queue is full (%d jobs waiting); retry later", d.cfg.QueueSize)}
+	}
+	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, pj: pj, ticket: t}, nil
+}
+
+// run waits for the job's turn, runs it, records and logs the result.
+func (a *admission) run(emit emitFunc) *api.Result {
+	d, j := a.d, a.job
+	defer a.cancel()
+	var res *api.Result
+	release, err := a.ticket.wait(a.ctx)
+	if err != nil {
+		res = &api.Result{ID: j.id, Status: api.StatusCancelled, Message: "cancelled while queued"}
+		for range a.pj.steps {
+			res.Steps = append(res.Steps, api.StepResult{Verdict: api.VerdictSkipped})
+		}
+		res.Timing.QueuedMS = ms(time.Since(j.created))
+		res.Timing.TotalMS = res.Timing.QueuedMS
+	} else {
+		queued := time.Since(j.created)
+		j.setState(api.StateRunning, 0)
+		res = d.runJob(a.ctx, j, a.pj, queued, emit)
+		release()
+	}
+	d.reg.finish(j, res)
+	d.metrics.jobFinished(res)
+	verdicts := make([]string, len(res.Steps))
+	for i, s := range res.Steps {
+		verdicts[i] = string(s.Verdict)
+	}
+	entry := d.log.WithFields(logrus.Fields{
+		"job": j.id, "caller_uid": j.caller, "status": res.Status, "verdicts": strings.Join(verdicts, ","),
+		"queued_ms": res.Timing.QueuedMS, "setup_ms": res.Timing.SetupMS, "total_ms": res.Timing.TotalMS,
+	})
+	if res.Message != "" {
+		entry = entry.WithField("message", res.Message)
+	}
+	if res.Status == api.StatusError {
+		entry.Error("job finished")
+	} else {
+		entry.Info("job finished")
+	}
+	return res
+}
+
+func (s *server) runs(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	list := api.RunList{Runs: []api.RunInfo{}}
+	for _, j := range s.d.reg.live() {
+		list.Runs = append(list.Runs, j.info(now))
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *server) getRun(w http.ResponseWriter, r *http.Request) {
+	j := s.d.reg.get(r.PathValue("id"))
+	if j == nil {
+		s.fail(w, 0, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("run %q: no such job (or its result expired)", r.PathValue("id"))})
+		return
+	}
+	writeJSON(w, http.StatusOK, j.info(time.Now()))
+}
+
+// cancelRun is DELETE /v1/runs/{id}: every process of the job is killed.
+// Its owner or root may cancel it.
+func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
+	j := s.d.reg.get(r.PathValue("id"))
+	if j == nil {
+		s.fail(w, 0, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("run %q: no such job", r.PathValue("id"))})
+		return
+	}
+	if p := peerOf(r.Context()); p.uid != 0 && p.uid != j.caller {
+		s.fail(w, 0, &api.Error{Code: api.CodePermissionDenied, Message: fmt.Sprintf("run %q belongs to uid %d", j.id, j.caller)})
+		return
+	}
+	j.cancel()
+	writeJSON(w, http.StatusOK, j.info(time.Now()))
+}
+
+// batch is POST /v1/batch: NDJSON jobs in (or {"jobs": [...]}), NDJSON
+// results out in completion order, the summary last. Jobs are read as
+// earlier ones finish, at most concurrency at a time.
+func (s *server) batch(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		s.fail(w, 0, &api.Error{Code: api.CodeUnavailable, Message: "shutting down"})
+		return
+	}
+	conc := s.d.cfg.Concurrency
+	if q := r.URL.Query().Get("concurrency"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 {
+			s.fail(w, 0, invalid("concurrency: %q is not a positive integer", q))
+			return
+		}
+		conc = min(n, s.d.cfg.Concurrency)
+	}
+	rc := http.NewResponseController(w)
+	rc.EnableFullDuplex()
+	ctx := r.Context()
+	caller := peerOf(ctx).uid
+	sw := newStreamWriter(w)
+	start := time.Now()
+	sum := &api.BatchSummary{Statuses: map[string]int{}, Verdicts: map[string]int{}}
+	var sumMu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, conc)
+
+	index := 0
+	each := func(raw []byte, rerr *api.Error) bool {
+		i := index
+		index++
+		line := api.BatchLine{Index: &i}
+		var pj *preparedJob
+		aerr := rerr
+		if aerr == nil {
+			var job *api.Job
+			if job, aerr = decodeJob(raw); aerr == nil {
+				line.Key = job.Key
+				pj, aerr = s.d.prepare(job)
+			}
+		}
+		if aerr != nil {
+			line.Error = aerr
+			sumMu.Lock()
+			sum.Total++
+			sum.Invalid++
+			sumMu.Unlock()
+			sw.write(line)
+			return true
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
+		adm, aerr := s.d.admit(ctx, caller, pj, true)
+		if aerr != nil {
+			<-sem
+			line.Error = aerr
+			sumMu.Lock()
+			sum.Total++
+			sum.Invalid++
+			sumMu.Unlock()
+			sw.write(line)
+			return true
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			res := adm.run(nil)
+			line.Result = res
+			sumMu.Lock()
+			sum.Total++
+			sum.Statuses[res.Status]++
+			sum.Verdicts[string(jobVerdict(res))]++
+			sumMu.Unlock()
+			sw.write(line)
+		}()
+		return true
+	}
+	err := readBatch(r.Body, s.d.cfg.MaxRequestBytes, each)
+	if err != nil {
+		i := index
+		sw.write(api.BatchLine{Index: &i, Error: err})
+	}
+	wg.Wait()
+	sum.WallMS = ms(time.Since(start))
+	sw.write(api.BatchLine{Summary: sum})
+}
+
+// jobVerdict is what a batch summary counts for a job: its first verdict
+// that is not ok, or ok.
+func jobVerdict(res *api.Result) api.Verdict {
+	for _, s := range res.Steps {
+		if s.Verdict != api.VerdictOK {
+			return s.Verdict
+		}
+	}
+	return api.VerdictOK
+}
+
+// readBatch feeds each job of a batch body to each, in order, until each
+// says stop. NDJSON: one job a line, each at most maxLine bytes. A body
+// that is one JSON object {"jobs": [...]} (on any number of lines) is
+// taken too. The error describes a body that cannot be read on.
+func readBatch(body io.Reader, maxLine int64, each func(raw []byte, err *api.Error) bool) *api.Error {
+	br := bufio.NewReaderSize(body, 64<<10)
+	first := true
+	for {
+		line, err := readLine(br, maxLine)
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			if errors.Is(err, errLineTooLong) {
+				if !each(nil, invalid("line: longer than the cap of %d bytes", maxLine)) {
+					return nil
+				}
+				continue
+			}
+			return invalid("body: %v", err)
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if first {
+			first = false
+			if jobs, ok, aerr := wrapperJobs(line, br, maxLine); ok {
+				if aerr != nil {
+					return aerr
+				}
+				for _, j := range jobs {
+					if !each(j, nil) {
+						return nil
+					}
+				}
+				return nil
+			}
+		}
+		if !each(line, nil) {
+			return nil
+		}
+	}
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one line of at most max bytes; a longer line is skipped
+// whole and reported.
+func readLine(br *bufio.Reader, max int64) ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if int64(len(buf)+len(chunk)) > max {
+			// Skip the rest of this line.
+			for err == bufio.ErrBufferFull {
+				_, err = br.ReadSlice('\n')
+			}
+			if err != nil && err != io.EOF {
+				return nil, err
+			}
+			return nil, errLineTooLong
+		}
+		buf = append(buf, chunk...)
+		switch err {
+		case nil:
+			return buf, nil
+		case bufio.ErrBufferFull:
+			continue
+		case io.EOF:
+			if len(buf) > 0 {
+				return buf, nil
+			}
+			return nil, io.EOF
+		default:
+			return nil, err
+		}
+	}
+}
+
+// wrapperJobs recognises {"jobs": [...]}: the first line starts it; the
+// rest of the body (up to max bytes) completes it.
+func wrapperJobs(first []byte, br *bufio.Reader, max int64) ([]json.RawMessage, bool, *api.Error) {
+	dec := json.NewDecoder(bytes.NewReader(first))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false, nil
+	}
+	if key, err := dec.Token(); err != nil || key != "jobs" {
+		return nil, false, nil
+	}
+	rest, err := io.ReadAll(io.LimitReader(br, max+1))
+	if err != nil {
+		return nil, true, invalid("body: %v", err)
+	}
+	doc := append(append(first, '\n'), rest...)
+	if int64(len(doc)) > max {
+		return nil, true, invalid("body: larger than the cap of %d bytes", max)
+	}
+	var wrapper struct {
+		Jobs []json.RawMessage `json:"jobs"`
+	}
+	dec = json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&wrapper); err != nil {
+		return nil, true, jsonError(err)
+	}
+	return wrapper.Jobs, true, nil
+}

@@ -1,0 +1,164 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// workspace is a job's private directory: a tmpfs of its own, with a size
+// cap, owned by the job's sandbox uid, mounted under the state dir in the
+// host and bound into each step's sandbox.
+type workspace struct {
+	dir string
+	uid int
+}
+
+// workspacesDir is where workspaces are mounted, beneath the state dir.
+func workspacesDir(stateDir string) string { return filepath.Join(stateDir, "ws") }
+
+func newWorkspace(stateDir, name string, size int64, uid uint32) (*workspace, error) {
+	parent := workspacesDir(stateDir)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return nil, fmt.Errorf("workspace: %w", err)
+	}
+	dir := filepath.Join(parent, name)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("workspace: %w", err)
+	}
+	data := fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d,nr_inodes=%d", size, uid, uid, 1<<20)
+	if err := unix.Mount("sandboxd-ws", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+		os.Remove(dir)
+		return nil, fmt.Errorf("workspace: mount tmpfs: %w", err)
+	}
+	return &workspace{dir: dir, uid: int(uid)}, nil
+}
+
+// writeFiles puts the job's files in place, owned by the sandbox user. The
+// workspace is fresh and nothing hostile has run in it yet; names were
+// validated as clean relative paths.
+func (w *workspace) writeFiles(files []preparedFile) error {
+	for _, f := range files {
+		p := filepath.Join(w.dir, f.name)
+		if err := w.mkdirs(filepath.Dir(f.name)); err != nil {
+			return err
+		}
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, f.mode)
+		if err != nil {
+			return fmt.Errorf("files[%q]: %w", f.name, err)
+		}
+		file := os.NewFile(uintptr(fd), p)
+		_, err = file.Write(f.data)
+		if err == nil {
+			err = file.Chown(w.uid, w.uid)
+		}
+		if err == nil {
+			err = file.Chmod(os.FileMode(f.mode))
+		}
+		if cerr := file.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			if errors.Is(err, unix.ENOSPC) {
+				return fmt.Errorf("files[%q]: the workspace is full", f.name)
+			}
+			return fmt.Errorf("files[%q]: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+func (w *workspace) mkdirs(rel string) error {
+	if rel == "." {
+		return nil
+	}
+	cur := w.dir
+	for _, part := range strings.Split(rel, "/") {
+		cur = filepath.Join(cur, part)
+		if err := unix.Mkdir(cur, 0o755); err != nil {
+			if err == unix.EEXIST {
+				continue
+			}
+			return fmt.Errorf("mkdir %s: %w", rel, err)
+		}
+		if err := unix.Lchown(cur, w.uid, w.uid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readTracked reads a file back after the steps: never through a symlink
+// (at any depth), never out of the workspace, never beyond limit bytes, and
+// only a regular file. Anything else is nil, as if missing.
+func (w *workspace) readTracked(name string, limit int64) *api.TrackedFile {
+	dirfd, err := unix.Open(w.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(dirfd)
+	fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	})
+	if err != nil {
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil
+	}
+	tf := &api.TrackedFile{}
+	if int64(len(data)) > limit {
+		data, tf.Truncated = data[:limit], true
+	}
+	tf.Content = string(data)
+	return tf
+}
+
+// remove unmounts and deletes the workspace. Idempotent.
+func (w *workspace) remove() error {
+	return removeWorkspaceDir(w.dir)
+}
+
+func removeWorkspaceDir(dir string) error {
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return fmt.Errorf("unmount workspace %s: %w", dir, err)
+	}
+	if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove workspace %s: %w", dir, err)
+	}
+	return nil
+}
+
+// reclaimWorkspaces removes every workspace a previous daemon left.
+func reclaimWorkspaces(stateDir string) (int, error) {
+	parent := workspacesDir(stateDir)
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	var errs []error
+	for _, e := range ents {
+		if err := removeWorkspaceDir(filepath.Join(parent, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return len(ents), errors.Join(errs...)
+}
