@@ -95,6 +95,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		srv.Shutdown(closeCtx)
 	}
 	d.cancelBase()
+	// Our cgroup subtree goes too, unless another sandboxd process still
+	// has runs in it.
+	if err := d.engine.Cgroups().Close(); err != nil {
+		d.log.WithError(err).Debug("cgroup subtree left in place")
+	}
 	d.log.Info("sandboxd stopped")
 	return nil
 }
@@ -239,12 +244,11 @@ func (s *server) routes() http.Handler {
 				Message: fmt.Sprintf("uid %d (gid %d) may not use sandboxd: allowed are the configured uids and gids, or root and the socket's group", p.uid, p.gid)})
 			return
 		}
-		h, pattern := mux.Handler(r)
-		if pattern == "" {
+		if _, pattern := mux.Handler(r); pattern == "" {
 			s.fail(w, http.StatusNotFound, &api.Error{Code: api.CodeNotFound, Message: r.Method + " " + r.URL.Path + ": no such endpoint"})
 			return
 		}
-		h.ServeHTTP(w, r)
+		mux.ServeHTTP(w, r)
 	})
 }
 

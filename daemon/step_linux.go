@@ -43,6 +43,10 @@ type StepRequest struct {
 // reported by its init before the init itself is killed.
 const killWait = 2 * time.Second
 
+// killRetry is how often a kill is repeated until the program's end is
+// reported.
+const killRetry = 20 * time.Millisecond
+
 // RunStep runs one step to its end and judges it. The error is non-nil
 // only when the sandbox itself failed; the result then says
 // internal_error with the same message. Nothing of the step is left when
@@ -251,13 +255,29 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 	defer setupTimer.Stop()
 	var deadline <-chan time.Time // after a kill: how long the init may take to report
 
+	started := false
+	var rekill <-chan time.Time
+	var rekillTicker *time.Ticker
+	defer func() {
+		if rekillTicker != nil {
+			rekillTicker.Stop()
+		}
+	}()
 	kill := func(c killCause) {
 		if f.cause == causeNone {
 			f.cause = c
 		}
+		if !started {
+			// The program may not have joined its cgroups yet: end the
+			// whole sandbox through its init.
+			w.proc.Kill()
+			return
+		}
+		w.grp.KillProgram()
 		if deadline == nil {
-			w.grp.KillProgram()
 			deadline = time.After(killWait)
+			rekillTicker = time.NewTicker(killRetry)
+			rekill = rekillTicker.C
 		}
 	}
 	for {
@@ -271,6 +291,7 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 			}
 			switch ev.Kind {
 			case nsjail.Started:
+				started = true
 				t := time.NewTimer(wall)
 				defer t.Stop()
 				wallC = t.C
@@ -304,6 +325,9 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 			kill(causeOutput)
 		case <-ctx.Done():
 			kill(causeCancelled)
+		case <-rekill:
+			// Against a process caught between fork and its cgroup join.
+			w.grp.KillProgram()
 		case <-deadline:
 			// The init did not report the end of a killed program: end it.
 			w.proc.Kill()

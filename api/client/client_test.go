@@ -322,8 +322,10 @@ func TestBatchFullDuplex(t *testing.T) {
 		}
 	}
 	go write(100)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // fail, not hang
+	defer cancel()
 	var keys []string
-	sum, err := f.client().Batch(context.Background(), pr, 3, func(bl *api.BatchLine) error {
+	sum, err := f.client().Batch(ctx, pr, 3, func(bl *api.BatchLine) error {
 		keys = append(keys, string(bl.Key))
 		if len(keys) == 1 {
 			go func() { write(101); pw.Close() }()

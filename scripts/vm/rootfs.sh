@@ -17,7 +17,7 @@ mkdir -p "$cache"
 # follow. Python's compiled stdlib (__pycache__, written by its postinst, so
 # not in dpkg's lists) is added below: without it every python3 start in the
 # read-only guest would compile the stdlib again.
-seeds=(dash coreutils grep sed util-linux libc-bin python3-minimal libpython3-stdlib gcc libc6-dev busybox-static)
+seeds=(dash coreutils grep sed util-linux hostname libc-bin python3-minimal libpython3-stdlib gcc libc6-dev busybox-static)
 
 # closure prints every installed package the seeds need, one a line: their
 # Depends and Pre-Depends, transitively. Of alternatives (a | b) the first
@@ -112,7 +112,7 @@ mknod -m 600 "$stage/dev/console" c 5 1
 mknod -m 666 "$stage/dev/null" c 1 3
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$stage/etc/passwd"
 printf 'root:x:0:\n' >"$stage/etc/group"
-cp "$(command -v busybox)" "$stage/vm/busybox"
+cp "$(dpkg-query -L busybox-static | grep -m1 '/busybox$')" "$stage/vm/busybox"
 # The stub init: mount the per-run disk (the second namespace of the NVMe
 # controller) and run the init it carries.
 cat >"$stage/vm/init" <<'STUB'

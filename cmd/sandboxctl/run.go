@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"unicode/utf8"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// runCmd is `sandboxctl run`: one job of one step.
+func runCmd(ctx context.Context, c *cli, args []string) int {
+	fs := c.newFlags("run", "[flags] -- ARGV...")
+	var (
+		limits   api.Limits
+		files    = fileFlags{}
+		env      = envFlags{}
+		stdin    = fs.String("stdin", "", "`FILE` to give as standard input (\"-\": this command's stdin)")
+		expected = fs.String("expected-stdout", "", "`TEXT` the standard output should be (trailing whitespace aside)")
+		profile  = fs.String("profile", "", "the daemon's profile `NAME` (default: the daemon's default)")
+		asJSON   = fs.Bool("json", false, "print the result as JSON")
+		stream   = fs.Bool("stream", false, "copy the program's output as it comes, then show the result")
+	)
+	addLimitFlags(fs.FlagSet, &limits)
+	fs.Var(files, "file", "a workspace file: `NAME=@PATH` (a host file, byte for byte) or NAME=TEXT (repeatable)")
+	fs.Var(env, "env", "an environment variable `K=V` (repeatable)")
+	if code, ok := c.parse(fs, args); !ok {
+		return code
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return c.usageError(fs.Name(), fmt.Errorf("no command given: sandboxctl run [flags] -- ARGV..."))
+	}
+
+	step := api.Step{Argv: argv, Limits: limits}
+	if len(env) > 0 {
+		step.Env = env
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "expected-stdout" {
+			step.ExpectedStdout = expected
+		}
+	})
+	if *stdin != "" {
+		b, err := readInput(*stdin, c.stdin)
+		if err != nil {
+			return c.usageError(fs.Name(), fmt.Errorf("--stdin: %w", err))
+		}
+		if utf8.Valid(b) {
+			step.Stdin = string(b)
+		} else {
+			step.StdinBase64 = base64.StdEncoding.EncodeToString(b)
+		}
+	}
+	job := &api.Job{Profile: *profile, Steps: []api.Step{step}}
+	if len(files) > 0 {
+		job.Files = files
+	}
+
+	if *stream {
+		return c.runStream(ctx, job, *asJSON)
+	}
+	res, err := c.client().Run(ctx, job)
+	if err != nil {
+		return c.fail(ctx, err)
+	}
+	if *asJSON {
+		printJSON(c.stdout, res)
+		return c.judge(res, true)
+	}
+	printResult(c.stdout, res, true)
+	return c.judge(res, false)
+}
+
+// runStream runs the job with events: the program's output is copied as
+// it comes (or, with asJSON, every event printed as a line), then the
+// result is shown on stderr, where it does not mix with the output.
+func (c *cli) runStream(ctx context.Context, job *api.Job, asJSON bool) int {
+	res, err := c.client().RunStream(ctx, job, func(ev *api.Event) error {
+		if asJSON {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			_, err = c.stdout.Write(append(b, '\n'))
+			return err
+		}
+		switch ev.Event {
+		case api.EventStdout:
+			_, err := io.WriteString(c.stdout, ev.Data)
+			return err
+		case api.EventStderr:
+			_, err := io.WriteString(c.stderr, ev.Data)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return c.fail(ctx, err)
+	}
+	if asJSON {
+		return c.judge(res, true)
+	}
+	fmt.Fprintln(c.stderr, "---")
+	printResult(c.stderr, res, false)
+	return c.judge(res, false)
+}
+
+func readInput(path string, stdin io.Reader) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(path)
+}
+
+// judge gives the exit status of a result: 0 when the job completed and
+// every step is ok (and its stdout matched, where that was asked). When
+// say is set, what was wrong goes to stderr (the result printed did not
+// say it in words).
+func (c *cli) judge(res *api.Result, say bool) int {
+	code := exitOK
+	if res.Status != api.StatusCompleted {
+		code = exitNotOK
+		if say {
+			fmt.Fprintf(c.stderr, "sandboxctl: job %s %s %s\n", res.ID, res.Status, res.Message)
+		}
+	}
+	for i, s := range res.Steps {
+		bad := ""
+		switch {
+		case s.Verdict != api.VerdictOK:
+			bad = string(s.Verdict)
+		case s.StdoutMatches != nil && !*s.StdoutMatches:
+			bad = "stdout does not match the expected output"
+		}
+		if bad == "" {
+			continue
+		}
+		code = exitNotOK
+		if say {
+			fmt.Fprintf(c.stderr, "sandboxctl: step %d: %s\n", i+1, bad)
+		}
+	}
+	return code
+}
+
+func printJSON(w io.Writer, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		fmt.Fprintf(w, "cannot encode the answer: %v\n", err)
+		return
+	}
+	w.Write(append(b, '\n'))
+}
+
+// printResult shows a result for people: per step the verdict, how it
+// ended, what it used, and (with outputs) its stdout and stderr.
+func printResult(w io.Writer, res *api.Result, outputs bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{k}, a...)...) }
+	row("job", "%s", res.ID)
+	if res.Status != api.StatusCompleted || res.Message != "" {
+		row("status", "%s", res.Status)
+		if res.Message != "" {
+			row("message", "%s", res.Message)
+		}
+	}
+	for i, s := range res.Steps {
+		if len(res.Steps) > 1 {
+			fmt.Fprintf(tw, "step %d of %d\n", i+1, len(res.Steps))
+		}
+		row("verdict", "%s", s.Verdict)
+		if s.Verdict == api.VerdictSkipped {
+			continue
+		}
+		if s.Signal != "" {
+			row("exit", "signal %s", s.Signal)
+		} else {
+			row("exit", "code %d", s.ExitCode)
+		}
+		row("cpu", "%.1f ms (user %.1f, sys %.1f)", s.CPUTimeMS, s.UserTimeMS, s.SysTimeMS)
+		row("wall", "%.1f ms", s.WallTimeMS)
+		row("memory peak", "%.1f MiB", float64(s.MemoryPeakBytes)/(1<<20))
+		row("pids", "%d", s.PIDsPeak)
+		if s.StdoutMatches != nil {
+			row("stdout matches", "%s", yesNo(*s.StdoutMatches))
+		}
+		if s.Message != "" {
+			row("message", "%s", s.Message)
+		}
+		if outputs {
+			tw.Flush()
+			printOutput(w, "stdout", s.Stdout, s.StdoutTruncated)
+			printOutput(w, "stderr", s.Stderr, s.StderrTruncated)
+		} else {
+			if s.StdoutTruncated {
+				row("stdout", "truncated")
+			}
+			if s.StderrTruncated {
+				row("stderr", "truncated")
+			}
+		}
+	}
+	for _, name := range sortedKeys(res.Files) {
+		f := res.Files[name]
+		tw.Flush()
+		if f == nil {
+			fmt.Fprintf(w, "--- file %s: missing ---\n", name)
+			continue
+		}
+		printOutput(w, "file "+name, f.Content, f.Truncated)
+	}
+	tw.Flush()
+}
+
+// printOutput prints one labelled output, ending on a new line.
+func printOutput(w io.Writer, label, text string, truncated bool) {
+	var notes []string
+	if text == "" {
+		notes = append(notes, "empty")
+	}
+	if truncated {
+		notes = append(notes, "truncated")
+	}
+	if len(notes) > 0 {
+		label += " (" + strings.Join(notes, ", ") + ")"
+	}
+	fmt.Fprintf(w, "--- %s ---\n", label)
+	io.WriteString(w, text)
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		io.WriteString(w, "\n")
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

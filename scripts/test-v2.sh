@@ -1,0 +1,205 @@
+#!/bin/bash
+# make test-v2: the engine's root tests (the cgroup and nsjail packages and
+# the `sandboxd exec` end-to-end tests) on pure cgroup v2, inside a throwaway
+# VM, whatever cgroup layout this host has.
+#
+#   host                                  guest (Debian's cloud kernel, no initramfs)
+#   ----                                  -----
+#   Debian packages: qemu, busybox         nvme0n1  the guest OS (cached): the host's own
+#   kernel: linux-image-<abi>-cloud-amd64           packages the tests use (sh, coreutils,
+#     (apt-get download, not installed)             python3, gcc), busybox, /vm/init stub
+#   scripts/vm/rootfs.sh -> nvme0n1        nvme0n2  this run: test binaries, sandboxd,
+#   go test -c, gcc testdata -> nvme0n2             compiled test programs, the init
+#   qemu (KVM where the CPU shows vmx/svm,          (scripts/vm/guest-init.sh): cgroup2 as
+#     else TCG) under a timeout ---------->           systemd mounts it, one delegated service
+#   console -> run/test-v2/console.log  <------       per suite, SANDBOXD-TEST-V2-RESULT <n>
+#   exit status from that line                      and power off
+#
+# Knobs (environment): TEST_V2_SUITES (default "cgroup nsjail e2e"),
+# TEST_V2_RUN_CGROUP, TEST_V2_RUN_NSJAIL, TEST_V2_RUN_E2E (-test.run
+# patterns), TEST_V2_TIMEOUT (seconds for the whole VM, default 1800),
+# TEST_V2_SMP, TEST_V2_MEM (MiB), TEST_V2_ACCEL (kvm or tcg),
+# SANDBOXD_VM_CACHE (kernel and guest OS image, default
+# /var/cache/sandboxd/test-v2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+out=$repo/run/test-v2
+cache=${SANDBOXD_VM_CACHE:-/var/cache/sandboxd/test-v2}
+suites=${TEST_V2_SUITES:-cgroup nsjail e2e}
+vm_timeout=${TEST_V2_TIMEOUT:-1800}
+boot_timeout=120
+smp=${TEST_V2_SMP:-1}
+mem=${TEST_V2_MEM:-1024}
+t0=$SECONDS
+
+step() { printf 'test-v2: %s (%ds)\n' "$*" $((SECONDS - t0)); }
+die() {
+	echo "test-v2: $*" >&2
+	exit 1
+}
+
+if [ "$(id -u)" != 0 ]; then
+	die "needs root (installs packages; the guest's tests need root too)"
+fi
+[ -x bin/sandboxd ] || die "bin/sandboxd is missing: run make build (make test-v2 does)"
+
+# --- what the host needs, from Debian's packages ---------------------------
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+# The guest's init is busybox, which must be the static build.
+dpkg-query -W -f='${db:Status-Abbrev}' busybox-static 2>/dev/null | grep -q '^ii' || need+=(busybox-static)
+command -v mke2fs >/dev/null || need+=(e2fsprogs)
+if [ ${#need[@]} -gt 0 ]; then
+	step "installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+mkdir -p "$cache" "$out"
+
+# --- the guest kernel: Debian's cloud kernel, unpacked, never installed ----
+# The ABI in the package name changes with Debian's point releases, so it is
+# read from the metapackage's dependency rather than written here.
+kernel_abi() {
+	apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9].*-cloud-amd64$/ { print $2; exit }'
+}
+pkg=$(kernel_abi)
+if [ -z "$pkg" ]; then
+	apt-get update -qq
+	pkg=$(kernel_abi)
+fi
+[ -n "$pkg" ] || die "cannot resolve linux-image-cloud-amd64 to a kernel package"
+kdir=$cache/$pkg
+if [ ! -s "$kdir/vmlinuz" ]; then
+	step "fetching $pkg"
+	tmp=$(mktemp -d "$cache/kernel.XXXXXX")
+	if ! (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1); then
+		# The lists may name a version the mirror no longer has.
+		apt-get update -qq
+		pkg=$(kernel_abi)
+		kdir=$cache/$pkg
+		(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) || die "apt-get download $pkg failed"
+	fi
+	dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -C "$tmp" -x --wildcards './boot/vmlinuz-*' './boot/config-*'
+	mkdir -p "$kdir"
+	mv "$tmp"/boot/vmlinuz-* "$kdir/vmlinuz.tmp"
+	mv "$tmp"/boot/config-* "$kdir/config"
+	mv "$kdir/vmlinuz.tmp" "$kdir/vmlinuz"
+	rm -rf "$tmp"
+fi
+# The guest has no initramfs and no modules: what it needs must be built in.
+missing=()
+for opt in MEMCG CGROUP_PIDS CGROUP_SCHED CFS_BANDWIDTH CGROUP_FREEZER USER_NS PID_NS NET_NS UTS_NS IPC_NS \
+	SECCOMP_FILTER DEVTMPFS TMPFS EXT4_FS BLK_DEV_NVME SERIAL_8250_CONSOLE; do
+	grep -qx "CONFIG_$opt=y" "$kdir/config" || missing+=("$opt")
+done
+[ ${#missing[@]} -eq 0 ] || die "$pkg lacks built-in ${missing[*]}"
+
+# --- the guest OS image (cached) --------------------------------------------
+step "guest OS image"
+os_img=$(scripts/vm/rootfs.sh "$cache")
+
+# --- this run's disk: test binaries, sandboxd, test programs, the init -----
+step "building the test binaries"
+payload=$out/payload
+rm -rf "$payload"
+mkdir -p "$payload"/{tests,bin,programs,test}
+chmod 0755 "$payload"
+CGO_ENABLED=0 go test -c -o "$payload/tests/" ./cgroup ./nsjail ./test
+cp bin/sandboxd "$payload/bin/"
+# As test/harness_test.go compiles them (see SANDBOXD_TEST_PROGRAMS there).
+for src in test/testdata/*.c; do
+	gcc -O1 -pthread -o "$payload/programs/$(basename "$src" .c)" "$src"
+done
+cp -r test/testdata "$payload/test/"
+cp scripts/vm/guest-init.sh "$payload/init"
+{
+	printf 'SUITES=%q\n' "$suites"
+	printf 'SUITE_TIMEOUT=%q\n' "$((vm_timeout / 60))m"
+	printf 'RUN_CGROUP=%q\n' "${TEST_V2_RUN_CGROUP:-}"
+	printf 'RUN_NSJAIL=%q\n' "${TEST_V2_RUN_NSJAIL:-}"
+	printf 'RUN_E2E=%q\n' "${TEST_V2_RUN_E2E:-}"
+} >"$payload/params"
+run_img=$out/run.img
+rm -f "$run_img"
+truncate -s "$(($(du -sm "$payload" | cut -f1) + 32))M" "$run_img"
+mke2fs -q -t ext4 -O ^has_journal -m 0 -L test-v2-run -d "$payload" "$run_img"
+
+# --- boot --------------------------------------------------------------------
+# KVM only where the CPU shows hardware virtualisation: a nested
+# paravirtual /dev/kvm without vmx/svm makes qemu abort or the guest hang.
+accel=${TEST_V2_ACCEL:-}
+if [ -z "$accel" ]; then
+	accel=tcg
+	if grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ]; then
+		accel=kvm
+	fi
+fi
+cpu=max
+[ "$accel" = kvm ] && cpu=host
+log=$out/console.log
+qemu_args=(
+	-machine pc -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem"
+	-nodefaults -display none -serial stdio -net none -no-reboot
+	-kernel "$kdir/vmlinuz"
+	-append "console=ttyS0 panic=-1 loglevel=4 root=/dev/nvme0n1 rootfstype=ext4 ro rootwait init=/vm/init cgroup_no_v1=all"
+	-drive "if=none,id=os,file=$os_img,format=raw,readonly=on"
+	-drive "if=none,id=run,file=$run_img,format=raw,readonly=on"
+	-device nvme,serial=sandboxd-test-v2,id=nvme0
+	-device nvme-ns,drive=os,nsid=1
+	-device nvme-ns,drive=run,nsid=2
+)
+step "booting the guest ($pkg, $accel, $smp CPU, $mem MiB); console: ${log#$repo/}"
+qemu-system-x86_64 "${qemu_args[@]}" </dev/null >"$log" 2>&1 &
+qpid=$!
+# The live view: each test's verdict and the init's own lines; the whole
+# console stays in the log.
+tail -n +1 -F --pid="$qpid" "$log" 2>/dev/null | tr -d '\r' |
+	grep --line-buffered -aE '^ *--- (PASS|FAIL|SKIP)|^(ok|FAIL|PASS)( |$)|^sandboxd-test-v2:|^panic:|Kernel panic|BUG:|Oops' &
+view=$!
+started=$SECONDS
+why=""
+while kill -0 "$qpid" 2>/dev/null; do
+	sleep 1
+	if [ $((SECONDS - started)) -ge "$boot_timeout" ] && ! grep -qa 'sandboxd-test-v2: guest up' "$log"; then
+		why="the guest did not come up within ${boot_timeout}s"
+	elif [ $((SECONDS - started)) -ge "$vm_timeout" ]; then
+		why="the guest did not finish within ${vm_timeout}s"
+	fi
+	if [ -n "$why" ]; then
+		kill "$qpid" 2>/dev/null || true
+		sleep 2
+		kill -9 "$qpid" 2>/dev/null || true
+		break
+	fi
+done
+wait "$qpid" || true
+wait "$view" 2>/dev/null || true
+
+# --- the verdict ----------------------------------------------------------------
+clean=$out/console.txt
+tr -d '\r' <"$log" >"$clean"
+result=$(grep -aoE '^SANDBOXD-TEST-V2-RESULT [0-9]+' "$clean" | tail -1 | cut -d' ' -f2 || true)
+passed=$(grep -acE '^ *--- PASS' "$clean" || true)
+failed=$(grep -acE '^ *--- FAIL' "$clean" || true)
+skipped=$(grep -acE '^ *--- SKIP' "$clean" || true)
+if [ "$failed" -gt 0 ]; then
+	echo
+	echo "test-v2: the failed tests' output:"
+	awk '/^=== RUN/ { name = $3; block[name] = "" }
+		name != "" { block[name] = block[name] $0 "\n" }
+		/^ *--- FAIL: / { n = $3; printf "%s", block[n] }' "$clean"
+fi
+if [ -n "$why" ] || [ -z "$result" ]; then
+	echo "test-v2: ${why:-no result came back from the guest}; the console's last lines:"
+	tail -n 40 "$clean"
+	result=1
+fi
+echo "test-v2: wall time $((SECONDS - t0)) s; console log: ${log#$repo/}"
+if [ "$result" != 0 ] || [ "$failed" -gt 0 ]; then
+	echo "test-v2: FAILED: $passed passed, $failed failed, $skipped skipped"
+	exit 1
+fi
+echo "test-v2: $passed passed, $failed failed, $skipped skipped"

@@ -1,0 +1,669 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/api/client"
+)
+
+// testDaemon is a real `sandboxd serve` on a socket of its own, with its
+// own state dir and cgroup subtree.
+type testDaemon struct {
+	t        *testing.T
+	cmd      *osexec.Cmd
+	socket   string
+	stateDir string
+	subtree  string
+	log      *syncBuffer
+	c        *client.Client
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDaemon starts sandboxd serve with the given extra config lines.
+func startDaemon(t *testing.T, config string) *testDaemon {
+	t.Helper()
+	stateDir, err := os.MkdirTemp("", "sandboxd-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(stateDir, 0o755)
+	d := &testDaemon{t: t, stateDir: stateDir, socket: filepath.Join(stateDir, "sandboxd.sock"),
+		subtree: fmt.Sprintf("sandboxd-test-%d", os.Getpid()), log: &syncBuffer{}}
+	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s\n", stateDir, d.subtree, config)
+	cfgPath := filepath.Join(stateDir, "config.toml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	d.start(cfgPath)
+	t.Cleanup(func() {
+		d.stop()
+		d.assertClean()
+		os.RemoveAll(stateDir)
+	})
+	return d
+}
+
+func (d *testDaemon) start(cfgPath string) {
+	d.t.Helper()
+	d.cmd = osexec.Command(sandboxdBin, "serve", "--socket", d.socket, "--config", cfgPath)
+	d.cmd.Stderr = d.log
+	if err := d.cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	d.c = client.New(d.socket)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := d.c.Ping(context.Background())
+		var se *client.StatusError
+		if err == nil || errors.As(err, &se) && se.HTTPStatus == http.StatusForbidden {
+			return
+		} else if time.Now().After(deadline) {
+			d.t.Fatalf("daemon did not answer: %v\nlog:\n%s", err, d.log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *testDaemon) stop() {
+	if d.cmd == nil || d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			d.t.Errorf("daemon exit after SIGTERM: %v\nlog:\n%s", err, d.log)
+		}
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		d.t.Errorf("daemon did not exit within 30 s of SIGTERM")
+	}
+}
+
+// assertClean checks that nothing of the daemon's jobs is left: processes,
+// cgroups, workspaces and their mounts, the socket.
+func (d *testDaemon) assertClean() {
+	d.t.Helper()
+	if procs := sandboxProcesses(); len(procs) > 0 {
+		d.t.Errorf("processes left under sandbox uids: %v", procs)
+	}
+	if groups := subtreeGroups(d.subtree); len(groups) > 0 {
+		d.t.Errorf("cgroups left: %v", groups)
+	}
+	if ws, _ := os.ReadDir(filepath.Join(d.stateDir, "ws")); len(ws) > 0 {
+		d.t.Errorf("workspaces left: %d", len(ws))
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), d.stateDir+"/ws/") {
+		d.t.Errorf("workspace mounts left in the host")
+	}
+	if d.cmd.ProcessState != nil {
+		if _, err := os.Stat(d.socket); err == nil {
+			d.t.Errorf("socket %s left after exit", d.socket)
+		}
+	}
+}
+
+// subtreeGroups lists run cgroups under the subtree in every hierarchy.
+func subtreeGroups(subtree string) []string {
+	var found []string
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, de os.DirEntry, err error) error {
+		if err != nil || !de.IsDir() {
+			return nil
+		}
+		if strings.Count(p, "/") > 8 {
+			return filepath.SkipDir
+		}
+		if strings.Contains(p, "/"+subtree+"/") {
+			found = append(found, p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return found
+}
+
+func job(argv ...string) *api.Job {
+	return &api.Job{Steps: []api.Step{{Argv: argv}}}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestDaemonVerdicts(t *testing.T) {
+	d := startDaemon(t, "")
+	progs := map[string]string{}
+	for _, p := range []string{"segv", "abort", "spin", "alloc", "syscalls"} {
+		b, _ := os.ReadFile(filepath.Join(programsDir, p))
+		progs[p] = string(b)
+	}
+	bin := func(name string) map[string]api.File {
+		return map[string]api.File{name: {Base64: b64(progs[name]), Mode: "0755"}}
+	}
+	for _, tc := range []struct {
+		name  string
+		job   api.Job
+		want  api.Verdict
+		check func(t *testing.T, s api.StepResult)
+	}{
+		{"ok", api.Job{Steps: []api.Step{{Argv: []string{"echo", "hi"}}}}, api.VerdictOK, func(t *testing.T, s api.StepResult) {
+			if s.Stdout != "hi\n" {
+				t.Errorf("stdout %q", s.Stdout)
+			}
+		}},
+		{"nonzero_exit", api.Job{Steps: []api.Step{{Argv: []string{"sh", "-c", "exit 7"}}}}, api.VerdictNonzeroExit, func(t *testing.T, s api.StepResult) {
+			if s.ExitCode != 7 {
+				t.Errorf("exit %d", s.ExitCode)
+			}
+		}},
+		{"signaled", api.Job{Files: bin("segv"), Steps: []api.Step{{Argv: []string{"./segv"}}}}, api.VerdictSignaled, func(t *testing.T, s api.StepResult) {
+			if s.Signal != "SIGSEGV" {
+				t.Errorf("signal %q", s.Signal)
+			}
+		}},
+		{"abort", api.Job{Files: bin("abort"), Steps: []api.Step{{Argv: []string{"./abort"}}}}, api.VerdictSignaled, func(t *testing.T, s api.StepResult) {
+			if s.Signal != "SIGABRT" {
+				t.Errorf("signal %q", s.Signal)
+			}
+		}},
+		{"cpu_time_limit", api.Job{Files: bin("spin"), Steps: []api.Step{{Argv: []string{"./spin"}, Limits: api.Limits{CPUTimeMS: 300}}}}, api.VerdictCPUTimeLimit, func(t *testing.T, s api.StepResult) {
+			if s.CPUTimeMS < 300 || s.CPUTimeMS > 360 {
+				t.Errorf("cpu %.1f ms", s.CPUTimeMS)
+			}
+		}},
+		{"wall_time_limit", api.Job{Steps: []api.Step{{Argv: []string{"sleep", "5"}, Limits: api.Limits{WallTimeMS: 200}}}}, api.VerdictWallTimeLimit, nil},
+		{"memory_limit", api.Job{Files: bin("alloc"), Steps: []api.Step{{Argv: []string{"./alloc", "256"}, Limits: api.Limits{MemoryBytes: 64 << 20}}}}, api.VerdictMemoryLimit, func(t *testing.T, s api.StepResult) {
+			if s.MemoryPeakBytes < 60<<20 || s.MemoryPeakBytes > 66<<20 {
+				t.Errorf("peak %d", s.MemoryPeakBytes)
+			}
+		}},
+		{"output_limit", api.Job{Steps: []api.Step{{Argv: []string{"yes"}, Limits: api.Limits{OutputBytes: 100}}}}, api.VerdictOutputLimit, func(t *testing.T, s api.StepResult) {
+			if len(s.Stdout) != 100 || !s.StdoutTruncated {
+				t.Errorf("stdout %d bytes, truncated %v", len(s.Stdout), s.StdoutTruncated)
+			}
+		}},
+		{"syscall_blocked", api.Job{Files: bin("syscalls"), Steps: []api.Step{{Argv: []string{"./syscalls", "bpf"}}}}, api.VerdictSyscallBlocked, func(t *testing.T, s api.StepResult) {
+			if !strings.Contains(s.Message, "bpf") {
+				t.Errorf("message %q", s.Message)
+			}
+		}},
+		{"exec_failed", api.Job{Steps: []api.Step{{Argv: []string{"./nothing-here"}}}}, api.VerdictExecFailed, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := d.c.Run(ctxT(t), &tc.job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != api.StatusCompleted || len(res.Steps) != 1 {
+				t.Fatalf("status %s, %d steps: %+v", res.Status, len(res.Steps), res)
+			}
+			s := res.Steps[0]
+			if s.Verdict != tc.want {
+				t.Fatalf("verdict %s, want %s: %s", s.Verdict, tc.want, summary(s))
+			}
+			if tc.check != nil {
+				tc.check(t, s)
+			}
+		})
+	}
+}
+
+func b64(s string) string {
+	return base64Std(s)
+}
+
+func TestDaemonCompileAndRunC(t *testing.T) {
+	d := startDaemon(t, "")
+	src, _ := os.ReadFile("testdata/hello.c")
+	want := "hello, judge\n"
+	res, err := d.c.Run(ctxT(t), &api.Job{
+		Files: map[string]api.File{"main.c": {Content: string(src)}},
+		Steps: []api.Step{
+			{Argv: []string{"gcc", "-O2", "-o", "main", "main.c"}, Limits: api.Limits{CPUTimeMS: 20000, WallTimeMS: 40000}},
+			{Argv: []string{"./main"}, Stdin: "judge\n", ExpectedStdout: &want},
+		},
+		TrackedFiles: []string{"main.c"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != api.StatusCompleted || res.Steps[0].Verdict != api.VerdictOK || res.Steps[1].Verdict != api.VerdictOK ||
+		res.Steps[1].StdoutMatches == nil || !*res.Steps[1].StdoutMatches {
+		t.Fatalf("%+v", res)
+	}
+	if res.Files["main.c"] == nil || res.Files["main.c"].Content != string(src) {
+		t.Errorf("tracked main.c: %+v", res.Files["main.c"])
+	}
+}
+
+func TestDaemonEarlyStop(t *testing.T) {
+	d := startDaemon(t, "")
+	wrong := "goodbye"
+	res, err := d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{
+		{Argv: []string{"echo", "hello  "}, ExpectedStdout: &wrong},
+		{Argv: []string{"echo", "never"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps[0].Verdict != api.VerdictOK || res.Steps[0].StdoutMatches == nil || *res.Steps[0].StdoutMatches || res.Steps[1].Verdict != api.VerdictSkipped {
+		t.Fatalf("%+v", res.Steps)
+	}
+	// Trailing whitespace does not count; stop_on never runs every step.
+	right := "hello\n\n"
+	res, err = d.c.Run(ctxT(t), &api.Job{StopOn: api.StopOnNever, Steps: []api.Step{
+		{Argv: []string{"sh", "-c", "echo 'hello  '; exit 1"}, ExpectedStdout: &right},
+		{Argv: []string{"echo", "again"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !*res.Steps[0].StdoutMatches || res.Steps[0].Verdict != api.VerdictNonzeroExit || res.Steps[1].Stdout != "again\n" {
+		t.Fatalf("%+v", res.Steps)
+	}
+}
+
+func TestDaemonTrackedFiles(t *testing.T) {
+	d := startDaemon(t, "tracked_file_bytes = 1000\n")
+	res, err := d.c.Run(ctxT(t), &api.Job{
+		Files: map[string]api.File{"in/data.bin": {Base64: base64Std("\x00\x01\xff"), Mode: "0600"}},
+		Steps: []api.Step{{Argv: []string{"sh", "-c", `
+ln -s /etc/shadow shadow
+ln -s /etc/passwd passwd-link
+mkdir sub && ln -s .. sub/up
+mkfifo fifo
+head -c 5000 /dev/zero | tr '\0' x > big
+echo result > out.txt
+ln out.txt hard.txt
+stat -c %a in/data.bin > mode.txt
+exit 3`}}},
+		TrackedFiles:   []string{"out.txt", "hard.txt", "shadow", "passwd-link", "sub/up/out.txt", "fifo", "big", "missing", "in/data.bin", "mode.txt", "in"},
+		OutputEncoding: api.EncodingUTF8,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := res.Files
+	if f["out.txt"] == nil || f["out.txt"].Content != "result\n" || f["hard.txt"] == nil {
+		t.Errorf("out.txt %+v hard.txt %+v", f["out.txt"], f["hard.txt"])
+	}
+	for _, name := range []string{"shadow", "passwd-link", "sub/up/out.txt", "fifo", "missing", "in"} {
+		if v, ok := f[name]; !ok || v != nil {
+			t.Errorf("%s: %+v, want null", name, v)
+		}
+	}
+	if f["big"] == nil || len(f["big"].Content) != 1000 || !f["big"].Truncated {
+		t.Errorf("big: want 1000 bytes, truncated")
+	}
+	if f["mode.txt"] == nil || f["mode.txt"].Content != "600\n" {
+		t.Errorf("mode of a file sent with mode 0600: %+v", f["mode.txt"])
+	}
+	if f["in/data.bin"] == nil || f["in/data.bin"].Content != "\x00\x01\uFFFD" {
+		t.Errorf("binary file in utf8: %+v", f["in/data.bin"])
+	}
+	// In base64 everything comes back exact.
+	res, err = d.c.Run(ctxT(t), &api.Job{
+		Files:          map[string]api.File{"data.bin": {Base64: base64Std("\x00\x01\xff")}},
+		Steps:          []api.Step{{Argv: []string{"sh", "-c", "cat data.bin; cat data.bin >&2"}}},
+		TrackedFiles:   []string{"data.bin"},
+		OutputEncoding: api.EncodingBase64,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps[0].Stdout != base64Std("\x00\x01\xff") || res.Steps[0].Stderr != base64Std("\x00\x01\xff") || res.Files["data.bin"].Content != base64Std("\x00\x01\xff") {
+		t.Errorf("base64: %+v %+v", res.Steps[0], res.Files["data.bin"])
+	}
+}
+
+func TestDaemonBatch(t *testing.T) {
+	d := startDaemon(t, "concurrency = 2\n")
+	var jobs []api.Job
+	for i := 0; i < 200; i++ {
+		key, _ := json.Marshal(i)
+		want := fmt.Sprintf("%d\n", i*i)
+		jobs = append(jobs, api.Job{Key: key, Steps: []api.Step{{
+			Argv: []string{"sh", "-c", fmt.Sprintf("echo $((%d*%d))", i, i)}, ExpectedStdout: &want,
+		}}})
+	}
+	seen := map[int]bool{}
+	start := time.Now()
+	sum, err := d.c.BatchJobs(ctxT(t), jobs, 2, func(l *api.BatchLine) error {
+		if l.Index == nil || l.Result == nil {
+			return fmt.Errorf("line without index or result: %+v", l)
+		}
+		var key int
+		json.Unmarshal(l.Key, &key)
+		if key != *l.Index || seen[*l.Index] {
+			return fmt.Errorf("index %d key %d (seen %v)", *l.Index, key, seen[*l.Index])
+		}
+		seen[*l.Index] = true
+		s := l.Result.Steps[0]
+		if s.Verdict != api.VerdictOK || s.StdoutMatches == nil || !*s.StdoutMatches {
+			return fmt.Errorf("job %d: %s", *l.Index, summary(s))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 200 || sum.Total != 200 || sum.Verdicts["ok"] != 200 {
+		t.Fatalf("seen %d, summary %+v", len(seen), sum)
+	}
+	t.Logf("200 jobs at concurrency 2: %v (%.0f jobs/s)", time.Since(start), 200/time.Since(start).Seconds())
+}
+
+func TestDaemonStream(t *testing.T) {
+	d := startDaemon(t, "")
+	var events []api.Event
+	sawOutputBeforeEnd := false
+	res, err := d.c.RunStream(ctxT(t), job("sh", "-c", "echo first; sleep 1; echo second"), func(e *api.Event) error {
+		events = append(events, *e)
+		if e.Event == api.EventStdout && e.Data == "first\n" {
+			// The program still sleeps: this event came before the end.
+			sawOutputBeforeEnd = len(sandboxProcesses()) > 0
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sawOutputBeforeEnd {
+		t.Errorf("stdout was not streamed while the program ran: %+v", events)
+	}
+	kinds := []string{}
+	for _, e := range events {
+		kinds = append(kinds, e.Event)
+	}
+	got := strings.Join(kinds, ",")
+	if got != "started,stdout,stdout,step_finished,finished" || res.Steps[0].Stdout != "first\nsecond\n" {
+		t.Errorf("events %s, result %+v", got, res)
+	}
+}
+
+func TestDaemonCancel(t *testing.T) {
+	d := startDaemon(t, "")
+	ctx := ctxT(t)
+	done := make(chan *api.Result, 1)
+	go func() {
+		res, err := d.c.Run(ctx, &api.Job{ID: "to-cancel", Steps: []api.Step{{Argv: []string{"sh", "-c", "sleep 60 & sleep 60"}}, {Argv: []string{"true"}}}})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	waitRunning(t, d, "to-cancel")
+	start := time.Now()
+	if err := d.c.Cancel(ctx, "to-cancel"); err != nil {
+		t.Fatal(err)
+	}
+	for len(sandboxProcesses()) > 0 {
+		if time.Since(start) > 100*time.Millisecond {
+			t.Errorf("processes still there %v after the cancel: %v", time.Since(start), sandboxProcesses())
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	res := <-done
+	if res.Status != api.StatusCancelled || res.Steps[0].Verdict != api.VerdictCancelled || res.Steps[1].Verdict != api.VerdictSkipped {
+		t.Errorf("%+v", res)
+	}
+	info, err := d.c.Get(ctx, "to-cancel")
+	if err != nil || info.State != api.StateFinished || info.Result == nil || info.Result.Status != api.StatusCancelled {
+		t.Errorf("GET after cancel: %+v %v", info, err)
+	}
+	var se *client.StatusError
+	if err := d.c.Cancel(ctx, "no-such-job"); !errors.As(err, &se) || se.HTTPStatus != 404 {
+		t.Errorf("cancel of an unknown id: %v", err)
+	}
+}
+
+func waitRunning(t *testing.T, d *testDaemon, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		runs, err := d.c.Runs(context.Background())
+		if err == nil {
+			for _, r := range runs {
+				if r.ID == id && r.State == api.StateRunning && len(sandboxProcesses()) > 0 {
+					return
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("job %s never ran", id)
+}
+
+func TestDaemonClientDisconnect(t *testing.T) {
+	d := startDaemon(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	go d.c.Run(ctx, &api.Job{ID: "abandoned", Steps: []api.Step{{Argv: []string{"sleep", "60"}}}})
+	waitRunning(t, d, "abandoned")
+	cancel()
+	start := time.Now()
+	for len(sandboxProcesses()) > 0 {
+		if time.Since(start) > time.Second {
+			t.Fatalf("processes still there %v after the client left: %v", time.Since(start), sandboxProcesses())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestDaemonQueueFull(t *testing.T) {
+	d := startDaemon(t, "concurrency = 1\nqueue_size = 1\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.c.Run(ctx, &api.Job{ID: "a", Steps: []api.Step{{Argv: []string{"sleep", "60"}}}})
+	waitRunning(t, d, "a")
+	go d.c.Run(ctx, &api.Job{ID: "b", Steps: []api.Step{{Argv: []string{"sleep", "60"}}}})
+	for {
+		info, err := d.c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Pool.Queued == 1 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err := d.c.Run(ctx, job("true"))
+	var se *client.StatusError
+	if !errors.As(err, &se) || se.HTTPStatus != http.StatusTooManyRequests || se.RetryAfter <= 0 || se.Err.Code != api.CodeResourceExhausted {
+		t.Fatalf("third job: %v, want 429 with Retry-After", err)
+	}
+	// A long job does not delay _ping or /v1/info.
+	start := time.Now()
+	if err := d.c.Ping(ctx); err != nil || time.Since(start) > time.Second {
+		t.Errorf("ping: %v after %v", err, time.Since(start))
+	}
+	// An id in use by a live job is a conflict.
+	_, err = d.c.Run(ctx, &api.Job{ID: "a", Steps: []api.Step{{Argv: []string{"true"}}}})
+	if !errors.As(err, &se) || se.HTTPStatus != http.StatusConflict {
+		t.Errorf("reused live id: %v, want 409", err)
+	}
+	cancel()
+}
+
+func TestDaemonDeniedUID(t *testing.T) {
+	d := startDaemon(t, "allowed_uids = [12345]\n")
+	_, err := d.c.Run(ctxT(t), job("true"))
+	var se *client.StatusError
+	if !errors.As(err, &se) || se.HTTPStatus != http.StatusForbidden || !strings.Contains(se.Err.Message, "uid 0") {
+		t.Fatalf("root not in allowed_uids: %v, want 403 naming the uid", err)
+	}
+	fi, err := os.Stat(d.socket)
+	if err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode %v (%v), want 0660", fi.Mode().Perm(), err)
+	}
+}
+
+func TestDaemonBadRequests(t *testing.T) {
+	d := startDaemon(t, "max_request_bytes = 100000\n")
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.socket)
+	}}}
+	for _, tc := range []struct {
+		body string
+		want string
+	}{
+		{`{"steps": [`, "body"},
+		{`not json`, "body"},
+		{`{"steps":[{"argv":["true"],"limits":{"cpu_tme_ms":5}}]}`, "cpu_tme_ms"},
+		{`{"steps":[{"argv":["true"],"limits":{"memory_bytes":"lots"}}]}`, "memory_bytes"},
+		{`{"steps":[{"argv":["true"],"limits":{"memory_bytes":99999999999999}}]}`, "steps[0].limits.memory_bytes"},
+		{`{"steps":[{"argv":["true"],"limits":{"pids":-1}}]}`, "steps[0].limits.pids"},
+		{`{"steps":[]}`, "steps"},
+		{`{"steps":[{"argv":[]}]}`, "steps[0].argv"},
+		{`{"files":{"../x":"a"},"steps":[{"argv":["true"]}]}`, `files["../x"]`},
+		{`{"files":{"/etc/x":"a"},"steps":[{"argv":["true"]}]}`, `files["/etc/x"]`},
+		{`{"files":{"a/../../x":"a"},"steps":[{"argv":["true"]}]}`, `files["a/../../x"]`},
+		{`{"files":{"x":{"base64":"!!!"}},"steps":[{"argv":["true"]}]}`, `files["x"].base64`},
+		{`{"files":{"x":{"content":"a","mode":"4755"}},"steps":[{"argv":["true"]}]}`, `files["x"].mode`},
+		{`{"tracked_files":["../../etc/shadow"],"steps":[{"argv":["true"]}]}`, "tracked_files[0]"},
+		{`{"stop_on":"sometimes","steps":[{"argv":["true"]}]}`, "stop_on"},
+		{`{"output_encoding":"latin1","steps":[{"argv":["true"]}]}`, "output_encoding"},
+		{`{"profile":"nope","steps":[{"argv":["true"]}]}`, "profile"},
+		{`{"steps":[{"argv":["true"]}]} {"again":1}`, "body"},
+		{`{"steps":[{"argv":["true"],"stdin":"` + strings.Repeat("x", 200000) + `"}]}`, "body: larger than the cap"},
+	} {
+		resp, err := hc.Post("http://sandboxd/v1/run", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb api.ErrorBody
+		json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || eb.Error == nil || eb.Error.Code != api.CodeInvalidArgument || !strings.Contains(eb.Error.Message, tc.want) {
+			t.Errorf("%.80s: HTTP %d %+v, want 400 naming %q", tc.body, resp.StatusCode, eb.Error, tc.want)
+		}
+	}
+	resp, _ := hc.Get("http://sandboxd/v1/nothing")
+	if resp.StatusCode != 404 {
+		t.Errorf("unknown path: HTTP %d", resp.StatusCode)
+	}
+	resp.Body.Close()
+}
+
+func TestDaemonInfoAndMetrics(t *testing.T) {
+	d := startDaemon(t, "concurrency = 2\n")
+	info, err := d.c.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Cgroup.Mode == "" || len(info.Profiles) == 0 || info.Pool.Concurrency != 2 || info.Kernel == "" || !info.Features["clone_into_cgroup"] {
+		t.Errorf("info %+v", info)
+	}
+	d.c.Run(ctxT(t), job("true"))
+	m, err := d.c.Metrics(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`sandboxd_steps_total{verdict="ok"} 1`, `sandboxd_jobs_total{status="completed"} 1`, "sandboxd_queue_depth 0", "sandboxd_step_wall_seconds_bucket"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if !strings.Contains(d.log.String(), `"caller_uid":0`) {
+		t.Errorf("no per-job log line with the caller: %s", d.log)
+	}
+}
+
+func TestDaemonSIGTERMWithJobsRunning(t *testing.T) {
+	d := startDaemon(t, "shutdown_grace = \"300ms\"\n")
+	ctx := ctxT(t)
+	results := make(chan *api.Result, 2)
+	for _, id := range []string{"short", "long"} {
+		argv := []string{"sleep", "0.1"}
+		if id == "long" {
+			argv = []string{"sleep", "60"}
+		}
+		go func() {
+			res, _ := d.c.Run(ctx, &api.Job{ID: id, Steps: []api.Step{{Argv: argv}}})
+			results <- res
+		}()
+	}
+	waitRunning(t, d, "long")
+	d.stop()
+	got := map[string]string{}
+	for i := 0; i < 2; i++ {
+		if res := <-results; res != nil {
+			got[res.ID] = res.Status
+		}
+	}
+	if got["short"] != api.StatusCompleted || got["long"] != api.StatusCancelled {
+		t.Errorf("after SIGTERM: %v, want the short job completed and the long one cancelled", got)
+	}
+	// assertClean (cleanup) checks nothing is left, the socket included.
+}
+
+func TestDaemonReclaimsAfterSIGKILL(t *testing.T) {
+	d := startDaemon(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.c.Run(ctx, &api.Job{ID: "orphan", Steps: []api.Step{{Argv: []string{"sh", "-c", "sleep 60 & sleep 60"}}}})
+	waitRunning(t, d, "orphan")
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+	cancel()
+	// The init dies with the daemon (parent-death signal) and its pid
+	// namespace with it; the host's pid 1 reaps it in its own time.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sandboxProcesses()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(subtreeGroups(d.subtree)) == 0 {
+		t.Fatal("expected the killed daemon's cgroups to be left behind")
+	}
+	if ws, _ := os.ReadDir(filepath.Join(d.stateDir, "ws")); len(ws) == 0 {
+		t.Fatal("expected the killed daemon's workspace to be left behind")
+	}
+	// A new daemon on the same state dir and subtree reclaims it all.
+	d.start(filepath.Join(d.stateDir, "config.toml"))
+	if !strings.Contains(d.log.String(), "reclaimed") {
+		t.Errorf("no reclaim logged: %s", d.log)
+	}
+	if procs := sandboxProcesses(); len(procs) > 0 {
+		t.Errorf("processes left: %v", procs)
+	}
+	if groups := subtreeGroups(d.subtree); len(groups) > 0 {
+		t.Errorf("cgroups left: %v", groups)
+	}
+	res, err := d.c.Run(context.Background(), job("echo", "alive"))
+	if err != nil || res.Steps[0].Stdout != "alive\n" {
+		t.Fatalf("after reclaim: %v %+v", err, res)
+	}
+}
