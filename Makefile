@@ -32,7 +32,9 @@ run: build
 # end-to-end tests of the sandboxd binary.
 test: deps build
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 8m $(PKGS)
+	@# One package at a time: the end-to-end tests assert that no process runs
+	@# under a sandbox uid, which another package's sandboxes would break.
+	$(GO) test -p 1 -count=1 -timeout 8m $(PKGS)
 
 bench: deps build
 	@./scripts/bench.sh

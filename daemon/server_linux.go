@@ -355,9 +355,10 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 // goroutine. A write error (the client left) is ignored: the request's
 // context ends the job.
 type streamWriter struct {
-	mu sync.Mutex
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	mu     sync.Mutex
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	onFail func() // called when a write fails: the client is gone
 }
 
 func newStreamWriter(w http.ResponseWriter) *streamWriter {
@@ -377,8 +378,12 @@ func (sw *streamWriter) write(v any) {
 	b = append(b, '\n')
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
-	if _, err := sw.w.Write(b); err == nil {
-		sw.rc.Flush()
+	_, err = sw.w.Write(b)
+	if err == nil {
+		err = sw.rc.Flush()
+	}
+	if err != nil && sw.onFail != nil {
+		sw.onFail()
 	}
 }
 
@@ -511,9 +516,13 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	rc.EnableFullDuplex()
-	ctx := r.Context()
+	// The batch stops when its client goes: a body cut short, or an answer
+	// that cannot be written, cancels every job of it.
+	ctx, cancelBatch := context.WithCancel(r.Context())
+	defer cancelBatch()
 	caller := peerOf(ctx).uid
 	sw := newStreamWriter(w)
+	sw.onFail = cancelBatch
 	start := time.Now()
 	sum := &api.BatchSummary{Statuses: map[string]int{}, Verdicts: map[string]int{}}
 	var sumMu sync.Mutex
@@ -576,6 +585,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	}
 	err := readBatch(r.Body, s.d.cfg.MaxRequestBytes, each)
 	if err != nil {
+		cancelBatch()
 		i := index
 		sw.write(api.BatchLine{Index: &i, Error: err})
 	}

@@ -667,3 +667,36 @@ func TestDaemonReclaimsAfterSIGKILL(t *testing.T) {
 		t.Fatalf("after reclaim: %v %+v", err, res)
 	}
 }
+
+func TestDaemonBatchClientDisconnect(t *testing.T) {
+	d := startDaemon(t, "concurrency = 2\n")
+	var jobs []api.Job
+	for i := 0; i < 20; i++ {
+		jobs = append(jobs, api.Job{ID: fmt.Sprintf("b%d", i), Steps: []api.Step{{Argv: []string{"sleep", "60"}}}})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.c.BatchJobs(ctx, jobs, 2, func(*api.BatchLine) error { return nil })
+		done <- err
+	}()
+	waitRunning(t, d, "b0")
+	cancel()
+	<-done
+	start := time.Now()
+	for len(sandboxProcesses()) > 0 {
+		if time.Since(start) > time.Second {
+			t.Fatalf("batch processes still there %v after the client left: %v", time.Since(start), sandboxProcesses())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Nothing more of the batch starts.
+	time.Sleep(300 * time.Millisecond)
+	if procs := sandboxProcesses(); len(procs) > 0 {
+		t.Fatalf("the batch went on after its client left: %v", procs)
+	}
+	runs, _ := d.c.Runs(context.Background())
+	if len(runs) > 0 {
+		t.Fatalf("jobs still live: %+v", runs)
+	}
+}

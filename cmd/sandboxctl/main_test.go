@@ -347,7 +347,8 @@ func TestDaemonErrors(t *testing.T) {
 		writeJSON(w, 404, api.ErrorBody{Error: &api.Error{Code: api.CodeNotFound, Message: "run \"nope\": no such job"}})
 	})
 	r := f.sandboxctl(t, "", "run", "--memory-bytes", "99999999999", "--", "x")
-	if r.code != 3 || r.stderr != "sandboxctl: invalid_argument: steps[0].limits.memory_bytes: above the maximum 4294967296 (HTTP 400)\n" {
+	if r.code != 3 || r.stderr != "sandboxctl: invalid_argument: steps[0].limits.memory_bytes: above the maximum 4294967296 (HTTP 400)\n"+
+		"sandboxctl: that limit is --memory-bytes\n" {
 		t.Errorf("run: exit %d, stderr %q", r.code, r.stderr)
 	}
 	r = f.sandboxctl(t, "", "cancel", "nope")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -69,7 +70,7 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 	}
 	res, err := c.client().Run(ctx, job)
 	if err != nil {
-		return c.fail(ctx, err)
+		return c.failRun(ctx, err)
 	}
 	if *asJSON {
 		printJSON(c.stdout, res)
@@ -103,7 +104,7 @@ func (c *cli) runStream(ctx context.Context, job *api.Job, asJSON bool) int {
 		return nil
 	})
 	if err != nil {
-		return c.fail(ctx, err)
+		return c.failRun(ctx, err)
 	}
 	if asJSON {
 		return c.judge(res, true)
@@ -111,6 +112,19 @@ func (c *cli) runStream(ctx context.Context, job *api.Job, asJSON bool) int {
 	fmt.Fprintln(c.stderr, "---")
 	printResult(c.stderr, res, false)
 	return c.judge(res, false)
+}
+
+// failRun is fail, and names the flag behind a limit the daemon refused.
+func (c *cli) failRun(ctx context.Context, err error) int {
+	code := c.fail(ctx, err)
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) && apiErr.Code == api.CodeInvalidArgument {
+		field, ok := strings.CutPrefix(apiErr.Message, "steps[0].limits.")
+		if field, _, _ = strings.Cut(field, ":"); ok && field != "" {
+			fmt.Fprintf(c.stderr, "sandboxctl: that limit is --%s\n", limitFlagName(field))
+		}
+	}
+	return code
 }
 
 func readInput(path string, stdin io.Reader) ([]byte, error) {
@@ -180,9 +194,11 @@ func printResult(w io.Writer, res *api.Result, outputs bool) {
 		if s.Verdict == api.VerdictSkipped {
 			continue
 		}
-		if s.Signal != "" {
+		switch {
+		case s.Verdict == api.VerdictExecFailed: // it never ran
+		case s.Signal != "":
 			row("exit", "signal %s", s.Signal)
-		} else {
+		default:
 			row("exit", "code %d", s.ExitCode)
 		}
 		row("cpu", "%.1f ms (user %.1f, sys %.1f)", s.CPUTimeMS, s.UserTimeMS, s.SysTimeMS)
