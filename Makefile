@@ -5,7 +5,7 @@ GOFLAGS    ?=
 export CGO_ENABLED := 0
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -s -w -X main.version=$(VERSION)
-BINS       := bin/sandboxd
+BINS       := bin/sandboxd bin/sandboxctl
 PKGS       := ./...
 
 .PHONY: all build run test test-unit test-e2e bench lint deps clean

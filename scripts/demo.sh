@@ -1,33 +1,46 @@
 #!/bin/bash
-# make run: shows sandboxd exec on a few programs, each with its verdict and
-# what it used. (The daemon, sandboxd serve, comes with a later issue.)
+# make run: starts the daemon on run/sandboxd.sock, shows a few programs run
+# through sandboxctl (each with its verdict and what it used), then keeps the
+# daemon in the foreground until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=bin/sandboxd
 if [ "$(id -u)" != 0 ]; then
 	echo "sandboxd needs root: run make run as root" >&2
 	exit 1
 fi
-show() {
+mkdir -p run
+export SANDBOXD_SOCKET=$PWD/run/sandboxd.sock
+cat > run/config.toml <<TOML
+socket = "$SANDBOXD_SOCKET"
+log_format = "text"
+TOML
+
+bin/sandboxd serve --config run/config.toml 2> >(sed 's/^/  [sandboxd] /' >&2) &
+daemon=$!
+trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT
+for _ in $(seq 100); do bin/sandboxctl ping >/dev/null 2>&1 && break; sleep 0.1; done
+bin/sandboxctl ping >/dev/null
+
+ctl() {
 	local title=$1; shift
-	echo "== $title"
-	echo "\$ sandboxd exec $*"
-	"$bin" exec "$@" | python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-print("   verdict %-16s exit %-3s signal %-8s cpu %7.1f ms  wall %7.1f ms  peak %6.1f MiB  pids %s" % (
-    r["verdict"], r["exit_code"], r["signal"] or "-", r["cpu_time_ms"], r["wall_time_ms"],
-    r["memory_peak_bytes"] / 2**20, r["pids_peak"]))
-for k in ("stdout", "stderr", "message"):
-    if r[k]:
-        print("   %s: %s" % (k, r[k].strip()[:200].replace("\n", "\\n")))
-'
 	echo
+	echo "== $title"
+	printf '$ sandboxctl'; printf ' %q' "$@"; echo
+	bin/sandboxctl "$@" || true
 }
-show "a normal program" -- python3 -c 'import platform; print("hello from", platform.node())'
-show "an infinite loop, stopped by its CPU limit" --cpu-time-ms 500 -- python3 -c 'while True: pass'
-show "a memory hog under 64 MiB" --memory-bytes 67108864 -- python3 -c 'x = bytearray(1 << 30); x[::4096] = b"x" * len(x[::4096])'
-show "a fork bomb under 32 pids" --pids 32 --wall-time-ms 1000 -- sh -c 'f() { f | f & }; f; wait'
-show "a forbidden system call" -- python3 -c 'import ctypes; ctypes.CDLL(None).syscall(101, 0, 0, 0, 0)'
-show "reading the host" -- sh -c 'cat /etc/shadow; ls /home /root; id'
-echo "Try: $bin exec --help"
+ctl "a normal program" run -- python3 -c 'import platform; print("hello from", platform.node())'
+ctl "an infinite loop, stopped by its CPU limit" run --cpu-time-ms 500 -- python3 -c 'while True: pass'
+ctl "a memory hog under 64 MiB" run --memory-bytes 67108864 -- python3 -c 'x = bytearray(1 << 30); x[::4096] = b"x" * len(x[::4096])'
+ctl "a fork bomb under 32 pids" run --pids 32 --wall-time-ms 1000 -- sh -c 'exec 2>/dev/null; f() { f | f & }; f; sleep 10'
+ctl "a forbidden system call" run -- python3 -c 'import ctypes; ctypes.CDLL(None).syscall(101, 0, 0, 0, 0)'
+ctl "reading the host" run -- sh -c 'cat /etc/shadow; ls /home /root; id'
+
+cat <<MSG
+
+sandboxd is serving on $SANDBOXD_SOCKET (Ctrl-C stops it). Try, in another shell:
+  export SANDBOXD_SOCKET=$SANDBOXD_SOCKET
+  bin/sandboxctl info
+  bin/sandboxctl run --stream -- sh -c 'for i in 1 2 3; do echo \$i; sleep 1; done'
+  curl --unix-socket \$SANDBOXD_SOCKET http://sandboxd/v1/run -d '{"steps":[{"argv":["echo","hi"]}]}'
+MSG
+wait $daemon

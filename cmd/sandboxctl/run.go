@@ -37,7 +37,7 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
-		return c.usageError(fs.Name(), fmt.Errorf("no command given: sandboxctl run [flags] -- ARGV..."))
+		return c.usageError(fs.Name(), errors.New("no command given: sandboxctl run [flags] -- ARGV..."))
 	}
 
 	step := api.Step{Argv: argv, Limits: limits}

@@ -145,7 +145,7 @@ for s in $SUITES; do
 		run_suite e2e sandboxd-self /vm/run/test \
 			$bb env SANDBOXD_BIN=/vm/run/bin/sandboxd SANDBOXD_TEST_PROGRAMS=/vm/run/programs \
 			/vm/run/tests/test.test -test.v -test.count=1 \
-			-test.timeout="$SUITE_TIMEOUT" ${RUN_E2E:+-test.run="$RUN_E2E"}
+			-test.timeout="$SUITE_TIMEOUT" ${RUN_E2E:+-test.run="$RUN_E2E"} ${SKIP_E2E:+-test.skip="$SKIP_E2E"}
 		;;
 	*) fail "unknown suite $s" ;;
 	esac
