@@ -8,7 +8,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION)
 BINS       := bin/sandboxd bin/sandboxctl
 PKGS       := ./...
 
-.PHONY: all build run test test-unit test-e2e bench lint deps clean
+.PHONY: all build run test test-unit test-e2e test-v2 bench lint deps clean
 
 all: build
 
@@ -35,6 +35,12 @@ test: deps build
 	@# One package at a time: the end-to-end tests assert that no process runs
 	@# under a sandbox uid, which another package's sandboxes would break.
 	$(GO) test -p 1 -count=1 -timeout 8m $(PKGS)
+
+# The engine's root tests (cgroup, nsjail, sandboxd exec end to end) on pure
+# cgroup v2, in a throwaway VM: Debian's cloud kernel under qemu, whatever
+# this host's cgroup layout. See scripts/test-v2.sh.
+test-v2: deps build
+	@./scripts/test-v2.sh
 
 bench: deps build
 	@./scripts/bench.sh

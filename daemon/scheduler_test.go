@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -13,8 +14,11 @@ func TestSchedulerFairBetweenCallers(t *testing.T) {
 		t.Fatal(err)
 	}
 	order := make(chan uint32, 10)
+	var wg sync.WaitGroup
 	start := func(caller uint32) {
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			rel, err := s.acquire(context.Background(), caller, false)
 			if err != nil {
 				t.Error(err)
@@ -46,6 +50,7 @@ func TestSchedulerFairBetweenCallers(t *testing.T) {
 	if got[0] != 1 || got[1] != 2 {
 		t.Fatalf("order %v, want caller 2 second", got)
 	}
+	wg.Wait()
 	if r, q := s.load(); r != 0 || q != 0 {
 		t.Fatalf("after all: running %d queued %d", r, q)
 	}
