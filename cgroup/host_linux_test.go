@@ -65,6 +65,8 @@ func runHelper(what string) int {
 		return 4
 	case "sleep":
 		time.Sleep(time.Minute)
+	case "open":
+		return helperOpen()
 	}
 	return 0
 }

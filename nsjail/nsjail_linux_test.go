@@ -2,11 +2,15 @@ package nsjail
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) {
@@ -132,5 +136,90 @@ func TestAbortIsSIGABRT(t *testing.T) {
 	o := run(t, testSpec(t, "sh", "-c", "kill -ABRT $$"))
 	if ev := last(o); ev.Kind != Exited || ev.Exit.Signal != 6 {
 		t.Fatalf("last event %+v, want signal 6", ev)
+	}
+}
+
+// ownCgroup2 is where the cgroup2 hierarchy is mounted and this process's
+// group in it, from /proc/self/mountinfo and /proc/self/cgroup; "" where
+// none is mounted.
+func ownCgroup2(t *testing.T) (mountPoint, group string) {
+	t.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		// "<id> <parent> <dev> <root> <mount point> ... - cgroup2 ..."
+		pre, post, ok := strings.Cut(line, " - ")
+		if f := strings.Fields(pre); ok && len(f) >= 5 && strings.HasPrefix(post, "cgroup2 ") && f[3] == "/" {
+			mountPoint = f[4]
+		}
+	}
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(self), "\n") {
+		if g, ok := strings.CutPrefix(line, "0::"); ok && mountPoint != "" {
+			return mountPoint, g
+		}
+	}
+	return "", ""
+}
+
+func TestInitClonedIntoCgroup(t *testing.T) {
+	spec := testSpec(t, "sleep", "1")
+	mountPoint, own := ownCgroup2(t)
+	if mountPoint == "" {
+		t.Skip("no cgroup2 hierarchy is mounted: CLONE_INTO_CGROUP needs one")
+	}
+	// A group of our own beneath our own, with no controllers enabled in
+	// ours: a process may be cloned into it on pure v2 and hybrid alike.
+	group := filepath.Join(own, fmt.Sprintf("nsjail-test-%d", os.Getpid()))
+	dir := filepath.Join(mountPoint, group)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		// The init and its program are reaped by now; the kernel may take
+		// a moment to let go of the group.
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			err := unix.Rmdir(dir)
+			if err == unix.EBUSY && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				t.Errorf("rmdir %s: %v", dir, err)
+			}
+			return
+		}
+	}()
+	sup, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sup.Close()
+	p, err := Start(spec, Files{Supervisor: sup})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer p.Kill()
+	// CLONE_INTO_CGROUP places the init at clone time, before it runs a
+	// single instruction, so it is there when Start returns.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "0::" + group + "\n"; !strings.Contains(string(b), want) {
+		t.Errorf("the init's /proc/%d/cgroup is\n%s\nwant the line %q", p.Pid(), b, strings.TrimSpace(want))
+	}
+	var last Event
+	for ev := range p.Events() {
+		last = ev
+	}
+	if last.Kind != Exited || last.Exit.Code != 0 {
+		t.Errorf("last event %+v, want exit 0", last)
 	}
 }

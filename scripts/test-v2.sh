@@ -191,6 +191,7 @@ while kill -0 "$qpid" 2>/dev/null; do
 done
 wait "$qpid" || true
 wait "$view" 2>/dev/null || true
+step "the guest ran for $((SECONDS - started)) s"
 
 # --- the verdict ----------------------------------------------------------------
 clean=$out/console.txt

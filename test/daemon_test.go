@@ -23,7 +23,7 @@ import (
 // testDaemon is a real `sandboxd serve` on a socket of its own, with its
 // own state dir and cgroup subtree.
 type testDaemon struct {
-	t        *testing.T
+	t        testing.TB
 	cmd      *osexec.Cmd
 	socket   string
 	stateDir string
@@ -50,7 +50,7 @@ func (s *syncBuffer) String() string {
 }
 
 // startDaemon starts sandboxd serve with the given extra config lines.
-func startDaemon(t *testing.T, config string) *testDaemon {
+func startDaemon(t testing.TB, config string) *testDaemon {
 	t.Helper()
 	stateDir, err := os.MkdirTemp("", "sandboxd-state-")
 	if err != nil {

@@ -1,0 +1,78 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	cfg, err := LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Socket != "/run/sandboxd/sandboxd.sock" || cfg.Concurrency < 1 || cfg.ShutdownGrace.Duration != 10*time.Second {
+		t.Fatalf("%+v", cfg)
+	}
+	if p, err := cfg.Profile("default"); err != nil || p.Defaults.CPUTimeMS == 0 {
+		t.Fatalf("default profile: %+v %v", p, err)
+	}
+}
+
+func TestLoadConfigValues(t *testing.T) {
+	cfg, err := LoadConfig(writeConfig(t, `
+concurrency = 3
+shutdown_grace = "2s"
+allowed_uids = [0, 1000]
+[profiles.fast]
+binds = ["/usr"]
+[profiles.fast.default_limits]
+cpu_time_ms = 500
+[profiles.fast.max_limits]
+cpu_time_ms = 1000
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := cfg.Profile("fast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Concurrency != 3 || cfg.ShutdownGrace.Duration != 2*time.Second || len(cfg.AllowedUIDs) != 2 ||
+		p.Defaults.CPUTimeMS != 500 || p.Max.CPUTimeMS != 1000 || p.Defaults.MemoryBytes == 0 || len(p.Binds) != 1 {
+		t.Fatalf("%+v %+v", cfg, p)
+	}
+}
+
+func TestLoadConfigErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"concurency = 3\n", "concurency"},
+		{"[profiles.x]\nbindz = []\n", "profiles.x.bindz"},
+		{"[profiles.x.default_limits]\ncpu_time = 5\n", "profiles.x.default_limits.cpu_time"},
+		{"concurrency = 0\n", "concurrency"},
+		{"concurrency = \"two\"\n", "concurrency"},
+		{"shutdown_grace = \"soon\"\n", "shutdown_grace"},
+		{"log_format = \"xml\"\n", "log_format"},
+		{"uid_base = 0\n", "uid_base"},
+		{"socket = \"relative.sock\"\n", "socket"},
+		{"[profiles.x.default_limits]\ncpu_time_ms = 999999999\n", "profiles.x.default_limits.cpu_time_ms"},
+		{"[profiles.x]\nbinds = [\"usr\"]\n", "profiles.x.binds[0]"},
+		{"[profiles.x]\nseccomp = \"none\"\n", "profiles.x.seccomp"},
+	} {
+		_, err := LoadConfig(writeConfig(t, tc.text))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one naming %q", tc.text, err, tc.want)
+		}
+	}
+}
