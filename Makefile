@@ -14,6 +14,15 @@ all: build
 
 build: $(BINS)
 
+# The sandbox init is a small program of its own, embedded in sandboxd: it
+# starts much faster than the whole daemon binary would, on every run.
+nsjail/sandboxd-init: FORCE
+	$(GO) build $(GOFLAGS) -trimpath -ldflags '-s -w' -o $@ ./cmd/sandboxd-init
+
+bin/sandboxd: nsjail/sandboxd-init FORCE
+	@mkdir -p bin
+	$(GO) build $(GOFLAGS) -tags embedinit -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/sandboxd
+
 bin/%: FORCE
 	@mkdir -p bin
 	$(GO) build $(GOFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
@@ -31,10 +40,10 @@ run: build
 # Every test, as root on the real kernel: unit, cgroup and jail tests, and the
 # end-to-end tests of the sandboxd binary.
 test: deps build
-	$(GO) vet $(PKGS)
+	$(GO) vet -tags embedinit $(PKGS)
 	@# One package at a time: the end-to-end tests assert that no process runs
 	@# under a sandbox uid, which another package's sandboxes would break.
-	$(GO) test -p 1 -count=1 -timeout 8m $(PKGS)
+	SANDBOXD_BIN=$(CURDIR)/bin/sandboxd $(GO) test -tags embedinit -p 1 -count=1 -timeout 8m $(PKGS)
 
 # The engine's root tests (cgroup, nsjail, sandboxd exec end to end) on pure
 # cgroup v2, in a throwaway VM: Debian's cloud kernel under qemu, whatever
@@ -47,7 +56,7 @@ bench: deps build
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
-	$(GO) vet $(PKGS)
+	$(GO) vet -tags embedinit $(PKGS)
 
 clean:
-	rm -rf bin run
+	rm -rf bin run nsjail/sandboxd-init

@@ -109,8 +109,15 @@ func Start(spec *Spec, files Files) (*Process, error) {
 	}
 	defer reportW.Close()
 
+	exe, err := initPath()
+	if err != nil {
+		specW.Close()
+		reportR.Close()
+		reportW.Close()
+		return nil, &SetupError{"init executable", err}
+	}
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
+		Path:       exe,
 		Args:       []string{initArg0},
 		Env:        []string{},
 		Stdin:      files.Stdin,

@@ -24,7 +24,7 @@ PY
 
 echo
 echo "== in process: the engine's RunStep against os/exec of the same command (go test -bench)"
-go test -run '^$' -bench 'Benchmark(Bare|Sandbox)True$' -benchtime "${BENCHTIME:-300x}" -count 1 ./test/ > "$out/engine.txt"
+go test -tags embedinit -run '^$' -bench 'Benchmark(Bare|Sandbox)True$' -benchtime "${BENCHTIME:-300x}" -count 1 ./test/ > "$out/engine.txt"
 grep -E '^Benchmark' "$out/engine.txt"
 python3 - "$out/engine.txt" <<'PY'
 import re, sys
@@ -39,7 +39,7 @@ PY
 
 echo
 echo "== the daemon: POST /v1/run latency and batch throughput, against bare os/exec (go test -bench)"
-go test -run '^$' -bench 'Benchmark(Latency|Throughput)' -benchtime "${BENCHTIME:-300x}" -count 1 ./test/ > "$out/daemon.txt"
+go test -tags embedinit -run '^$' -bench 'Benchmark(Latency|Throughput)' -benchtime "${BENCHTIME:-300x}" -count 1 ./test/ > "$out/daemon.txt"
 grep -E '^Benchmark' "$out/daemon.txt"
 python3 - "$out/daemon.txt" <<'PY'
 import re, sys

@@ -88,20 +88,19 @@ snapshot >/run/outside.before || fail "snapshot"
 
 status=0
 # run_suite NAME LEAF DIR BINARY ARGS... runs one test binary in DIR as the
-# only process of the service NAME (in its child group LEAF if not empty),
-# then checks that no process and no run group of it is left.
+# only process of the service NAME, or of its child group LEAF if that is
+# not empty ("@PID@" in LEAF stands for the binary's pid, known only once it
+# runs), then checks that no process and no run group of it is left.
 run_suite() {
 	name=$1 leaf=$2 dir=$3
 	shift 3
 	svc=$slice/$name.service
-	group=$svc
-	if [ -n "$leaf" ]; then
-		group=$svc/$leaf
-		$bb mkdir "$group" || fail "mkdir $group"
-	fi
+	group=$svc${leaf:+/$leaf}
 	say "suite $name: $* (in ${group#$cg})"
 	start=$($bb cut -d' ' -f1 /proc/uptime)
-	(cd "$dir" && exec $bb sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$group" "$@")
+	(cd "$dir" && exec $bb sh -c '
+		g=$(echo "$0" | /vm/busybox sed "s/@PID@/$$/")
+		/vm/busybox mkdir -p "$g" && echo $$ >"$g/cgroup.procs" && exec "$@"' "$group" "$@")
 	rc=$?
 	end=$($bb cut -d' ' -f1 /proc/uptime)
 	say "suite $name: exit status $rc after $(echo "$start $end" | $bb awk '{printf "%.1f", $2 - $1}') s"
@@ -133,6 +132,16 @@ for s in $SUITES; do
 	nsjail)
 		run_suite nsjail "" /tmp /vm/run/tests/nsjail.test -test.v -test.count=1 \
 			-test.timeout="$SUITE_TIMEOUT" ${RUN_NSJAIL:+-test.run="$RUN_NSJAIL"}
+		;;
+	daemon)
+		# The daemon tests start `sandboxd serve` as a child of the test
+		# binary, with the cgroup subtree sandboxd-test-<the binary's pid>.
+		# The binary lives in that subtree's -self leaf, where the daemon
+		# parks itself, so the daemons it starts find their own group above.
+		run_suite daemon sandboxd-test-@PID@-self /vm/run/test \
+			$bb env SANDBOXD_BIN=/vm/run/bin/sandboxd SANDBOXD_TEST_PROGRAMS=/vm/run/programs \
+			/vm/run/tests/test.test -test.v -test.count=1 -test.run='^TestDaemon[A-Z]' \
+			-test.timeout="$SUITE_TIMEOUT"
 		;;
 	e2e)
 		# The e2e binary starts many `sandboxd exec` processes that share
