@@ -20,7 +20,8 @@ type EngineConfig struct {
 	// are mounted on, and the uid lock file. Empty is "/run/sandboxd".
 	StateDir string
 	// UIDBase and UIDCount are the host uids sandboxes run under (gid =
-	// uid). Zero is DefaultUIDBase and DefaultUIDCount.
+	// uid). Zero is DefaultUIDBase and DefaultUIDCount. UIDBase-1 is the
+	// host uid (and gid) of every sandbox's init.
 	UIDBase, UIDCount uint32
 	// CgroupSubtree is our subtree beneath this process's own cgroups.
 	// Empty is "sandboxd".
@@ -50,6 +51,7 @@ type Engine struct {
 	filter  []unix.SockFilter
 	profile Profile
 	ids     *idPool
+	initID  uint32
 	rootDir string
 	prefix  string
 	ncpu    int
@@ -89,6 +91,14 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if err := checkUserNamespaces(); err != nil {
 		return nil, err
 	}
+	if cfg.UIDBase < 2 {
+		return nil, fmt.Errorf("uid base %d: must be at least 2 (the base less one is the inits' uid)", cfg.UIDBase)
+	}
+	// Sandboxes inherit this process's supplementary groups, which no user
+	// namespace can drop later: there must be none.
+	if err := unix.Setgroups(nil); err != nil {
+		return nil, fmt.Errorf("clear supplementary groups: %w", err)
+	}
 	filter, err := seccomp.Compile(policy)
 	if err != nil {
 		return nil, fmt.Errorf("seccomp policy %q: %w", policy.Name, err)
@@ -122,6 +132,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		filter:  filter,
 		profile: profile,
 		ids:     ids,
+		initID:  cfg.UIDBase - 1,
 		rootDir: rootDir,
 		prefix:  cfg.RunPrefix,
 		ncpu:    runtime.NumCPU(),

@@ -207,6 +207,8 @@ func (e *Engine) spec(req *StepRequest, lim api.Limits, hostID uint32) *nsjail.S
 		Env:            p.environ(req.Env),
 		HostUID:        hostID,
 		HostGID:        hostID,
+		InitUID:        e.initID,
+		InitGID:        e.initID,
 		RootDir:        e.rootDir,
 		Mounts:         mounts,
 		Files:          etcFiles("sandbox"),

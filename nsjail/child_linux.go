@@ -29,6 +29,8 @@ const (
 	stepRlimit
 	stepAmbient
 	stepBounding
+	stepSetgid
+	stepSetuid
 	stepCapset
 	stepNoNewPrivs
 	stepSeccomp
@@ -53,6 +55,10 @@ func (s childStep) String() string {
 		return "clear ambient capabilities"
 	case stepBounding:
 		return "drop bounding capabilities"
+	case stepSetgid:
+		return "setresgid"
+	case stepSetuid:
+		return "setresuid"
 	case stepCapset:
 		return "capset"
 	case stepNoNewPrivs:
@@ -185,7 +191,9 @@ func forkChild(p *childPlan) (int, error) {
 		}
 	}
 	// Capabilities: none at all. The bounding set must go while we still
-	// hold CAP_SETPCAP, so it comes before capset.
+	// hold CAP_SETPCAP (as root of the namespace), so it comes before the
+	// change to the sandbox user, which clears the other sets but the
+	// inheritable one; capset clears that.
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); errno != 0 {
 		step = stepAmbient
 		goto fail
@@ -195,6 +203,14 @@ func forkChild(p *childPlan) (int, error) {
 			step = stepBounding
 			goto fail
 		}
+	}
+	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETRESGID, SandboxGID, SandboxGID, SandboxGID); errno != 0 {
+		step = stepSetgid
+		goto fail
+	}
+	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETRESUID, SandboxUID, SandboxUID, SandboxUID); errno != 0 {
+		step = stepSetuid
+		goto fail
 	}
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&p.capHeader)), uintptr(unsafe.Pointer(&p.capData[0])), 0); errno != 0 {
 		step = stepCapset

@@ -35,6 +35,9 @@ type initConfig struct {
 // documentation for its steps.
 func Init() {
 	runtime.LockOSThread()
+	// Run from a memfd, the init would otherwise be named after its
+	// descriptor.
+	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("sandboxd-init\x00")[0])), 0, 0, 0)
 	rep := &reporter{f: os.NewFile(fdReport, "report")}
 	if err := runInit(rep); err != nil {
 		m := message{Kind: msgFailed, Error: err.Error(), Step: "init"}

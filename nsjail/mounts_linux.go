@@ -22,7 +22,7 @@ func buildRoot(spec *Spec, workdir int) error {
 		return &SetupError{"make / private", err}
 	}
 	root := spec.RootDir
-	if err := mountTmpfs(root, 0o755, 4<<20, 0); err != nil {
+	if err := mountTmpfs(root, 0o755, 4<<20, 0, ""); err != nil {
 		return err
 	}
 	for _, m := range spec.Mounts {
@@ -36,7 +36,7 @@ func buildRoot(spec *Spec, workdir int) error {
 	if err := mkdirMount("proc", root, "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return err
 	}
-	if err := mountTmpfs(filepath.Join(root, "tmp"), 0o1777, spec.TmpBytes, 0); err != nil {
+	if err := mountTmpfs(filepath.Join(root, "tmp"), 0o1777, spec.TmpBytes, 0, sandboxOwned); err != nil {
 		return err
 	}
 	ws := filepath.Join(root, WorkspaceDir)
@@ -47,7 +47,7 @@ func buildRoot(spec *Spec, workdir int) error {
 		if err := unix.MoveMount(workdir, "", unix.AT_FDCWD, ws, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 			return &SetupError{"attach workdir", err}
 		}
-	} else if err := mountTmpfs(ws, 0o755, spec.WorkspaceBytes, 0); err != nil {
+	} else if err := mountTmpfs(ws, 0o755, spec.WorkspaceBytes, 0, sandboxOwned); err != nil {
 		return err
 	}
 	for p, content := range spec.Files {
@@ -88,7 +88,11 @@ func addMount(root string, m Mount) error {
 		if mode == 0 {
 			mode = 0o755
 		}
-		if err := mountTmpfs(target, mode, m.SizeBytes, 0); err != nil {
+		owner := ""
+		if m.Writable {
+			owner = sandboxOwned
+		}
+		if err := mountTmpfs(target, mode, m.SizeBytes, 0, owner); err != nil {
 			return err
 		}
 		if !m.Writable {
@@ -175,15 +179,23 @@ func remount(target string, flags uintptr) error {
 	return nil
 }
 
+// sandboxOwned is the tmpfs option that gives a tmpfs's root to the sandbox
+// user rather than to the init.
+var sandboxOwned = fmt.Sprintf("uid=%d,gid=%d", SandboxUID, SandboxGID)
+
 // mountTmpfs mounts a fresh tmpfs at target with the given mode (permission
-// and sticky bits, as chmod takes them) and size (0: the kernel's default).
-func mountTmpfs(target string, mode uint32, size int64, extra uintptr) error {
+// and sticky bits, as chmod takes them), size (0: the kernel's default) and
+// extra options.
+func mountTmpfs(target string, mode uint32, size int64, extra uintptr, options string) error {
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return &SetupError{"mkdir " + target, err}
 	}
 	data := fmt.Sprintf("mode=%o", mode&0o7777)
 	if size > 0 {
 		data += fmt.Sprintf(",size=%d", size)
+	}
+	if options != "" {
+		data += "," + options
 	}
 	if err := unix.Mount("tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|extra, data); err != nil {
 		return &SetupError{"mount tmpfs " + target, err}
@@ -206,7 +218,7 @@ func mkdirMount(source, root, inside, fstype string, flags uintptr, data string)
 // the host, the usual symlinks, and a private /dev/shm.
 func buildDev(root string, shmBytes int64) error {
 	dev := filepath.Join(root, "dev")
-	if err := mountTmpfs(dev, 0o755, 64<<10, unix.MS_NOEXEC); err != nil {
+	if err := mountTmpfs(dev, 0o755, 64<<10, unix.MS_NOEXEC, ""); err != nil {
 		return err
 	}
 	for _, name := range devices {
@@ -228,7 +240,7 @@ func buildDev(root string, shmBytes int64) error {
 			return &SetupError{"symlink /dev/" + link, err}
 		}
 	}
-	if err := mountTmpfs(filepath.Join(dev, "shm"), 0o1777, shmBytes, unix.MS_NOEXEC); err != nil {
+	if err := mountTmpfs(filepath.Join(dev, "shm"), 0o1777, shmBytes, unix.MS_NOEXEC, sandboxOwned); err != nil {
 		return err
 	}
 	return remountReadOnly(dev)

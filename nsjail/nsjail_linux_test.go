@@ -39,6 +39,8 @@ func testSpec(t *testing.T, argv ...string) *Spec {
 		Env:            []string{"PATH=" + DefaultPath},
 		HostUID:        1_999_000_001,
 		HostGID:        1_999_000_001,
+		InitUID:        1_999_000_000,
+		InitGID:        1_999_000_000,
 		RootDir:        rootDir,
 		Mounts:         mounts,
 		Files:          map[string]string{"/etc/passwd": "sandbox:x:1000:1000::/workspace:/bin/sh\n"},
@@ -112,7 +114,7 @@ func TestIdentityInside(t *testing.T) {
 	if strings.Contains(o.stdout, "pid=1\n") {
 		t.Error("the program runs as pid 1")
 	}
-	for _, want := range []string{"1000\n", "1000 1999000001          1", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000", "CapPrm:\t0000000000000000", "NoNewPrivs:\t1", "sandbox\n"} {
+	for _, want := range []string{"1000\n", "1000 1999000001          1", "         0 1999000000          1", "CapEff:\t0000000000000000", "CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000", "CapPrm:\t0000000000000000", "NoNewPrivs:\t1", "sandbox\n"} {
 		if !strings.Contains(o.stdout, want) {
 			t.Errorf("inside output lacks %q", want)
 		}

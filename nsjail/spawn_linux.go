@@ -86,10 +86,6 @@ func (p *Process) Kill() {
 // Done is closed once the init has been reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// ambientCaps are what the init needs, in its own user namespace only:
-// mounts and pivot_root, loopback, and dropping the bounding set in the
-// child.
-var ambientCaps = []uintptr{unix.CAP_SYS_ADMIN, unix.CAP_NET_ADMIN, unix.CAP_SETPCAP}
 
 // Start launches a sandbox for spec. It returns once the init runs; the
 // program's start, end or failure come through Events.
@@ -127,11 +123,19 @@ func Start(spec *Spec, files Files) (*Process, error) {
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS |
 				syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
-			UidMappings:                []syscall.SysProcIDMap{{ContainerID: SandboxUID, HostID: int(spec.HostUID), Size: 1}},
-			GidMappings:                []syscall.SysProcIDMap{{ContainerID: SandboxGID, HostID: int(spec.HostGID), Size: 1}},
+			// The init is root of its user namespace (every capability
+			// there, none outside), mapped to InitUID; the program runs as
+			// SandboxUID, mapped to HostUID.
+			UidMappings: []syscall.SysProcIDMap{
+				{ContainerID: 0, HostID: int(spec.InitUID), Size: 1},
+				{ContainerID: SandboxUID, HostID: int(spec.HostUID), Size: 1},
+			},
+			GidMappings: []syscall.SysProcIDMap{
+				{ContainerID: 0, HostID: int(spec.InitGID), Size: 1},
+				{ContainerID: SandboxGID, HostID: int(spec.HostGID), Size: 1},
+			},
 			GidMappingsEnableSetgroups: false,
-			Credential:                 &syscall.Credential{Uid: SandboxUID, Gid: SandboxGID, NoSetGroups: true},
-			AmbientCaps:                ambientCaps,
+			Credential:                 &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
 			Pdeathsig:                  syscall.SIGKILL,
 		},
 	}

@@ -63,6 +63,12 @@ type Spec struct {
 	// live sandbox may use them.
 	HostUID uint32 `json:"host_uid"`
 	HostGID uint32 `json:"host_gid"`
+	// InitUID and InitGID are the unprivileged host ids the init runs
+	// under (as root of the user namespace). They must differ from HostUID
+	// and HostGID, so that the program cannot signal its init; sandboxes may
+	// share them.
+	InitUID uint32 `json:"init_uid"`
+	InitGID uint32 `json:"init_gid"`
 
 	// RootDir is an empty host directory, searchable by anyone, on which the
 	// init mounts the new root inside its private mount namespace. Many
@@ -112,8 +118,11 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("env[%d]: %q is not KEY=VALUE", i, e)
 		}
 	}
-	if s.HostUID == 0 || s.HostGID == 0 {
-		return errors.New("host_uid, host_gid: must be non-zero (the sandbox never maps to host root)")
+	if s.HostUID == 0 || s.HostGID == 0 || s.InitUID == 0 || s.InitGID == 0 {
+		return errors.New("host_uid, host_gid, init_uid, init_gid: must be non-zero (a sandbox never maps to host root)")
+	}
+	if s.InitUID == s.HostUID || s.InitGID == s.HostGID {
+		return errors.New("init_uid, init_gid: must differ from host_uid, host_gid (the program must not be able to signal its init)")
 	}
 	if !path.IsAbs(s.RootDir) {
 		return fmt.Errorf("root_dir: %q is not an absolute path", s.RootDir)

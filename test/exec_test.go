@@ -196,13 +196,17 @@ func TestIdentity(t *testing.T) {
 			t.Errorf("inside output lacks %q:\n%s", want, out)
 		}
 	}
-	// uid_map: "1000 <host uid> 1", the host uid unprivileged and ours.
-	var inside, host, n int
-	if _, err := fmt.Sscanf(strings.SplitN(out, "\n", 3)[1], "%d %d %d", &inside, &host, &n); err != nil {
-		t.Fatalf("uid_map line: %v in\n%s", err, out)
+	// uid_map: "0 <init's host uid> 1" and "1000 <host uid> 1", both
+	// unprivileged, the program's one ours alone.
+	lines := strings.Split(out, "\n")
+	var in0, host0, n0, in1, host1, n1 int
+	fmt.Sscanf(lines[1], "%d %d %d", &in0, &host0, &n0)
+	fmt.Sscanf(lines[2], "%d %d %d", &in1, &host1, &n1)
+	if in0 != 0 || n0 != 1 || host0 != daemon.DefaultUIDBase-1 {
+		t.Errorf("uid_map %q: want 0 mapped to the inits' host uid %d", lines[1], daemon.DefaultUIDBase-1)
 	}
-	if inside != 1000 || n != 1 || host < daemon.DefaultUIDBase || host >= daemon.DefaultUIDBase+daemon.DefaultUIDCount {
-		t.Errorf("uid_map %d %d %d: want 1000 mapped to one unprivileged host uid", inside, host, n)
+	if in1 != 1000 || n1 != 1 || host1 < daemon.DefaultUIDBase || host1 >= daemon.DefaultUIDBase+daemon.DefaultUIDCount {
+		t.Errorf("uid_map %q: want 1000 mapped to one unprivileged host uid", lines[2])
 	}
 }
 

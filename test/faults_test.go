@@ -113,7 +113,7 @@ func TestSIGKILLedExecIsReclaimed(t *testing.T) {
 }
 
 func TestConcurrentSandboxesGetDistinctUIDs(t *testing.T) {
-	script := "cat /proc/self/uid_map; ls /proc | grep -c '^[0-9]'; sleep 1"
+	script := "grep '^ *1000 ' /proc/self/uid_map; ls /proc | grep -c '^[0-9]'; sleep 1"
 	a, outA, _ := startExec(t, "--", "sh", "-c", script)
 	b, outB, _ := startExec(t, "--", "sh", "-c", script)
 	a.Wait()
@@ -136,5 +136,16 @@ func TestOutputFloodOnBothStreams(t *testing.T) {
 	wantVerdict(t, r, api.VerdictOutputLimit)
 	if len(r.Stdout) > 4096 || len(r.Stderr) > 4096 || !(r.StdoutTruncated || r.StderrTruncated) {
 		t.Errorf("stdout %d bytes (truncated %v), stderr %d bytes (truncated %v)", len(r.Stdout), r.StdoutTruncated, len(r.Stderr), r.StderrTruncated)
+	}
+}
+
+func TestProgramCannotSignalItsInit(t *testing.T) {
+	for _, sig := range []string{"TERM", "KILL", "SEGV", "QUIT", "USR1", "INT", "HUP", "STOP"} {
+		r := sandboxExec(t, "--", "sh", "-c", "kill -"+sig+" 1 2>/dev/null; kill -"+sig+" -1 2>/dev/null; echo survived")
+		// kill -1 may take the shell itself; what matters is that the init
+		// lived to report it.
+		if r.Verdict == api.VerdictInternalError {
+			t.Errorf("kill -%s 1 from the program ended the sandbox: %s", sig, summary(r.StepResult))
+		}
 	}
 }

@@ -183,7 +183,7 @@ func sandboxProcesses() []string {
 		for _, line := range strings.Split(string(b), "\n") {
 			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
 				uid, _ := strconv.ParseUint(f[1], 10, 32)
-				if uid >= daemon.DefaultUIDBase && uid < daemon.DefaultUIDBase+daemon.DefaultUIDCount {
+				if uid >= daemon.DefaultUIDBase-1 && uid < daemon.DefaultUIDBase+daemon.DefaultUIDCount {
 					name := ""
 					if i := strings.Index(string(b), "Name:\t"); i >= 0 {
 						name = strings.SplitN(string(b)[i+6:], "\n", 2)[0]

@@ -141,7 +141,7 @@ for s in $SUITES; do
 		run_suite daemon sandboxd-test-@PID@-self /vm/run/test \
 			$bb env SANDBOXD_BIN=/vm/run/bin/sandboxd SANDBOXD_TEST_PROGRAMS=/vm/run/programs \
 			/vm/run/tests/test.test -test.v -test.count=1 -test.run='^TestDaemon[A-Z]' \
-			-test.timeout="$SUITE_TIMEOUT"
+			-test.timeout="$SUITE_TIMEOUT" ${SKIP_DAEMON:+-test.skip="$SKIP_DAEMON"}
 		;;
 	e2e)
 		# The e2e binary starts many `sandboxd exec` processes that share
