@@ -86,7 +86,6 @@ func (p *Process) Kill() {
 // Done is closed once the init has been reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-
 // Start launches a sandbox for spec. It returns once the init runs; the
 // program's start, end or failure come through Events.
 func Start(spec *Spec, files Files) (*Process, error) {
