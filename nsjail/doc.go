@@ -22,8 +22,9 @@
 //
 // # The order of operations
 //
-//	parent (Start)                       init (pid 1, uid 1000 in the user ns,
-//	                                           ambient SYS_ADMIN, NET_ADMIN, SETPCAP)
+//	parent (Start)                       init (pid 1; root of the user ns, mapped
+//	                                           to InitUID: every capability in its
+//	                                           namespaces, none outside)
 //	  clone(NEWUSER|NEWPID|NEWNS|...)
 //	  [CLONE_INTO_CGROUP supervisor dir] --> read Spec from fd 3
 //	  write uid_map/gid_map (os/exec)        make "/" private; tmpfs on RootDir
@@ -33,8 +34,9 @@
 //	                                         fork() -- the program, pid 2:
 //	                                            join cgroups (write "0" to each fd)
 //	                                            unshare(CLONE_NEWCGROUP); setsid
-//	                                            rlimits; drop bounding, ambient,
-//	                                            all capabilities; no_new_privs
+//	                                            rlimits; drop bounding, ambient;
+//	                                            setresgid/setresuid 1000 (HostUID);
+//	                                            capset all zero; no_new_privs
 //	                                            seccomp(NEW_LISTENER) -> send the
 //	                                            listener fd to init; execve
 //	  <-- {"kind":"started"}  ------------- exec seen (error pipe closed)
@@ -47,6 +49,13 @@
 // "mount /usr: permission denied"), and the init exits.
 //
 // The program is never pid 1: pid 1 ignores signals it has no handler for,
-// so abort() in pid 1 would not end in SIGABRT. When the init dies, the
-// kernel kills everything left in its pid namespace.
+// so abort() in pid 1 would not end in SIGABRT. The program runs under
+// another uid than its init, so it cannot signal it, nor read its /proc
+// entries. When the init dies, the kernel kills everything left in its pid
+// namespace.
+//
+// The init is a small program of its own (cmd/sandboxd-init) when the
+// binary embeds one (build tag embedinit): it runs from a sealed memfd and
+// starts faster than a large binary would. Otherwise the running binary is
+// re-executed, and its main must call Init when IsInit says so.
 package nsjail
