@@ -603,7 +603,7 @@ func TestDaemonInfoAndMetrics(t *testing.T) {
 }
 
 func TestDaemonSIGTERMWithJobsRunning(t *testing.T) {
-	d := startDaemon(t, "shutdown_grace = \"300ms\"\n")
+	d := startDaemon(t, "concurrency = 2\nshutdown_grace = \"300ms\"\n")
 	ctx := ctxT(t)
 	results := make(chan *api.Result, 2)
 	for _, id := range []string{"short", "long"} {
