@@ -288,10 +288,35 @@ func cgroupOf(t *testing.T, pid int, ctrls string) string {
 	return ""
 }
 
+// modeByStatfs tells the host's cgroup mode from the filesystem types at
+// the default root, as systemd does, independently of the mountinfo parsing
+// that Open uses: cgroup2 there is pure v2; a cgroup2 at unified/ beside the
+// v1 hierarchies is hybrid; anything else is v1.
+func modeByStatfs(t *testing.T) Mode {
+	t.Helper()
+	fsType := func(p string) int64 {
+		var st unix.Statfs_t
+		if err := unix.Statfs(p, &st); err != nil {
+			return 0
+		}
+		return st.Type
+	}
+	switch {
+	case fsType(defaultRoot) == unix.CGROUP2_SUPER_MAGIC:
+		return ModeV2
+	case fsType(defaultRoot+"/unified") == unix.CGROUP2_SUPER_MAGIC:
+		return ModeHybrid
+	}
+	return ModeV1
+}
+
 func TestHostOpen(t *testing.T) {
 	m := hostManager(t, Config{})
 	f := m.Features()
 	t.Logf("mode %s, controllers %v, features %+v", m.Mode(), m.Controllers(), f)
+	if want := modeByStatfs(t); m.Mode() != want {
+		t.Errorf("mode %s, but the filesystems at %s say %s", m.Mode(), defaultRoot, want)
+	}
 	for k, p := range m.Paths() {
 		t.Logf("  %s: %s", k, p)
 		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {

@@ -529,65 +529,83 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, conc)
 
+	// The body is read ahead by a goroutine of its own, so that a client
+	// that goes away is noticed at once (its body read fails), not only when
+	// a slot frees; once the body has been read to its end, the server
+	// itself watches the connection and ends ctx.
+	type item struct {
+		raw []byte
+		err *api.Error
+	}
+	items := make(chan item, 1024)
+	go func() {
+		defer close(items)
+		aerr, ioErr := readBatch(r.Body, s.d.cfg.MaxRequestBytes, func(raw []byte, rerr *api.Error) bool {
+			select {
+			case items <- item{raw, rerr}:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+		if ioErr != nil {
+			cancelBatch()
+			return
+		}
+		if aerr != nil {
+			select {
+			case items <- item{nil, aerr}:
+			case <-ctx.Done():
+			}
+		}
+	}()
+
 	index := 0
-	each := func(raw []byte, rerr *api.Error) bool {
+	for it := range items {
 		i := index
 		index++
 		line := api.BatchLine{Index: &i}
 		var pj *preparedJob
-		aerr := rerr
+		aerr := it.err
 		if aerr == nil {
 			var job *api.Job
-			if job, aerr = decodeJob(raw); aerr == nil {
+			if job, aerr = decodeJob(it.raw); aerr == nil {
 				line.Key = job.Key
 				pj, aerr = s.d.prepare(job)
 			}
 		}
-		if aerr != nil {
-			line.Error = aerr
-			sumMu.Lock()
-			sum.Total++
-			sum.Invalid++
-			sumMu.Unlock()
-			sw.write(line)
-			return true
+		if aerr == nil {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				continue // drain: the reader stops on ctx too
+			}
+			var adm *admission
+			if adm, aerr = s.d.admit(ctx, caller, pj, true); aerr != nil {
+				<-sem
+			} else {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					res := adm.run(nil)
+					line.Result = res
+					sumMu.Lock()
+					sum.Total++
+					sum.Statuses[res.Status]++
+					sum.Verdicts[string(jobVerdict(res))]++
+					sumMu.Unlock()
+					sw.write(line)
+				}()
+				continue
+			}
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return false
-		}
-		adm, aerr := s.d.admit(ctx, caller, pj, true)
-		if aerr != nil {
-			<-sem
-			line.Error = aerr
-			sumMu.Lock()
-			sum.Total++
-			sum.Invalid++
-			sumMu.Unlock()
-			sw.write(line)
-			return true
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			res := adm.run(nil)
-			line.Result = res
-			sumMu.Lock()
-			sum.Total++
-			sum.Statuses[res.Status]++
-			sum.Verdicts[string(jobVerdict(res))]++
-			sumMu.Unlock()
-			sw.write(line)
-		}()
-		return true
-	}
-	err := readBatch(r.Body, s.d.cfg.MaxRequestBytes, each)
-	if err != nil {
-		cancelBatch()
-		i := index
-		sw.write(api.BatchLine{Index: &i, Error: err})
+		line.Error = aerr
+		sumMu.Lock()
+		sum.Total++
+		sum.Invalid++
+		sumMu.Unlock()
+		sw.write(line)
 	}
 	wg.Wait()
 	sum.WallMS = ms(time.Since(start))
@@ -608,23 +626,24 @@ func jobVerdict(res *api.Result) api.Verdict {
 // readBatch feeds each job of a batch body to each, in order, until each
 // says stop. NDJSON: one job a line, each at most maxLine bytes. A body
 // that is one JSON object {"jobs": [...]} (on any number of lines) is
-// taken too. The error describes a body that cannot be read on.
-func readBatch(body io.Reader, maxLine int64, each func(raw []byte, err *api.Error) bool) *api.Error {
+// taken too. The first error describes a body that cannot be understood;
+// the second, one that cannot be read (the client went away).
+func readBatch(body io.Reader, maxLine int64, each func(raw []byte, err *api.Error) bool) (*api.Error, error) {
 	br := bufio.NewReaderSize(body, 64<<10)
 	first := true
 	for {
 		line, err := readLine(br, maxLine)
 		if err != nil {
 			if err == io.EOF {
-				return nil
+				return nil, nil
 			}
 			if errors.Is(err, errLineTooLong) {
 				if !each(nil, invalid("line: longer than the cap of %d bytes", maxLine)) {
-					return nil
+					return nil, nil
 				}
 				continue
 			}
-			return invalid("body: %v", err)
+			return nil, err
 		}
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
@@ -634,18 +653,18 @@ func readBatch(body io.Reader, maxLine int64, each func(raw []byte, err *api.Err
 			first = false
 			if jobs, ok, aerr := wrapperJobs(line, br, maxLine); ok {
 				if aerr != nil {
-					return aerr
+					return aerr, nil
 				}
 				for _, j := range jobs {
 					if !each(j, nil) {
-						return nil
+						return nil, nil
 					}
 				}
-				return nil
+				return nil, nil
 			}
 		}
 		if !each(line, nil) {
-			return nil
+			return nil, nil
 		}
 	}
 }

@@ -6,18 +6,24 @@
 # that hands over to the per-run disk.
 #
 #   rootfs.sh CACHE_DIR    prints the image's path
+#   rootfs.sh --packages   prints the packages it starts from
 #
 # The image is cached in CACHE_DIR under a key made of the packages'
 # versions and this script, so it is rebuilt only when one of them changes.
 set -euo pipefail
-cache=${1:?usage: rootfs.sh CACHE_DIR}
-mkdir -p "$cache"
+cache=${1:?usage: rootfs.sh CACHE_DIR | --packages}
 
 # What the tests need inside the guest, as packages; their dependencies
 # follow. Python's compiled stdlib (__pycache__, written by its postinst, so
 # not in dpkg's lists) is added below: without it every python3 start in the
 # read-only guest would compile the stdlib again.
 seeds=(dash coreutils grep sed util-linux hostname libc-bin python3-minimal libpython3-stdlib gcc libc6-dev busybox-static)
+
+if [ "$cache" = --packages ]; then
+	echo "${seeds[@]}"
+	exit 0
+fi
+mkdir -p "$cache"
 
 # closure prints every installed package the seeds need, one a line: their
 # Depends and Pre-Depends, transitively. Of alternatives (a | b) the first
@@ -57,7 +63,7 @@ closure() {
 
 for p in "${seeds[@]}"; do
 	if ! dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii'; then
-		echo "rootfs: package $p is not installed (make test-v2 installs it)" >&2
+		echo "rootfs: package $p is not installed (scripts/test-v2.sh installs it)" >&2
 		exit 1
 	fi
 done
