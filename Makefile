@@ -54,7 +54,7 @@ test-v2: deps build
 bench: deps build
 	@./scripts/bench.sh
 
-lint:
+lint: nsjail/sandboxd-init
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet -tags embedinit $(PKGS)
 
