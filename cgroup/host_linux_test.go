@@ -554,7 +554,9 @@ func TestHostOOMKill(t *testing.T) {
 	}
 	if !m.Features().MemoryPeak {
 		t.Logf("kernel has no memory peak file; MemoryPeak not checked")
-	} else if st.MemoryPeak < limit*3/4 || st.MemoryPeak > limit {
+	} else if st.MemoryPeak < limit*3/4 || st.MemoryPeak > limit+64<<10 {
+		// The kernel may record a peak a page or so above the limit: a
+		// charge that is counted, then refused and undone.
 		t.Errorf("MemoryPeak = %d, want near the %d limit", st.MemoryPeak, limit)
 	}
 	if err := g.Destroy(); err != nil {
