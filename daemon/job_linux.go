@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -39,9 +40,12 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 		return fail(err)
 	}
 	defer d.engine.ReleaseID(uid)
-	ws, err := newWorkspace(d.cfg.StateDir, j.id, pj.wsBytes, uid)
+	// The workspace is named by the daemon, never by the client's id.
+	ws, err := newWorkspace(d.cfg.StateDir, newID(), pj.wsBytes, uid)
 	if err != nil {
-		return fail(err)
+		// Host paths stay in the daemon's log.
+		d.log.WithError(err).WithField("job", j.id).Error("workspace")
+		return fail(errors.New("the job's workspace could not be made (the daemon's log says why)"))
 	}
 	defer func() {
 		if err := ws.remove(); err != nil {
@@ -49,7 +53,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 		}
 	}()
 	if err := ws.writeFiles(pj.files); err != nil {
-		return fail(err)
+		return fail(errors.New(strings.ReplaceAll(err.Error(), ws.dir+"/", "")))
 	}
 	res.Timing.SetupMS = ms(time.Since(start))
 

@@ -324,6 +324,9 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 			f.setupErr = errors.New("the sandbox did not start the program in time")
 			w.proc.Kill()
 		case <-w.overflow:
+			// Output means the program exec'ed, whether or not its Started
+			// event has been read: it is in its cgroups.
+			started = true
 			kill(causeOutput)
 		case <-ctx.Done():
 			kill(causeCancelled)

@@ -99,10 +99,10 @@ type preparedStep struct {
 // the field.
 func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 	p := &preparedJob{job: job}
-	if len(job.ID) > maxIDBytes || strings.IndexFunc(job.ID, func(r rune) bool {
+	if len(job.ID) > maxIDBytes || strings.HasPrefix(job.ID, ".") || strings.IndexFunc(job.ID, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
 	}) >= 0 {
-		return nil, invalid("id: %q must be at most %d characters of A-Z a-z 0-9 . _ -", job.ID, maxIDBytes)
+		return nil, invalid("id: %q must be at most %d characters of A-Z a-z 0-9 . _ -, not starting with a dot", job.ID, maxIDBytes)
 	}
 	profileName := job.Profile
 	if profileName == "" {

@@ -153,6 +153,11 @@ func DefaultPolicy() Policy {
 				When:   &Cond{Arg: 0, Op: NotIn, Low32: true, Values: []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK}},
 				Reason: "other families (packet, alg, vsock, tipc, rds, can, ...) are rarely used kernel code, often loaded on demand, with a long bug record; programs fall back on EAFNOSUPPORT",
 			},
+			{
+				Syscall: "socketpair", Action: Errno, Errno: unix.EAFNOSUPPORT,
+				When:   &Cond{Arg: 0, Op: NotIn, Low32: true, Values: []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK}},
+				Reason: "the same families as socket: socketpair reaches their creation code too",
+			},
 		},
 	}
 }

@@ -1,0 +1,339 @@
+package escape
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/api/client"
+	"github.com/sandboxd/sandboxd/daemon"
+)
+
+var (
+	sandboxdBin string            // the daemon under test
+	programs    map[string][]byte // testdata/*.c compiled, by name without .c
+)
+
+// canary is put in the daemon's environment: no sandbox may see it.
+const canary = "SANDBOXD_ESCAPE_CANARY=host-secret-7f3a"
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("skipping the escape corpus: it needs root (user namespaces mapped to other host uids, cgroups)")
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "sandboxd-escape-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		if err := setup(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "setup:", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// setup finds the daemon binary (SANDBOXD_BIN, as `make test` passes it, or
+// a build of cmd/sandboxd that re-executes itself as the init, as the
+// end-to-end tests of ../ do) and compiles the C programs of testdata/.
+func setup(dir string) error {
+	sandboxdBin = os.Getenv("SANDBOXD_BIN")
+	if sandboxdBin == "" {
+		sandboxdBin = filepath.Join(dir, "sandboxd")
+		cmd := exec.Command("go", "build", "-o", sandboxdBin, "../../cmd/sandboxd")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build sandboxd: %v\n%s", err, out)
+		}
+	}
+	srcs, err := filepath.Glob("testdata/*.c")
+	if err != nil || len(srcs) == 0 {
+		return fmt.Errorf("no C programs in testdata/ (%v)", err)
+	}
+	programs = map[string][]byte{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make([]error, len(srcs))
+	for i, src := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := strings.TrimSuffix(filepath.Base(src), ".c")
+			out := filepath.Join(dir, name)
+			if b, err := exec.Command("gcc", "-O1", "-pthread", "-o", out, src).CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("gcc %s: %v\n%s", src, err, b)
+				return
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			mu.Lock()
+			programs[name] = b
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// testDaemon is one `sandboxd serve` with a state dir, socket and cgroup
+// subtree of its own.
+type testDaemon struct {
+	cmd      *exec.Cmd
+	socket   string
+	stateDir string
+	config   string
+	subtree  string
+	log      *lockedBuffer
+	c        *client.Client
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startDaemon starts the daemon with the given extra configuration lines;
+// the test's cleanup stops it and checks that it left nothing behind.
+func startDaemon(t *testing.T, extra string) *testDaemon {
+	t.Helper()
+	stateDir, err := os.MkdirTemp("", "sandboxd-escape-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(stateDir, 0o755)
+	d := &testDaemon{
+		stateDir: stateDir,
+		socket:   filepath.Join(stateDir, "sandboxd.sock"),
+		config:   filepath.Join(stateDir, "config.toml"),
+		subtree:  fmt.Sprintf("sandboxd-escape-%d", os.Getpid()),
+		log:      &lockedBuffer{},
+	}
+	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s\n", stateDir, d.subtree, extra)
+	if err := os.WriteFile(d.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd = exec.Command(sandboxdBin, "serve", "--socket", d.socket, "--config", d.config)
+	d.cmd.Env = append(os.Environ(), canary)
+	d.cmd.Stderr = d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.c = client.New(d.socket)
+	t.Cleanup(func() {
+		d.stop(t)
+		for _, l := range d.leftovers() {
+			t.Errorf("after the daemon stopped: %s", l)
+		}
+		if t.Failed() {
+			t.Logf("daemon log (last 8 KiB):\n%s", tail(d.log.String(), 8<<10))
+		}
+		os.RemoveAll(stateDir)
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := d.c.Ping(context.Background())
+		if err == nil {
+			return d
+		}
+		var se *client.StatusError
+		if errors.As(err, &se) && se.HTTPStatus == http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("the daemon does not answer: %v\nlog:\n%s", err, d.log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (d *testDaemon) pid() int { return d.cmd.Process.Pid }
+
+// alive says whether the daemon process still runs and answers.
+func (d *testDaemon) alive(ctx context.Context) error {
+	if err := d.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		return fmt.Errorf("the daemon process is gone: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return d.c.Ping(ctx)
+}
+
+func (d *testDaemon) stop(t *testing.T) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("daemon exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		<-done
+		t.Errorf("the daemon did not exit within 30 s of SIGTERM")
+	}
+}
+
+// leftovers lists what of the daemon's jobs is still on the host: a
+// process under a sandbox uid (the inits' shared uid included), a run
+// cgroup beneath the daemon's subtree in any hierarchy, a workspace
+// directory or mount.
+func (d *testDaemon) leftovers() []string {
+	var found []string
+	for _, p := range sandboxProcesses() {
+		found = append(found, "process left: "+p)
+	}
+	for _, g := range subtreeGroups(d.subtree) {
+		found = append(found, "cgroup left: "+g)
+	}
+	ws := filepath.Join(d.stateDir, "ws")
+	if ents, _ := os.ReadDir(ws); len(ents) > 0 {
+		for _, e := range ents {
+			found = append(found, "workspace left: "+filepath.Join(ws, e.Name()))
+		}
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), ws+"/") {
+		found = append(found, "workspace mount left in the host's mount table")
+	}
+	return found
+}
+
+// sandboxProcesses lists the live processes (zombies aside: they run
+// nothing, and their parent reaps them in its own time) whose real uid lies
+// in the sandbox range: the inits' uid (base-1) and every job's uid.
+func sandboxProcesses() []string {
+	var found []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		var name, state string
+		uid := int64(-1)
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			switch f[0] {
+			case "Name:":
+				name = f[1]
+			case "State:":
+				state = f[1]
+			case "Uid:":
+				uid, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+		}
+		if state == "Z" {
+			continue
+		}
+		if uid >= int64(daemon.DefaultUIDBase)-1 && uid < int64(daemon.DefaultUIDBase)+int64(daemon.DefaultUIDCount) {
+			found = append(found, fmt.Sprintf("pid %s %s uid %d", e.Name(), name, uid))
+		}
+	}
+	return found
+}
+
+// subtreeGroups lists the cgroups beneath the subtree in every hierarchy.
+func subtreeGroups(subtree string) []string {
+	var found []string
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, de fs.DirEntry, err error) error {
+		if err != nil || !de.IsDir() {
+			return nil
+		}
+		if strings.Count(p, "/") > 9 {
+			return filepath.SkipDir
+		}
+		if strings.Contains(p, "/"+subtree+"/") {
+			found = append(found, p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return found
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// slots runs the cases at most two at a time (the daemon's concurrency),
+// and gives each case a moment when nothing else runs, to check that it
+// left nothing behind. A case needing both daemon slots at once (two
+// concurrent jobs of its own) takes both.
+type slots struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	capacity int
+	used     int
+	checking int
+}
+
+func newSlots(capacity int) *slots {
+	s := &slots{capacity: capacity}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *slots) acquire(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.checking > 0 || s.used+n > s.capacity {
+		s.cond.Wait()
+	}
+	s.used += n
+}
+
+// releaseAndCheck gives the slots back, waits until no case runs (no new
+// one starts meanwhile), and then calls check.
+func (s *slots) releaseAndCheck(n int, check func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.used -= n
+	s.checking++
+	s.cond.Broadcast()
+	for s.used > 0 {
+		s.cond.Wait()
+	}
+	check()
+	s.checking--
+	s.cond.Broadcast()
+}
