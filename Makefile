@@ -54,6 +54,12 @@ test-v2: deps build
 bench: deps build
 	@./scripts/bench.sh
 
+# fuzz runs each fuzz target for FUZZTIME (make test runs their seed corpora).
+FUZZTIME ?= 5m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAndPrepare$$' -fuzztime $(FUZZTIME) ./daemon
+	$(GO) test -run '^$$' -fuzz '^FuzzCompiledMatchesDecide$$' -fuzztime $(FUZZTIME) ./seccomp
+
 lint: nsjail/sandboxd-init
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet -tags embedinit $(PKGS)

@@ -1,0 +1,72 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzDecodeAndPrepare feeds arbitrary bodies to the request decoder and
+// validator: they must never panic, and whatever they accept must be safe
+// to act on: clean relative paths, limits within the profile's maximum,
+// known settings.
+func FuzzDecodeAndPrepare(f *testing.F) {
+	for _, seed := range []string{
+		`{"steps":[{"argv":["true"]}]}`,
+		`{"id":"a","key":[1,{"x":2}],"files":{"a/b.txt":"x","c":{"base64":"AAE=","mode":"0755"}},"steps":[{"argv":["sh","-c","cat a/b.txt"],"stdin":"in","expected_stdout":"x","limits":{"cpu_time_ms":100,"memory_bytes":1048576}}],"tracked_files":["c"],"stop_on":"never","output_encoding":"base64","workspace_bytes":1048576}`,
+		`{"files":{"../x":"a"},"steps":[{"argv":["true"]}]}`,
+		`{"steps":[{"argv":["true"],"limits":{"pids":-1}}]}`,
+		`{"steps":[{"argv":["\u0000"]}]}`,
+		`{"id":"..","steps":[{"argv":["true"]}]}`,
+		`[[[[[[[[[[[[[[[[[[[[`,
+		`{"steps":null}`,
+		``,
+	} {
+		f.Add([]byte(seed))
+	}
+	d := &Daemon{profiles: map[string]*Profile{}}
+	p := DefaultProfile()
+	d.profiles["default"] = &p
+	f.Fuzz(func(t *testing.T, body []byte) {
+		job, aerr := decodeJob(body)
+		if aerr != nil {
+			if aerr.Code != "invalid_argument" || aerr.Message == "" {
+				t.Fatalf("decode error %+v", aerr)
+			}
+			return
+		}
+		pj, aerr := d.prepare(job)
+		if aerr != nil {
+			if aerr.Code != "invalid_argument" || !strings.Contains(aerr.Message, ":") {
+				t.Fatalf("prepare error without a field: %+v", aerr)
+			}
+			return
+		}
+		if strings.HasPrefix(job.ID, ".") || strings.ContainsAny(job.ID, "/\x00") {
+			t.Fatalf("accepted id %q", job.ID)
+		}
+		for _, f := range pj.files {
+			if validRelPath(f.name) != nil || f.mode > 0o777 {
+				t.Fatalf("accepted file %q mode %o", f.name, f.mode)
+			}
+		}
+		for _, name := range job.TrackedFiles {
+			if validRelPath(name) != nil {
+				t.Fatalf("accepted tracked file %q", name)
+			}
+		}
+		for i, s := range pj.steps {
+			if len(s.step.Argv) == 0 {
+				t.Fatalf("step %d without argv", i)
+			}
+			if err := s.limits.Validate(p.Max, func(f string) string { return f }); err != nil {
+				t.Fatalf("step %d limits after defaults: %v", i, err)
+			}
+			if s.limits.CPUTimeMS <= 0 || s.limits.MemoryBytes <= 0 || s.limits.PIDs <= 0 {
+				t.Fatalf("step %d limits unset after defaults: %+v", i, s.limits)
+			}
+		}
+		if pj.wsBytes <= 0 || pj.wsBytes > maxWorkspaceCap {
+			t.Fatalf("workspace bytes %d", pj.wsBytes)
+		}
+	})
+}
