@@ -395,6 +395,7 @@ type admission struct {
 	job    *job
 	pj     *preparedJob
 	ticket *ticket
+	batch  bool
 }
 
 // admit registers a job and gives it a place in line: the errors a client
@@ -420,7 +421,7 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, pj *preparedJob, batc
 		d.reg.drop(j)
 		return nil, &api.Error{Code: api.CodeResourceExhausted, Message: fmt.Sprintf("the queue is full (%d jobs waiting); retry later", d.cfg.QueueSize)}
 	}
-	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, pj: pj, ticket: t}, nil
+	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, pj: pj, ticket: t, batch: batch}, nil
 }
 
 // run waits for the job's turn, runs it, records and logs the result.
@@ -442,7 +443,14 @@ func (a *admission) run(emit emitFunc) *api.Result {
 		res = d.runJob(a.ctx, j, a.pj, queued, emit)
 		release()
 	}
-	d.reg.finish(j, res)
+	if a.batch {
+		// A batch's results went out on its stream; keeping them all for
+		// result_ttl would hold every job's output of a large batch in
+		// memory.
+		d.reg.drop(j)
+	} else {
+		d.reg.finish(j, res)
+	}
 	d.metrics.jobFinished(res)
 	verdicts := make([]string, len(res.Steps))
 	for i, s := range res.Steps {
