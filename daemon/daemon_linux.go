@@ -80,19 +80,9 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 // (killing any process still in them) and workspaces. Runs of other
 // sandboxd processes are not touched.
 func (d *Daemon) reclaim() error {
-	names, err := d.engine.Cgroups().Leftovers()
+	groups, err := d.engine.RemoveRuns(func(name string) bool { return strings.HasPrefix(name, RunPrefix) })
 	if err != nil {
 		return err
-	}
-	groups := 0
-	for _, name := range names {
-		if !strings.HasPrefix(name, RunPrefix) {
-			continue
-		}
-		if err := d.engine.Cgroups().Remove(name); err != nil {
-			return err
-		}
-		groups++
 	}
 	n, err := reclaimWorkspaces(d.cfg.StateDir)
 	if err != nil {
@@ -101,7 +91,6 @@ func (d *Daemon) reclaim() error {
 	if groups > 0 || n > 0 {
 		d.log.WithFields(logrus.Fields{"cgroups": groups, "workspaces": n}).Warn("reclaimed the leftovers of a previous instance")
 	}
-	// The engine's run names restart at 1; the reclaim above made room.
 	return nil
 }
 

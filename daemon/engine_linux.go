@@ -174,22 +174,35 @@ func ExecRunPrefix(pid int) string { return fmt.Sprintf("exec-%d-", pid) }
 // exist left in the cgroup subtree (after a SIGKILL, say): their run groups,
 // and any process still in them. Groups of live processes are not touched.
 func (e *Engine) ReclaimExecRuns() error {
-	names, err := e.cgroups.Leftovers()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, name := range names {
+	_, err := e.RemoveRuns(func(name string) bool {
 		var pid, seq int
 		if n, _ := fmt.Sscanf(name, "exec-%d-%d", &pid, &seq); n != 2 || pid <= 0 {
-			continue
+			return false
 		}
-		if err := unix.Kill(pid, 0); err == nil || err == unix.EPERM {
-			continue // its owner is alive
+		err := unix.Kill(pid, 0)
+		return err != nil && err != unix.EPERM // its owner is gone
+	})
+	return err
+}
+
+// RemoveRuns removes the run groups in the subtree that match says to,
+// killing any process still in them, and reports how many it removed.
+func (e *Engine) RemoveRuns(match func(name string) bool) (int, error) {
+	names, err := e.cgroups.Leftovers()
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	var errs []error
+	for _, name := range names {
+		if !match(name) {
+			continue
 		}
 		if err := e.cgroups.Remove(name); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		removed++
 	}
-	return errors.Join(errs...)
+	return removed, errors.Join(errs...)
 }

@@ -87,13 +87,11 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 	}
 
 	if len(pj.job.TrackedFiles) > 0 {
-		res.Files = make(map[string]*api.TrackedFile, len(pj.job.TrackedFiles))
-		for _, name := range pj.job.TrackedFiles {
-			tf := ws.readTracked(name, d.cfg.TrackedFileBytes)
+		res.Files = ws.readTracked(pj.job.TrackedFiles, d.cfg.TrackedFileBytes)
+		for _, tf := range res.Files {
 			if tf != nil {
 				tf.Content = encodeOutput(tf.Content, pj.base64)
 			}
-			res.Files[name] = tf
 		}
 	}
 	return res

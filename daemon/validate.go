@@ -64,10 +64,6 @@ func jsonError(err error) *api.Error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return invalid("body: truncated JSON")
 	}
-	var mbe interface{ Error() string }
-	if errors.As(err, &mbe) && strings.Contains(err.Error(), "request body too large") {
-		return invalid("body: larger than the configured cap")
-	}
 	return invalid("body: %v", err)
 }
 

@@ -95,15 +95,26 @@ func (w *workspace) mkdirs(rel string) error {
 	return nil
 }
 
-// readTracked reads a file back after the steps: never through a symlink
-// (at any depth), never out of the workspace, never beyond limit bytes, and
-// only a regular file. Anything else is nil, as if missing.
-func (w *workspace) readTracked(name string, limit int64) *api.TrackedFile {
+// readTracked reads the named files back after the steps: never through a
+// symlink (at any depth), never out of the workspace, never beyond limit
+// bytes each, and only regular files. Anything else is nil, as if missing.
+func (w *workspace) readTracked(names []string, limit int64) map[string]*api.TrackedFile {
+	files := make(map[string]*api.TrackedFile, len(names))
 	dirfd, err := unix.Open(w.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil
+		for _, name := range names {
+			files[name] = nil
+		}
+		return files
 	}
 	defer unix.Close(dirfd)
+	for _, name := range names {
+		files[name] = readBeneath(dirfd, name, limit)
+	}
+	return files
+}
+
+func readBeneath(dirfd int, name string, limit int64) *api.TrackedFile {
 	fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
