@@ -123,7 +123,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 		defer workdir.Close()
 	}
 	spec := e.spec(req, lim, hostID)
-	proc, err := nsjail.Start(spec, nsjail.Files{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir, Join: join, Supervisor: supervisor})
+	proc, err := nsjail.Start(spec, nsjail.Files{Join: join, Supervisor: supervisor}, nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir})
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -203,24 +203,26 @@ func (e *Engine) spec(req *StepRequest, lim api.Limits, hostID uint32) *nsjail.S
 	// acts first.
 	cpuSeconds := uint64((lim.CPUTimeMS+999)/1000) + 1
 	return &nsjail.Spec{
-		Argv:           req.Argv,
-		Env:            p.environ(req.Env),
-		HostUID:        hostID,
-		HostGID:        hostID,
-		InitUID:        e.initID,
-		InitGID:        e.initID,
-		RootDir:        e.rootDir,
-		Mounts:         mounts,
-		Files:          etcFiles("sandbox"),
-		WorkspaceBytes: wsBytes,
-		TmpBytes:       p.TmpBytes,
-		Rlimits: []nsjail.Rlimit{
-			{Resource: unix.RLIMIT_NOFILE, Value: uint64(lim.OpenFiles)},
-			{Resource: unix.RLIMIT_FSIZE, Value: uint64(lim.FileSizeBytes)},
-			{Resource: unix.RLIMIT_STACK, Value: uint64(lim.StackBytes)},
-			{Resource: unix.RLIMIT_CPU, Value: cpuSeconds},
+		Command: nsjail.Command{
+			Argv:           req.Argv,
+			Env:            p.environ(req.Env),
+			WorkspaceBytes: wsBytes,
+			Rlimits: []nsjail.Rlimit{
+				{Resource: unix.RLIMIT_NOFILE, Value: uint64(lim.OpenFiles)},
+				{Resource: unix.RLIMIT_FSIZE, Value: uint64(lim.FileSizeBytes)},
+				{Resource: unix.RLIMIT_STACK, Value: uint64(lim.StackBytes)},
+				{Resource: unix.RLIMIT_CPU, Value: cpuSeconds},
+			},
 		},
-		Seccomp: e.filter,
+		HostUID:  hostID,
+		HostGID:  hostID,
+		InitUID:  e.initID,
+		InitGID:  e.initID,
+		RootDir:  e.rootDir,
+		Mounts:   mounts,
+		Files:    etcFiles("sandbox"),
+		TmpBytes: p.TmpBytes,
+		Seccomp:  e.filter,
 	}
 }
 
@@ -292,6 +294,7 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 				return f
 			}
 			switch ev.Kind {
+			case nsjail.Ready:
 			case nsjail.Started:
 				started = true
 				t := time.NewTimer(wall)

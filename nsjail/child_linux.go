@@ -22,7 +22,8 @@ func runtimeAfterFork()
 type childStep uint32
 
 const (
-	stepJoinCgroup childStep = iota + 1
+	stepStdio childStep = iota + 1
+	stepJoinCgroup
 	stepUnshareCgroup
 	stepSetsid
 	stepSignals
@@ -41,6 +42,8 @@ const (
 
 func (s childStep) String() string {
 	switch s {
+	case stepStdio:
+		return "dup stdio"
 	case stepJoinCgroup:
 		return "join cgroup"
 	case stepUnshareCgroup:
@@ -87,6 +90,8 @@ type kernelSigaction struct {
 // childPlan is everything the child needs after fork, prepared beforehand:
 // the child allocates nothing and only makes raw system calls.
 type childPlan struct {
+	stdio [3]int // the program's stdin, stdout, stderr: dup'ed onto 0, 1, 2
+
 	argv0 *byte
 	argv  []*byte // nil-terminated
 	envv  []*byte // nil-terminated
@@ -153,6 +158,13 @@ func forkChild(p *childPlan) (int, error) {
 	// from here on (including the exec) is accounted to it.
 	var step childStep
 	var r1 uintptr
+	// The streams were received above 2, so no dup3 clobbers another.
+	for i := 0; i < 3; i++ {
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(p.stdio[i]), uintptr(i), 0); errno != 0 {
+			step = stepStdio
+			goto fail
+		}
+	}
 	for i := 0; i < len(p.joinFDs); i++ {
 		r1, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.joinFDs[i]), uintptr(unsafe.Pointer(&p.zero[0])), 1)
 		if errno != 0 {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -23,13 +24,6 @@ const initArg0 = "sandboxd-init"
 //
 //	if nsjail.IsInit() { nsjail.Init() }
 func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
-
-// initConfig is what Start sends the init on fdSpec.
-type initConfig struct {
-	Spec      Spec `json:"spec"`
-	JoinFiles int  `json:"join_files"` // how many descriptors from fdJoin on
-	Workdir   bool `json:"workdir"`    // fdWorkdir is a host directory to bind
-}
 
 // Init runs the sandbox init and exits; it never returns. See the package
 // documentation for its steps.
@@ -75,23 +69,14 @@ func (r *reporter) send(m message) {
 }
 
 func runInit(rep *reporter) error {
+	// One decoder for both values: it may read ahead into the second.
+	dec := json.NewDecoder(bufio.NewReader(os.NewFile(fdSpec, "spec")))
 	var cfg initConfig
-	specFile := os.NewFile(fdSpec, "spec")
-	if err := json.NewDecoder(bufio.NewReader(specFile)).Decode(&cfg); err != nil {
+	if err := dec.Decode(&cfg); err != nil {
 		return &SetupError{"read spec", err}
 	}
-	specFile.Close()
 	spec := &cfg.Spec
-	joinFDs := make([]int, cfg.JoinFiles)
-	for i := range joinFDs {
-		joinFDs[i] = fdJoin + i
-	}
-
-	workdir := -1
-	if cfg.Workdir {
-		workdir = fdWorkdir
-	}
-	if err := buildRoot(spec, workdir); err != nil {
+	if err := buildRoot(spec); err != nil {
 		return err
 	}
 	hostname := spec.Hostname
@@ -107,12 +92,50 @@ func runInit(rep *reporter) error {
 	if err := loopbackUp(); err != nil {
 		return err
 	}
+	lastCap := lastCap()
+	rep.send(message{Kind: msgReady})
 
-	argv0, err := lookPath(spec.Argv[0], spec.Env)
+	// Wait for the command. A sandbox dropped unused sees EOF and goes.
+	var run runConfig
+	if err := dec.Decode(&run); err != nil {
+		if err == io.EOF {
+			os.Exit(0)
+		}
+		return &SetupError{"read command", err}
+	}
+	fds, err := receiveFDs(fdControl, 4)
+	if err != nil {
+		return &SetupError{"receive the command's descriptors", err}
+	}
+	want := 3
+	if run.Workdir {
+		want = 4
+	}
+	if len(fds) != want {
+		return &SetupError{"receive the command's descriptors", fmt.Errorf("got %d, want %d", len(fds), want)}
+	}
+	unix.Close(fdControl)
+	workdir := -1
+	if run.Workdir {
+		workdir = fds[3]
+	}
+	if err := attachWorkspace(workdir, run.Command.WorkspaceBytes); err != nil {
+		return err
+	}
+	if workdir >= 0 {
+		unix.Close(workdir)
+	}
+
+	joinFDs := make([]int, cfg.JoinFiles)
+	for i := range joinFDs {
+		joinFDs[i] = fdJoin + i
+	}
+	cmd := &run.Command
+	argv0, err := lookPath(cmd.Argv[0], cmd.Env)
 	if err != nil {
 		return err
 	}
-	plan, err := newPlan(spec, argv0, joinFDs)
+	plan, err := newPlan(spec, cmd, argv0, joinFDs, [3]int{fds[0], fds[1], fds[2]}, lastCap)
 	if err != nil {
 		return err
 	}
@@ -121,26 +144,26 @@ func runInit(rep *reporter) error {
 
 // newPlan turns the spec into the child's prepared plan, and opens the
 // descriptors it needs: the error pipe and the listener socket.
-func newPlan(spec *Spec, argv0 string, joinFDs []int) (*childPlan, error) {
-	p := &childPlan{joinFDs: joinFDs}
+func newPlan(spec *Spec, cmd *Command, argv0 string, joinFDs []int, stdio [3]int, lastCap int) (*childPlan, error) {
+	p := &childPlan{joinFDs: joinFDs, stdio: stdio}
 	p.prepare()
 	var err error
 	if p.argv0, err = unix.BytePtrFromString(argv0); err != nil {
-		return nil, &ExecError{spec.Argv[0], err}
+		return nil, &ExecError{cmd.Argv[0], err}
 	}
-	if p.argv, err = syscall.SlicePtrFromStrings(spec.Argv); err != nil {
-		return nil, &ExecError{spec.Argv[0], err}
+	if p.argv, err = syscall.SlicePtrFromStrings(cmd.Argv); err != nil {
+		return nil, &ExecError{cmd.Argv[0], err}
 	}
-	if p.envv, err = syscall.SlicePtrFromStrings(spec.Env); err != nil {
-		return nil, &ExecError{spec.Argv[0], err}
+	if p.envv, err = syscall.SlicePtrFromStrings(cmd.Env); err != nil {
+		return nil, &ExecError{cmd.Argv[0], err}
 	}
 	p.rlimits = append(p.rlimits, unix.Rlimit{})
 	p.rlimitOf = append(p.rlimitOf, unix.RLIMIT_CORE)
-	for _, r := range spec.Rlimits {
+	for _, r := range cmd.Rlimits {
 		p.rlimits = append(p.rlimits, unix.Rlimit{Cur: r.Value, Max: r.Value})
 		p.rlimitOf = append(p.rlimitOf, r.Resource)
 	}
-	p.lastCap = lastCap()
+	p.lastCap = lastCap
 	if len(spec.Seccomp) > 0 {
 		p.filter.Len = uint16(len(spec.Seccomp))
 		p.filter.Filter = &spec.Seccomp[0]
@@ -173,6 +196,10 @@ func supervise(rep *reporter, p *childPlan, argv0 string) error {
 		return err
 	}
 	errW.Close()
+	// The program's streams are its own now: the pipes end with it.
+	for _, fd := range p.stdio {
+		unix.Close(fd)
+	}
 	var buf [8]byte
 	n, _ := errR.Read(buf[:])
 	errR.Close()
@@ -190,12 +217,15 @@ func supervise(rep *reporter, p *childPlan, argv0 string) error {
 	rep.send(message{Kind: msgStarted, WallNs: started.Sub(forked).Nanoseconds()})
 
 	if listenerR != nil {
-		fd, err := receiveFD(listenerR)
+		fds, err := receiveFDs(int(listenerR.Fd()), 1, unix.MSG_DONTWAIT)
+		if err == nil && len(fds) != 1 {
+			err = fmt.Errorf("%d descriptors, want 1", len(fds))
+		}
 		if err != nil {
 			unix.Kill(-1, unix.SIGKILL)
 			return &SetupError{"receive seccomp listener", err}
 		}
-		go watchSeccomp(rep, fd)
+		go watchSeccomp(rep, fds[0])
 	}
 
 	// Reap until pid 2 ends. Orphans re-parented to us are reaped on the way.
@@ -236,23 +266,29 @@ func supervise(rep *reporter, p *childPlan, argv0 string) error {
 	}
 }
 
-// receiveFD takes the seccomp listener the child sent before its exec.
-func receiveFD(sock *os.File) (int, error) {
+// receiveFDs takes up to max descriptors sent in one message on sock
+// (flags: extra recvmsg flags, e.g. MSG_DONTWAIT).
+func receiveFDs(sock, max int, flags ...int) ([]int, error) {
 	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
-	if err != nil {
-		return -1, err
+	oob := make([]byte, unix.CmsgSpace(4*max))
+	f := unix.MSG_CMSG_CLOEXEC
+	for _, x := range flags {
+		f |= x
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return -1, fmt.Errorf("no control message (%v)", err)
+	for {
+		_, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, f)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			return nil, fmt.Errorf("no control message (%v)", err)
+		}
+		return unix.ParseUnixRights(&msgs[0])
 	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		return -1, fmt.Errorf("no descriptor (%v)", err)
-	}
-	return fds[0], nil
 }
 
 // seccompNotif is struct seccomp_notif.

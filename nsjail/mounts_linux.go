@@ -13,10 +13,10 @@ import (
 var devices = []string{"null", "zero", "full", "random", "urandom"}
 
 // buildRoot assembles the new root on spec.RootDir and pivots into it. It
-// runs in the init, inside the new mount namespace, before the program
-// exists. workdir, if not -1, is a detached mount attached at
-// WorkspaceDir. Each failure names its step.
-func buildRoot(spec *Spec, workdir int) error {
+// runs in the init, inside the new mount namespace, before the command
+// comes: WorkspaceDir is left empty for attachWorkspace. Each failure names
+// its step.
+func buildRoot(spec *Spec) error {
 	// Nothing done here may reach the host's mount namespace.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return &SetupError{"make / private", err}
@@ -39,16 +39,8 @@ func buildRoot(spec *Spec, workdir int) error {
 	if err := mountTmpfs(filepath.Join(root, "tmp"), 0o1777, spec.TmpBytes, 0, sandboxOwned); err != nil {
 		return err
 	}
-	ws := filepath.Join(root, WorkspaceDir)
-	if workdir >= 0 {
-		if err := os.MkdirAll(ws, 0o755); err != nil {
-			return &SetupError{"mkdir " + WorkspaceDir, err}
-		}
-		if err := unix.MoveMount(workdir, "", unix.AT_FDCWD, ws, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-			return &SetupError{"attach workdir", err}
-		}
-	} else if err := mountTmpfs(ws, 0o755, spec.WorkspaceBytes, 0, sandboxOwned); err != nil {
-		return err
+	if err := os.MkdirAll(filepath.Join(root, WorkspaceDir), 0o755); err != nil {
+		return &SetupError{"mkdir " + WorkspaceDir, err}
 	}
 	for p, content := range spec.Files {
 		if err := writeRootFile(root, p, content); err != nil {
@@ -70,7 +62,18 @@ func buildRoot(spec *Spec, workdir int) error {
 	if err := unix.Chdir("/"); err != nil {
 		return &SetupError{"chdir /", err}
 	}
-	if err := remountReadOnly("/"); err != nil {
+	return remountReadOnly("/")
+}
+
+// attachWorkspace puts the command's workspace at WorkspaceDir in the
+// built root, and makes it the working directory: workdir, if not -1, is a
+// detached mount to attach; otherwise a fresh tmpfs of size bytes.
+func attachWorkspace(workdir int, size int64) error {
+	if workdir >= 0 {
+		if err := unix.MoveMount(workdir, "", unix.AT_FDCWD, WorkspaceDir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return &SetupError{"attach workdir", err}
+		}
+	} else if err := mountTmpfs(WorkspaceDir, 0o755, size, 0, sandboxOwned); err != nil {
 		return err
 	}
 	if err := unix.Chdir(WorkspaceDir); err != nil {

@@ -35,8 +35,11 @@ func testSpec(t *testing.T, argv ...string) *Spec {
 		mounts = append(mounts, Mount{Kind: MountBind, Source: p, Target: p, Optional: true})
 	}
 	return &Spec{
-		Argv:           argv,
-		Env:            []string{"PATH=" + DefaultPath},
+		Command: Command{
+			Argv:           argv,
+			Env:            []string{"PATH=" + DefaultPath},
+			WorkspaceBytes: 16 << 20,
+		},
 		HostUID:        1_999_000_001,
 		HostGID:        1_999_000_001,
 		InitUID:        1_999_000_000,
@@ -44,7 +47,6 @@ func testSpec(t *testing.T, argv ...string) *Spec {
 		RootDir:        rootDir,
 		Mounts:         mounts,
 		Files:          map[string]string{"/etc/passwd": "sandbox:x:1000:1000::/workspace:/bin/sh\n"},
-		WorkspaceBytes: 16 << 20,
 		TmpBytes:       16 << 20,
 		AllowNoSeccomp: true,
 	}
@@ -60,7 +62,7 @@ func run(t *testing.T, spec *Spec) outcome {
 	t.Helper()
 	outR, outW, _ := os.Pipe()
 	errR, errW, _ := os.Pipe()
-	p, err := Start(spec, Files{Stdout: outW, Stderr: errW})
+	p, err := Start(spec, Files{}, IO{Stdout: outW, Stderr: errW})
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -100,8 +102,8 @@ func TestRunsAndReportsExit(t *testing.T) {
 	if o.stdout != "hi\n" || o.stderr != "err\n" {
 		t.Fatalf("stdout %q stderr %q", o.stdout, o.stderr)
 	}
-	if o.events[0].Kind != Started {
-		t.Fatalf("first event %+v, want Started", o.events[0])
+	if o.events[0].Kind != Ready || o.events[1].Kind != Started {
+		t.Fatalf("first events %+v, want Ready then Started", o.events[:2])
 	}
 }
 
@@ -203,7 +205,7 @@ func TestInitClonedIntoCgroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sup.Close()
-	p, err := Start(spec, Files{Supervisor: sup})
+	p, err := Start(spec, Files{Supervisor: sup}, IO{})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}

@@ -2,19 +2,34 @@ package nsjail
 
 import "time"
 
-// The init's file descriptors, as Start lays them out. 0, 1 and 2 are the
-// program's stdin, stdout and stderr: the init itself never touches them.
+// The init's file descriptors, as Prepare lays them out. 0, 1 and 2 are
+// /dev/null: the program's own come with its command.
 const (
-	fdSpec    = 3 // read: the Spec as JSON, then EOF
+	fdSpec    = 3 // read: the Spec as JSON, then the command as JSON, then EOF
 	fdReport  = 4 // write: one JSON message a line
-	fdWorkdir = 5 // the host workdir (O_PATH), when there is one
+	fdControl = 5 // a SOCK_SEQPACKET socket: one message with the command's descriptors
 	fdJoin    = 6 // and on: cgroup.procs files the program joins
 )
+
+// initConfig is what Prepare sends the init on fdSpec.
+type initConfig struct {
+	Spec      Spec `json:"spec"`
+	JoinFiles int  `json:"join_files"` // how many descriptors from fdJoin on
+}
+
+// runConfig is what Run sends the init on fdSpec, after the Spec. The
+// descriptors come on fdControl: stdin, stdout, stderr, then the workdir
+// mount when Workdir is set.
+type runConfig struct {
+	Command Command `json:"command"`
+	Workdir bool    `json:"workdir"`
+}
 
 // messageKind names a report from the init.
 type messageKind string
 
 const (
+	msgReady   messageKind = "ready"   // the sandbox is built and waits for its command
 	msgStarted messageKind = "started" // the program exec'ed
 	msgFailed  messageKind = "failed"  // the sandbox could not be set up, or the program not started
 	msgBlocked messageKind = "blocked" // the program made a call its seccomp policy forbids

@@ -7,20 +7,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// Files are the open descriptors a sandbox gets. Start does not close them;
-// the caller closes its copies once Start returns.
+// Files are the descriptors that belong to the sandbox, given to Prepare.
+// Prepare does not close them; the caller closes its copies once it
+// returns.
 type Files struct {
-	// Stdin, Stdout and Stderr are the program's. Nil is /dev/null.
-	Stdin, Stdout, Stderr *os.File
-	// Workdir is a host directory (O_PATH is enough) bound read-write at
-	// WorkspaceDir, through a detached copy of its mount. Nil: a fresh tmpfs of Spec.WorkspaceBytes.
-	Workdir *os.File
 	// Join are cgroup.procs files of the program's cgroups, opened for
 	// writing by the host: the program joins each before exec.
 	Join []*os.File
@@ -29,12 +26,25 @@ type Files struct {
 	Supervisor *os.File
 }
 
+// IO are the descriptors of one command, given to Run. Run does not close
+// them; the caller closes its copies once it returns.
+type IO struct {
+	// Stdin, Stdout and Stderr are the program's. Nil is /dev/null.
+	Stdin, Stdout, Stderr *os.File
+	// Workdir is a host directory (O_PATH is enough) bound read-write at
+	// WorkspaceDir, through a detached copy of its mount. Nil: a fresh
+	// tmpfs of Command.WorkspaceBytes.
+	Workdir *os.File
+}
+
 // EventKind says what happened in a sandbox.
 type EventKind int
 
 const (
+	// Ready: the sandbox is built and waits for its command.
+	Ready EventKind = iota + 1
 	// Started: the program exec'ed.
-	Started EventKind = iota + 1
+	Started
 	// Blocked: the program made a call its seccomp policy forbids; every
 	// process of the sandbox is being killed.
 	Blocked
@@ -59,15 +69,20 @@ type Event struct {
 	PID  uint32 // Blocked: the caller, in the sandbox's pid namespace
 }
 
-// Process is a running sandbox.
+// Process is a sandbox: prepared, then running its one command.
 type Process struct {
 	cmd    *exec.Cmd
 	events chan Event
 	done   chan struct{}
+
+	mu      sync.Mutex
+	specW   *os.File // the rest of fdSpec: the command goes there
+	control *os.File // our end of fdControl: the command's descriptors go there
 }
 
-// Events delivers what happens, in order, ending with Exited or Failed;
-// then it is closed, once the init has been reaped.
+// Events delivers what happens, in order: Ready once the sandbox is built,
+// then the program's events, ending with Exited or Failed; then it is
+// closed, once the init has been reaped.
 func (p *Process) Events() <-chan Event { return p.events }
 
 // Pid is the host pid of the sandbox's init.
@@ -81,44 +96,95 @@ func (p *Process) Kill() {
 	default:
 		p.cmd.Process.Signal(syscall.SIGKILL)
 	}
+	p.mu.Lock()
+	p.closeCommandPipes()
+	p.mu.Unlock()
 }
 
 // Done is closed once the init has been reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Start launches a sandbox for spec. It returns once the init runs; the
-// program's start, end or failure come through Events.
-func Start(spec *Spec, files Files) (*Process, error) {
+// Start launches a sandbox for spec and runs spec.Command in it at once:
+// Prepare, then Run. It returns once the init runs; the program's start,
+// end or failure come through Events.
+func Start(spec *Spec, files Files, stdio IO) (*Process, error) {
+	if err := spec.Command.Validate(); err != nil {
+		return nil, fmt.Errorf("sandbox command: %w", err)
+	}
+	p, err := Prepare(spec, files)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Run(&spec.Command, stdio); err != nil {
+		p.Kill()
+		<-p.Done()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Prepare launches a sandbox for spec, without its command: the init
+// builds the root and waits (Ready comes through Events) until Run gives
+// it the program. A prepared sandbox runs at most one command.
+func Prepare(spec *Spec, files Files) (*Process, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("sandbox spec: %w", err)
 	}
+	specJSON, err := json.Marshal(&initConfig{Spec: *spec, JoinFiles: len(files.Join)})
+	if err != nil {
+		return nil, fmt.Errorf("sandbox spec: %w", err)
+	}
+	// A spec larger than the pipe buffer would block us until the init
+	// reads it; none is that large.
+	if len(specJSON) > 60<<10 {
+		return nil, fmt.Errorf("sandbox spec: %d bytes of JSON, at most %d", len(specJSON), 60<<10)
+	}
+	exe, err := initPath()
+	if err != nil {
+		return nil, &SetupError{"init executable", err}
+	}
+	var closers []*os.File
+	defer func() {
+		for _, f := range closers {
+			f.Close()
+		}
+	}()
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("spec pipe: %w", err)
 	}
-	defer specR.Close()
+	closers = append(closers, specR)
 	reportR, reportW, err := os.Pipe()
 	if err != nil {
 		specW.Close()
 		return nil, fmt.Errorf("report pipe: %w", err)
 	}
-	defer reportW.Close()
-
-	exe, err := initPath()
+	closers = append(closers, reportW)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		specW.Close()
 		reportR.Close()
-		reportW.Close()
-		return nil, &SetupError{"init executable", err}
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	control := os.NewFile(uintptr(pair[0]), "control")
+	initControl := os.NewFile(uintptr(pair[1]), "init control")
+	closers = append(closers, initControl)
+	fail := func(err error) (*Process, error) {
+		specW.Close()
+		reportR.Close()
+		control.Close()
+		return nil, err
+	}
+	// The spec goes into the pipe before the init exists, so that it is
+	// there to read the moment the init starts.
+	if _, err := specW.Write(specJSON); err != nil {
+		return fail(fmt.Errorf("write sandbox spec: %w", err))
 	}
 	cmd := &exec.Cmd{
 		Path:       exe,
 		Args:       []string{initArg0},
 		Env:        []string{},
-		Stdin:      files.Stdin,
-		Stdout:     files.Stdout,
-		Stderr:     files.Stderr,
-		ExtraFiles: append([]*os.File{specR, reportW, files.Workdir}, files.Join...),
+		ExtraFiles: append([]*os.File{specR, reportW, initControl}, files.Join...),
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS |
 				syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
@@ -138,57 +204,103 @@ func Start(spec *Spec, files Files) (*Process, error) {
 			Pdeathsig:                  syscall.SIGKILL,
 		},
 	}
-	if files.Workdir != nil {
-		wd, err := detachedClone(files.Workdir)
-		if err != nil {
-			specW.Close()
-			reportR.Close()
-			return nil, err
-		}
-		defer wd.Close()
-		cmd.ExtraFiles[fdWorkdir-3] = wd
-	}
 	if files.Supervisor != nil {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = int(files.Supervisor.Fd())
 	}
-	// The spec goes into the pipe before the init exists, so that it is
-	// there to read the moment the init starts. A spec larger than the pipe
-	// buffer is written while the init reads.
-	cfg := initConfig{Spec: *spec, JoinFiles: len(files.Join), Workdir: files.Workdir != nil}
-	specJSON, err := json.Marshal(&cfg)
-	if err != nil {
-		specW.Close()
-		reportR.Close()
-		return nil, fmt.Errorf("sandbox spec: %w", err)
-	}
-	writeSpec := func() error {
-		_, err := specW.Write(specJSON)
-		specW.Close()
-		return err
-	}
-	small := len(specJSON) <= 60<<10
-	if small {
-		if err := writeSpec(); err != nil {
-			reportR.Close()
-			return nil, fmt.Errorf("write sandbox spec: %w", err)
-		}
-	}
 	if err := cmd.Start(); err != nil {
-		specW.Close()
-		reportR.Close()
-		return nil, &SetupError{"start init", err}
+		return fail(&SetupError{"start init", err})
 	}
-	p := &Process{cmd: cmd, events: make(chan Event, 4), done: make(chan struct{})}
-	specR.Close()
-	reportW.Close()
+	p := &Process{cmd: cmd, events: make(chan Event, 5), done: make(chan struct{}), specW: specW, control: control}
 	go p.watch(reportR)
-	if !small {
-		// If the init dies before reading it all, the write fails and
-		// watch reports the death.
-		go writeSpec()
-	}
 	return p, nil
+}
+
+// Run gives a prepared sandbox its command; the program's start, end or
+// failure come through Events. It may be called before Ready has come,
+// and only once.
+func (p *Process) Run(c *Command, stdio IO) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("sandbox command: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.specW == nil {
+		return errors.New("sandbox: already given a command, or killed")
+	}
+	defer p.closeCommandPipes()
+	fds := make([]int, 0, 4)
+	for _, f := range []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr} {
+		if f == nil {
+			null, err := devNull()
+			if err != nil {
+				return err
+			}
+			f = null
+		}
+		fds = append(fds, int(f.Fd()))
+	}
+	if stdio.Workdir != nil {
+		wd, err := detachedClone(stdio.Workdir)
+		if err != nil {
+			return err
+		}
+		defer wd.Close()
+		fds = append(fds, int(wd.Fd()))
+	}
+	cfgJSON, err := json.Marshal(&runConfig{Command: *c, Workdir: stdio.Workdir != nil})
+	if err != nil {
+		return fmt.Errorf("sandbox command: %w", err)
+	}
+	if err := unix.Sendmsg(int(p.control.Fd()), []byte{0}, unix.UnixRights(fds...), nil, unix.MSG_NOSIGNAL); err != nil {
+		return &SetupError{"send the command's descriptors", err}
+	}
+	specW := p.specW
+	p.specW = nil
+	if len(cfgJSON) <= 60<<10 {
+		_, err := specW.Write(cfgJSON)
+		specW.Close()
+		if err != nil {
+			return &SetupError{"send the command", err}
+		}
+		return nil
+	}
+	// Larger than the pipe buffer: written while the init reads. If the
+	// init dies first, the write fails and watch reports the death.
+	go func() {
+		specW.Write(cfgJSON)
+		specW.Close()
+	}()
+	return nil
+}
+
+// closeCommandPipes closes what is left of our ends of fdSpec and
+// fdControl; p.mu is held. A prepared init that sees them close without a
+// command exits.
+func (p *Process) closeCommandPipes() {
+	if p.specW != nil {
+		p.specW.Close()
+		p.specW = nil
+	}
+	if p.control != nil {
+		p.control.Close()
+		p.control = nil
+	}
+}
+
+var (
+	devNullOnce sync.Once
+	devNullFile *os.File
+	devNullErr  error
+)
+
+// devNull is one /dev/null shared by every command that leaves a stream
+// unset.
+func devNull() (*os.File, error) {
+	devNullOnce.Do(func() {
+		devNullFile, devNullErr = os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	})
+	return devNullFile, devNullErr
 }
 
 // detachedClone makes a detached copy of the mount of dir (open_tree
@@ -222,6 +334,8 @@ func (p *Process) watch(r *os.File) {
 		}
 		ev := Event{At: time.Now()}
 		switch m.Kind {
+		case msgReady:
+			ev.Kind = Ready
 		case msgStarted:
 			ev.Kind = Started
 		case msgBlocked:
@@ -253,6 +367,9 @@ func (p *Process) watch(r *os.File) {
 		p.events <- ev
 	}
 	err := p.cmd.Wait()
+	p.mu.Lock()
+	p.closeCommandPipes()
+	p.mu.Unlock()
 	close(p.done)
 	if !final {
 		p.events <- Event{Kind: Failed, At: time.Now(), Err: &SetupError{Step: "init", Err: fmt.Errorf("died without a report: %v", err)}}

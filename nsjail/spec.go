@@ -48,15 +48,29 @@ type Rlimit struct {
 	Value    uint64 `json:"value"`
 }
 
-// Spec is everything the init needs to run one program. It is plain data:
-// Start sends it to the init as JSON. Zero values are documented per field.
-type Spec struct {
+// Command is the program a sandbox runs, and what belongs to that one run.
+// It is plain data: Run sends it to the init as JSON.
+type Command struct {
 	// Argv is the program and its arguments. Argv[0] without a slash is
 	// looked up in the PATH of Env (or DefaultPath) inside the sandbox.
 	Argv []string `json:"argv"`
 	// Env is the program's whole environment, "K=V" each. Nothing else is
 	// passed on.
 	Env []string `json:"env"`
+	// Rlimits for the program. RLIMIT_CORE is always 0.
+	Rlimits []Rlimit `json:"rlimits,omitempty"`
+	// WorkspaceBytes caps the fresh tmpfs at WorkspaceDir, when IO.Workdir
+	// does not give a host directory instead.
+	WorkspaceBytes int64 `json:"workspace_bytes"`
+}
+
+// Spec is everything the init needs to build a sandbox, and the command
+// to run in it. It is plain data: Prepare sends it to the init as JSON.
+// Zero values are documented per field.
+type Spec struct {
+	// Command is what Start runs. Prepare ignores it: Run gives the
+	// command later.
+	Command `json:"-"`
 
 	// HostUID and HostGID are the unprivileged host ids the sandbox user
 	// (SandboxUID, SandboxGID) maps to. Both must be non-zero, and no other
@@ -80,16 +94,11 @@ type Spec struct {
 	// path inside the sandbox to content (mode 0644). Parent directories are
 	// created.
 	Files map[string]string `json:"files,omitempty"`
-	// WorkspaceBytes caps the fresh tmpfs at WorkspaceDir, when Files.Workdir
-	// does not give a host directory instead.
-	WorkspaceBytes int64 `json:"workspace_bytes"`
 	// TmpBytes caps /tmp and /dev/shm (each a tmpfs).
 	TmpBytes int64 `json:"tmp_bytes"`
 	// Hostname inside the uts namespace; empty is "sandbox".
 	Hostname string `json:"hostname,omitempty"`
 
-	// Rlimits for the program. RLIMIT_CORE is always 0.
-	Rlimits []Rlimit `json:"rlimits,omitempty"`
 	// Seccomp is the compiled filter, installed with a listener the init watches. Empty: no filter,
 	// which Validate refuses unless AllowNoSeccomp is set (tests only).
 	Seccomp        []unix.SockFilter `json:"seccomp"`
@@ -99,25 +108,9 @@ type Spec struct {
 // DefaultPath is the program's PATH when Env sets none.
 const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
 
-// Validate checks the spec before anything is started. Messages name the
-// field.
+// Validate checks the sandbox part of the spec before anything is started.
+// Messages name the field. The command is checked by Command.Validate.
 func (s *Spec) Validate() error {
-	if len(s.Argv) == 0 || s.Argv[0] == "" {
-		return errors.New("argv: empty")
-	}
-	for i, a := range s.Argv {
-		if strings.IndexByte(a, 0) >= 0 {
-			return fmt.Errorf("argv[%d]: contains a NUL byte", i)
-		}
-	}
-	for i, e := range s.Env {
-		if strings.IndexByte(e, 0) >= 0 {
-			return fmt.Errorf("env[%d]: contains a NUL byte", i)
-		}
-		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
-			return fmt.Errorf("env[%d]: %q is not KEY=VALUE", i, e)
-		}
-	}
 	if s.HostUID == 0 || s.HostGID == 0 || s.InitUID == 0 || s.InitGID == 0 {
 		return errors.New("host_uid, host_gid, init_uid, init_gid: must be non-zero (a sandbox never maps to host root)")
 	}
@@ -149,14 +142,38 @@ func (s *Spec) Validate() error {
 			return fmt.Errorf("files: %q must be a clean absolute path", p)
 		}
 	}
-	if s.WorkspaceBytes < 0 || s.TmpBytes < 0 {
-		return errors.New("workspace_bytes, tmp_bytes: negative")
+	if s.TmpBytes < 0 {
+		return errors.New("tmp_bytes: negative")
 	}
 	if len(s.Seccomp) > 4096 {
 		return fmt.Errorf("seccomp: %d instructions, the kernel takes at most 4096", len(s.Seccomp))
 	}
 	if len(s.Seccomp) == 0 && !s.AllowNoSeccomp {
 		return errors.New("seccomp: no filter given")
+	}
+	return nil
+}
+
+// Validate checks the command before it is sent. Messages name the field.
+func (c *Command) Validate() error {
+	if len(c.Argv) == 0 || c.Argv[0] == "" {
+		return errors.New("argv: empty")
+	}
+	for i, a := range c.Argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("argv[%d]: contains a NUL byte", i)
+		}
+	}
+	for i, e := range c.Env {
+		if strings.IndexByte(e, 0) >= 0 {
+			return fmt.Errorf("env[%d]: contains a NUL byte", i)
+		}
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+			return fmt.Errorf("env[%d]: %q is not KEY=VALUE", i, e)
+		}
+	}
+	if c.WorkspaceBytes < 0 {
+		return errors.New("workspace_bytes: negative")
 	}
 	return nil
 }
