@@ -104,14 +104,24 @@ func TestFakeV2(t *testing.T) {
 	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{s + "/r1", s + "/r1/init", s + "/r1/prog"})
 	wantStrings(t, "Create's writes", k.relWrites(), []string{
 		s + "/r1/cgroup.subtree_control <- +cpu +memory +pids",
-		s + "/r1/prog/memory.max <- 33554432",
 		s + "/r1/prog/memory.swap.max <- 0",
 		s + "/r1/prog/memory.oom.group <- 1",
+		s + "/r1/prog/memory.max <- 33554432",
 		s + "/r1/prog/pids.max <- 8",
 	})
 	assertWritesUnder(t, k, s+"/r1")
 	if got := k.value(s + "/r1/init/memory.max"); got != "max" {
 		t.Errorf("init leaf got a memory limit: %q", got)
+	}
+
+	// A group made ahead gets its run's limits later; zero keeps one.
+	k.resetLog()
+	if err := g.SetLimits(Limits{PIDs: 20}); err != nil {
+		t.Fatal(err)
+	}
+	wantStrings(t, "SetLimits' writes", k.relWrites(), []string{s + "/r1/prog/pids.max <- 20"})
+	if err := g.SetLimits(Limits{MemoryBytes: -1}); err == nil {
+		t.Error("SetLimits took a negative memory limit")
 	}
 
 	files, err := g.JoinFiles()
@@ -207,8 +217,8 @@ func TestFakeV2OldKernel(t *testing.T) {
 	}
 	wantStrings(t, "Create's writes", k.relWrites(), []string{
 		s + "/r1/cgroup.subtree_control <- +memory +pids",
-		s + "/r1/prog/memory.max <- 1073741824",
 		s + "/r1/prog/memory.oom.group <- 1",
+		s + "/r1/prog/memory.max <- 1073741824",
 	})
 	prog := path.Join(k.root, s, "r1/prog")
 	k.set(prog+"/cpu.stat", "usage_usec 10\nuser_usec 6\nsystem_usec 4\n")

@@ -142,11 +142,6 @@ func (g *Group) build(lim Limits, mkdir func(string) error) error {
 		}
 	}
 	if m.mode == ModeV2 {
-		if lim.MemoryBytes > 0 {
-			if err := write(g.prog, "memory.max", formatLimit(lim.MemoryBytes)); err != nil {
-				return err
-			}
-		}
 		if m.features.SwapLimit {
 			if err := write(g.prog, "memory.swap.max", "0"); err != nil {
 				return err
@@ -157,17 +152,45 @@ func (g *Group) build(lim Limits, mkdir func(string) error) error {
 				return err
 			}
 		}
+	} else {
+		for _, d := range g.v1 {
+			if err := mkdir(d); err != nil {
+				return err
+			}
+		}
+	}
+	return g.setLimits(lim)
+}
+
+// SetLimits sets the memory and pids limits of a group made by Create (a
+// zero field leaves that limit as it is), before any program is in it: a
+// group may be made ahead of its run and given the run's limits at the
+// last moment.
+func (g *Group) SetLimits(lim Limits) error {
+	if err := lim.Validate(); err != nil {
+		return err
+	}
+	if err := g.setLimits(lim); err != nil {
+		return fmt.Errorf("cgroup: %s: set limits: %w", g.name, err)
+	}
+	return nil
+}
+
+func (g *Group) setLimits(lim Limits) error {
+	m := g.m
+	write := func(dir, file, value string) error { return m.k.writeFile(path.Join(dir, file), value) }
+	if m.mode == ModeV2 {
+		if lim.MemoryBytes > 0 {
+			if err := write(g.prog, "memory.max", formatLimit(lim.MemoryBytes)); err != nil {
+				return err
+			}
+		}
 		if lim.PIDs > 0 {
 			if err := write(g.prog, "pids.max", formatLimit(lim.PIDs)); err != nil {
 				return err
 			}
 		}
 		return nil
-	}
-	for _, d := range g.v1 {
-		if err := mkdir(d); err != nil {
-			return err
-		}
 	}
 	if lim.MemoryBytes > 0 {
 		v := formatLimit(lim.MemoryBytes)

@@ -524,11 +524,16 @@ func TestHostCPUUsage(t *testing.T) {
 func TestHostOOMKill(t *testing.T) {
 	m := hostManager(t, Config{})
 	const limit = 32 << 20
-	g, err := m.Create("oom", Limits{MemoryBytes: limit})
+	// Made without a limit, given it later: the way a group made ahead of
+	// its run gets the run's limits.
+	g, err := m.Create("oom", Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Destroy()
+	if err := g.SetLimits(Limits{MemoryBytes: limit}); err != nil {
+		t.Fatal(err)
+	}
 	hog := start(t, g, helper("hog"))
 	done := make(chan struct{})
 	go func() {
