@@ -29,6 +29,11 @@ type Config struct {
 	// number of CPUs); QueueSize how many jobs may wait behind them.
 	Concurrency int `toml:"concurrency"`
 	QueueSize   int `toml:"queue_size"`
+	// WarmSandboxes is how many sandboxes each profile keeps built and
+	// waiting for a command (default: the number of CPUs), so that a step
+	// starts in one at once; each is still used for one command only. 0
+	// builds every sandbox when its step starts.
+	WarmSandboxes int `toml:"warm_sandboxes"`
 	// MaxRequestBytes caps a request body (a batch's per line).
 	MaxRequestBytes int64 `toml:"max_request_bytes"`
 	// TrackedFileBytes caps each tracked file read back.
@@ -98,6 +103,7 @@ func DefaultConfig() Config {
 		StateDir:         "/run/sandboxd",
 		Concurrency:      runtime.NumCPU(),
 		QueueSize:        256,
+		WarmSandboxes:    runtime.NumCPU(),
 		MaxRequestBytes:  64 << 20,
 		TrackedFileBytes: 1 << 20,
 		UIDBase:          DefaultUIDBase,
@@ -145,6 +151,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Concurrency < 1 || c.Concurrency > 1024 {
 		errs = append(errs, fmt.Errorf("concurrency: %d is not within 1..1024", c.Concurrency))
+	}
+	if c.WarmSandboxes < 0 || c.WarmSandboxes > 64 {
+		errs = append(errs, fmt.Errorf("warm_sandboxes: %d is not within 0..64", c.WarmSandboxes))
 	}
 	if c.QueueSize < 0 {
 		errs = append(errs, fmt.Errorf("queue_size: %d is negative", c.QueueSize))

@@ -58,6 +58,7 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 		CgroupSubtree: cfg.CgroupSubtree,
 		RunPrefix:     RunPrefix,
 		Profile:       profiles["default"],
+		Log:           func(msg string) { log.Warn(msg) },
 	})
 	if err != nil {
 		return nil, err
@@ -73,6 +74,11 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 	if err := d.reclaim(); err != nil {
 		return nil, fmt.Errorf("reclaiming a previous instance's leftovers: %w", err)
 	}
+	warm := make([]*Profile, 0, len(profiles))
+	for _, name := range cfg.profileNames() {
+		warm = append(warm, profiles[name])
+	}
+	eng.StartPools(warm, cfg.WarmSandboxes)
 	return d, nil
 }
 

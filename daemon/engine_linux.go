@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -35,6 +36,10 @@ type EngineConfig struct {
 	Policy *seccomp.Policy
 	// CgroupRoot overrides where cgroup filesystems are mounted (tests).
 	CgroupRoot string
+	// Log receives what the engine cannot return to a caller (a failed
+	// teardown, a warm sandbox that could not be made). Nil: standard
+	// error.
+	Log func(string)
 }
 
 // The default range of host uids for sandboxes: far above any real user and
@@ -56,6 +61,10 @@ type Engine struct {
 	prefix  string
 	ncpu    int
 	seq     atomic.Uint64
+	log     func(string) // what cannot be returned; nil: standard error
+
+	poolsMu sync.Mutex
+	pools   map[string]*pool // by profile name; nil until StartPools
 }
 
 // NewEngine checks what the host offers and prepares everything that does
@@ -136,6 +145,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		rootDir: rootDir,
 		prefix:  cfg.RunPrefix,
 		ncpu:    runtime.NumCPU(),
+		log:     cfg.Log,
 	}, nil
 }
 

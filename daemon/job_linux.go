@@ -35,13 +35,9 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 		}
 		return res
 	}
-	uid, err := d.engine.AcquireID()
-	if err != nil {
-		return fail(err)
-	}
-	defer d.engine.ReleaseID(uid)
-	// The workspace is named by the daemon, never by the client's id.
-	ws, err := newWorkspace(d.cfg.StateDir, newID(), pj.wsBytes, uid)
+	// The workspace is named by the daemon, never by the client's id. Each
+	// step's sandbox gets its files under its own uid.
+	ws, err := newWorkspace(d.cfg.StateDir, newID(), pj.wsBytes)
 	if err != nil {
 		// Host paths stay in the daemon's log.
 		d.log.WithError(err).WithField("job", j.id).Error("workspace")
@@ -65,7 +61,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 			continue
 		}
 		j.setState(api.StateRunning, i)
-		sr, err := d.runStep(ctx, i, ps, pj, ws, uid, emit)
+		sr, err := d.runStep(ctx, i, ps, pj, ws, emit)
 		d.metrics.stepFinished(sr)
 		encodeStep(&sr, pj.base64)
 		res.Steps = append(res.Steps, sr)
@@ -98,13 +94,12 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 }
 
 // runStep runs one step of a job in its workspace.
-func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *preparedJob, ws *workspace, uid uint32, emit emitFunc) (api.StepResult, error) {
+func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *preparedJob, ws *workspace, emit emitFunc) (api.StepResult, error) {
 	req := &StepRequest{
 		Argv:    ps.step.Argv,
 		Env:     ps.step.Env,
 		Limits:  ps.limits,
 		Workdir: ws.dir,
-		HostID:  uid,
 		Profile: pj.profile,
 	}
 	if len(ps.stdin) > 0 {

@@ -25,12 +25,14 @@ type StepRequest struct {
 	// Stdin is the program's standard input. Nil is /dev/null.
 	Stdin *os.File
 	// Workdir is a host directory bound read-write as the working
-	// directory; it must be writable by HostID. Empty: a fresh tmpfs of
-	// WorkspaceBytes (0: the profile's).
+	// directory. With HostID zero, RunStep gives everything in it to the
+	// step's sandbox uid first; otherwise it must be writable by HostID.
+	// Empty: a fresh tmpfs of WorkspaceBytes (0: the profile's).
 	Workdir        string
 	WorkspaceBytes int64
 	// HostID is the host uid and gid to run as, from AcquireID. Zero: the
-	// step takes one of its own and gives it back at the end.
+	// step's sandbox has one of its own (a warm sandbox from the profile's
+	// pool, if the engine keeps pools), given back at the end.
 	HostID uint32
 	// Profile is the recipe to run under; nil is the engine's.
 	Profile *Profile
@@ -66,32 +68,21 @@ func (e *Engine) RunStep(ctx context.Context, req *StepRequest) (api.StepResult,
 
 func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) (api.StepResult, error) {
 	var res api.StepResult
-	hostID := req.HostID
-	if hostID == 0 {
-		id, err := e.ids.acquire()
-		if err != nil {
+	sb, err := e.sandboxFor(ctx, req)
+	if err != nil {
+		return res, err
+	}
+	defer sb.teardown(e)
+	grp := sb.grp
+	if err := grp.SetLimits(cgroup.Limits{MemoryBytes: lim.MemoryBytes, PIDs: lim.PIDs}); err != nil {
+		return res, err
+	}
+	if req.Workdir != "" && req.HostID == 0 {
+		// The workdir's files go to this sandbox's uid: the last step's
+		// sandbox had another.
+		if err := chownTree(req.Workdir, int(sb.hostID), int(sb.hostID)); err != nil {
 			return res, err
 		}
-		defer e.ids.release(id)
-		hostID = id
-	}
-	name := fmt.Sprintf("%s%d", e.prefix, e.seq.Add(1))
-	grp, err := e.cgroups.Create(name, cgroup.Limits{MemoryBytes: lim.MemoryBytes, PIDs: lim.PIDs})
-	if err != nil {
-		return res, fmt.Errorf("create cgroup: %w", err)
-	}
-	defer grp.Destroy()
-	join, err := grp.JoinFiles()
-	if err != nil {
-		return res, fmt.Errorf("cgroup join files: %w", err)
-	}
-	defer closeAll(join)
-	supervisor, err := grp.SupervisorDir()
-	if err != nil {
-		return res, fmt.Errorf("cgroup supervisor dir: %w", err)
-	}
-	if supervisor != nil {
-		defer supervisor.Close()
 	}
 
 	stdin := req.Stdin
@@ -122,8 +113,8 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 		}
 		defer workdir.Close()
 	}
-	spec := e.spec(req, lim, hostID)
-	proc, err := nsjail.Start(spec, nsjail.Files{Join: join, Supervisor: supervisor}, nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir})
+	proc := sb.proc
+	err = proc.Run(e.command(req, lim), nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir})
 	outW.Close()
 	errW.Close()
 	if err != nil {
@@ -188,32 +179,26 @@ func closeAll(files []*os.File) {
 	}
 }
 
-// spec turns a request into the jail's plain-data spec.
-func (e *Engine) spec(req *StepRequest, lim api.Limits, hostID uint32) *nsjail.Spec {
-	p := req.Profile
+// sandboxFor gives a step its sandbox: a warm one from the profile's pool
+// when there is one and the step does not ask for a uid of its own, else
+// one made now.
+func (e *Engine) sandboxFor(ctx context.Context, req *StepRequest) (*sandbox, error) {
+	if req.HostID == 0 {
+		if p := e.poolFor(req.Profile); p != nil {
+			return p.take(ctx)
+		}
+	}
+	return e.prepare(req.Profile, req.HostID)
+}
+
+// spec is the sandbox a profile describes, for the program to run as
+// hostID.
+func (e *Engine) spec(p *Profile, hostID uint32) *nsjail.Spec {
 	mounts := make([]nsjail.Mount, 0, len(p.Binds))
 	for _, b := range p.Binds {
 		mounts = append(mounts, nsjail.Mount{Kind: nsjail.MountBind, Source: b, Target: b, Optional: true})
 	}
-	wsBytes := req.WorkspaceBytes
-	if wsBytes == 0 {
-		wsBytes = p.WorkspaceBytes
-	}
-	// RLIMIT_CPU is a backstop only: the cgroup budget below is exact and
-	// acts first.
-	cpuSeconds := uint64((lim.CPUTimeMS+999)/1000) + 1
 	return &nsjail.Spec{
-		Command: nsjail.Command{
-			Argv:           req.Argv,
-			Env:            p.environ(req.Env),
-			WorkspaceBytes: wsBytes,
-			Rlimits: []nsjail.Rlimit{
-				{Resource: unix.RLIMIT_NOFILE, Value: uint64(lim.OpenFiles)},
-				{Resource: unix.RLIMIT_FSIZE, Value: uint64(lim.FileSizeBytes)},
-				{Resource: unix.RLIMIT_STACK, Value: uint64(lim.StackBytes)},
-				{Resource: unix.RLIMIT_CPU, Value: cpuSeconds},
-			},
-		},
 		HostUID:  hostID,
 		HostGID:  hostID,
 		InitUID:  e.initID,
@@ -223,6 +208,28 @@ func (e *Engine) spec(req *StepRequest, lim api.Limits, hostID uint32) *nsjail.S
 		Files:    etcFiles("sandbox"),
 		TmpBytes: p.TmpBytes,
 		Seccomp:  e.filter,
+	}
+}
+
+// command turns a request into the jail's plain-data command.
+func (e *Engine) command(req *StepRequest, lim api.Limits) *nsjail.Command {
+	wsBytes := req.WorkspaceBytes
+	if wsBytes == 0 {
+		wsBytes = req.Profile.WorkspaceBytes
+	}
+	// RLIMIT_CPU is a backstop only: the cgroup budget below is exact and
+	// acts first.
+	cpuSeconds := uint64((lim.CPUTimeMS+999)/1000) + 1
+	return &nsjail.Command{
+		Argv:           req.Argv,
+		Env:            req.Profile.environ(req.Env),
+		WorkspaceBytes: wsBytes,
+		Rlimits: []nsjail.Rlimit{
+			{Resource: unix.RLIMIT_NOFILE, Value: uint64(lim.OpenFiles)},
+			{Resource: unix.RLIMIT_FSIZE, Value: uint64(lim.FileSizeBytes)},
+			{Resource: unix.RLIMIT_STACK, Value: uint64(lim.StackBytes)},
+			{Resource: unix.RLIMIT_CPU, Value: cpuSeconds},
+		},
 	}
 }
 

@@ -14,17 +14,16 @@ import (
 )
 
 // workspace is a job's private directory: a tmpfs of its own, with a size
-// cap, owned by the job's sandbox uid, mounted under the state dir in the
-// host and bound into each step's sandbox.
+// cap, mounted under the state dir in the host and bound into each step's
+// sandbox, whose uid it is given to for the step.
 type workspace struct {
 	dir string
-	uid int
 }
 
 // workspacesDir is where workspaces are mounted, beneath the state dir.
 func workspacesDir(stateDir string) string { return filepath.Join(stateDir, "ws") }
 
-func newWorkspace(stateDir, name string, size int64, uid uint32) (*workspace, error) {
+func newWorkspace(stateDir, name string, size int64) (*workspace, error) {
 	parent := workspacesDir(stateDir)
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
@@ -33,16 +32,15 @@ func newWorkspace(stateDir, name string, size int64, uid uint32) (*workspace, er
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
 	}
-	data := fmt.Sprintf("size=%d,mode=0755,uid=%d,gid=%d,nr_inodes=%d", size, uid, uid, 1<<20)
+	data := fmt.Sprintf("size=%d,mode=0755,nr_inodes=%d", size, 1<<20)
 	if err := unix.Mount("sandboxd-ws", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		os.Remove(dir)
 		return nil, fmt.Errorf("workspace: mount tmpfs: %w", err)
 	}
-	return &workspace{dir: dir, uid: int(uid)}, nil
+	return &workspace{dir: dir}, nil
 }
 
-// writeFiles puts the job's files in place, owned by the sandbox user. The
-// workspace is fresh and nothing hostile has run in it yet; names were
+// writeFiles puts the job's files in place. The workspace is fresh and nothing hostile has run in it yet; names were
 // validated as clean relative paths.
 func (w *workspace) writeFiles(files []preparedFile) error {
 	for _, f := range files {
@@ -56,9 +54,6 @@ func (w *workspace) writeFiles(files []preparedFile) error {
 		}
 		file := os.NewFile(uintptr(fd), p)
 		_, err = file.Write(f.data)
-		if err == nil {
-			err = file.Chown(w.uid, w.uid)
-		}
 		if err == nil {
 			err = file.Chmod(os.FileMode(f.mode))
 		}
@@ -87,9 +82,6 @@ func (w *workspace) mkdirs(rel string) error {
 				continue
 			}
 			return fmt.Errorf("mkdir %s: %w", rel, err)
-		}
-		if err := unix.Lchown(cur, w.uid, w.uid); err != nil {
-			return err
 		}
 	}
 	return nil

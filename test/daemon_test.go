@@ -1,6 +1,8 @@
 package test
 
 import (
+	"github.com/sandboxd/sandboxd/test/internal/hostcheck"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -134,24 +136,13 @@ func (d *testDaemon) assertClean() {
 	}
 }
 
-// subtreeGroups lists run cgroups under the subtree in every hierarchy.
-func subtreeGroups(subtree string) []string {
-	var found []string
-	filepath.WalkDir("/sys/fs/cgroup", func(p string, de os.DirEntry, err error) error {
-		if err != nil || !de.IsDir() {
-			return nil
-		}
-		if strings.Count(p, "/") > 8 {
-			return filepath.SkipDir
-		}
-		if strings.Contains(p, "/"+subtree+"/") {
-			found = append(found, p)
-			return filepath.SkipDir
-		}
-		return nil
-	})
-	return found
-}
+// subtreeGroups lists every run cgroup under the subtree in every
+// hierarchy, warm sandboxes' included: what a stopped daemon must not leave.
+func subtreeGroups(subtree string) []string { return hostcheck.AllGroups(subtree) }
+
+// strayGroups lists the run cgroups under the subtree but a running
+// daemon's warm sandboxes'.
+func strayGroups(subtree string) []string { return hostcheck.StrayGroups(subtree) }
 
 func job(argv ...string) *api.Job {
 	return &api.Job{Steps: []api.Step{{Argv: argv}}}
@@ -394,7 +385,7 @@ func TestDaemonStream(t *testing.T) {
 		events = append(events, *e)
 		if e.Event == api.EventStdout && e.Data == "first\n" {
 			// The program still sleeps: this event came before the end.
-			sawOutputBeforeEnd = len(sandboxProcesses()) > 0
+			sawOutputBeforeEnd = len(busyProcesses()) > 0
 		}
 		return nil
 	})
@@ -430,9 +421,9 @@ func TestDaemonCancel(t *testing.T) {
 	if err := d.c.Cancel(ctx, "to-cancel"); err != nil {
 		t.Fatal(err)
 	}
-	for len(sandboxProcesses()) > 0 {
+	for len(busyProcesses()) > 0 {
 		if time.Since(start) > 100*time.Millisecond {
-			t.Errorf("processes still there %v after the cancel: %v", time.Since(start), sandboxProcesses())
+			t.Errorf("processes still there %v after the cancel: %v", time.Since(start), busyProcesses())
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -458,7 +449,7 @@ func waitRunning(t *testing.T, d *testDaemon, id string) {
 		runs, err := d.c.Runs(context.Background())
 		if err == nil {
 			for _, r := range runs {
-				if r.ID == id && r.State == api.StateRunning && len(sandboxProcesses()) > 0 {
+				if r.ID == id && r.State == api.StateRunning && len(busyProcesses()) > 0 {
 					return
 				}
 			}
@@ -475,9 +466,9 @@ func TestDaemonClientDisconnect(t *testing.T) {
 	waitRunning(t, d, "abandoned")
 	cancel()
 	start := time.Now()
-	for len(sandboxProcesses()) > 0 {
+	for len(busyProcesses()) > 0 {
 		if time.Since(start) > time.Second {
-			t.Fatalf("processes still there %v after the client left: %v", time.Since(start), sandboxProcesses())
+			t.Fatalf("processes still there %v after the client left: %v", time.Since(start), busyProcesses())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -656,10 +647,10 @@ func TestDaemonReclaimsAfterSIGKILL(t *testing.T) {
 	if !strings.Contains(d.log.String(), "reclaimed") {
 		t.Errorf("no reclaim logged: %s", d.log)
 	}
-	if procs := sandboxProcesses(); len(procs) > 0 {
+	if procs := busyProcesses(); len(procs) > 0 {
 		t.Errorf("processes left: %v", procs)
 	}
-	if groups := subtreeGroups(d.subtree); len(groups) > 0 {
+	if groups := hostcheck.Settle(2*time.Second, func() []string { return strayGroups(d.subtree) }); len(groups) > 0 {
 		t.Errorf("cgroups left: %v", groups)
 	}
 	res, err := d.c.Run(context.Background(), job("echo", "alive"))
@@ -684,15 +675,15 @@ func TestDaemonBatchClientDisconnect(t *testing.T) {
 	cancel()
 	<-done
 	start := time.Now()
-	for len(sandboxProcesses()) > 0 {
+	for len(busyProcesses()) > 0 {
 		if time.Since(start) > time.Second {
-			t.Fatalf("batch processes still there %v after the client left: %v", time.Since(start), sandboxProcesses())
+			t.Fatalf("batch processes still there %v after the client left: %v", time.Since(start), busyProcesses())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	// Nothing more of the batch starts.
 	time.Sleep(300 * time.Millisecond)
-	if procs := sandboxProcesses(); len(procs) > 0 {
+	if procs := busyProcesses(); len(procs) > 0 {
 		t.Fatalf("the batch went on after its client left: %v", procs)
 	}
 	runs, _ := d.c.Runs(context.Background())

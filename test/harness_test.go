@@ -1,6 +1,8 @@
 package test
 
 import (
+	"github.com/sandboxd/sandboxd/test/internal/hostcheck"
+
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -9,12 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/api"
-	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/nsjail"
 )
 
@@ -166,35 +166,14 @@ func assertNoLeftovers(t *testing.T) {
 	}
 }
 
-func sandboxProcesses() []string {
-	var found []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		if strings.Contains(string(b), "\nState:\tZ") {
-			continue // a zombie runs nothing; its parent reaps it in its own time
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
-				uid, _ := strconv.ParseUint(f[1], 10, 32)
-				if uid >= daemon.DefaultUIDBase-1 && uid < daemon.DefaultUIDBase+daemon.DefaultUIDCount {
-					name := ""
-					if i := strings.Index(string(b), "Name:\t"); i >= 0 {
-						name = strings.SplitN(string(b)[i+6:], "\n", 2)[0]
-					}
-					found = append(found, e.Name()+" "+name+" uid "+f[1])
-				}
-			}
-		}
-	}
-	return found
-}
+// sandboxProcesses lists every live process under a sandbox uid, idle
+// inits included: `sandboxd exec` keeps no warm sandboxes, and a stopped
+// daemon none either.
+func sandboxProcesses() []string { return hostcheck.All() }
+
+// busyProcesses lists the processes under sandbox uids but a running
+// daemon's warm sandboxes (idle inits): what a finished job must not leave.
+func busyProcesses() []string { return hostcheck.Busy() }
 
 func execCgroups() []string {
 	var found []string

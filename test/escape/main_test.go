@@ -1,15 +1,15 @@
 package escape
 
 import (
+	"github.com/sandboxd/sandboxd/test/internal/hostcheck"
+
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/api/client"
-	"github.com/sandboxd/sandboxd/daemon"
 )
 
 var (
@@ -152,7 +151,7 @@ func startDaemon(t *testing.T, extra string) *testDaemon {
 	d.c = client.New(d.socket)
 	t.Cleanup(func() {
 		d.stop(t)
-		for _, l := range d.leftovers() {
+		for _, l := range d.leftovers(false) {
 			t.Errorf("after the daemon stopped: %s", l)
 		}
 		if t.Failed() {
@@ -206,15 +205,20 @@ func (d *testDaemon) stop(t *testing.T) {
 }
 
 // leftovers lists what of the daemon's jobs is still on the host: a
-// process under a sandbox uid (the inits' shared uid included), a run
-// cgroup beneath the daemon's subtree in any hierarchy, a workspace
-// directory or mount.
-func (d *testDaemon) leftovers() []string {
+// process under a sandbox uid, a run cgroup beneath the daemon's subtree in
+// any hierarchy, a workspace directory or mount. While the daemon runs
+// (running), its warm sandboxes (an idle init in a group of its own) are
+// not leftovers; once it stopped, they are.
+func (d *testDaemon) leftovers(running bool) []string {
 	var found []string
-	for _, p := range sandboxProcesses() {
+	procs, groups := hostcheck.All, func() []string { return hostcheck.AllGroups(d.subtree) }
+	if running {
+		procs, groups = hostcheck.Busy, func() []string { return hostcheck.StrayGroups(d.subtree) }
+	}
+	for _, p := range hostcheck.Settle(2*time.Second, procs) {
 		found = append(found, "process left: "+p)
 	}
-	for _, g := range subtreeGroups(d.subtree) {
+	for _, g := range hostcheck.Settle(2*time.Second, groups) {
 		found = append(found, "cgroup left: "+g)
 	}
 	ws := filepath.Join(d.stateDir, "ws")
@@ -226,65 +230,6 @@ func (d *testDaemon) leftovers() []string {
 	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), ws+"/") {
 		found = append(found, "workspace mount left in the host's mount table")
 	}
-	return found
-}
-
-// sandboxProcesses lists the live processes (zombies aside: they run
-// nothing, and their parent reaps them in its own time) whose real uid lies
-// in the sandbox range: the inits' uid (base-1) and every job's uid.
-func sandboxProcesses() []string {
-	var found []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
-		if err != nil {
-			continue
-		}
-		var name, state string
-		uid := int64(-1)
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			switch f[0] {
-			case "Name:":
-				name = f[1]
-			case "State:":
-				state = f[1]
-			case "Uid:":
-				uid, _ = strconv.ParseInt(f[1], 10, 64)
-			}
-		}
-		if state == "Z" {
-			continue
-		}
-		if uid >= int64(daemon.DefaultUIDBase)-1 && uid < int64(daemon.DefaultUIDBase)+int64(daemon.DefaultUIDCount) {
-			found = append(found, fmt.Sprintf("pid %s %s uid %d", e.Name(), name, uid))
-		}
-	}
-	return found
-}
-
-// subtreeGroups lists the cgroups beneath the subtree in every hierarchy.
-func subtreeGroups(subtree string) []string {
-	var found []string
-	filepath.WalkDir("/sys/fs/cgroup", func(p string, de fs.DirEntry, err error) error {
-		if err != nil || !de.IsDir() {
-			return nil
-		}
-		if strings.Count(p, "/") > 9 {
-			return filepath.SkipDir
-		}
-		if strings.Contains(p, "/"+subtree+"/") {
-			found = append(found, p)
-			return filepath.SkipDir
-		}
-		return nil
-	})
 	return found
 }
 

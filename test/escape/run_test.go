@@ -57,7 +57,7 @@ func TestEscape(t *testing.T) {
 	d := startDaemon(t, "concurrency = 2\nmax_request_bytes = 4194304\n")
 	e := &env{d: d}
 	e.listen(t)
-	for _, l := range d.leftovers() {
+	for _, l := range d.leftovers(true) {
 		t.Fatalf("before any case: %s", l)
 	}
 	s := newSlots(2)
@@ -93,7 +93,7 @@ func TestEscape(t *testing.T) {
 // was never touched; the daemon still answers.
 func (e *env) assertNothingLeft(t *testing.T) {
 	t.Helper()
-	for _, l := range e.d.leftovers() {
+	for _, l := range e.d.leftovers(true) {
 		t.Errorf("after the case: %s", l)
 	}
 	if n := e.tcpHits.Load(); n > 0 {

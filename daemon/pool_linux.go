@@ -1,0 +1,266 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sandboxd/sandboxd/cgroup"
+	"github.com/sandboxd/sandboxd/nsjail"
+)
+
+// sandbox is one single-use sandbox: its host uid, its cgroups and its
+// init. Made ahead of a request (warm) or for it (cold), it runs one
+// command and is then torn down.
+type sandbox struct {
+	proc   *nsjail.Process
+	grp    *cgroup.Group
+	hostID uint32
+	ownID  bool // the uid was acquired for this sandbox and goes back with it
+}
+
+// prepare makes a sandbox for profile, under hostID (zero: one of its
+// own): uid, cgroups without limits, and an init that builds the root and
+// then waits for its command. It does not wait for the root to be built.
+func (e *Engine) prepare(profile *Profile, hostID uint32) (sb *sandbox, err error) {
+	sb = &sandbox{hostID: hostID}
+	defer func() {
+		if err != nil {
+			sb.teardown(e)
+			sb = nil
+		}
+	}()
+	if sb.hostID == 0 {
+		if sb.hostID, err = e.ids.acquire(); err != nil {
+			return sb, err
+		}
+		sb.ownID = true
+	}
+	name := fmt.Sprintf("%s%d", e.prefix, e.seq.Add(1))
+	if sb.grp, err = e.cgroups.Create(name, cgroup.Limits{}); err != nil {
+		return sb, fmt.Errorf("create cgroup: %w", err)
+	}
+	join, err := sb.grp.JoinFiles()
+	if err != nil {
+		return sb, fmt.Errorf("cgroup join files: %w", err)
+	}
+	defer closeAll(join)
+	supervisor, err := sb.grp.SupervisorDir()
+	if err != nil {
+		return sb, fmt.Errorf("cgroup supervisor dir: %w", err)
+	}
+	if supervisor != nil {
+		defer supervisor.Close()
+	}
+	sb.proc, err = nsjail.Prepare(e.spec(profile, sb.hostID), nsjail.Files{Join: join, Supervisor: supervisor})
+	return sb, err
+}
+
+// teardown ends whatever of the sandbox is left: its processes, cgroups
+// and uid. Errors go to the engine's log function; nothing is retried.
+func (sb *sandbox) teardown(e *Engine) {
+	if sb.proc != nil {
+		sb.proc.Kill()
+		<-sb.proc.Done()
+	}
+	if sb.grp != nil {
+		if err := sb.grp.Destroy(); err != nil {
+			e.logf("sandbox teardown: %v", err)
+		}
+	}
+	if sb.ownID {
+		e.ids.release(sb.hostID)
+	}
+}
+
+// readyWait bounds how long a warm sandbox may take to be built.
+const readyWait = 30 * time.Second
+
+// warmUp prepares a sandbox and waits until its root is built.
+func (e *Engine) warmUp(profile *Profile) (*sandbox, error) {
+	sb, err := e.prepare(profile, 0)
+	if err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(readyWait)
+	defer t.Stop()
+	select {
+	case ev, ok := <-sb.proc.Events():
+		if ok && ev.Kind == nsjail.Ready {
+			return sb, nil
+		}
+		if ok && ev.Kind == nsjail.Failed {
+			err = ev.Err
+		} else {
+			err = fmt.Errorf("unexpected event %v before the sandbox was ready", ev.Kind)
+		}
+	case <-t.C:
+		err = fmt.Errorf("the sandbox was not ready within %v", readyWait)
+	}
+	sb.teardown(e)
+	return nil, err
+}
+
+// pool keeps warm sandboxes of one profile: size fillers each prepare one,
+// hand it to a taker, and prepare the next. A request then pays for none
+// of the namespaces, cgroups and mounts, only for its own command.
+type pool struct {
+	e       *Engine
+	profile *Profile
+	ready   chan warmResult
+	stop    chan struct{}
+	wg      sync.WaitGroup
+
+	waited atomic.Uint64 // takes that found no sandbox ready
+}
+
+// warmResult is a warm sandbox, or why one could not be made: a taker gets
+// the error, so that a profile that cannot be built fails its requests
+// with the reason instead of leaving them waiting.
+type warmResult struct {
+	sb  *sandbox
+	err error
+}
+
+// failPause is how long a filler waits after a failed preparation.
+const failPause = 200 * time.Millisecond
+
+func newPool(e *Engine, profile *Profile, size int) *pool {
+	p := &pool{e: e, profile: profile, ready: make(chan warmResult), stop: make(chan struct{})}
+	p.wg.Add(size)
+	for range size {
+		go p.fill()
+	}
+	return p
+}
+
+func (p *pool) fill() {
+	defer p.wg.Done()
+	for {
+		sb, err := p.e.warmUp(p.profile)
+		if err != nil {
+			p.e.logf("warm sandbox for profile %q: %v", p.profile.Name, err)
+		}
+		select {
+		case p.ready <- warmResult{sb, err}:
+		case <-p.stop:
+			if sb != nil {
+				sb.teardown(p.e)
+			}
+			return
+		}
+		if err != nil {
+			select {
+			case <-time.After(failPause):
+			case <-p.stop:
+				return
+			}
+		}
+	}
+}
+
+// take hands out a warm sandbox, waiting for one if none is ready.
+func (p *pool) take(ctx context.Context) (*sandbox, error) {
+	for {
+		var r warmResult
+		select {
+		case r = <-p.ready:
+		default:
+			p.waited.Add(1)
+			select {
+			case r = <-p.ready:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-p.stop:
+				return nil, errPoolClosed
+			}
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		select {
+		case <-r.sb.proc.Done():
+			// Its init died while it waited (killed from outside): take
+			// another.
+			r.sb.teardown(p.e)
+			continue
+		default:
+		}
+		return r.sb, nil
+	}
+}
+
+var errPoolClosed = errors.New("the engine is shutting down")
+
+// close stops the fillers and tears down the sandboxes they hold.
+func (p *pool) close() {
+	close(p.stop)
+	p.wg.Wait()
+}
+
+// StartPools keeps size warm sandboxes ready for each profile, so that a
+// step that does not ask for a particular uid starts in one instead of
+// building its own. Close stops them. Without pools every step builds its
+// sandbox when it starts.
+func (e *Engine) StartPools(profiles []*Profile, size int) {
+	if size <= 0 {
+		return
+	}
+	e.poolsMu.Lock()
+	defer e.poolsMu.Unlock()
+	if e.pools == nil {
+		e.pools = map[string]*pool{}
+	}
+	for _, prof := range profiles {
+		if _, ok := e.pools[prof.Name]; !ok {
+			e.pools[prof.Name] = newPool(e, prof, size)
+		}
+	}
+}
+
+// poolFor is the pool of a profile, or nil.
+func (e *Engine) poolFor(profile *Profile) *pool {
+	e.poolsMu.Lock()
+	defer e.poolsMu.Unlock()
+	p := e.pools[profile.Name]
+	if p != nil && p.profile != profile {
+		return nil // the same name, another recipe: never hand it out
+	}
+	return p
+}
+
+// PoolWaits counts the steps that found no warm sandbox ready and waited.
+func (e *Engine) PoolWaits() uint64 {
+	e.poolsMu.Lock()
+	defer e.poolsMu.Unlock()
+	var n uint64
+	for _, p := range e.pools {
+		n += p.waited.Load()
+	}
+	return n
+}
+
+// Close stops the pools and tears down their warm sandboxes. Steps still
+// running are not touched.
+func (e *Engine) Close() {
+	e.poolsMu.Lock()
+	pools := e.pools
+	e.pools = nil
+	e.poolsMu.Unlock()
+	for _, p := range pools {
+		p.close()
+	}
+}
+
+// logf reports what the engine cannot return to anyone.
+func (e *Engine) logf(format string, args ...any) {
+	if e.log != nil {
+		e.log(fmt.Sprintf(format, args...))
+		return
+	}
+	fmt.Fprintf(os.Stderr, "sandboxd: "+format+"\n", args...)
+}

@@ -1,0 +1,182 @@
+// Package hostcheck looks at the host for what sandboxes leave behind:
+// processes under sandbox uids and run cgroups. The daemon keeps warm
+// sandboxes (an init waiting for its command, in a run cgroup of its own)
+// while it runs; those are told apart from leftovers.
+package hostcheck
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sandboxd/sandboxd/daemon"
+)
+
+// InitUID is the host uid every sandbox's init runs under.
+const InitUID = daemon.DefaultUIDBase - 1
+
+// Proc is a live process (zombies aside: they run nothing, and their
+// parent reaps them in its own time) under a sandbox uid: the inits' shared
+// uid or a program's.
+type Proc struct {
+	PID      int
+	Name     string
+	UID      int64
+	Children int
+}
+
+func (p Proc) String() string { return fmt.Sprintf("pid %d %s uid %d", p.PID, p.Name, p.UID) }
+
+// Idle says whether p is a sandbox init with nothing under it: a warm
+// sandbox waiting for its command (or one just torn down).
+func (p Proc) Idle() bool { return p.UID == InitUID && p.Children == 0 }
+
+// Procs lists the live processes under sandbox uids.
+func Procs() []Proc {
+	var found []Proc
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		p := Proc{PID: pid, UID: -1}
+		state := ""
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			switch f[0] {
+			case "Name:":
+				p.Name = f[1]
+			case "State:":
+				state = f[1]
+			case "Uid:":
+				p.UID, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+		}
+		if state == "Z" || p.UID < InitUID || p.UID >= int64(daemon.DefaultUIDBase)+int64(daemon.DefaultUIDCount) {
+			continue
+		}
+		kids, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		for _, k := range kids {
+			c, _ := os.ReadFile(k)
+			p.Children += len(strings.Fields(string(c)))
+		}
+		found = append(found, p)
+	}
+	return found
+}
+
+// Busy lists the processes under sandbox uids but idle inits: what a
+// finished job must not leave.
+func Busy() []string {
+	var found []string
+	for _, p := range Procs() {
+		if !p.Idle() {
+			found = append(found, p.String())
+		}
+	}
+	return found
+}
+
+// All lists every process under sandbox uids, idle inits included: what a
+// stopped daemon must not leave.
+func All() []string {
+	var found []string
+	for _, p := range Procs() {
+		found = append(found, p.String())
+	}
+	return found
+}
+
+// RunGroups lists the run cgroups beneath subtree in every hierarchy, by
+// run name.
+func RunGroups(subtree string) map[string][]string {
+	found := map[string][]string{}
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, de os.DirEntry, err error) error {
+		if err != nil || !de.IsDir() {
+			return nil
+		}
+		if strings.Count(p, "/") > 8 {
+			return filepath.SkipDir
+		}
+		if strings.Contains(p, "/"+subtree+"/") {
+			found[filepath.Base(p)] = append(found[filepath.Base(p)], p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return found
+}
+
+// AllGroups lists every run cgroup beneath subtree: what a stopped daemon
+// must not leave.
+func AllGroups(subtree string) []string {
+	var found []string
+	for _, dirs := range RunGroups(subtree) {
+		found = append(found, dirs...)
+	}
+	return found
+}
+
+// StrayGroups lists the run cgroups beneath subtree that are not a warm
+// sandbox's. A warm sandbox's group holds its idle init in the cgroup2
+// "init" leaf and nothing else anywhere.
+func StrayGroups(subtree string) []string {
+	idle := map[int]bool{}
+	for _, p := range Procs() {
+		if p.Idle() {
+			idle[p.PID] = true
+		}
+	}
+	var found []string
+	for _, dirs := range RunGroups(subtree) {
+		warm := false
+		busy := false
+		for _, d := range dirs {
+			for _, pid := range pids(filepath.Join(d, "init")) {
+				warm = warm || idle[pid]
+			}
+			busy = busy || len(pids(filepath.Join(d, "prog"))) > 0 || len(pids(d)) > 0
+		}
+		if !warm || busy {
+			found = append(found, dirs...)
+		}
+	}
+	return found
+}
+
+// pids reads a group's cgroup.procs; a missing group has none.
+func pids(dir string) []int {
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Settle calls list until it comes back empty or wait has passed, and
+// returns its last answer: a warm sandbox being made is briefly a group
+// without its init, and a torn-down one an init without its group.
+func Settle(wait time.Duration, list func() []string) []string {
+	deadline := time.Now().Add(wait)
+	for {
+		found := list()
+		if len(found) == 0 || time.Now().After(deadline) {
+			return found
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
