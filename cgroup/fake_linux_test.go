@@ -158,6 +158,17 @@ func TestFakeV2(t *testing.T) {
 	if want := (Stats{CPU: 2500 * time.Millisecond, User: 2 * time.Second, System: 500 * time.Millisecond, MemoryPeak: 31457280, OOMKills: 2, PIDsPeak: 7}); st != want {
 		t.Errorf("stats = %+v, want %+v", st, want)
 	}
+	// From MarkStart on, what was used before does not count.
+	if err := g.MarkStart(); err != nil {
+		t.Fatal(err)
+	}
+	k.set(prog+"/cpu.stat", "usage_usec 2600000\nuser_usec 2060000\nsystem_usec 540000\n")
+	if cpu, err := g.CPUUsage(); err != nil || cpu != 100*time.Millisecond {
+		t.Errorf("CPUUsage after MarkStart = %v, %v; want 100ms", cpu, err)
+	}
+	if st, err := g.Stats(); err != nil || st.CPU != 100*time.Millisecond || st.User != 60*time.Millisecond || st.System != 40*time.Millisecond {
+		t.Errorf("Stats after MarkStart = %+v, %v", st, err)
+	}
 
 	// Kill through cgroup.kill, then remove children first.
 	k.put(4001, path.Join(k.root, s, "r1/init"))

@@ -37,6 +37,7 @@ type Group struct {
 	// mu guards the files kept open for polling.
 	mu      sync.Mutex
 	cpuFile *os.File
+	base    Stats // CPU counters at MarkStart
 	oomFile *os.File
 	closed  bool
 }
@@ -275,13 +276,13 @@ func (g *Group) CPUUsage() (time.Duration, error) {
 		if err != nil {
 			return 0, &os.PathError{Op: "parse", Path: g.cpuPath, Err: err}
 		}
-		return time.Duration(v), nil
+		return time.Duration(v) - g.base.CPU, nil
 	}
 	v, err := keyedValue(buf[:n], "usage_usec")
 	if err != nil {
 		return 0, &os.PathError{Op: "parse", Path: g.cpuPath, Err: err}
 	}
-	return time.Duration(v) * time.Microsecond, nil
+	return time.Duration(v)*time.Microsecond - g.base.CPU, nil
 }
 
 // OOMKills is how many processes the OOM killer killed in the program leaf
@@ -335,36 +336,16 @@ func (g *Group) Stats() (Stats, error) {
 
 func (g *Group) stats() (Stats, error) {
 	var s Stats
-	var err error
+	cpu, user, sys, err := g.rawCPU()
+	if err != nil {
+		return s, err
+	}
+	cpu, user, sys = cpu-g.base.CPU, user-g.base.User, sys-g.base.System
 	if g.cpuIsNanos {
-		var v int64
-		if v, err = g.readCount(g.cpuPath); err != nil {
-			return s, err
-		}
-		s.CPU = time.Duration(v)
-		var user, sys int64
-		if user, err = g.readCount(path.Join(g.cpuacctDir, "cpuacct.usage_user")); err != nil {
-			return s, err
-		}
-		if sys, err = g.readCount(path.Join(g.cpuacctDir, "cpuacct.usage_sys")); err != nil {
-			return s, err
-		}
-		s.User, s.System = splitCPU(v, user, sys)
+		s.CPU = cpu
+		s.User, s.System = splitCPU(int64(cpu), int64(user), int64(sys))
 	} else {
-		data, err := g.m.k.readFile(g.cpuPath)
-		if err != nil {
-			return s, err
-		}
-		for _, f := range []struct {
-			key string
-			dst *time.Duration
-		}{{"usage_usec", &s.CPU}, {"user_usec", &s.User}, {"system_usec", &s.System}} {
-			v, err := keyedValue(data, f.key)
-			if err != nil {
-				return s, &os.PathError{Op: "parse " + f.key, Path: g.cpuPath, Err: err}
-			}
-			*f.dst = time.Duration(v) * time.Microsecond
-		}
+		s.CPU, s.User, s.System = cpu, user, sys
 	}
 	if s.OOMKills, err = g.OOMKills(); err != nil {
 		return s, err
@@ -380,6 +361,54 @@ func (g *Group) stats() (Stats, error) {
 		}
 	}
 	return s, nil
+}
+
+// rawCPU reads the leaf's CPU counters as the kernel keeps them: on v1 the
+// exact total and the tick-sampled user and system figures, on cgroup2 the
+// three of cpu.stat.
+func (g *Group) rawCPU() (cpu, user, sys time.Duration, err error) {
+	if g.cpuIsNanos {
+		var v, u, s int64
+		if v, err = g.readCount(g.cpuPath); err != nil {
+			return
+		}
+		if u, err = g.readCount(path.Join(g.cpuacctDir, "cpuacct.usage_user")); err != nil {
+			return
+		}
+		if s, err = g.readCount(path.Join(g.cpuacctDir, "cpuacct.usage_sys")); err != nil {
+			return
+		}
+		return time.Duration(v), time.Duration(u), time.Duration(s), nil
+	}
+	data, err := g.m.k.readFile(g.cpuPath)
+	if err != nil {
+		return
+	}
+	for _, f := range []struct {
+		key string
+		dst *time.Duration
+	}{{"usage_usec", &cpu}, {"user_usec", &user}, {"system_usec", &sys}} {
+		v, err := keyedValue(data, f.key)
+		if err != nil {
+			return 0, 0, 0, &os.PathError{Op: "parse " + f.key, Path: g.cpuPath, Err: err}
+		}
+		*f.dst = time.Duration(v) * time.Microsecond
+	}
+	return cpu, user, sys, nil
+}
+
+// MarkStart makes CPUUsage and Stats count CPU time from now on. A group
+// made ahead of its run already holds the process that will exec the
+// program, and the little it used while it waited is not the run's.
+func (g *Group) MarkStart() error {
+	cpu, user, sys, err := g.rawCPU()
+	if err != nil {
+		return fmt.Errorf("cgroup: %s: mark start: %w", g.name, err)
+	}
+	g.mu.Lock()
+	g.base = Stats{CPU: cpu, User: user, System: sys}
+	g.mu.Unlock()
+	return nil
 }
 
 // splitCPU divides the exact total between user and system time in the

@@ -1,6 +1,7 @@
 package nsjail
 
 import (
+	"fmt"
 	"syscall"
 	"unsafe"
 
@@ -22,11 +23,14 @@ func runtimeAfterFork()
 type childStep uint32
 
 const (
-	stepStdio childStep = iota + 1
-	stepJoinCgroup
+	stepJoinCgroup childStep = iota + 1
 	stepUnshareCgroup
 	stepSetsid
 	stepSignals
+	stepReady
+	stepReceive
+	stepStdio
+	stepChdir
 	stepRlimit
 	stepAmbient
 	stepBounding
@@ -42,8 +46,6 @@ const (
 
 func (s childStep) String() string {
 	switch s {
-	case stepStdio:
-		return "dup stdio"
 	case stepJoinCgroup:
 		return "join cgroup"
 	case stepUnshareCgroup:
@@ -52,6 +54,14 @@ func (s childStep) String() string {
 		return "setsid"
 	case stepSignals:
 		return "reset signals"
+	case stepReady:
+		return "report ready"
+	case stepReceive:
+		return "receive the command"
+	case stepStdio:
+		return "dup stdio"
+	case stepChdir:
+		return "chdir " + WorkspaceDir
 	case stepRlimit:
 		return "setrlimit"
 	case stepAmbient:
@@ -87,28 +97,57 @@ type kernelSigaction struct {
 	mask     uint64
 }
 
+// maxRlimits bounds the rlimits of one command, RLIMIT_CORE included.
+const maxRlimits = 16
+
+// imageCap is the room for a command's image: the kernel takes at most
+// 6 MiB of arguments and environment (three quarters of 8 MiB), pointers
+// included, so whatever fits the kernel fits here. The pages are touched
+// only as far as a command fills them.
+const imageCap = 8 << 20
+
+// imageHeader starts a command's image: the command laid out, pointers and
+// all, for the address the child will receive it at, so that the child
+// needs no parsing and no allocation.
+type imageHeader struct {
+	size    uint64  // bytes of the whole image, this header included
+	argv0   uintptr // *byte: the path to execute
+	argv    uintptr // **byte, nil-terminated
+	envv    uintptr // **byte, nil-terminated
+	nrlimit uint64
+	rlimits [maxRlimits]struct {
+		resource uint64
+		limit    unix.Rlimit
+	}
+}
+
 // childPlan is everything the child needs after fork, prepared beforehand:
-// the child allocates nothing and only makes raw system calls.
+// the child allocates nothing and only makes raw system calls. The child
+// is forked when the sandbox is prepared and waits for its command on
+// sock; the command comes as an image (see imageHeader) and the program's
+// stdin, stdout and stderr.
 type childPlan struct {
-	stdio [3]int // the program's stdin, stdout, stderr: dup'ed onto 0, 1, 2
+	joinFDs []int // cgroup.procs files: the child writes "0" to each
+	zero    [1]byte
+	lastCap int
 
-	argv0 *byte
-	argv  []*byte // nil-terminated
-	envv  []*byte // nil-terminated
+	sock      int // the child's end of a SOCK_STREAM pair with the init
+	readyByte [1]byte
 
-	joinFDs  []int // cgroup.procs files: the child writes "0" to each
-	zero     [1]byte
-	rlimits  []unix.Rlimit
-	rlimitOf []int
-	lastCap  int
+	image    []byte // imageCap bytes; the image is received here
+	recvIov  unix.Iovec
+	recvMsg  unix.Msghdr
+	recvCmsg []byte // room for SCM_RIGHTS of three descriptors
+	stdioOff int    // where the descriptors start in recvCmsg
 
-	filter       unix.SockFprog // Len 0: no filter
-	listenerSock int            // where the filter's listener fd goes (SCM_RIGHTS)
-	msg          unix.Msghdr
-	iov          unix.Iovec
-	iovByte      [1]byte
-	cmsg         []byte // one SCM_RIGHTS message for one fd; the fd goes at cmsgFDOffset
-	cmsgFDOffset int
+	wsPath *byte
+
+	filter   unix.SockFprog // Len 0: no filter
+	msg      unix.Msghdr    // the listener's SCM_RIGHTS message to the init, on sock
+	iov      unix.Iovec
+	iovByte  [1]byte
+	cmsg     []byte // one SCM_RIGHTS message for one fd; the fd goes at cmsgFDOffset
+	cmsgFDOf int
 
 	capHeader unix.CapUserHeader
 	capData   [2]unix.CapUserData
@@ -121,10 +160,22 @@ type childPlan struct {
 
 func (p *childPlan) prepare() {
 	p.zero[0] = '0'
+	p.readyByte[0] = 'R'
+	p.image = make([]byte, imageCap)
+	p.recvIov.Base = &p.image[0]
+	p.recvIov.SetLen(len(p.image))
+	p.recvCmsg = make([]byte, unix.CmsgSpace(3*4))
+	p.stdioOff = unix.CmsgLen(0)
+	p.recvMsg.Iov = &p.recvIov
+	p.recvMsg.Iovlen = 1
+	p.recvMsg.Control = &p.recvCmsg[0]
+	p.recvMsg.SetControllen(len(p.recvCmsg))
+	p.wsPath, _ = unix.BytePtrFromString(WorkspaceDir)
+
 	p.iov.Base = &p.iovByte[0]
 	p.iov.SetLen(1)
 	p.cmsg = unix.UnixRights(0)
-	p.cmsgFDOffset = unix.CmsgLen(0)
+	p.cmsgFDOf = unix.CmsgLen(0)
 	p.msg.Iov = &p.iov
 	p.msg.Iovlen = 1
 	p.msg.Control = &p.cmsg[0]
@@ -132,8 +183,57 @@ func (p *childPlan) prepare() {
 	p.capHeader.Version = unix.LINUX_CAPABILITY_VERSION_3
 }
 
-// forkChild forks the program. In the child it runs the plan and execs;
-// it returns the child's pid in the parent.
+// buildImage lays out a command for the child's copy of p.image.
+func (p *childPlan) buildImage(argv0 string, argv, env []string, rlimits []Rlimit) ([]byte, error) {
+	if len(rlimits) > maxRlimits {
+		return nil, fmt.Errorf("rlimits: %d, at most %d", len(rlimits), maxRlimits)
+	}
+	base := uintptr(unsafe.Pointer(&p.image[0]))
+	hdr := int(unsafe.Sizeof(imageHeader{}))
+	argvOff := hdr
+	envOff := argvOff + (len(argv)+1)*8
+	strOff := envOff + (len(env)+1)*8
+	size := strOff + len(argv0) + 1
+	for _, s := range argv {
+		size += len(s) + 1
+	}
+	for _, s := range env {
+		size += len(s) + 1
+	}
+	if size > len(p.image) {
+		return nil, unix.E2BIG
+	}
+	img := make([]byte, size)
+	put := func(off int, v uintptr) { *(*uintptr)(unsafe.Pointer(&img[off])) = v }
+	next := strOff
+	str := func(s string) uintptr {
+		at := next
+		copy(img[at:], s)
+		next += len(s) + 1 // the NUL is already there
+		return base + uintptr(at)
+	}
+	h := (*imageHeader)(unsafe.Pointer(&img[0]))
+	h.size = uint64(size)
+	h.argv0 = str(argv0)
+	for i, s := range argv {
+		put(argvOff+i*8, str(s))
+	}
+	for i, s := range env {
+		put(envOff+i*8, str(s))
+	}
+	h.argv = base + uintptr(argvOff)
+	h.envv = base + uintptr(envOff)
+	h.nrlimit = uint64(len(rlimits))
+	for i, r := range rlimits {
+		h.rlimits[i].resource = uint64(r.Resource)
+		h.rlimits[i].limit = unix.Rlimit{Cur: r.Value, Max: r.Value}
+	}
+	return img, nil
+}
+
+// forkChild forks the program's process. In the child it joins the
+// program's cgroups and namespace, reports ready on sock, waits for its
+// command, and execs; it returns the child's pid in the parent.
 //
 // After the fork the child runs on a copy of the calling thread only, with
 // the Go runtime in an undefined state: it may call nothing but the raw,
@@ -155,16 +255,14 @@ func forkChild(p *childPlan) (int, error) {
 	}
 
 	// Child. Join the program's cgroups first, so that everything it does
-	// from here on (including the exec) is accounted to it.
+	// from here on (including the exec) is accounted to it. This is done
+	// ahead of the command: a cgroup migration can wait on the kernel's
+	// cgroup locks for milliseconds while other sandboxes are made or torn
+	// down.
 	var step childStep
 	var r1 uintptr
-	// The streams were received above 2, so no dup3 clobbers another.
-	for i := 0; i < 3; i++ {
-		if _, _, errno = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(p.stdio[i]), uintptr(i), 0); errno != 0 {
-			step = stepStdio
-			goto fail
-		}
-	}
+	var got, n uintptr
+	var hdr *imageHeader
 	for i := 0; i < len(p.joinFDs); i++ {
 		r1, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.joinFDs[i]), uintptr(unsafe.Pointer(&p.zero[0])), 1)
 		if errno != 0 {
@@ -196,8 +294,56 @@ func forkChild(p *childPlan) (int, error) {
 		step = stepSignals
 		goto fail
 	}
-	for i := 0; i < len(p.rlimits); i++ {
-		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, uintptr(p.rlimitOf[i]), uintptr(unsafe.Pointer(&p.rlimits[i])), 0, 0, 0); errno != 0 {
+	if _, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.sock), uintptr(unsafe.Pointer(&p.readyByte[0])), 1); errno != 0 {
+		step = stepReady
+		goto fail
+	}
+
+	// Wait for the command: its stdio come with the first bytes, the rest
+	// of the image follows.
+	for {
+		r1, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(p.sock), uintptr(unsafe.Pointer(&p.recvMsg)), unix.MSG_CMSG_CLOEXEC)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	if errno != 0 || r1 == 0 || p.recvMsg.Controllen < uint64(unix.CmsgLen(3*4)) {
+		if errno == 0 {
+			errno = syscall.EPROTO // the init went away, or sent no descriptors
+		}
+		step = stepReceive
+		goto fail
+	}
+	got = r1
+	for got < uintptr(unsafe.Sizeof(imageHeader{})) || got < uintptr((*imageHeader)(unsafe.Pointer(&p.image[0])).size) {
+		n, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(p.sock), uintptr(unsafe.Pointer(&p.image[0]))+got, uintptr(len(p.image))-got)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 || n == 0 {
+			if errno == 0 {
+				errno = syscall.EPROTO
+			}
+			step = stepReceive
+			goto fail
+		}
+		got += n
+	}
+	hdr = (*imageHeader)(unsafe.Pointer(&p.image[0]))
+	// The streams came above 2, so no dup3 clobbers another.
+	for i := 0; i < 3; i++ {
+		fd := *(*int32)(unsafe.Pointer(&p.recvCmsg[p.stdioOff+4*i]))
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(fd), uintptr(i), 0); errno != 0 {
+			step = stepStdio
+			goto fail
+		}
+	}
+	if _, _, errno = syscall.RawSyscall(syscall.SYS_CHDIR, uintptr(unsafe.Pointer(p.wsPath)), 0, 0); errno != 0 {
+		step = stepChdir
+		goto fail
+	}
+	for i := uint64(0); i < hdr.nrlimit && i < maxRlimits; i++ {
+		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, uintptr(hdr.rlimits[i].resource), uintptr(unsafe.Pointer(&hdr.rlimits[i].limit)), 0, 0, 0); errno != 0 {
 			step = stepRlimit
 			goto fail
 		}
@@ -240,8 +386,8 @@ func forkChild(p *childPlan) (int, error) {
 			step = stepSeccomp
 			goto fail
 		}
-		*(*int32)(unsafe.Pointer(&p.cmsg[p.cmsgFDOffset])) = int32(r1)
-		if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(p.listenerSock), uintptr(unsafe.Pointer(&p.msg)), 0); errno != 0 {
+		*(*int32)(unsafe.Pointer(&p.cmsg[p.cmsgFDOf])) = int32(r1)
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(p.sock), uintptr(unsafe.Pointer(&p.msg)), unix.MSG_NOSIGNAL); errno != 0 {
 			step = stepSendListener
 			goto fail
 		}
@@ -252,7 +398,7 @@ func forkChild(p *childPlan) (int, error) {
 		step = stepCloseRange
 		goto fail
 	}
-	_, _, errno = syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(p.argv0)), uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])))
+	_, _, errno = syscall.RawSyscall(syscall.SYS_EXECVE, hdr.argv0, hdr.argv, hdr.envv)
 	step = stepExec
 
 fail:

@@ -92,7 +92,17 @@ func runInit(rep *reporter) error {
 	if err := loopbackUp(); err != nil {
 		return err
 	}
-	lastCap := lastCap()
+	joinFDs := make([]int, cfg.JoinFiles)
+	for i := range joinFDs {
+		joinFDs[i] = fdJoin + i
+	}
+	c, err := forkWaiting(spec, joinFDs)
+	if err != nil {
+		return err
+	}
+	for _, fd := range joinFDs {
+		unix.Close(fd)
+	}
 	rep.send(message{Kind: msgReady})
 
 	// Wait for the command. A sandbox dropped unused sees EOF and goes.
@@ -125,99 +135,103 @@ func runInit(rep *reporter) error {
 	if workdir >= 0 {
 		unix.Close(workdir)
 	}
-
-	joinFDs := make([]int, cfg.JoinFiles)
-	for i := range joinFDs {
-		joinFDs[i] = fdJoin + i
-	}
 	cmd := &run.Command
 	argv0, err := lookPath(cmd.Argv[0], cmd.Env)
 	if err != nil {
 		return err
 	}
-	plan, err := newPlan(spec, cmd, argv0, joinFDs, [3]int{fds[0], fds[1], fds[2]}, lastCap)
+	rlimits := append([]Rlimit{{Resource: unix.RLIMIT_CORE}}, cmd.Rlimits...)
+	image, err := c.plan.buildImage(argv0, cmd.Argv, cmd.Env, rlimits)
 	if err != nil {
+		if err == unix.E2BIG {
+			return &ExecError{argv0, err}
+		}
+		return &SetupError{"command", err}
+	}
+	if err := c.send(image, fds[:3]); err != nil {
 		return err
 	}
-	return supervise(rep, plan, argv0)
+	for _, fd := range fds[:3] {
+		unix.Close(fd)
+	}
+	return c.supervise(rep, argv0)
 }
 
-// newPlan turns the spec into the child's prepared plan, and opens the
-// descriptors it needs: the error pipe and the listener socket.
-func newPlan(spec *Spec, cmd *Command, argv0 string, joinFDs []int, stdio [3]int, lastCap int) (*childPlan, error) {
-	p := &childPlan{joinFDs: joinFDs, stdio: stdio}
+// waitingChild is the program's process, forked when the sandbox is
+// prepared, waiting for its command.
+type waitingChild struct {
+	pid  int
+	plan *childPlan
+	sock *os.File // our end of the command socket
+	errR *os.File // the child's error pipe
+}
+
+// forkWaiting forks the child that will run the command, and waits until
+// it has joined the program's cgroups and is ready for it.
+func forkWaiting(spec *Spec, joinFDs []int) (*waitingChild, error) {
+	p := &childPlan{joinFDs: joinFDs, lastCap: lastCap()}
 	p.prepare()
-	var err error
-	if p.argv0, err = unix.BytePtrFromString(argv0); err != nil {
-		return nil, &ExecError{cmd.Argv[0], err}
-	}
-	if p.argv, err = syscall.SlicePtrFromStrings(cmd.Argv); err != nil {
-		return nil, &ExecError{cmd.Argv[0], err}
-	}
-	if p.envv, err = syscall.SlicePtrFromStrings(cmd.Env); err != nil {
-		return nil, &ExecError{cmd.Argv[0], err}
-	}
-	p.rlimits = append(p.rlimits, unix.Rlimit{})
-	p.rlimitOf = append(p.rlimitOf, unix.RLIMIT_CORE)
-	for _, r := range cmd.Rlimits {
-		p.rlimits = append(p.rlimits, unix.Rlimit{Cur: r.Value, Max: r.Value})
-		p.rlimitOf = append(p.rlimitOf, r.Resource)
-	}
-	p.lastCap = lastCap
 	if len(spec.Seccomp) > 0 {
 		p.filter.Len = uint16(len(spec.Seccomp))
 		p.filter.Filter = &spec.Seccomp[0]
 	}
-	return p, nil
-}
-
-// supervise forks the program, reports its start, forwards seccomp
-// violations, and reaps everything until pid 2 has ended.
-func supervise(rep *reporter, p *childPlan, argv0 string) error {
 	errR, errW, err := os.Pipe()
 	if err != nil {
-		return &SetupError{"pipe", err}
+		return nil, &SetupError{"pipe", err}
 	}
 	p.errFD = int(errW.Fd())
-	var listenerR *os.File
-	if p.filter.Len > 0 {
-		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return &SetupError{"socketpair", err}
-		}
-		p.listenerSock = pair[1]
-		listenerR = os.NewFile(uintptr(pair[0]), "listener")
-		defer unix.Close(pair[1])
-	}
-
-	forked := time.Now()
-	pid, err := forkChild(p)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return nil, &SetupError{"socketpair", err}
 	}
+	p.sock = pair[1]
+	pid, err := forkChild(p)
+	unix.Close(pair[1])
 	errW.Close()
-	// The program's streams are its own now: the pipes end with it.
-	for _, fd := range p.stdio {
-		unix.Close(fd)
+	if err != nil {
+		return nil, err
 	}
-	var buf [8]byte
-	n, _ := errR.Read(buf[:])
-	errR.Close()
-	if n == len(buf) {
-		step := childStep(uint32(buf[0]) | uint32(buf[1])<<8 | uint32(buf[2])<<16 | uint32(buf[3])<<24)
-		errno := syscall.Errno(uint32(buf[4]) | uint32(buf[5])<<8 | uint32(buf[6])<<16 | uint32(buf[7])<<24)
-		var ws unix.WaitStatus
-		unix.Wait4(pid, &ws, 0, nil)
-		if step == stepExec && isProgramExecErrno(errno) {
-			return &ExecError{argv0, errno}
-		}
-		return &SetupError{step.String(), errno}
+	c := &waitingChild{pid: pid, plan: p, sock: os.NewFile(uintptr(pair[0]), "command"), errR: errR}
+	var b [1]byte
+	if n, _ := c.sock.Read(b[:]); n != 1 || b[0] != 'R' {
+		return nil, c.failure(nil, "")
 	}
-	started := time.Now()
-	rep.send(message{Kind: msgStarted, WallNs: started.Sub(forked).Nanoseconds()})
+	return c, nil
+}
 
-	if listenerR != nil {
-		fds, err := receiveFDs(int(listenerR.Fd()), 1, unix.MSG_DONTWAIT)
+// send gives the child its command: the image, with stdio as SCM_RIGHTS
+// on its first bytes.
+func (c *waitingChild) send(image []byte, stdio []int) error {
+	fd := int(c.sock.Fd())
+	n, err := unix.SendmsgN(fd, image, unix.UnixRights(stdio...), nil, unix.MSG_NOSIGNAL)
+	for err == nil && n < len(image) {
+		var m int
+		m, err = unix.SendmsgN(fd, image[n:], nil, nil, unix.MSG_NOSIGNAL)
+		n += m
+	}
+	if err != nil {
+		return &SetupError{"send the command to the child", err}
+	}
+	return nil
+}
+
+// supervise reports the program's start, forwards seccomp violations,
+// and reaps everything until the program has ended.
+func (c *waitingChild) supervise(rep *reporter, argv0 string) error {
+	sent := time.Now()
+	var buf [8]byte
+	n, _ := c.errR.Read(buf[:])
+	if n != 0 {
+		// Not EOF: the child failed before its exec. Put back what was read.
+		return c.failure(buf[:n], argv0)
+	}
+	c.errR.Close()
+	pid := c.pid
+	started := time.Now()
+	rep.send(message{Kind: msgStarted, WallNs: started.Sub(sent).Nanoseconds()})
+
+	if c.plan.filter.Len > 0 {
+		fds, err := receiveFDs(int(c.sock.Fd()), 1, unix.MSG_DONTWAIT)
 		if err == nil && len(fds) != 1 {
 			err = fmt.Errorf("%d descriptors, want 1", len(fds))
 		}
@@ -227,8 +241,10 @@ func supervise(rep *reporter, p *childPlan, argv0 string) error {
 		}
 		go watchSeccomp(rep, fds[0])
 	}
+	c.sock.Close()
 
-	// Reap until pid 2 ends. Orphans re-parented to us are reaped on the way.
+	// Reap until the program ends. Orphans re-parented to us are reaped on
+	// the way.
 	for {
 		var ws unix.WaitStatus
 		var ru unix.Rusage
@@ -264,6 +280,31 @@ func supervise(rep *reporter, p *childPlan, argv0 string) error {
 			}
 		}
 	}
+}
+
+// failure reads why the child ended before its exec (first: what of the
+// report was read already), and reaps it.
+func (c *waitingChild) failure(first []byte, argv0 string) error {
+	var buf [8]byte
+	n := copy(buf[:], first)
+	for n < len(buf) {
+		m, err := c.errR.Read(buf[n:])
+		if err != nil {
+			break
+		}
+		n += m
+	}
+	var ws unix.WaitStatus
+	unix.Wait4(c.pid, &ws, 0, nil)
+	if n != len(buf) {
+		return &SetupError{"child", fmt.Errorf("ended without a report (%v)", ws)}
+	}
+	step := childStep(uint32(buf[0]) | uint32(buf[1])<<8 | uint32(buf[2])<<16 | uint32(buf[3])<<24)
+	errno := syscall.Errno(uint32(buf[4]) | uint32(buf[5])<<8 | uint32(buf[6])<<16 | uint32(buf[7])<<24)
+	if step == stepExec && isProgramExecErrno(errno) {
+		return &ExecError{argv0, errno}
+	}
+	return &SetupError{step.String(), errno}
 }
 
 // receiveFDs takes up to max descriptors sent in one message on sock

@@ -25,14 +25,35 @@ type Proc struct {
 	PID      int
 	Name     string
 	UID      int64
-	Children int
+	Children []int
 }
 
 func (p Proc) String() string { return fmt.Sprintf("pid %d %s uid %d", p.PID, p.Name, p.UID) }
 
-// Idle says whether p is a sandbox init with nothing under it: a warm
-// sandbox waiting for its command (or one just torn down).
-func (p Proc) Idle() bool { return p.UID == InitUID && p.Children == 0 }
+// idle marks the processes of warm sandboxes: an init with at most one
+// child, itself under the inits' uid and childless (the process that will
+// exec the command, waiting for it). A program never runs under that uid.
+func idle(procs []Proc) map[int]bool {
+	by := map[int]Proc{}
+	for _, p := range procs {
+		by[p.PID] = p
+	}
+	marks := map[int]bool{}
+	for _, p := range procs {
+		if p.UID != InitUID || len(p.Children) > 1 {
+			continue
+		}
+		if len(p.Children) == 0 {
+			marks[p.PID] = true
+			continue
+		}
+		c, ok := by[p.Children[0]]
+		if ok && c.UID == InitUID && len(c.Children) == 0 {
+			marks[p.PID], marks[c.PID] = true, true
+		}
+	}
+	return marks
+}
 
 // Procs lists the live processes under sandbox uids.
 func Procs() []Proc {
@@ -69,7 +90,11 @@ func Procs() []Proc {
 		kids, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 		for _, k := range kids {
 			c, _ := os.ReadFile(k)
-			p.Children += len(strings.Fields(string(c)))
+			for _, f := range strings.Fields(string(c)) {
+				if n, err := strconv.Atoi(f); err == nil {
+					p.Children = append(p.Children, n)
+				}
+			}
 		}
 		found = append(found, p)
 	}
@@ -80,8 +105,10 @@ func Procs() []Proc {
 // finished job must not leave.
 func Busy() []string {
 	var found []string
-	for _, p := range Procs() {
-		if !p.Idle() {
+	procs := Procs()
+	warm := idle(procs)
+	for _, p := range procs {
+		if !warm[p.PID] {
 			found = append(found, p.String())
 		}
 	}
@@ -130,25 +157,21 @@ func AllGroups(subtree string) []string {
 
 // StrayGroups lists the run cgroups beneath subtree that are not a warm
 // sandbox's. A warm sandbox's group holds its idle init in the cgroup2
-// "init" leaf and nothing else anywhere.
+// "init" leaf, and nothing but its waiting child elsewhere.
 func StrayGroups(subtree string) []string {
-	idle := map[int]bool{}
-	for _, p := range Procs() {
-		if p.Idle() {
-			idle[p.PID] = true
-		}
-	}
+	warm := idle(Procs())
 	var found []string
 	for _, dirs := range RunGroups(subtree) {
-		warm := false
-		busy := false
+		hasInit, busy := false, false
 		for _, d := range dirs {
 			for _, pid := range pids(filepath.Join(d, "init")) {
-				warm = warm || idle[pid]
+				hasInit = hasInit || warm[pid]
 			}
-			busy = busy || len(pids(filepath.Join(d, "prog"))) > 0 || len(pids(d)) > 0
+			for _, pid := range append(pids(filepath.Join(d, "prog")), pids(d)...) {
+				busy = busy || !warm[pid]
+			}
 		}
-		if !warm || busy {
+		if !hasInit || busy {
 			found = append(found, dirs...)
 		}
 	}
