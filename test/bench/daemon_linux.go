@@ -49,6 +49,8 @@ func startDaemon(bin, dir string) (*daemon, error) {
 	defer logf.Close()
 	d.cmd = exec.Command(bin, "serve", "--socket", socket, "--config", configPath)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	// If this program dies without stopping it, the daemon drains and goes.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s serve: %w", bin, err)
 	}

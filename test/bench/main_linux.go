@@ -56,6 +56,10 @@ func main() { os.Exit(benchMain()) }
 
 func benchMain() int {
 	fs := flag.NewFlagSet("sandboxd-bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: sandboxd-bench [flags]\n\nMeasures sandboxd from outside against bare fork/exec and the namespace floor\n(make bench; see the README). Needs root, gcc and python3.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	b := &bench{rounds: 5, warmup: 10, limitRuns: 20, spreadRuns: 30}
 	fs.StringVar(&b.sandboxd, "sandboxd", "bin/sandboxd", "the sandboxd binary to measure")
 	fs.IntVar(&b.runs, "runs", 500, "runs of each case one at a time, and again with two workers")
