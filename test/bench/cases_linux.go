@@ -35,8 +35,9 @@ const (
 	wayBatch = "POST /v1/batch" // every run in one request
 )
 
-// workers is the concurrency of the throughput blocks and of the daemon:
-// one per CPU of the machine kind this targets.
+// workers is the concurrency of the throughput blocks, the batch and the
+// daemon: the two clients of the targets, one per CPU of the
+// machine kind they were set on.
 const workers = 2
 
 // plainEnv is what bare and floor runs get: what the sandbox's profile

@@ -122,8 +122,7 @@ func benchMain() int {
 
 // run measures everything, in this order: the daemon idle, the four ways
 // of running each command, the batch, the daemon idle again, then the CPU
-// limit and the CPU spread (whose big requests must not count in the RSS
-// under load).
+// limit and the CPU spread, outside the load whose RSS is reported.
 func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 	start := time.Now()
 	rep = &Report{
@@ -150,6 +149,9 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 		return nil, err
 	}
 	defer func() {
+		if err != nil && ctx.Err() == nil {
+			err = fmt.Errorf("%w\nthe daemon's log ends:\n%s", err, b.d.logTail())
+		}
 		if cerr := b.d.close(); cerr != nil && err == nil {
 			err = cerr
 		}
