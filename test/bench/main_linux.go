@@ -1,0 +1,280 @@
+// Command sandboxd-bench is `make bench`: what a sandbox costs, measured
+// from outside against bare fork/exec of the same command and against the
+// kernel's namespace floor, on the same machine in the same run.
+//
+//	sandboxd-bench [-sandboxd bin/sandboxd] [-runs 500] [-batch 1000] [-json run/bench/bench.json] [-quick] [-check]
+//
+// For /bin/true and python3 -c 'print(1)' it times four ways of running
+// the command:
+//
+//	bare           os/exec from this small Go program
+//	ns floor       the same in fresh user (root mapped to nobody), pid, mount,
+//	               uts, ipc and network namespaces, and nothing else
+//	sandboxd exec  one `sandboxd exec -- CMD` process per run
+//	POST /v1/run   one request per run to a daemon this program starts, with
+//	               its own socket, state dir and cgroup subtree
+//
+// each one at a time (p50 and p99 latency) and with two workers (runs/s),
+// in interleaved rounds. Then one POST /v1/batch of python jobs, the CPU
+// overshoot past a 200 ms CPU limit, and the spread of the CPU time charged
+// for one fixed busy loop. It prints a table, checks the targets of issue 6
+// (PASS or MISS), and writes every figure as JSON. It needs root, gcc and
+// python3.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// bench is one run of the program: its settings, its scratch directory
+// (also the state dir of the daemon and of sandboxd exec), the daemon.
+type bench struct {
+	sandboxd   string
+	runs       int // per case, one at a time and again with two workers
+	rounds     int
+	warmup     int
+	batchJobs  int
+	limitRuns  int
+	spreadRuns int
+
+	dir      string
+	loopPath string
+	d        *daemon
+}
+
+func main() { os.Exit(benchMain()) }
+
+func benchMain() int {
+	fs := flag.NewFlagSet("sandboxd-bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: sandboxd-bench [flags]\n\nMeasures sandboxd from outside against bare fork/exec and the namespace floor\n(make bench; see the README). Needs root, gcc and python3.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	b := &bench{rounds: 5, warmup: 10, limitRuns: 20, spreadRuns: 30}
+	fs.StringVar(&b.sandboxd, "sandboxd", "bin/sandboxd", "the sandboxd binary to measure")
+	fs.IntVar(&b.runs, "runs", 500, "runs of each case one at a time, and again with two workers")
+	fs.IntVar(&b.batchJobs, "batch", 1000, "python jobs in the POST /v1/batch case")
+	jsonPath := fs.String("json", "run/bench/bench.json", "where to write every figure as JSON")
+	quick := fs.Bool("quick", false, "a short smoke run: few runs of everything (unless -runs or -batch say otherwise)")
+	check := fs.Bool("check", false, "exit 1 when a target is missed")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if *quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["runs"] {
+			b.runs = 40
+		}
+		if !set["batch"] {
+			b.batchJobs = 100
+		}
+		b.rounds, b.warmup, b.limitRuns, b.spreadRuns = 2, 3, 5, 10
+	}
+	if fs.NArg() > 0 || b.runs < b.rounds || b.batchJobs < 1 {
+		fmt.Fprintf(os.Stderr, "sandboxd-bench: -runs must be at least %d, -batch at least 1, and no arguments\n", b.rounds)
+		return 2
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "sandboxd-bench: must run as root (the daemon and the namespace floor need it)")
+		return 1
+	}
+	var err error
+	if b.sandboxd, err = filepath.Abs(b.sandboxd); err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd-bench:", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := b.run(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd-bench:", err)
+		if ctx.Err() != nil {
+			return 130
+		}
+		return 1
+	}
+	rep.print(os.Stdout)
+	if err := writeJSON(*jsonPath, rep); err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd-bench:", err)
+		return 1
+	}
+	fmt.Printf("\nevery figure: %s\n", *jsonPath)
+	if *check && !rep.allPass() {
+		return 1
+	}
+	return 0
+}
+
+// run measures everything, in this order: the daemon idle, the four ways
+// of running each command, the batch, the daemon idle again, then the CPU
+// limit and the CPU spread, outside the load whose RSS is reported.
+func (b *bench) run(ctx context.Context) (rep *Report, err error) {
+	start := time.Now()
+	rep = &Report{
+		Timestamp:     start.UTC().Format(time.RFC3339),
+		GitDescribe:   gitDescribe(),
+		Machine:       machine(),
+		LoadAvgBefore: loadAvg(),
+		Settings: Settings{Runs: b.runs, Rounds: b.rounds, Warmup: b.warmup, Workers: workers,
+			BatchJobs: b.batchJobs, CPULimitRuns: b.limitRuns, SpreadRuns: b.spreadRuns},
+	}
+	if b.dir, err = os.MkdirTemp("", "sandboxd-bench-"); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(b.dir)
+	// Sandboxes reach the state dir's root/ as an unprivileged user.
+	if err := os.Chmod(b.dir, 0o755); err != nil {
+		return nil, err
+	}
+	if b.loopPath, err = buildLoop(b.dir); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "starting %s serve\n", b.sandboxd)
+	if b.d, err = startDaemon(b.sandboxd, b.dir); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && ctx.Err() == nil {
+			err = fmt.Errorf("%w\nthe daemon's log ends:\n%s", err, b.d.logTail())
+		}
+		if cerr := b.d.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if info, err := b.d.client.Info(ctx); err == nil {
+		rep.DaemonVersion = info.Version
+	}
+
+	// Idle: give the daemon a moment to make whatever it keeps ready.
+	if err := sleep(ctx, time.Second); err != nil {
+		return nil, err
+	}
+	rep.Daemon.IdleStart = idleMemory(b.d)
+	b.d.resetMaxRSS()
+
+	var cases []*benchCase
+	for _, cmd := range []command{cmdTrue, cmdPython} {
+		cs := []*benchCase{
+			{cmd: cmd, way: wayBare, run: bareRunner(cmd.argv, nil)},
+			{cmd: cmd, way: wayFloor, run: bareRunner(cmd.argv, floorAttr)},
+			{cmd: cmd, way: wayExec, run: execRunner(b.sandboxd, b.dir, cmd.argv)},
+			{cmd: cmd, way: wayRun, run: runRunner(b.d.client, cmd.argv)},
+		}
+		fmt.Fprintf(os.Stderr, "%s: %d runs of each way, one at a time and with %d workers, in %d rounds\n", cmd.name, b.runs, workers, b.rounds)
+		if err := b.measure(ctx, cs); err != nil {
+			return nil, err
+		}
+		cases = append(cases, cs...)
+	}
+	fmt.Fprintf(os.Stderr, "POST /v1/batch: %d jobs of %s\n", b.batchJobs, cmdPython.name)
+	bc, err := b.batch(ctx, cmdPython, b.batchJobs)
+	if err != nil {
+		return nil, err
+	}
+	cases = append(cases, bc)
+	rep.Daemon.LoadMaxRSSBytes = b.d.maxRSS.Load()
+
+	if err := sleep(ctx, time.Second); err != nil {
+		return nil, err
+	}
+	rep.Daemon.IdleEnd = idleMemory(b.d)
+
+	fmt.Fprintf(os.Stderr, "CPU limit: %d runs of an endless loop under %d ms\n", b.limitRuns, cpuLimitMS)
+	if rep.CPULimit, err = b.cpuLimit(ctx, b.limitRuns); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "CPU spread: %d runs of a fixed loop, through the daemon and bare\n", b.spreadRuns)
+	if rep.CPUSpread, err = b.cpuSpread(ctx, b.spreadRuns); err != nil {
+		return nil, err
+	}
+
+	rep.Cases = results(cases)
+	rep.Targets = targets(rep)
+	rep.LoadAvgAfter = loadAvg()
+	rep.DurationS = time.Since(start).Seconds()
+	return rep, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func writeJSON(path string, rep *Report) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// gitDescribe names the tree measured, when run from a checkout.
+func gitDescribe() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.TrimSpace(string(b))
+}
+
+// Machine is what the figures were measured on.
+type Machine struct {
+	Hostname      string `json:"hostname"`
+	Kernel        string `json:"kernel"`
+	CPUModel      string `json:"cpu_model"`
+	CPUs          int    `json:"cpus"`
+	MemTotalBytes int64  `json:"mem_total_bytes"`
+}
+
+func machine() Machine {
+	var m Machine
+	m.Hostname, _ = os.Hostname()
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch strings.TrimSpace(k) {
+			case "processor":
+				m.CPUs++
+			case "model name":
+				m.CPUModel = strings.TrimSpace(v)
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			m.MemTotalBytes = kb << 10
+		}
+	}
+	return m
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Report is every figure of one run, written as JSON for tracking across
+// changes.
+type Report struct {
+	Timestamp     string       `json:"timestamp"`
+	GitDescribe   string       `json:"git_describe"`
+	DaemonVersion string       `json:"daemon_version"`
+	Machine       Machine      `json:"machine"`
+	Settings      Settings     `json:"settings"`
+	LoadAvgBefore string       `json:"loadavg_before"`
+	LoadAvgAfter  string       `json:"loadavg_after"`
+	DurationS     float64      `json:"duration_s"`
+	Cases         []CaseResult `json:"cases"`
+	Daemon        DaemonMemory `json:"daemon"`
+	CPULimit      CPULimit     `json:"cpu_limit"`
+	CPUSpread     CPUSpread    `json:"cpu_spread"`
+	Targets       []Target     `json:"targets"`
+}
+
+// Settings are how much of everything was run.
+type Settings struct {
+	Runs         int `json:"runs"`
+	Rounds       int `json:"rounds"`
+	Warmup       int `json:"warmup"`
+	Workers      int `json:"workers"`
+	BatchJobs    int `json:"batch_jobs"`
+	CPULimitRuns int `json:"cpu_limit_runs"`
+	SpreadRuns   int `json:"spread_runs"`
+}
+
+// CaseResult is one way of running one command. Latency is one run at a
+// time; runs/s with Settings.Workers at once (the batch: the daemon's
+// concurrency). The ratios are to the bare and floor cases of the same
+// command: latency ratios above 1 and rate ratios below 1 are the cost.
+// CPU per run is the spawner's and that of the children it reaped: this
+// program's and the runs' for bare, floor and sandboxd exec; the daemon's
+// and its sandboxes' for the daemon ways. DaemonCPU is the daemon's own,
+// ClientCPU this program's (for the daemon ways: the HTTP client).
+type CaseResult struct {
+	Command           string  `json:"command"`
+	Way               string  `json:"way"`
+	LatencyRuns       int     `json:"latency_runs"`
+	P50MS             float64 `json:"p50_ms"`
+	P99MS             float64 `json:"p99_ms"`
+	RateRuns          int     `json:"rate_runs"`
+	RunsPerS          float64 `json:"runs_per_s"`
+	P50VsBare         float64 `json:"p50_vs_bare"`
+	P50VsFloor        float64 `json:"p50_vs_floor"`
+	RateVsBare        float64 `json:"rate_vs_bare"`
+	RateVsFloor       float64 `json:"rate_vs_floor"`
+	CPUMSPerRun       float64 `json:"cpu_ms_per_run"`
+	DaemonCPUMSPerRun float64 `json:"daemon_cpu_ms_per_run"`
+	ClientCPUMSPerRun float64 `json:"client_cpu_ms_per_run"`
+}
+
+// DaemonMemory is the daemon's resident memory idle, at the start and
+// after the load, and the most sampled during the load.
+type DaemonMemory struct {
+	IdleStart       IdleMemory `json:"idle_start"`
+	IdleEnd         IdleMemory `json:"idle_end"`
+	LoadMaxRSSBytes int64      `json:"load_max_rss_bytes"`
+}
+
+// IdleMemory is the idle daemon's RSS and that of the processes below it
+// (sandboxes kept ready, if any).
+type IdleMemory struct {
+	RSSBytes          int64 `json:"rss_bytes"`
+	Sandboxes         int   `json:"sandbox_processes"`
+	SandboxesRSSBytes int64 `json:"sandboxes_rss_bytes"`
+}
+
+func idleMemory(d *daemon) IdleMemory {
+	var m IdleMemory
+	m.RSSBytes, _ = readRSS(d.pid)
+	m.Sandboxes, m.SandboxesRSSBytes = descendantsRSS(d.pid)
+	return m
+}
+
+// Target is one requirement of issue 6: Value at most (or at least) Limit.
+type Target struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Limit  float64 `json:"limit"`
+	Unit   string  `json:"unit"`
+	AtMost bool    `json:"at_most"`
+	Pass   bool    `json:"pass"`
+}
+
+func atMost(name string, v, limit float64, unit string) Target {
+	return Target{Name: name, Value: v, Limit: limit, Unit: unit, AtMost: true, Pass: v <= limit}
+}
+
+func atLeast(name string, v, limit float64, unit string) Target {
+	return Target{Name: name, Value: v, Limit: limit, Unit: unit, Pass: v >= limit}
+}
+
+func (r *Report) allPass() bool {
+	for _, t := range r.Targets {
+		if !t.Pass {
+			return false
+		}
+	}
+	return true
+}
+
+// results turns the measured cases into figures, with their ratios to the
+// bare and floor cases of the same command.
+func results(cases []*benchCase) []CaseResult {
+	out := make([]CaseResult, len(cases))
+	for i, c := range cases {
+		r := CaseResult{Command: c.cmd.name, Way: c.way, LatencyRuns: len(c.latency), RateRuns: c.rateRuns}
+		if len(c.latency) > 0 {
+			r.P50MS, r.P99MS = ms(percentile(c.latency, 0.50)), ms(percentile(c.latency, 0.99))
+		}
+		if c.rateTime > 0 {
+			r.RunsPerS = float64(c.rateRuns) / c.rateTime.Seconds()
+		}
+		if c.cpuRuns > 0 {
+			n := float64(c.cpuRuns)
+			r.CPUMSPerRun, r.DaemonCPUMSPerRun, r.ClientCPUMSPerRun = ms(c.cpu)/n, ms(c.daemonCPU)/n, ms(c.clientCPU)/n
+		}
+		out[i] = r
+	}
+	for i := range out {
+		r := &out[i]
+		bare, floor := find(out, r.Command, wayBare), find(out, r.Command, wayFloor)
+		r.P50VsBare, r.RateVsBare = ratio(r.P50MS, bare.P50MS), ratio(r.RunsPerS, bare.RunsPerS)
+		r.P50VsFloor, r.RateVsFloor = ratio(r.P50MS, floor.P50MS), ratio(r.RunsPerS, floor.RunsPerS)
+	}
+	return out
+}
+
+// find is the case of cmd run way; a zero CaseResult if there is none.
+func find(rs []CaseResult, cmd, way string) CaseResult {
+	for _, r := range rs {
+		if r.Command == cmd && r.Way == way {
+			return r
+		}
+	}
+	return CaseResult{}
+}
+
+// percentile is the nearest-rank q-quantile.
+func percentile(d []time.Duration, q float64) time.Duration {
+	s := slices.Sorted(slices.Values(d))
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ratio(a, b float64) float64 {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// targets are the requirements of issue 6, checked against this run.
+func targets(rep *Report) []Target {
+	trueBare := find(rep.Cases, cmdTrue.name, wayBare)
+	trueRun := find(rep.Cases, cmdTrue.name, wayRun)
+	pyRun := find(rep.Cases, cmdPython.name, wayRun)
+	idle := max(rep.Daemon.IdleStart.RSSBytes, rep.Daemon.IdleEnd.RSSBytes)
+	return []Target{
+		atMost("POST /v1/run /bin/true, 1 client: p50 <= bare p50 + 1.0 ms", trueRun.P50MS, trueBare.P50MS+1, "ms"),
+		atLeast(fmt.Sprintf("POST /v1/run /bin/true, %d clients: runs/s >= 0.7x ns floor", workers), trueRun.RateVsFloor, 0.7, "x"),
+		atLeast(fmt.Sprintf("POST /v1/run python3, %d clients: runs/s >= 0.75x bare", workers), pyRun.RateVsBare, 0.75, "x"),
+		atMost("daemon RSS idle <= 40 MiB", mib(idle), 40, "MiB"),
+		atMost("daemon RSS under load <= 40 MiB", mib(rep.Daemon.LoadMaxRSSBytes), 40, "MiB"),
+		atMost(fmt.Sprintf("CPU-limit overshoot, median of %d: <= 10 ms", rep.CPULimit.Runs), rep.CPULimit.MedianMS, 10, "ms"),
+		atMost(fmt.Sprintf("CPU-time spread, CV of %d runs: <= 1%%", rep.CPUSpread.Runs), rep.CPUSpread.Daemon.CVPct, 1, "%"),
+	}
+}
+
+// print writes the human form: the table, the daemon's memory, the CPU
+// limit and spread, and the targets.
+func (r *Report) print(w io.Writer) {
+	m := r.Machine
+	fmt.Fprintf(w, "\nsandboxd bench %s (daemon %s), %s\n", r.GitDescribe, r.DaemonVersion, r.Timestamp)
+	fmt.Fprintf(w, "%s, %d CPUs, kernel %s; load average %s before, %s after; took %.0f s\n\n",
+		m.CPUModel, m.CPUs, m.Kernel, loadFields(r.LoadAvgBefore), loadFields(r.LoadAvgAfter), r.DurationS)
+
+	fmt.Fprintf(w, "%-38s %17s %9s %15s %15s %15s\n", "", "one at a time", fmt.Sprintf("%d at once", r.Settings.Workers),
+		"p50 vs", "runs/s vs", "CPU ms/run")
+	fmt.Fprintf(w, "%-22s %-15s %8s %8s %9s %7s %7s %7s %7s %7s %7s\n",
+		"command", "way", "p50 ms", "p99 ms", "runs/s", "bare", "floor", "bare", "floor", "total", "daemon")
+	for i, c := range r.Cases {
+		if i > 0 && c.Command != r.Cases[i-1].Command {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%-22s %-15s %8s %8s %9s %7s %7s %7s %7s %7s %7s\n", c.Command, c.Way,
+			num(c.P50MS, 2), num(c.P99MS, 2), num(c.RunsPerS, 0),
+			num(c.P50VsBare, 2), num(c.P50VsFloor, 2), num(c.RateVsBare, 2), num(c.RateVsFloor, 2),
+			num(c.CPUMSPerRun, 2), num(c.DaemonCPUMSPerRun, 2))
+	}
+	fmt.Fprintf(w, "(%d runs a case one at a time and %d with %d workers, in %d rounds; the batch: %d jobs at concurrency %d;\n"+
+		" CPU total: the spawner (this program or the daemon) and the runs it reaped; daemon: the daemon's own)\n\n",
+		r.Settings.Runs, r.Settings.Runs, r.Settings.Workers, r.Settings.Rounds, r.Settings.BatchJobs, r.Settings.Workers)
+
+	d := r.Daemon
+	fmt.Fprintf(w, "daemon RSS: idle %.1f MiB at start, %.1f MiB after the load; under load at most %.1f MiB (sampled every 50 ms)\n",
+		mib(d.IdleStart.RSSBytes), mib(d.IdleEnd.RSSBytes), mib(d.LoadMaxRSSBytes))
+	fmt.Fprintf(w, "sandboxes idle: %d processes, %.1f MiB RSS in all at start; %d, %.1f MiB after the load\n",
+		d.IdleStart.Sandboxes, mib(d.IdleStart.SandboxesRSSBytes), d.IdleEnd.Sandboxes, mib(d.IdleEnd.SandboxesRSSBytes))
+	l := r.CPULimit
+	fmt.Fprintf(w, "CPU limit %.0f ms, %d runs of an endless loop: overshoot median %.1f ms, max %.1f ms (wall median %.0f ms)\n",
+		l.LimitMS, l.Runs, l.MedianMS, l.MaxMS, l.WallMedianMS)
+	s := r.CPUSpread
+	fmt.Fprintf(w, "CPU spread, %d runs of a fixed loop (%d iterations): daemon mean %.1f ms, sd %.2f ms, CV %.2f%%; bare mean %.1f ms, sd %.2f ms, CV %.2f%%\n\n",
+		s.Runs, s.Iterations, s.Daemon.MeanMS, s.Daemon.StdDevMS, s.Daemon.CVPct, s.Bare.MeanMS, s.Bare.StdDevMS, s.Bare.CVPct)
+
+	fmt.Fprintln(w, "targets")
+	for _, t := range r.Targets {
+		verdict, op := "MISS", ">="
+		if t.Pass {
+			verdict = "PASS"
+		}
+		if t.AtMost {
+			op = "<="
+		}
+		fmt.Fprintf(w, "  %s  %-62s %8.2f %s (%s %.2f)\n", verdict, t.Name, t.Value, t.Unit, op, t.Limit)
+	}
+}
+
+// num formats a figure, or "-" where the case has none.
+func num(v float64, prec int) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f", prec, v)
+}
+
+// loadFields is the three load averages of /proc/loadavg.
+func loadFields(s string) string {
+	f := strings.Fields(s)
+	return strings.Join(f[:min(3, len(f))], " ")
+}
