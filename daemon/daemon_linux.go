@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -29,6 +30,7 @@ type Daemon struct {
 	reg      *registry
 	metrics  *metrics
 	log      *logrus.Logger
+	cleanup  sync.WaitGroup // workspace removals after their job's result
 
 	// base is cancelled when the daemon gives up on its running jobs
 	// (shutdown grace over).

@@ -65,6 +65,8 @@ type Engine struct {
 
 	poolsMu sync.Mutex
 	pools   map[string]*pool // by profile name; nil until StartPools
+
+	retiring sync.WaitGroup // teardowns of finished steps' sandboxes
 }
 
 // NewEngine checks what the host offers and prepares everything that does

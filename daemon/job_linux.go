@@ -43,10 +43,15 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 		d.log.WithError(err).WithField("job", j.id).Error("workspace")
 		return fail(errors.New("the job's workspace could not be made (the daemon's log says why)"))
 	}
+	// The workspace goes once the result is out; shutdown waits for it.
 	defer func() {
-		if err := ws.remove(); err != nil {
-			d.log.WithError(err).Error("workspace teardown")
-		}
+		d.cleanup.Add(1)
+		go func() {
+			defer d.cleanup.Done()
+			if err := ws.remove(); err != nil {
+				d.log.WithError(err).Error("workspace teardown")
+			}
+		}()
 	}()
 	if err := ws.writeFiles(pj.files); err != nil {
 		return fail(errors.New(strings.ReplaceAll(err.Error(), ws.dir+"/", "")))

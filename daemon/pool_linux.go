@@ -77,6 +77,16 @@ func (sb *sandbox) teardown(e *Engine) {
 	}
 }
 
+// retire tears a used sandbox down in the background, so that a step's
+// result does not wait for it. Close waits for every retired sandbox.
+func (e *Engine) retire(sb *sandbox) {
+	e.retiring.Add(1)
+	go func() {
+		defer e.retiring.Done()
+		sb.teardown(e)
+	}()
+}
+
 // readyWait bounds how long a warm sandbox may take to be built.
 const readyWait = 30 * time.Second
 
@@ -244,8 +254,9 @@ func (e *Engine) PoolWaits() uint64 {
 	return n
 }
 
-// Close stops the pools and tears down their warm sandboxes. Steps still
-// running are not touched.
+// Close stops the pools, tears down their warm sandboxes, and waits until
+// the sandboxes of finished steps are torn down. Steps still running are
+// not touched.
 func (e *Engine) Close() {
 	e.poolsMu.Lock()
 	pools := e.pools
@@ -254,6 +265,7 @@ func (e *Engine) Close() {
 	for _, p := range pools {
 		p.close()
 	}
+	e.retiring.Wait()
 }
 
 // logf reports what the engine cannot return to anyone.

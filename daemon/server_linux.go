@@ -95,6 +95,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		srv.Shutdown(closeCtx)
 	}
 	d.cancelBase()
+	d.cleanup.Wait()
 	d.engine.Close()
 	// Our cgroup subtree goes too, unless another sandboxd process still
 	// has runs in it.

@@ -51,8 +51,9 @@ const killRetry = 20 * time.Millisecond
 
 // RunStep runs one step to its end and judges it. The error is non-nil
 // only when the sandbox itself failed; the result then says
-// internal_error with the same message. Nothing of the step is left when
-// it returns: no process, cgroup or mount.
+// internal_error with the same message. When it returns, no process of the
+// step runs any more; its sandbox (the init, cgroups and uid) is torn down
+// in the background, and Close waits for that.
 func (e *Engine) RunStep(ctx context.Context, req *StepRequest) (api.StepResult, error) {
 	if req.Profile == nil {
 		req.Profile = &e.profile
@@ -72,7 +73,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	if err != nil {
 		return res, err
 	}
-	defer sb.teardown(e)
+	defer e.retire(sb)
 	grp := sb.grp
 	if err := grp.SetLimits(cgroup.Limits{MemoryBytes: lim.MemoryBytes, PIDs: lim.PIDs}); err != nil {
 		return res, err
@@ -139,13 +140,16 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 
 	facts := w.watch(ctx)
 
-	// The program has ended, or the sandbox failed: kill whatever is left,
-	// then let the pipes run dry.
-	if err := grp.Kill(); err != nil && facts.setupErr == nil {
-		facts.setupErr = fmt.Errorf("kill the step's processes: %w", err)
+	// The program has ended, or the sandbox failed. After a reported end
+	// the init has killed everything else of the step; otherwise kill
+	// whatever is left. Then let the pipes run dry.
+	if !facts.exited {
+		if err := grp.Kill(); err != nil && facts.setupErr == nil {
+			facts.setupErr = fmt.Errorf("kill the step's processes: %w", err)
+		}
+		proc.Kill()
+		<-proc.Done()
 	}
-	proc.Kill()
-	<-proc.Done()
 	readers.Wait()
 
 	stats, err := grp.Stats()

@@ -183,7 +183,7 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 	cmd := &exec.Cmd{
 		Path:       exe,
 		Args:       []string{initArg0},
-		Env:        []string{},
+		Env:        []string{"GOMAXPROCS=1", "GOGC=off"},
 		ExtraFiles: append([]*os.File{specR, reportW, initControl}, files.Join...),
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS |

@@ -138,6 +138,9 @@ func execMain(args []string) int {
 		req.Workdir = *workdir
 	}
 
+	// The sandbox is torn down after the result is out; the workdir goes
+	// back to its owner after that.
+	defer eng.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	res, err := eng.RunStep(ctx, req)

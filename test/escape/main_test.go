@@ -221,15 +221,19 @@ func (d *testDaemon) leftovers(running bool) []string {
 	for _, g := range hostcheck.Settle(2*time.Second, groups) {
 		found = append(found, "cgroup left: "+g)
 	}
+	// A finished job's workspace goes just after its result.
 	ws := filepath.Join(d.stateDir, "ws")
-	if ents, _ := os.ReadDir(ws); len(ents) > 0 {
+	found = append(found, hostcheck.Settle(2*time.Second, func() []string {
+		var left []string
+		ents, _ := os.ReadDir(ws)
 		for _, e := range ents {
-			found = append(found, "workspace left: "+filepath.Join(ws, e.Name()))
+			left = append(left, "workspace left: "+filepath.Join(ws, e.Name()))
 		}
-	}
-	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), ws+"/") {
-		found = append(found, "workspace mount left in the host's mount table")
-	}
+		if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), ws+"/") {
+			left = append(left, "workspace mount left in the host's mount table")
+		}
+		return left
+	})...)
 	return found
 }
 
