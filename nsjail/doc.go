@@ -3,15 +3,22 @@
 //
 // # Contract
 //
-// Start re-executes the current binary as a small init (see Init) in new user,
-// pid, mount, network, uts and ipc namespaces. The init builds a fresh root,
-// forks the program as pid 2, supervises it, and reports what happened. The
-// package takes everything as plain data: the seccomp program is a compiled
-// []unix.SockFilter, cgroups are open files (cgroup.procs of the program's
-// groups, written by the program itself before exec, and a cgroup2 directory
-// that the init is cloned into). It never imports the cgroup or seccomp
-// packages, and it judges nothing: limits, verdicts and measurements belong
-// to the caller.
+// Prepare starts a small init (see Init) in new user, pid, mount, network,
+// uts and ipc namespaces. The init builds a fresh root and forks the
+// program's process, which joins the program's cgroups and waits; then the
+// init reports Ready. Run gives the sandbox its one command: the init
+// attaches the workspace, hands the command to the waiting process, which
+// execs it as pid 2, and supervises it until it ends. Start is Prepare and
+// Run at once. A sandbox runs one command only; the caller may prepare it
+// long before the command is known, which takes every namespace, mount and
+// cgroup migration off the command's path.
+//
+// The package takes everything as plain data: the seccomp program is a
+// compiled []unix.SockFilter, cgroups are open files (cgroup.procs of the
+// program's groups, written by the program's process itself, and a cgroup2
+// directory that the init is cloned into). It never imports the cgroup or
+// seccomp packages, and it judges nothing: limits, verdicts and
+// measurements belong to the caller.
 //
 // # What it needs from the kernel
 //
@@ -22,19 +29,30 @@
 //
 // # The order of operations
 //
-//	parent (Start)                       init (pid 1; root of the user ns, mapped
+//	parent (Prepare, Run)                init (pid 1; root of the user ns, mapped
 //	                                           to InitUID: every capability in its
 //	                                           namespaces, none outside)
+//	  write Spec as JSON to fd 3
 //	  clone(NEWUSER|NEWPID|NEWNS|...)
 //	  [CLONE_INTO_CGROUP supervisor dir] --> read Spec from fd 3
 //	  write uid_map/gid_map (os/exec)        make "/" private; tmpfs on RootDir
-//	  write Spec as JSON to fd 3, close      binds (ro), /proc, /dev, /tmp, workspace
+//	                                         binds (ro), /proc, /dev, /tmp
 //	                                         pivot_root, remount "/" read-only
-//	                                         hostname, loopback up, chdir workspace
-//	                                         fork() -- the program, pid 2:
+//	                                         hostname, loopback up
+//	                                         fork() -- the program's process:
 //	                                            join cgroups (write "0" to each fd)
-//	                                            unshare(CLONE_NEWCGROUP); setsid
-//	                                            rlimits; drop bounding, ambient;
+//	                                            unshare(CLONE_NEWCGROUP); setsid;
+//	                                            reset signals; "R" on its socket;
+//	                                            wait for the command
+//	  <-- {"kind":"ready"}  ---------------
+//	  (Run) stdin, stdout, stderr, workdir
+//	  as SCM_RIGHTS on fd 5; the command
+//	  as JSON on fd 3, close  ----------->  attach the workspace (or a tmpfs)
+//	                                         find argv[0]; lay the command out
+//	                                         for the waiting process's memory;
+//	                                         send it with stdio  ---------->
+//	                                            dup stdio; chdir; rlimits;
+//	                                            drop bounding, ambient;
 //	                                            setresgid/setresuid 1000 (HostUID);
 //	                                            capset all zero; no_new_privs
 //	                                            seccomp(NEW_LISTENER) -> send the
