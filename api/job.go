@@ -231,5 +231,9 @@ type PoolInfo struct {
 	Concurrency int `json:"concurrency"`
 	QueueSize   int `json:"queue_size"`
 	Running     int `json:"running"`
-	Queued      int `json:"queued"`
+	// WarmSandboxes is how many built sandboxes each profile keeps ready;
+	// WarmReady how many are ready now, over every profile.
+	WarmSandboxes int `json:"warm_sandboxes"`
+	WarmReady     int `json:"warm_ready"`
+	Queued        int `json:"queued"`
 }

@@ -71,7 +71,7 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 		reg:   newRegistry(cfg.ResultTTL.Duration),
 		log:   log,
 	}
-	d.metrics = newMetrics(d.sched.load)
+	d.metrics = newMetrics(d.sched.load, eng)
 	d.base, d.cancelBase = context.WithCancel(context.Background())
 	if err := d.reclaim(); err != nil {
 		return nil, fmt.Errorf("reclaiming a previous instance's leftovers: %w", err)
@@ -127,7 +127,10 @@ func (d *Daemon) Info() api.Info {
 			"pivot_root":            true,
 			"tracked_files_openat2": true,
 		},
-		Pool: api.PoolInfo{Concurrency: d.cfg.Concurrency, QueueSize: d.cfg.QueueSize, Running: running, Queued: queued},
+		Pool: api.PoolInfo{
+			Concurrency: d.cfg.Concurrency, QueueSize: d.cfg.QueueSize, Running: running, Queued: queued,
+			WarmSandboxes: d.cfg.WarmSandboxes, WarmReady: d.engine.WarmReady(),
+		},
 	}
 	for _, name := range d.cfg.profileNames() {
 		p := d.profiles[name]

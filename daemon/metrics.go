@@ -17,7 +17,7 @@ type metrics struct {
 	setup    prometheus.Histogram
 }
 
-func newMetrics(load func() (running, queued int)) *metrics {
+func newMetrics(load func() (running, queued int), eng *Engine) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -46,6 +46,12 @@ func newMetrics(load func() (running, queued int)) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sandboxd_queue_depth", Help: "Jobs waiting for a sandbox slot.",
 		}, func() float64 { _, q := load(); return float64(q) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sandboxd_warm_sandboxes_ready", Help: "Built sandboxes waiting for a step, over every profile.",
+		}, func() float64 { return float64(eng.WarmReady()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sandboxd_warm_sandbox_waits_total", Help: "Steps that found no warm sandbox ready and waited for one.",
+		}, func() float64 { return float64(eng.PoolWaits()) }),
 	)
 	for _, v := range []api.Verdict{api.VerdictOK, api.VerdictNonzeroExit, api.VerdictSignaled, api.VerdictCPUTimeLimit,
 		api.VerdictWallTimeLimit, api.VerdictMemoryLimit, api.VerdictOutputLimit, api.VerdictSyscallBlocked,

@@ -125,7 +125,8 @@ type pool struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 
-	waited atomic.Uint64 // takes that found no sandbox ready
+	waited  atomic.Uint64 // takes that found no sandbox ready
+	holding atomic.Int64  // fillers holding a ready sandbox
 }
 
 // warmResult is a warm sandbox, or why one could not be made: a taker gets
@@ -155,10 +156,17 @@ func (p *pool) fill() {
 		if err != nil {
 			p.e.logf("warm sandbox for profile %q: %v", p.profile.Name, err)
 		}
+		if sb != nil {
+			p.holding.Add(1)
+		}
 		select {
 		case p.ready <- warmResult{sb, err}:
+			if sb != nil {
+				p.holding.Add(-1)
+			}
 		case <-p.stop:
 			if sb != nil {
+				p.holding.Add(-1)
 				sb.teardown(p.e)
 			}
 			return
@@ -250,6 +258,18 @@ func (e *Engine) PoolWaits() uint64 {
 	var n uint64
 	for _, p := range e.pools {
 		n += p.waited.Load()
+	}
+	return n
+}
+
+// WarmReady counts the warm sandboxes ready for a step now, over every
+// profile.
+func (e *Engine) WarmReady() int {
+	e.poolsMu.Lock()
+	defer e.poolsMu.Unlock()
+	n := 0
+	for _, p := range e.pools {
+		n += int(p.holding.Load())
 	}
 	return n
 }

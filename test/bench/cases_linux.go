@@ -53,6 +53,10 @@ type benchCase struct {
 	cmd command
 	way string
 	run func(context.Context) error
+	// settle, if set, runs untimed before each timed run of a latency
+	// block: the daemon's background work (refilling its warm sandboxes)
+	// is done before a request arrives, and does not count against it.
+	settle func(context.Context) error
 
 	latency  []time.Duration // one run at a time
 	rateRuns int             // runs of the throughput blocks, with workers at once
@@ -125,6 +129,24 @@ func runRunner(c *client.Client, argv []string) func(context.Context) error {
 	}
 }
 
+// warmSettle waits (up to a second) until the daemon has every warm
+// sandbox it keeps ready again.
+func warmSettle(c *client.Client) func(context.Context) error {
+	return func(ctx context.Context) error {
+		deadline := time.Now().Add(time.Second)
+		for {
+			info, err := c.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if info.Pool.WarmReady >= info.Pool.WarmSandboxes || time.Now().After(deadline) {
+				return nil
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
 // oneStep is the step of a one-step job's result, which must have
 // completed with verdict v.
 func oneStep(res *api.Result, v api.Verdict) (*api.StepResult, error) {
@@ -187,6 +209,11 @@ func (b *bench) latencyBlock(ctx context.Context, c *benchCase, n int) error {
 	for range n {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if c.settle != nil {
+			if err := c.settle(ctx); err != nil {
+				return fmt.Errorf("%s: %w", c.label(), err)
+			}
 		}
 		t := time.Now()
 		if err := c.run(ctx); err != nil {

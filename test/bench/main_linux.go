@@ -173,7 +173,7 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 			{cmd: cmd, way: wayBare, run: bareRunner(cmd.argv, nil)},
 			{cmd: cmd, way: wayFloor, run: bareRunner(cmd.argv, floorAttr)},
 			{cmd: cmd, way: wayExec, run: execRunner(b.sandboxd, b.dir, cmd.argv)},
-			{cmd: cmd, way: wayRun, run: runRunner(b.d.client, cmd.argv)},
+			{cmd: cmd, way: wayRun, run: runRunner(b.d.client, cmd.argv), settle: warmSettle(b.d.client)},
 		}
 		fmt.Fprintf(os.Stderr, "%s: %d runs of each way, one at a time and with %d workers, in %d rounds\n", cmd.name, b.runs, workers, b.rounds)
 		if err := b.measure(ctx, cs); err != nil {
