@@ -1,10 +1,13 @@
 package nsjail
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,8 +104,46 @@ type Spec struct {
 
 	// Seccomp is the compiled filter, installed with a listener the init watches. Empty: no filter,
 	// which Validate refuses unless AllowNoSeccomp is set (tests only).
-	Seccomp        []unix.SockFilter `json:"seccomp"`
-	AllowNoSeccomp bool              `json:"allow_no_seccomp,omitempty"`
+	Seccomp        Filter `json:"seccomp"`
+	AllowNoSeccomp bool   `json:"allow_no_seccomp,omitempty"`
+}
+
+// Filter is a compiled seccomp program. In JSON it is the base64 of the
+// kernel's own layout (8 bytes an instruction): the init decodes it as
+// one string rather than hundreds of objects.
+type Filter []unix.SockFilter
+
+// MarshalJSON writes the filter as base64.
+func (f Filter) MarshalJSON() ([]byte, error) {
+	if len(f) == 0 {
+		return []byte(`""`), nil
+	}
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), len(f)*int(unsafe.Sizeof(f[0])))
+	out := make([]byte, 0, base64.StdEncoding.EncodedLen(len(raw))+2)
+	out = append(out, '"')
+	out = base64.StdEncoding.AppendEncode(out, raw)
+	return append(out, '"'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (f *Filter) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	size := int(unsafe.Sizeof(unix.SockFilter{}))
+	if len(raw)%size != 0 {
+		return fmt.Errorf("seccomp: %d bytes, not a whole number of %d-byte instructions", len(raw), size)
+	}
+	*f = make(Filter, len(raw)/size)
+	if len(raw) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&(*f)[0])), len(raw)), raw)
+	}
+	return nil
 }
 
 // DefaultPath is the program's PATH when Env sets none.
