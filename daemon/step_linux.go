@@ -371,6 +371,11 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 	}
 }
 
+// chunks are the read buffers of captures, kept between steps: a fresh
+// 64 KiB buffer for each stream of each step is a cost in page faults and
+// garbage collection that a busy daemon pays thousands of times a minute.
+var chunks = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
 // capture reads one output stream, keeping at most limit bytes. Past the
 // limit it signals overflow once and goes on reading (and dropping) until
 // every writer is gone.
@@ -384,7 +389,9 @@ type capture struct {
 }
 
 func (c *capture) drain(r *os.File) {
-	chunk := make([]byte, 64<<10)
+	bp := chunks.Get().(*[]byte)
+	defer chunks.Put(bp)
+	chunk := *bp
 	for {
 		n, err := r.Read(chunk)
 		if n > 0 && !c.truncated {
