@@ -17,7 +17,7 @@
 // each one at a time (p50 and p99 latency) and with two workers (runs/s),
 // in interleaved rounds. Then one POST /v1/batch of python jobs, the CPU
 // overshoot past a 200 ms CPU limit, and the spread of the CPU time charged
-// for one fixed busy loop. It prints a table, checks the targets of issue 6
+// for one fixed busy loop. It prints a table, checks the speed targets
 // (PASS or MISS), and writes every figure as JSON. It needs root, gcc and
 // python3.
 package main

@@ -86,7 +86,7 @@ func idleMemory(d *daemon) IdleMemory {
 	return m
 }
 
-// Target is one requirement of issue 6: Value at most (or at least) Limit.
+// Target is one speed or memory requirement: Value at most (or at least) Limit.
 type Target struct {
 	Name   string  `json:"name"`
 	Value  float64 `json:"value"`
@@ -166,7 +166,7 @@ func ratio(a, b float64) float64 {
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
-// targets are the requirements of issue 6, checked against this run.
+// targets are the speed and memory requirements, checked against this run.
 func targets(rep *Report) []Target {
 	trueBare := find(rep.Cases, cmdTrue.name, wayBare)
 	trueRun := find(rep.Cases, cmdTrue.name, wayRun)
