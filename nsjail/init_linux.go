@@ -29,6 +29,10 @@ func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
 // documentation for its steps.
 func Init() {
 	runtime.LockOSThread()
+	// The root's directories and the program get a known umask, whatever
+	// the daemon's was at the fork (it narrows it while it creates its
+	// socket, and the warm sandboxes are forked meanwhile).
+	unix.Umask(0o022)
 	// Run from a memfd, the init would otherwise be named after its
 	// descriptor.
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("sandboxd-init\x00")[0])), 0, 0, 0)

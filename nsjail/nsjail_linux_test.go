@@ -227,3 +227,18 @@ func TestInitClonedIntoCgroup(t *testing.T) {
 		t.Errorf("last event %+v, want exit 0", last)
 	}
 }
+
+// The program's umask is 022 whatever the forking process had at the
+// fork: the daemon narrows its own while it creates its socket, and a
+// compiler run then would make binaries nobody may execute.
+func TestUmaskIsFixed(t *testing.T) {
+	old := unix.Umask(0o177)
+	o := run(t, testSpec(t, "sh", "-c", "umask; touch f; mkdir d; stat -c %a f d /tmp"))
+	unix.Umask(old)
+	if k := last(o).Kind; k != Exited {
+		t.Fatalf("last event %+v stderr %q", last(o), o.stderr)
+	}
+	if o.stdout != "0022\n644\n755\n1777\n" {
+		t.Fatalf("inside: %q, want umask 0022, modes 644 755 1777", o.stdout)
+	}
+}
