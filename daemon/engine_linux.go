@@ -129,7 +129,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			return nil, fmt.Errorf("state dir: %s is not searchable by other users (mode %v); sandboxes cannot reach %s", d, fi.Mode().Perm(), rootDir)
 		}
 	}
-	ids, err := newIDPool(filepath.Join(cfg.StateDir, "uids.lock"), cfg.UIDBase, cfg.UIDCount)
+	ids, err := newIDPool(UIDLockFile, cfg.UIDBase, cfg.UIDCount)
 	if err != nil {
 		return nil, err
 	}

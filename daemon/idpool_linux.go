@@ -10,9 +10,10 @@ import (
 )
 
 // idPool hands out host uids (gid = uid) so that no two live sandboxes
-// share one, across every sandboxd process on the host: each id is a
-// one-byte open-file-description lock on a shared file, which the kernel
-// releases when the holder dies.
+// share one, across every sandboxd process on the host whatever its state
+// dir or uid range: uid N is a one-byte open-file-description lock at
+// offset N of one host-wide file, which the kernel releases when the
+// holder dies.
 type idPool struct {
 	base, count uint32
 	f           *os.File
@@ -21,6 +22,10 @@ type idPool struct {
 	used []bool
 	next uint32
 }
+
+// UIDLockFile is the host-wide file whose byte locks are the sandbox uids
+// in use. /run is cleared at boot, when no sandbox runs.
+const UIDLockFile = "/run/sandboxd-uids.lock"
 
 func newIDPool(lockFile string, base, count uint32) (*idPool, error) {
 	if base == 0 || count == 0 || uint64(base)+uint64(count) > 1<<32-2 {
@@ -44,7 +49,7 @@ func (p *idPool) acquire() (uint32, error) {
 		if p.used[i] {
 			continue
 		}
-		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: int64(i), Len: 1}
+		lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: int64(p.base + i), Len: 1}
 		if err := unix.FcntlFlock(p.f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
 			if err == unix.EAGAIN || err == unix.EACCES {
 				continue // another sandboxd process holds it
@@ -62,7 +67,7 @@ func (p *idPool) release(id uint32) {
 	i := id - p.base
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: int64(i), Len: 1}
+	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: int64(id), Len: 1}
 	unix.FcntlFlock(p.f.Fd(), unix.F_OFD_SETLK, &lk)
 	p.used[i] = false
 }
