@@ -67,6 +67,7 @@ type Engine struct {
 	pools   map[string]*pool // by profile name; nil until StartPools
 
 	retiring sync.WaitGroup // teardowns of finished steps' sandboxes
+	gate     gate           // holds the pools' refills back while jobs run
 }
 
 // NewEngine checks what the host offers and prepares everything that does

@@ -106,6 +106,7 @@ func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *prepa
 		Limits:  ps.limits,
 		Workdir: ws.dir,
 		Profile: pj.profile,
+		Held:    true, // runJob runs under the engine's Hold
 	}
 	if len(ps.stdin) > 0 {
 		f, err := memfdWith("stdin", ps.stdin)

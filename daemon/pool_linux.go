@@ -152,6 +152,9 @@ func newPool(e *Engine, profile *Profile, size int) *pool {
 func (p *pool) fill() {
 	defer p.wg.Done()
 	for {
+		if !p.e.gate.waitTurn() {
+			return
+		}
 		sb, err := p.e.warmUp(p.profile)
 		if err != nil {
 			p.e.logf("warm sandbox for profile %q: %v", p.profile.Name, err)
@@ -189,11 +192,17 @@ func (p *pool) take(ctx context.Context) (*sandbox, error) {
 		case r = <-p.ready:
 		default:
 			p.waited.Add(1)
+			p.e.gate.hunger(1)
 			select {
 			case r = <-p.ready:
 			case <-ctx.Done():
-				return nil, ctx.Err()
 			case <-p.stop:
+			}
+			p.e.gate.hunger(-1)
+			if r.sb == nil && r.err == nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
 				return nil, errPoolClosed
 			}
 		}
@@ -278,6 +287,7 @@ func (e *Engine) WarmReady() int {
 // the sandboxes of finished steps are torn down. Steps still running are
 // not touched.
 func (e *Engine) Close() {
+	e.gate.close()
 	e.poolsMu.Lock()
 	pools := e.pools
 	e.pools = nil
@@ -295,4 +305,97 @@ func (e *Engine) logf(format string, args ...any) {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "sandboxd: "+format+"\n", args...)
+}
+
+// Hold tells the pools that a job runs until release is called: they make
+// no new sandbox meanwhile unless a step waits for one. On two cores the
+// fork, namespaces and root of a refill would otherwise take the CPUs from
+// the very request that emptied the pool; made between jobs, they cost a
+// request nothing.
+func (e *Engine) Hold() (release func()) {
+	e.gate.add(1)
+	var once sync.Once
+	return func() { once.Do(func() { e.gate.add(-1) }) }
+}
+
+// lendAfter is how long a program runs before its job's hold on the pools
+// is lent to them: a short program ends before, and its result does not
+// wait behind a refill; a long one leaves them the CPU it does not use.
+const lendAfter = 2 * time.Millisecond
+
+// lend gives up one job's hold after d, until the returned function takes
+// it back.
+func (g *gate) lend(d time.Duration) (takeBack func()) {
+	var mu sync.Mutex
+	lent, over := false, false
+	t := time.AfterFunc(d, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !over {
+			lent = true
+			g.add(-1)
+		}
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		over = true
+		if lent {
+			g.add(1)
+		}
+	}
+}
+
+// gate holds the pools' fillers back while jobs run and no step waits for
+// a sandbox.
+type gate struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	busy   int // jobs running
+	hungry int // steps waiting for a warm sandbox
+	closed bool
+}
+
+func (g *gate) lock() {
+	g.mu.Lock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+}
+
+func (g *gate) add(n int) {
+	g.lock()
+	g.busy += n
+	if g.busy == 0 {
+		g.cond.Broadcast()
+	}
+	g.mu.Unlock()
+}
+
+func (g *gate) hunger(n int) {
+	g.lock()
+	g.hungry += n
+	if g.hungry > 0 {
+		g.cond.Broadcast()
+	}
+	g.mu.Unlock()
+}
+
+// waitTurn returns when a filler may make a sandbox: no job runs or a step
+// waits for one. False: the engine is closing.
+func (g *gate) waitTurn() bool {
+	g.lock()
+	defer g.mu.Unlock()
+	for g.busy > 0 && g.hungry == 0 && !g.closed {
+		g.cond.Wait()
+	}
+	return !g.closed
+}
+
+func (g *gate) close() {
+	g.lock()
+	g.closed = true
+	g.cond.Broadcast()
+	g.mu.Unlock()
 }

@@ -442,7 +442,9 @@ func (a *admission) run(emit emitFunc) *api.Result {
 	} else {
 		queued := time.Since(j.created)
 		j.setState(api.StateRunning, 0)
+		hold := d.engine.Hold()
 		res = d.runJob(a.ctx, j, a.pj, queued, emit)
+		hold()
 		release()
 	}
 	if a.batch {

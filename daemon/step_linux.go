@@ -39,6 +39,10 @@ type StepRequest struct {
 	// OnOutput, if set, sees the program's output as it comes (stream 1 is
 	// stdout, 2 is stderr), up to the output limit. It must not block long.
 	OnOutput func(stream int, data []byte)
+	// Held says the caller holds the pools back for this step's job
+	// (Hold). Once its program has run for lendAfter, the step lets go
+	// until the program ends, so that the pools refill meanwhile.
+	Held bool
 }
 
 // killWait bounds how long the end of a killed program may take to be
@@ -128,7 +132,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	}
 
 	w := &watcher{
-		engine: e, grp: grp, proc: proc, lim: lim,
+		engine: e, grp: grp, proc: proc, lim: lim, held: req.Held,
 		overflow: make(chan struct{}, 2),
 	}
 	var readers sync.WaitGroup
@@ -249,6 +253,7 @@ type watcher struct {
 	grp      *cgroup.Group
 	proc     *nsjail.Process
 	lim      api.Limits
+	held     bool // lend the job's hold on the pools while the program runs
 	overflow chan struct{}
 
 	exit nsjail.Exit
@@ -313,6 +318,9 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 			case nsjail.Ready:
 			case nsjail.Started:
 				started = true
+				if w.held {
+					defer w.engine.gate.lend(lendAfter)()
+				}
 				t := time.NewTimer(wall)
 				defer t.Stop()
 				wallC = t.C

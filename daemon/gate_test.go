@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"testing"
+	"time"
+)
+
+// turn runs waitTurn in the background and reports its answer.
+func turn(g *gate) chan bool {
+	c := make(chan bool, 1)
+	go func() { c <- g.waitTurn() }()
+	return c
+}
+
+func wantTurn(t *testing.T, c chan bool, want bool, what string) {
+	t.Helper()
+	select {
+	case got := <-c:
+		if got != want {
+			t.Fatalf("%s: waitTurn = %v, want %v", what, got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: waitTurn still waits", what)
+	}
+}
+
+func wantWait(t *testing.T, c chan bool, what string) {
+	t.Helper()
+	select {
+	case got := <-c:
+		t.Fatalf("%s: waitTurn returned %v, want it to wait", what, got)
+	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+func TestGate(t *testing.T) {
+	var g gate
+	wantTurn(t, turn(&g), true, "no job")
+
+	e := &Engine{}
+	release := e.Hold()
+	c := turn(&e.gate)
+	wantWait(t, c, "a job runs")
+	e.gate.hunger(1)
+	wantTurn(t, c, true, "a step waits for a sandbox")
+	e.gate.hunger(-1)
+
+	c = turn(&e.gate)
+	wantWait(t, c, "a job runs again")
+	release()
+	release() // a second call is harmless
+	wantTurn(t, c, true, "the job ended")
+	if e.gate.busy != 0 {
+		t.Fatalf("busy = %d after release", e.gate.busy)
+	}
+
+	release = e.Hold()
+	c = turn(&e.gate)
+	takeBack := e.gate.lend(time.Millisecond)
+	wantTurn(t, c, true, "the program has run past lendAfter")
+	takeBack()
+	wantWait(t, turn(&e.gate), "the program ended, its job runs on")
+	release()
+
+	release = e.Hold()
+	e.gate.lend(time.Hour)() // a short program: nothing was lent
+	if e.gate.busy != 1 {
+		t.Fatalf("busy = %d after a short program, want 1", e.gate.busy)
+	}
+	c = turn(&e.gate)
+	e.gate.close()
+	wantTurn(t, c, false, "the engine closes")
+	release()
+}
