@@ -75,6 +75,11 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	var res api.StepResult
 	sb, err := e.sandboxFor(ctx, req)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Cancelled while it waited for a warm sandbox.
+			res.Verdict, res.Message = decide(stepFacts{cause: causeCancelled})
+			return res, nil
+		}
 		return res, err
 	}
 	defer e.retire(sb)
