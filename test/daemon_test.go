@@ -627,36 +627,10 @@ func TestDaemonReclaimsAfterSIGKILL(t *testing.T) {
 	defer cancel()
 	go d.c.Run(ctx, &api.Job{ID: "orphan", Steps: []api.Step{{Argv: []string{"sh", "-c", "sleep 60 & sleep 60"}}}})
 	waitRunning(t, d, "orphan")
-	d.cmd.Process.Kill()
-	d.cmd.Wait()
+	// See also TestDaemonFaultSIGKILLMidBatch.
+	d.crash(t, 1)
 	cancel()
-	// The init dies with the daemon (parent-death signal) and its pid
-	// namespace with it; the host's pid 1 reaps it in its own time.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sandboxProcesses()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if len(subtreeGroups(d.subtree)) == 0 {
-		t.Fatal("expected the killed daemon's cgroups to be left behind")
-	}
-	if ws, _ := os.ReadDir(filepath.Join(d.stateDir, "ws")); len(ws) == 0 {
-		t.Fatal("expected the killed daemon's workspace to be left behind")
-	}
-	// A new daemon on the same state dir and subtree reclaims it all.
-	d.start(filepath.Join(d.stateDir, "config.toml"))
-	if !strings.Contains(d.log.String(), "reclaimed") {
-		t.Errorf("no reclaim logged: %s", d.log)
-	}
-	if procs := busyProcesses(); len(procs) > 0 {
-		t.Errorf("processes left: %v", procs)
-	}
-	if groups := hostcheck.Settle(2*time.Second, func() []string { return strayGroups(d.subtree) }); len(groups) > 0 {
-		t.Errorf("cgroups left: %v", groups)
-	}
-	res, err := d.c.Run(context.Background(), job("echo", "alive"))
-	if err != nil || res.Steps[0].Stdout != "alive\n" {
-		t.Fatalf("after reclaim: %v %+v", err, res)
-	}
+	d.restartReclaims(t)
 }
 
 func TestDaemonBatchClientDisconnect(t *testing.T) {

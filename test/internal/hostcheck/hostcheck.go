@@ -23,6 +23,7 @@ const InitUID = daemon.DefaultUIDBase - 1
 // uid or a program's.
 type Proc struct {
 	PID      int
+	PPID     int
 	Name     string
 	UID      int64
 	Children []int
@@ -80,6 +81,8 @@ func Procs() []Proc {
 				p.Name = f[1]
 			case "State:":
 				state = f[1]
+			case "PPid:":
+				p.PPID, _ = strconv.Atoi(f[1])
 			case "Uid:":
 				p.UID, _ = strconv.ParseInt(f[1], 10, 64)
 			}

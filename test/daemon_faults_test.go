@@ -1,0 +1,248 @@
+package test
+
+import (
+	"github.com/sandboxd/sandboxd/test/internal/hostcheck"
+
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// The daemon's faults: SIGKILLed mid-batch, a sandbox's init killed from
+// outside, a cgroup or a workspace that cannot be made, the host's memory
+// or disk short. Each test checks what the caller got and that nothing is
+// left, and puts back whatever it broke, also when it fails.
+
+// crash SIGKILLs the daemon and checks that its sandboxes died with it and
+// that it left its run cgroups, and at least workspaces workspaces, for the
+// next daemon to reclaim.
+func (d *testDaemon) crash(t *testing.T, workspaces int) {
+	t.Helper()
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+	// The inits die with the daemon (parent-death signal) and their pid
+	// namespaces with them; the host's pid 1 reaps them in its own time.
+	if procs := hostcheck.Settle(5*time.Second, sandboxProcesses); len(procs) > 0 {
+		t.Fatalf("processes outlived the daemon: %v", procs)
+	}
+	if len(subtreeGroups(d.subtree)) == 0 {
+		t.Fatal("expected the killed daemon's cgroups to be left behind")
+	}
+	if ws, _ := os.ReadDir(filepath.Join(d.stateDir, "ws")); len(ws) < workspaces {
+		t.Fatalf("%d workspaces left behind, expected at least %d", len(ws), workspaces)
+	}
+}
+
+// restartReclaims starts a new daemon on the crashed one's state dir and
+// subtree, and checks that it reclaimed everything and serves.
+func (d *testDaemon) restartReclaims(t *testing.T) {
+	t.Helper()
+	left, _ := os.ReadDir(filepath.Join(d.stateDir, "ws"))
+	d.start(filepath.Join(d.stateDir, "config.toml"))
+	var rec struct {
+		Msg        string `json:"msg"`
+		Cgroups    int    `json:"cgroups"`
+		Workspaces int    `json:"workspaces"`
+	}
+	sc := bufio.NewScanner(strings.NewReader(d.log.String()))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "reclaimed") {
+			json.Unmarshal(sc.Bytes(), &rec)
+		}
+	}
+	if rec.Cgroups == 0 || rec.Workspaces != len(left) {
+		t.Errorf("reclaim logged %d cgroups and %d workspaces, want some and %d:\n%s", rec.Cgroups, rec.Workspaces, len(left), d.log)
+	}
+	d.assertNoJobLeft(t)
+	res, err := d.c.Run(ctxT(t), job("echo", "alive"))
+	if err != nil || res.Steps[0].Verdict != api.VerdictOK || res.Steps[0].Stdout != "alive\n" {
+		t.Fatalf("after reclaim: %v %+v", err, res)
+	}
+}
+
+// assertNoJobLeft checks that a running daemon holds nothing but its warm
+// sandboxes: no busy process, no other run cgroup, no workspace or its
+// mount. A finished job's teardown runs after its result, so each check
+// is given a moment.
+func (d *testDaemon) assertNoJobLeft(t *testing.T) {
+	t.Helper()
+	if procs := hostcheck.Settle(2*time.Second, busyProcesses); len(procs) > 0 {
+		t.Errorf("processes left: %v", procs)
+	}
+	if groups := hostcheck.Settle(2*time.Second, func() []string { return strayGroups(d.subtree) }); len(groups) > 0 {
+		t.Errorf("cgroups left: %v", groups)
+	}
+	if ws := hostcheck.Settle(2*time.Second, func() []string { return workspacesLeft(d.stateDir) }); len(ws) > 0 {
+		t.Errorf("workspaces left: %v", ws)
+	}
+}
+
+// workspacesLeft lists the workspace directories and mounts under a state
+// dir.
+func workspacesLeft(stateDir string) []string {
+	var found []string
+	ents, _ := os.ReadDir(filepath.Join(stateDir, "ws"))
+	for _, e := range ents {
+		found = append(found, e.Name())
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], stateDir+"/ws/") {
+			found = append(found, "mount "+f[4])
+		}
+	}
+	return found
+}
+
+func TestDaemonFaultSIGKILLMidBatch(t *testing.T) {
+	d := startDaemon(t, "concurrency = 3\n")
+	// Five quick jobs, then jobs that sleep: the daemon dies with three of
+	// them running and the rest queued.
+	var jobs []api.Job
+	for i := range 30 {
+		script := "cat in.txt"
+		if i >= 5 {
+			script += "; sleep 60 & sleep 60"
+		}
+		jobs = append(jobs, api.Job{ID: fmt.Sprintf("m%d", i), Files: map[string]api.File{"in.txt": {Content: fmt.Sprint(i)}},
+			Steps: []api.Step{{Argv: []string{"sh", "-c", script}}}})
+	}
+	var lines atomic.Int32
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.c.BatchJobs(context.Background(), jobs, 3, func(l *api.BatchLine) error {
+			if s := l.Result.Steps[0]; s.Verdict != api.VerdictOK || s.Stdout != fmt.Sprint(*l.Index) {
+				t.Errorf("job %d: %s", *l.Index, summary(s))
+			}
+			lines.Add(1)
+			return nil
+		})
+		done <- err
+	}()
+	waitFor(t, "three jobs running after five finished", func() bool {
+		runs, _ := d.c.Runs(context.Background())
+		running := 0
+		for _, r := range runs {
+			if r.State == api.StateRunning {
+				running++
+			}
+		}
+		return lines.Load() == 5 && running == 3 && len(busyProcesses()) >= 3
+	})
+
+	d.crash(t, 3)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the batch's client got no error from a daemon killed mid-batch")
+		}
+		t.Logf("the client got: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the batch's client still waits 5 s after the daemon was killed")
+	}
+
+	d.restartReclaims(t)
+	var again []api.Job
+	for i := range 10 {
+		want := fmt.Sprint(i)
+		again = append(again, api.Job{Files: map[string]api.File{"in.txt": {Content: want}},
+			Steps: []api.Step{{Argv: []string{"cat", "in.txt"}, ExpectedStdout: &want}}})
+	}
+	sum, err := d.c.BatchJobs(ctxT(t), again, 3, func(*api.BatchLine) error { return nil })
+	if err != nil || sum.Verdicts["ok"] != 10 {
+		t.Fatalf("a batch after the reclaim: %v %+v", err, sum)
+	}
+	d.assertNoJobLeft(t)
+}
+
+// waitFor polls cond until it holds, and fails the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10 s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// runningInit is the host pid of the init of the daemon's sandbox whose
+// program runs: an init (under the inits' uid) with a child under a
+// program's uid.
+func runningInit(t *testing.T, d *testDaemon) int {
+	t.Helper()
+	pid := 0
+	waitFor(t, "a sandbox init with its program running", func() bool {
+		procs := hostcheck.Procs()
+		uid := map[int]int64{}
+		for _, p := range procs {
+			uid[p.PID] = p.UID
+		}
+		for _, p := range procs {
+			if p.PPID != d.cmd.Process.Pid || p.UID != hostcheck.InitUID {
+				continue
+			}
+			for _, c := range p.Children {
+				if u, ok := uid[c]; ok && u != hostcheck.InitUID {
+					pid = p.PID
+					return true
+				}
+			}
+		}
+		return false
+	})
+	return pid
+}
+
+func TestDaemonFaultInitKilled(t *testing.T) {
+	d := startDaemon(t, "")
+	done := make(chan *api.Result, 1)
+	go func() {
+		res, err := d.c.Run(ctxT(t), &api.Job{ID: "victim", Steps: []api.Step{
+			{Argv: []string{"sh", "-c", "sleep 60 & sleep 60"}},
+			{Argv: []string{"true"}},
+		}})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	waitRunning(t, d, "victim")
+	syscall.Kill(runningInit(t, d), syscall.SIGKILL)
+	var res *api.Result
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no result 10 s after the sandbox's init was killed")
+	}
+	if res == nil {
+		t.Fatal("no result")
+	}
+	t.Logf("status %s, message %q, step 0: %s", res.Status, res.Message, summary(res.Steps[0]))
+	if s := res.Steps[0]; s.Verdict != api.VerdictInternalError || !strings.Contains(s.Message, "init") {
+		t.Errorf("step 0: %s, want internal_error naming the init", summary(s))
+	}
+	if res.Status != api.StatusError || !strings.Contains(res.Message, "steps[0]") || res.Steps[1].Verdict != api.VerdictSkipped {
+		t.Errorf("result %+v, want status error naming steps[0], and step 1 skipped", res)
+	}
+	d.assertNoJobLeft(t)
+	res, err := d.c.Run(ctxT(t), job("echo", "alive"))
+	if err != nil || res.Steps[0].Verdict != api.VerdictOK {
+		t.Fatalf("after the init's death: %v %+v", err, res)
+	}
+	waitFor(t, "the warm pool refilled", func() bool {
+		info, err := d.c.Info(context.Background())
+		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
+	})
+}
