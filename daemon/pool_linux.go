@@ -135,6 +135,7 @@ type pool struct {
 type warmResult struct {
 	sb  *sandbox
 	err error
+	at  time.Time // when the try failed
 }
 
 // failPause is how long a filler waits after a failed preparation.
@@ -163,7 +164,7 @@ func (p *pool) fill() {
 			p.holding.Add(1)
 		}
 		select {
-		case p.ready <- warmResult{sb, err}:
+		case p.ready <- warmResult{sb, err, time.Now()}:
 			if sb != nil {
 				p.holding.Add(-1)
 			}
@@ -186,12 +187,16 @@ func (p *pool) fill() {
 
 // take hands out a warm sandbox, waiting for one if none is ready.
 func (p *pool) take(ctx context.Context) (*sandbox, error) {
+	waited := false
 	for {
 		var r warmResult
 		select {
 		case r = <-p.ready:
 		default:
-			p.waited.Add(1)
+			if !waited {
+				p.waited.Add(1)
+				waited = true
+			}
 			p.e.gate.hunger(1)
 			select {
 			case r = <-p.ready:
@@ -207,6 +212,11 @@ func (p *pool) take(ctx context.Context) (*sandbox, error) {
 			}
 		}
 		if r.err != nil {
+			if time.Since(r.at) > failPause {
+				// A filler held this failure while nobody asked: its
+				// cause may be gone. The filler tries again.
+				continue
+			}
 			return nil, r.err
 		}
 		select {
