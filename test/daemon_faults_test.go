@@ -246,3 +246,117 @@ func TestDaemonFaultInitKilled(t *testing.T) {
 		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
 	})
 }
+
+func TestDaemonFaultIdleInitKilled(t *testing.T) {
+	d := startDaemon(t, "")
+	waitFor(t, "the warm pool filled", func() bool {
+		info, err := d.c.Info(context.Background())
+		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
+	})
+	killed := 0
+	for _, p := range hostcheck.Procs() {
+		if p.PPID == d.cmd.Process.Pid && p.UID == hostcheck.InitUID {
+			syscall.Kill(p.PID, syscall.SIGKILL)
+			killed++
+		}
+	}
+	if killed == 0 {
+		t.Fatal("no warm sandbox's init found")
+	}
+	res, err := d.c.Run(ctxT(t), job("echo", "alive"))
+	if err != nil || res.Steps[0].Verdict != api.VerdictOK {
+		t.Fatalf("after %d warm inits were killed: %v %s", killed, err, summary(res.Steps[0]))
+	}
+	d.assertNoJobLeft(t)
+}
+
+// inject writes value to a file the test's own daemon made (a control file
+// of its cgroup subtree), and gives back a function that writes restore;
+// the test's cleanup calls it too, whatever happens. A file that is gone
+// (the subtree goes with a daemon that stops) needs no restoring.
+func inject(t *testing.T, file, value, restore string) (remove func()) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(value), 0); err != nil {
+		t.Fatalf("inject the fault: %v", err)
+	}
+	done := false
+	remove = func() {
+		if done {
+			return
+		}
+		done = true
+		if err := os.WriteFile(file, []byte(restore), 0); err != nil && !os.IsNotExist(err) {
+			t.Errorf("remove the fault: %v", err)
+		}
+	}
+	t.Cleanup(remove)
+	return remove
+}
+
+// subtreeDir is the daemon's cgroup subtree in the hierarchy key ("unified"
+// or a v1 controller), as /v1/info tells; "" when the host has none.
+func subtreeDir(t *testing.T, d *testDaemon, key string) string {
+	t.Helper()
+	info, err := d.c.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := info.Cgroup.Paths[key]
+	if dir != "" && filepath.Base(dir) != d.subtree {
+		t.Fatalf("the daemon's %s subtree %s is not the test's own %s", key, dir, d.subtree)
+	}
+	return dir
+}
+
+func TestDaemonFaultCgroupCreate(t *testing.T) {
+	// Few uids: a failed sandbox that kept its uid would soon leave none.
+	d := startDaemon(t, "uid_count = 4\n")
+	sub := subtreeDir(t, d, "unified")
+	if sub == "" {
+		t.Skip("a pure v1 host: no cgroup2 tree whose cgroup.max.depth could refuse a run's groups")
+	}
+	info, _ := d.c.Info(ctxT(t))
+	warm := info.Pool.WarmSandboxes
+	// A run's group may be made beneath the subtree, but not its leaves:
+	// each try makes half a run group, which must be undone.
+	remove := inject(t, filepath.Join(sub, "cgroup.max.depth"), "1", "max")
+
+	// The sandboxes made ahead still serve; every other step fails. Each
+	// failed sandbox had a uid of the few: more failures than uids, and
+	// none may find the uids used up.
+	var failed []*api.Result
+	for i := range warm + 6 {
+		res, err := d.c.Run(ctxT(t), job("echo", "hi"))
+		if err != nil {
+			t.Fatalf("job %d: %v, want a result", i, err)
+		}
+		if res.Steps[0].Verdict != api.VerdictOK {
+			failed = append(failed, res)
+		}
+	}
+	if len(failed) < 6 {
+		t.Fatalf("%d of %d jobs ran though no run cgroup can be made", warm+6-len(failed), warm+6)
+	}
+	t.Logf("status %s, message %q, step 0: %s", failed[0].Status, failed[0].Message, summary(failed[0].Steps[0]))
+	for _, res := range failed {
+		if s := res.Steps[0]; s.Verdict != api.VerdictInternalError || !strings.Contains(s.Message, "create cgroup") ||
+			!strings.Contains(s.Message, syscall.EAGAIN.Error()) {
+			t.Fatalf("step 0: %s, want internal_error naming the cgroup and the kernel's refusal", summary(s))
+		}
+		if res.Status != api.StatusError || !strings.Contains(res.Message, "create cgroup") {
+			t.Fatalf("result %+v, want status error naming the cgroup", res)
+		}
+	}
+	d.assertNoJobLeft(t)
+
+	remove()
+	res, err := d.c.Run(ctxT(t), job("echo", "again"))
+	if err != nil || res.Steps[0].Verdict != api.VerdictOK || res.Steps[0].Stdout != "again\n" {
+		t.Fatalf("after the fault was removed: %v %+v", err, res)
+	}
+	waitFor(t, "the warm pool refilled", func() bool {
+		info, err := d.c.Info(context.Background())
+		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
+	})
+	d.assertNoJobLeft(t)
+}
