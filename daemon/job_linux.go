@@ -39,9 +39,10 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 	// step's sandbox gets its files under its own uid.
 	ws, err := newWorkspace(d.cfg.StateDir, newID(), pj.wsBytes)
 	if err != nil {
-		// Host paths stay in the daemon's log.
+		// Host paths stay in the daemon's log; the caller gets the
+		// operation and the kernel's reason.
 		d.log.WithError(err).WithField("job", j.id).Error("workspace")
-		return fail(errors.New("the job's workspace could not be made (the daemon's log says why)"))
+		return fail(fmt.Errorf("the job's workspace could not be made: %s (the daemon's log names the path)", withoutPath(err)))
 	}
 	// The workspace goes once the result is out; shutdown waits for it.
 	defer func() {
@@ -135,6 +136,16 @@ func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *prepa
 		sr.StdoutMatches = &ok
 	}
 	return sr, err
+}
+
+// withoutPath is an error's operation and cause, without the host path it
+// names.
+func withoutPath(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + ": " + pe.Err.Error()
+	}
+	return "unknown cause"
 }
 
 // memfdWith makes an anonymous in-memory file holding data, positioned at

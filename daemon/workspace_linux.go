@@ -23,6 +23,9 @@ type workspace struct {
 // workspacesDir is where workspaces are mounted, beneath the state dir.
 func workspacesDir(stateDir string) string { return filepath.Join(stateDir, "ws") }
 
+// newWorkspace makes and mounts a workspace. Its errors are *os.PathError
+// (wrapped), so that the operation and the cause can be told without the
+// host path.
 func newWorkspace(stateDir, name string, size int64) (*workspace, error) {
 	parent := workspacesDir(stateDir)
 	if err := os.MkdirAll(parent, 0o700); err != nil {
@@ -35,7 +38,7 @@ func newWorkspace(stateDir, name string, size int64) (*workspace, error) {
 	data := fmt.Sprintf("size=%d,mode=0755,nr_inodes=%d", size, 1<<20)
 	if err := unix.Mount("sandboxd-ws", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		os.Remove(dir)
-		return nil, fmt.Errorf("workspace: mount tmpfs: %w", err)
+		return nil, fmt.Errorf("workspace: %w", &os.PathError{Op: "mount tmpfs", Path: dir, Err: err})
 	}
 	return &workspace{dir: dir}, nil
 }
