@@ -360,3 +360,110 @@ func TestDaemonFaultCgroupCreate(t *testing.T) {
 	})
 	d.assertNoJobLeft(t)
 }
+
+func TestDaemonFaultWorkspaceCreate(t *testing.T) {
+	d := startDaemon(t, "")
+	ws := filepath.Join(d.stateDir, "ws")
+	for _, tc := range []struct {
+		name   string
+		inject func(t *testing.T) (remove func())
+		want   string
+	}{
+		{"state dir full", func(t *testing.T) func() {
+			// A tmpfs whose root takes its only inode: not one more
+			// directory fits.
+			if err := os.MkdirAll(ws, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mount("sandboxd-test-full", ws, "tmpfs", 0, "size=1M,nr_inodes=1"); err != nil {
+				t.Fatal(err)
+			}
+			return onceCleanup(t, func() error { return syscall.Unmount(ws, syscall.MNT_DETACH) })
+		}, "mkdir: " + syscall.ENOSPC.Error()},
+		{"workspace parent is a file", func(t *testing.T) func() {
+			if err := os.Remove(ws); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(ws, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return onceCleanup(t, func() error { return os.Remove(ws) })
+		}, "mkdir: " + syscall.ENOTDIR.Error()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			remove := tc.inject(t)
+			res, err := d.c.Run(ctxT(t), &api.Job{Files: map[string]api.File{"in.txt": {Content: "x"}},
+				Steps: []api.Step{{Argv: []string{"cat", "in.txt"}}, {Argv: []string{"true"}}}})
+			if err != nil {
+				t.Fatalf("%v, want a result", err)
+			}
+			t.Logf("status %s, message %q", res.Status, res.Message)
+			if res.Status != api.StatusError || !strings.Contains(res.Message, "workspace") || !strings.Contains(res.Message, tc.want) ||
+				strings.Contains(res.Message, d.stateDir) {
+				t.Errorf("result %+v, want status error naming the workspace and %q, without the host path", res, tc.want)
+			}
+			for i, s := range res.Steps {
+				if s.Verdict != api.VerdictSkipped {
+					t.Errorf("step %d: %s, want skipped", i, summary(s))
+				}
+			}
+			d.assertNoJobLeft(t)
+			remove()
+			res, err = d.c.Run(ctxT(t), &api.Job{Files: map[string]api.File{"in.txt": {Content: "x"}},
+				Steps: []api.Step{{Argv: []string{"cat", "in.txt"}}}})
+			if err != nil || res.Steps[0].Verdict != api.VerdictOK || res.Steps[0].Stdout != "x" {
+				t.Fatalf("after the fault was removed: %v %+v", err, res)
+			}
+			d.assertNoJobLeft(t)
+		})
+	}
+}
+
+// onceCleanup registers undo as a cleanup and returns it for the test to
+// call earlier; it runs once.
+func onceCleanup(t *testing.T, undo func() error) func() {
+	done := false
+	f := func() {
+		if !done {
+			done = true
+			if err := undo(); err != nil {
+				t.Errorf("remove the fault: %v", err)
+			}
+		}
+	}
+	t.Cleanup(f)
+	return f
+}
+
+func TestDaemonFaultWorkspaceFull(t *testing.T) {
+	d := startDaemon(t, "concurrency = 2\n")
+	// One job fills its 1 MiB workspace; its neighbour writes 4 MiB in its
+	// own at the same time, and a third sends more small files than fit.
+	jobs := []api.Job{
+		{WorkspaceBytes: 1 << 20, Steps: []api.Step{{Argv: []string{"sh", "-c", "head -c 4194304 /dev/zero > big"}}}},
+		{Steps: []api.Step{{Argv: []string{"sh", "-c", "head -c 4194304 /dev/zero > big && wc -c < big"}}}},
+		{WorkspaceBytes: 1 << 20, Files: map[string]api.File{}, Steps: []api.Step{{Argv: []string{"true"}}}},
+	}
+	for i := range 300 {
+		jobs[2].Files[fmt.Sprintf("f%03d", i)] = api.File{Content: "x"}
+	}
+	got := map[int]*api.Result{}
+	sum, err := d.c.BatchJobs(ctxT(t), jobs, 2, func(l *api.BatchLine) error {
+		got[*l.Index] = l.Result
+		return nil
+	})
+	if err != nil || sum.Total != 3 {
+		t.Fatalf("batch: %v %+v", err, sum)
+	}
+	if s := got[0].Steps[0]; s.Verdict != api.VerdictNonzeroExit || !strings.Contains(s.Stderr, "No space left on device") {
+		t.Errorf("the job that filled its workspace: %s, want nonzero_exit with the program told ENOSPC", summary(s))
+	}
+	if s := got[1].Steps[0]; s.Verdict != api.VerdictOK || s.Stdout != "4194304\n" {
+		t.Errorf("its neighbour: %s, want ok", summary(s))
+	}
+	if r := got[2]; r.Status != api.StatusError || !strings.Contains(r.Message, "the workspace is full") || r.Steps[0].Verdict != api.VerdictSkipped {
+		t.Errorf("the job whose files do not fit: %+v, want status error saying the workspace is full", r)
+	}
+	t.Logf("filled: %s; neighbour: %s; too many files: %q", summary(got[0].Steps[0]), summary(got[1].Steps[0]), got[2].Message)
+	d.assertNoJobLeft(t)
+}
