@@ -155,7 +155,7 @@ func TestFakeV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Stats{CPU: 2500 * time.Millisecond, User: 2 * time.Second, System: 500 * time.Millisecond, MemoryPeak: 31457280, OOMKills: 2, PIDsPeak: 7}); st != want {
+	if want := (Stats{CPU: 2500 * time.Millisecond, User: 2 * time.Second, System: 500 * time.Millisecond, MemoryPeak: 31457280, OOMKills: 2, MemoryLimitHits: 9, PIDsPeak: 7}); st != want {
 		t.Errorf("stats = %+v, want %+v", st, want)
 	}
 	// From MarkStart on, what was used before does not count.
@@ -364,6 +364,8 @@ func TestFakeV1(t *testing.T) {
 	k.set(k.root+mem+"/r1/memory.max_usage_in_bytes", "33554432\n")
 	k.set(k.root+mem+"/r1/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
 	k.set(k.root+pid+"/r1/pids.peak", "8\n")
+	k.set(k.root+mem+"/r1/memory.failcnt", "3\n")
+	k.set(k.root+mem+"/r1/memory.memsw.failcnt", "2\n")
 	if cpuUsed, err := g.CPUUsage(); err != nil || cpuUsed != 1500*time.Millisecond {
 		t.Errorf("CPUUsage = %v, %v", cpuUsed, err)
 	}
@@ -374,7 +376,7 @@ func TestFakeV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Stats{CPU: 1500 * time.Millisecond, User: time.Second, System: 500 * time.Millisecond, MemoryPeak: 32 << 20, OOMKills: 1, PIDsPeak: 8}); st != want {
+	if want := (Stats{CPU: 1500 * time.Millisecond, User: time.Second, System: 500 * time.Millisecond, MemoryPeak: 32 << 20, OOMKills: 1, MemoryLimitHits: 5, PIDsPeak: 8}); st != want {
 		t.Errorf("stats = %+v, want %+v", st, want)
 	}
 

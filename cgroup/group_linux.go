@@ -350,6 +350,9 @@ func (g *Group) stats() (Stats, error) {
 	if s.OOMKills, err = g.OOMKills(); err != nil {
 		return s, err
 	}
+	if s.MemoryLimitHits, err = g.memoryLimitHits(); err != nil {
+		return s, err
+	}
 	if g.memPeakPath != "" {
 		if s.MemoryPeak, err = g.readCount(g.memPeakPath); err != nil {
 			return s, err
@@ -361,6 +364,29 @@ func (g *Group) stats() (Stats, error) {
 		}
 	}
 	return s, nil
+}
+
+// memoryLimitHits reads how many charges met the leaf's own memory limit.
+// On v1 with swap limited the memory+swap counter is charged first, and at
+// equal limits it is the one that refuses: both counts are summed.
+func (g *Group) memoryLimitHits() (int64, error) {
+	if g.m.mode == ModeV2 {
+		data, err := g.m.k.readFile(g.oomPath)
+		if err != nil {
+			return 0, err
+		}
+		v, err := keyedValue(data, "max")
+		if err != nil {
+			return 0, &os.PathError{Op: "parse max", Path: g.oomPath, Err: err}
+		}
+		return v, nil
+	}
+	n, err := g.readCount(path.Join(g.memDir, "memory.failcnt"))
+	if err != nil || !g.m.features.SwapLimit {
+		return n, err
+	}
+	sw, err := g.readCount(path.Join(g.memDir, "memory.memsw.failcnt"))
+	return n + sw, err
 }
 
 // rawCPU reads the leaf's CPU counters as the kernel keeps them: on v1 the

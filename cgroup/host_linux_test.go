@@ -557,6 +557,10 @@ func TestHostOOMKill(t *testing.T) {
 	if st.OOMKills != n {
 		t.Errorf("Stats.OOMKills = %d, OOMKills() = %d", st.OOMKills, n)
 	}
+	if m.Mode() == ModeV2 && st.MemoryLimitHits < 1 {
+		// v1 kernels may keep no count of it (see Stats).
+		t.Errorf("MemoryLimitHits = %d; want >= 1: the hog met its own limit", st.MemoryLimitHits)
+	}
 	if !m.Features().MemoryPeak {
 		t.Logf("kernel has no memory peak file; MemoryPeak not checked")
 	} else if st.MemoryPeak < limit*3/4 || st.MemoryPeak > limit+64<<10 {

@@ -124,6 +124,14 @@ type Stats struct {
 	MemoryPeak int64
 	// OOMKills counts processes the kernel OOM killer killed in the leaf.
 	OOMKills int64
+	// MemoryLimitHits counts the charges that met the leaf's own memory
+	// limit (v2 memory.events max; v1 memory.failcnt plus
+	// memory.memsw.failcnt when swap is limited). An OOM kill in a leaf
+	// that never met its limit came from above: a group it lies in, or the
+	// host, ran out of memory. On v1 with swap limited, recent kernels
+	// count neither (the memory+swap counter refuses first and keeps no
+	// count): there MemoryPeak against the limit tells.
+	MemoryLimitHits int64
 	// PIDsPeak is the highest task count seen; 0 when Features.PIDsPeak is
 	// false.
 	PIDsPeak int64

@@ -168,6 +168,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	facts.cpu = stats.CPU
 	facts.cpuLimit = time.Duration(lim.CPUTimeMS) * time.Millisecond
 	facts.oomKills = stats.OOMKills
+	facts.memPeak, facts.memLimit, facts.memLimitHits = stats.MemoryPeak, lim.MemoryBytes, stats.MemoryLimitHits
 
 	res.Verdict, res.Message = decide(facts)
 	res.ExitCode = facts.exitCode

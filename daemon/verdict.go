@@ -36,6 +36,23 @@ type stepFacts struct {
 	cpu      time.Duration
 	cpuLimit time.Duration
 	oomKills int64
+
+	memPeak      int64 // the step's memory peak, bytes; 0 if unknown
+	memLimit     int64 // its own memory limit, bytes
+	memLimitHits int64 // charges refused at that limit, where the kernel counts them
+}
+
+// memorySlack is how far below its limit a step's memory peak may stay
+// when the limit refuses a charge: the kernel charges what it can in
+// single pages, and the few larger charges that cannot fall back are a
+// few pages each.
+const memorySlack = 1 << 20
+
+// metMemoryLimit says whether the step reached its own memory limit. An
+// OOM kill of a step that did not came from outside it: the daemon's
+// cgroup, or the host, ran out of memory.
+func (f stepFacts) metMemoryLimit() bool {
+	return f.memLimitHits > 0 || f.memLimit > 0 && f.memPeak >= f.memLimit-memorySlack
 }
 
 const (
@@ -58,6 +75,9 @@ func decide(f stepFacts) (api.Verdict, string) {
 		return api.VerdictCPUTimeLimit, ""
 	case f.cause == causeOutput:
 		return api.VerdictOutputLimit, ""
+	case (f.cause == causeMemory || f.oomKills > 0) && !f.metMemoryLimit():
+		return api.VerdictInternalError, fmt.Sprintf("out of memory outside the sandbox: the kernel killed %d process(es) of the step at a peak of %d bytes, below its limit of %d; the daemon's cgroup or the host ran out of memory",
+			f.oomKills, f.memPeak, f.memLimit)
 	case f.cause == causeMemory || f.oomKills > 0:
 		return api.VerdictMemoryLimit, fmt.Sprintf("%d process(es) killed by the memory limit", f.oomKills)
 	case f.cause == causeWall:

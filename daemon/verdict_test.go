@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,9 +25,15 @@ func TestDecide(t *testing.T) {
 		{"finished at the cpu limit", stepFacts{exited: true, cpu: sec, cpuLimit: sec}, api.VerdictOK},
 		{"rlimit cpu backstop", stepFacts{exited: true, signal: sigXCPU}, api.VerdictCPUTimeLimit},
 		{"wall", stepFacts{exited: true, signal: 9, cause: causeWall}, api.VerdictWallTimeLimit},
-		{"oom killed main", stepFacts{exited: true, signal: 9, oomKills: 1}, api.VerdictMemoryLimit},
-		{"oom killed a child, main slept on", stepFacts{exited: true, signal: 9, cause: causeWall, oomKills: 1}, api.VerdictMemoryLimit},
-		{"oom seen by polling", stepFacts{exited: true, signal: 9, cause: causeMemory, oomKills: 1}, api.VerdictMemoryLimit},
+		{"oom killed main", stepFacts{exited: true, signal: 9, oomKills: 1, memLimitHits: 3}, api.VerdictMemoryLimit},
+		{"oom killed a child, main slept on", stepFacts{exited: true, signal: 9, cause: causeWall, oomKills: 1, memLimitHits: 1}, api.VerdictMemoryLimit},
+		{"oom seen by polling", stepFacts{exited: true, signal: 9, cause: causeMemory, oomKills: 1, memLimitHits: 1}, api.VerdictMemoryLimit},
+		{"oom at the limit, uncounted (v1)", stepFacts{exited: true, signal: 9, oomKills: 1, memPeak: 64 << 20, memLimit: 64 << 20}, api.VerdictMemoryLimit},
+		{"oom just below the limit", stepFacts{exited: true, signal: 9, oomKills: 1, memPeak: 64<<20 - 8<<10, memLimit: 64 << 20}, api.VerdictMemoryLimit},
+		{"oom from outside", stepFacts{exited: true, signal: 9, oomKills: 1, memPeak: 100 << 20, memLimit: 256 << 20}, api.VerdictInternalError},
+		{"oom from outside seen by polling", stepFacts{exited: true, signal: 9, cause: causeMemory, oomKills: 1, memPeak: 100 << 20, memLimit: 256 << 20}, api.VerdictInternalError},
+		{"oom from outside, peak unknown", stepFacts{exited: true, signal: 9, oomKills: 1, memLimit: 256 << 20}, api.VerdictInternalError},
+		{"cancelled while oom from outside", stepFacts{exited: true, signal: 9, cause: causeCancelled, oomKills: 1, memLimit: 256 << 20}, api.VerdictCancelled},
 		{"output cap", stepFacts{exited: true, signal: 9, cause: causeOutput}, api.VerdictOutputLimit},
 		{"file size", stepFacts{exited: true, signal: sigXFSZ}, api.VerdictOutputLimit},
 		{"blocked call", stepFacts{exited: true, signal: 9, cause: causeBlocked, blocked: "ptrace"}, api.VerdictSyscallBlocked},
@@ -50,5 +57,12 @@ func TestDecideNamesTheBlockedCall(t *testing.T) {
 	_, msg := decide(stepFacts{exited: true, cause: causeBlocked, blocked: "bpf"})
 	if msg != "blocked system call: bpf" {
 		t.Fatalf("message %q", msg)
+	}
+}
+
+func TestDecideBlamesTheHostForAnOutsideOOM(t *testing.T) {
+	v, msg := decide(stepFacts{exited: true, signal: 9, oomKills: 1, memPeak: 100 << 20, memLimit: 256 << 20})
+	if v != api.VerdictInternalError || !strings.Contains(msg, "out of memory") || !strings.Contains(msg, "below its limit") {
+		t.Fatalf("%s %q", v, msg)
 	}
 }
