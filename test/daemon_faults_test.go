@@ -467,3 +467,72 @@ func TestDaemonFaultWorkspaceFull(t *testing.T) {
 	t.Logf("filled: %s; neighbour: %s; too many files: %q", summary(got[0].Steps[0]), summary(got[1].Steps[0]), got[2].Message)
 	d.assertNoJobLeft(t)
 }
+
+func TestDaemonFaultMemoryPressure(t *testing.T) {
+	d := startDaemon(t, "concurrency = 3\n")
+	info, err := d.c.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The memory of the daemon's whole subtree, the parent of every run's
+	// group, is less than what three jobs take at once, each well within
+	// its own limit.
+	file, unlimited := filepath.Join(subtreeDir(t, d, "memory"), "memory.limit_in_bytes"), "-1"
+	if info.Cgroup.Mode == "v2" {
+		file, unlimited = filepath.Join(subtreeDir(t, d, "unified"), "memory.max"), "max"
+	}
+	remove := inject(t, file, fmt.Sprint(160<<20), unlimited)
+	alloc, err := os.ReadFile(filepath.Join(programsDir, "alloc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocJob := func(mib, holdMS int, limit int64) api.Job {
+		return api.Job{Files: map[string]api.File{"alloc": {Base64: b64(string(alloc)), Mode: "0755"}},
+			Steps: []api.Step{{Argv: []string{"./alloc", fmt.Sprint(mib), fmt.Sprint(holdMS)}, Limits: api.Limits{MemoryBytes: limit}}}}
+	}
+
+	// A job that reaches its own limit is still the program's fault.
+	res, err := d.c.Run(ctxT(t), ptr(allocJob(100, 0, 32<<20)))
+	if err != nil || res.Steps[0].Verdict != api.VerdictMemoryLimit {
+		t.Fatalf("a job past its own limit under the pressure: %v %+v, want memory_limit", err, res)
+	}
+
+	// Three jobs of 100 MiB held a second each, in 160 MiB: the kernel
+	// kills at least two of them, though none reached its own limit.
+	pressure := func() (ok, killed int) {
+		jobs := []api.Job{allocJob(100, 1000, 256<<20), allocJob(100, 1000, 256<<20), allocJob(100, 1000, 256<<20)}
+		sum, err := d.c.BatchJobs(ctxT(t), jobs, 3, func(l *api.BatchLine) error {
+			r, s := l.Result, l.Result.Steps[0]
+			t.Logf("job %d: status %s, message %q: %s", *l.Index, r.Status, r.Message, summary(s))
+			switch {
+			case s.Verdict == api.VerdictOK && s.Stdout == "done\n":
+				ok++
+			case s.Verdict == api.VerdictInternalError && strings.Contains(s.Message, "out of memory") &&
+				r.Status == api.StatusError && strings.Contains(r.Message, "out of memory"):
+				killed++
+			default:
+				t.Errorf("job %d: %s, want ok, or internal_error saying the daemon's group ran out of memory", *l.Index, summary(s))
+			}
+			return nil
+		})
+		if err != nil || sum.Total != 3 {
+			t.Fatalf("batch: %v %+v", err, sum)
+		}
+		return ok, killed
+	}
+	if ok, killed := pressure(); killed < 2 {
+		t.Errorf("%d jobs ok and %d killed in 160 MiB, want at least 2 killed", ok, killed)
+	}
+	if err := d.c.Ping(ctxT(t)); err != nil || d.cmd.ProcessState != nil {
+		t.Fatalf("the daemon after the pressure: %v %v", err, d.cmd.ProcessState)
+	}
+	d.assertNoJobLeft(t)
+
+	remove()
+	if ok, _ := pressure(); ok != 3 {
+		t.Errorf("%d of 3 jobs ok once the subtree's memory was given back", ok)
+	}
+	d.assertNoJobLeft(t)
+}
+
+func ptr[T any](v T) *T { return &v }
