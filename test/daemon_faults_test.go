@@ -253,19 +253,30 @@ func TestDaemonFaultIdleInitKilled(t *testing.T) {
 		info, err := d.c.Info(context.Background())
 		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
 	})
-	killed := 0
+	var killed []int
 	for _, p := range hostcheck.Procs() {
 		if p.PPID == d.cmd.Process.Pid && p.UID == hostcheck.InitUID {
 			syscall.Kill(p.PID, syscall.SIGKILL)
-			killed++
+			killed = append(killed, p.PID)
 		}
 	}
-	if killed == 0 {
+	if len(killed) == 0 {
 		t.Fatal("no warm sandbox's init found")
 	}
+	// Once the daemon has reaped them it knows; a step that takes a warm
+	// sandbox whose init is being killed that very moment fails as in
+	// TestDaemonFaultInitKilled.
+	waitFor(t, "the killed inits reaped", func() bool {
+		for _, pid := range killed {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+				return false
+			}
+		}
+		return true
+	})
 	res, err := d.c.Run(ctxT(t), job("echo", "alive"))
 	if err != nil || res.Steps[0].Verdict != api.VerdictOK {
-		t.Fatalf("after %d warm inits were killed: %v %s", killed, err, summary(res.Steps[0]))
+		t.Fatalf("after %d warm inits were killed: %v %+v", len(killed), err, res)
 	}
 	d.assertNoJobLeft(t)
 }
@@ -279,18 +290,12 @@ func inject(t *testing.T, file, value, restore string) (remove func()) {
 	if err := os.WriteFile(file, []byte(value), 0); err != nil {
 		t.Fatalf("inject the fault: %v", err)
 	}
-	done := false
-	remove = func() {
-		if done {
-			return
+	return onceCleanup(t, func() error {
+		if err := os.WriteFile(file, []byte(restore), 0); !os.IsNotExist(err) {
+			return err
 		}
-		done = true
-		if err := os.WriteFile(file, []byte(restore), 0); err != nil && !os.IsNotExist(err) {
-			t.Errorf("remove the fault: %v", err)
-		}
-	}
-	t.Cleanup(remove)
-	return remove
+		return nil
+	})
 }
 
 // subtreeDir is the daemon's cgroup subtree in the hierarchy key ("unified"
