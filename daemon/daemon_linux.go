@@ -141,7 +141,7 @@ func (d *Daemon) Info() api.Info {
 
 // expireLoop drops old results until ctx ends.
 func (d *Daemon) expireLoop(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(expireEvery(d.cfg.ResultTTL.Duration))
 	defer t.Stop()
 	for {
 		select {

@@ -123,6 +123,13 @@ func (r *registry) expire(now time.Time) {
 	}
 }
 
+// expireEvery is how often the daemon looks for expired results: as often as the ttl (a
+// result then lives at most twice its ttl), but not more than once a
+// second nor less than once a minute.
+func expireEvery(ttl time.Duration) time.Duration {
+	return min(max(ttl, time.Second), time.Minute)
+}
+
 func sortJobs(js []*job) {
 	for i := 1; i < len(js); i++ {
 		for k := i; k > 0 && js[k].created.Before(js[k-1].created); k-- {
