@@ -63,6 +63,13 @@ func New(socket string) *Client {
 	return c
 }
 
+// Close closes the connections kept open for later calls. Calls in
+// progress go on; a later call dials again.
+func (c *Client) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
+
 // Socket is the path of the daemon's socket.
 func (c *Client) Socket() string { return c.socket }
 

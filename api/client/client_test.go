@@ -47,6 +47,29 @@ func TestPing(t *testing.T) {
 	}
 }
 
+// Close lets the daemon forget the client: no connection stays open.
+func TestClose(t *testing.T) {
+	f := newFakeDaemon(t)
+	f.mux.HandleFunc("GET /_ping", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "OK") })
+	c := f.client()
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.conns.Load(); n != 1 {
+		t.Fatalf("%d connections open after a ping, want the one kept for later calls", n)
+	}
+	c.Close()
+	for deadline := time.Now().Add(5 * time.Second); f.conns.Load() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open after Close", f.conns.Load())
+		}
+	}
+	// A later call dials again.
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestPingNotOK(t *testing.T) {
 	f := newFakeDaemon(t)
 	f.mux.HandleFunc("GET /_ping", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "maybe") })

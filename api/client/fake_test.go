@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 type fakeDaemon struct {
 	socket string
 	mux    *http.ServeMux
+	conns  atomic.Int32 // connections open now
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon {
@@ -27,7 +29,15 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: f.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: f.mux, ReadHeaderTimeout: 10 * time.Second,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			switch s {
+			case http.StateNew:
+				f.conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				f.conns.Add(-1)
+			}
+		}}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return f
