@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -47,23 +48,10 @@ func newWorkspace(stateDir, name string, size int64) (*workspace, error) {
 // validated as clean relative paths.
 func (w *workspace) writeFiles(files []preparedFile) error {
 	for _, f := range files {
-		p := filepath.Join(w.dir, f.name)
 		if err := w.mkdirs(filepath.Dir(f.name)); err != nil {
 			return err
 		}
-		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, f.mode)
-		if err != nil {
-			return fmt.Errorf("files[%q]: %w", f.name, err)
-		}
-		file := os.NewFile(uintptr(fd), p)
-		_, err = file.Write(f.data)
-		if err == nil {
-			err = file.Chmod(os.FileMode(f.mode))
-		}
-		if cerr := file.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		if err := w.writeFile(f); err != nil {
 			if errors.Is(err, unix.ENOSPC) {
 				return fmt.Errorf("files[%q]: the workspace is full", f.name)
 			}
@@ -71,6 +59,29 @@ func (w *workspace) writeFiles(files []preparedFile) error {
 		}
 	}
 	return nil
+}
+
+// writeFile writes one file with no fork in between: a process forked
+// while the file is open for writing holds the descriptor until it execs
+// (a sandbox's init waits for its uid maps first), and a program exec'd
+// from the file meanwhile fails with ETXTBSY.
+func (w *workspace) writeFile(f preparedFile) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	p := filepath.Join(w.dir, f.name)
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, f.mode)
+	if err != nil {
+		return err
+	}
+	file := os.NewFile(uintptr(fd), p)
+	_, err = file.Write(f.data)
+	if err == nil {
+		err = file.Chmod(os.FileMode(f.mode))
+	}
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (w *workspace) mkdirs(rel string) error {
