@@ -66,15 +66,16 @@ type soak struct {
 	d     *testDaemon
 	kinds []soakKind
 	bins  map[string]api.File // compiled testdata programs, ready to send
+	first *soakMeasure        // the baseline, once taken
 
 	mu       sync.Mutex // guards the fields below
 	errs     []string
 	verdicts map[api.Verdict]int
 	byKind   map[string]int
-
-	first *soakMeasure // the baseline
 }
 
+// TestDaemonSoak loads one daemon with the mix, then checks that it came
+// back to where it started: nothing leaked, nothing grew.
 func TestDaemonSoak(t *testing.T) {
 	n := soakDefaultJobs
 	if v := os.Getenv("SANDBOXD_SOAK_JOBS"); v != "" {
@@ -108,6 +109,7 @@ func TestDaemonSoak(t *testing.T) {
 	if len(s.errs) > 0 {
 		t.Fatalf("warm-up:\n%s", strings.Join(s.errs, "\n"))
 	}
+	s.verdicts, s.byKind = map[api.Verdict]int{}, map[string]int{}
 	start := s.measure("start", probes)
 
 	began := time.Now()
