@@ -649,3 +649,41 @@ func TestFakeOpenErrors(t *testing.T) {
 		t.Errorf("open without pids = %v", err)
 	}
 }
+
+// After Preopen, a run's reads (MarkStart, the polls, Stats) open nothing:
+// every control file they read is kept open from before the run.
+func TestFakePreopenLeavesNothingToOpen(t *testing.T) {
+	for _, mode := range []Mode{ModeV2, ModeV1, ModeHybrid} {
+		t.Run(string(mode), func(t *testing.T) {
+			k, cfg := newFakeHost(t, mode, fakeOpts{})
+			m := openFake(t, k, cfg)
+			g, err := m.Create("r1", Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Preopen(); err != nil {
+				t.Fatal(err)
+			}
+			k.resetLog()
+			if err := g.MarkStart(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.CPUUsage(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.OOMKills(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.Stats(); err != nil {
+				t.Fatal(err)
+			}
+			wantStrings(t, "files opened during the run", k.relPaths(k.opened), nil)
+			if err := g.Destroy(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.CPUUsage(); !errors.Is(err, os.ErrClosed) {
+				t.Errorf("CPUUsage after Destroy: %v, want ErrClosed", err)
+			}
+		})
+	}
+}

@@ -45,6 +45,7 @@ type fakeKernel struct {
 
 	writes  []fakeWrite // successful writes, in order
 	refused []fakeWrite // writes the fake kernel refused
+	opened  []string    // files opened or read whole, when logging
 	mkdirs  []string
 	rmdirs  []string
 	killed  []int
@@ -192,6 +193,9 @@ func (k *fakeKernel) rmdir(p string) error {
 func (k *fakeKernel) readFile(p string) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.logging {
+		k.opened = append(k.opened, p)
+	}
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil, err
@@ -335,6 +339,11 @@ func (k *fakeKernel) writeSubtreeControl(dir, value string) error {
 
 func (k *fakeKernel) openFile(p string, flag int) (*os.File, error) {
 	k.mustBeInside(p)
+	k.mu.Lock()
+	if k.logging {
+		k.opened = append(k.opened, p)
+	}
+	k.mu.Unlock()
 	return os.OpenFile(p, flag, 0)
 }
 
@@ -655,7 +664,7 @@ func newFakeHost(t *testing.T, mode Mode, opts fakeOpts) (*fakeKernel, Config) {
 func (k *fakeKernel) resetLog() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.writes, k.refused, k.mkdirs, k.rmdirs, k.killed = nil, nil, nil, nil, nil
+	k.writes, k.refused, k.mkdirs, k.rmdirs, k.killed, k.opened = nil, nil, nil, nil, nil, nil
 }
 
 // rel shortens the fake's paths to the part below root, for messages and

@@ -34,12 +34,11 @@ type Group struct {
 	memPeakPath string // "" when Features.MemoryPeak is false
 	pidPeakPath string // "" when Features.PIDsPeak is false
 
-	// mu guards the files kept open for polling.
-	mu      sync.Mutex
-	cpuFile *os.File
-	base    Stats // CPU counters at MarkStart
-	oomFile *os.File
-	closed  bool
+	// mu guards the control files kept open for reading, by path.
+	mu     sync.Mutex
+	kept   map[string]*os.File
+	base   Stats // CPU counters at MarkStart
+	closed bool
 }
 
 // group computes the paths of run name; it touches nothing.
@@ -267,7 +266,7 @@ const pollBufSize = 512
 // into a stack buffer, without allocating.
 func (g *Group) CPUUsage() (time.Duration, error) {
 	var buf [pollBufSize]byte
-	n, err := g.pread(&g.cpuFile, g.cpuPath, buf[:])
+	n, err := g.pread(g.cpuPath, buf[:])
 	if err != nil {
 		return 0, err
 	}
@@ -290,7 +289,7 @@ func (g *Group) CPUUsage() (time.Duration, error) {
 // to poll, like CPUUsage.
 func (g *Group) OOMKills() (int64, error) {
 	var buf [pollBufSize]byte
-	n, err := g.pread(&g.oomFile, g.oomPath, buf[:])
+	n, err := g.pread(g.oomPath, buf[:])
 	if err != nil {
 		return 0, err
 	}
@@ -301,26 +300,68 @@ func (g *Group) OOMKills() (int64, error) {
 	return v, nil
 }
 
-// pread reads the start of the control file held in *f, opening it on first
-// use. cgroupfs regenerates a file's text when it is read from offset 0.
-func (g *Group) pread(f **os.File, file string, buf []byte) (int, error) {
+// pread reads the start of a control file, kept open from its first use
+// (or Preopen) until Destroy. cgroupfs regenerates a file's text when it is
+// read from offset 0.
+func (g *Group) pread(file string, buf []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed {
-		return 0, &os.PathError{Op: "read", Path: file, Err: os.ErrClosed}
+	f, err := g.keep(file)
+	if err != nil {
+		return 0, err
 	}
-	if *f == nil {
-		nf, err := g.m.k.openFile(file, os.O_RDONLY)
-		if err != nil {
-			return 0, err
-		}
-		*f = nf
-	}
-	n, err := unix.Pread(int((*f).Fd()), buf, 0)
+	n, err := unix.Pread(int(f.Fd()), buf, 0)
 	if err != nil {
 		return 0, &os.PathError{Op: "read", Path: file, Err: err}
 	}
 	return n, nil
+}
+
+// keep opens file for reading once; g.mu is held.
+func (g *Group) keep(file string) (*os.File, error) {
+	if g.closed {
+		return nil, &os.PathError{Op: "read", Path: file, Err: os.ErrClosed}
+	}
+	if f := g.kept[file]; f != nil {
+		return f, nil
+	}
+	f, err := g.m.k.openFile(file, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	if g.kept == nil {
+		g.kept = map[string]*os.File{}
+	}
+	g.kept[file] = f
+	return f, nil
+}
+
+// Preopen opens every control file that MarkStart, CPUUsage and Stats
+// read, so that a run pays for none of the opens.
+func (g *Group) Preopen() error {
+	files := []string{g.cpuPath, g.oomPath}
+	if g.cpuIsNanos {
+		files = append(files, path.Join(g.cpuacctDir, "cpuacct.usage_user"), path.Join(g.cpuacctDir, "cpuacct.usage_sys"))
+	}
+	for _, f := range []string{g.memPeakPath, g.pidPeakPath} {
+		if f != "" {
+			files = append(files, f)
+		}
+	}
+	if g.m.mode != ModeV2 {
+		files = append(files, path.Join(g.memDir, "memory.failcnt"))
+		if g.m.features.SwapLimit {
+			files = append(files, path.Join(g.memDir, "memory.memsw.failcnt"))
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, f := range files {
+		if _, err := g.keep(f); err != nil {
+			return fmt.Errorf("cgroup: %s: open %w", g.name, err)
+		}
+	}
+	return nil
 }
 
 // Stats reads the run's accounting: CPU split into user and system, the
@@ -371,11 +412,12 @@ func (g *Group) stats() (Stats, error) {
 // equal limits it is the one that refuses: both counts are summed.
 func (g *Group) memoryLimitHits() (int64, error) {
 	if g.m.mode == ModeV2 {
-		data, err := g.m.k.readFile(g.oomPath)
+		var buf [pollBufSize]byte
+		n, err := g.pread(g.oomPath, buf[:])
 		if err != nil {
 			return 0, err
 		}
-		v, err := keyedValue(data, "max")
+		v, err := keyedValue(buf[:n], "max")
 		if err != nil {
 			return 0, &os.PathError{Op: "parse max", Path: g.oomPath, Err: err}
 		}
@@ -406,10 +448,12 @@ func (g *Group) rawCPU() (cpu, user, sys time.Duration, err error) {
 		}
 		return time.Duration(v), time.Duration(u), time.Duration(s), nil
 	}
-	data, err := g.m.k.readFile(g.cpuPath)
+	var buf [pollBufSize]byte
+	n, err := g.pread(g.cpuPath, buf[:])
 	if err != nil {
 		return
 	}
+	data := buf[:n]
 	for _, f := range []struct {
 		key string
 		dst *time.Duration
@@ -454,11 +498,12 @@ func splitCPU(total, user, sys int64) (time.Duration, time.Duration) {
 }
 
 func (g *Group) readCount(file string) (int64, error) {
-	data, err := g.m.k.readFile(file)
+	var buf [64]byte
+	n, err := g.pread(file, buf[:])
 	if err != nil {
 		return 0, err
 	}
-	v, err := parseCount(data)
+	v, err := parseCount(buf[:n])
 	if err != nil {
 		return 0, &os.PathError{Op: "parse", Path: file, Err: err}
 	}
@@ -470,10 +515,8 @@ func (g *Group) closeFiles() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.closed = true
-	for _, f := range []**os.File{&g.cpuFile, &g.oomFile} {
-		if *f != nil {
-			(*f).Close()
-			*f = nil
-		}
+	for _, f := range g.kept {
+		f.Close()
 	}
+	g.kept = nil
 }

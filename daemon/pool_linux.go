@@ -44,6 +44,9 @@ func (e *Engine) prepare(profile *Profile, hostID uint32) (sb *sandbox, err erro
 	if sb.grp, err = e.cgroups.Create(name, cgroup.Limits{}); err != nil {
 		return sb, fmt.Errorf("create cgroup: %w", err)
 	}
+	if err := sb.grp.Preopen(); err != nil {
+		return sb, err
+	}
 	join, err := sb.grp.JoinFiles()
 	if err != nil {
 		return sb, fmt.Errorf("cgroup join files: %w", err)
