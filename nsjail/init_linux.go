@@ -107,6 +107,7 @@ func runInit(rep *reporter) error {
 	for _, fd := range joinFDs {
 		unix.Close(fd)
 	}
+	warmDecoder()
 	rep.send(message{Kind: msgReady})
 
 	// Wait for the command. A sandbox dropped unused sees EOF and goes.
@@ -384,6 +385,16 @@ func loopbackUp() error {
 		return &SetupError{"bring lo up", err}
 	}
 	return nil
+}
+
+// warmDecoder decodes a sample command while the sandbox waits: the JSON
+// decoder studies a type on its first use, which took about 80 µs of the
+// request's path (4 µs once studied).
+func warmDecoder() {
+	sample := runConfig{Command: Command{Argv: []string{"x"}, Env: []string{"X=y"}, Rlimits: []Rlimit{{}}, WorkspaceBytes: 1}}
+	if b, err := json.Marshal(&sample); err == nil {
+		json.Unmarshal(b, &runConfig{})
+	}
 }
 
 // lookPath finds the program inside the sandbox, after pivot_root, the way
