@@ -288,14 +288,19 @@ func (g *Group) CPUUsage() (time.Duration, error) {
 // (v2 memory.events oom_kill, v1 memory.oom_control oom_kill). Cheap enough
 // to poll, like CPUUsage.
 func (g *Group) OOMKills() (int64, error) {
+	return g.readKeyed(g.oomPath, "oom_kill")
+}
+
+// readKeyed reads one "key value" line of a control file.
+func (g *Group) readKeyed(file, key string) (int64, error) {
 	var buf [pollBufSize]byte
-	n, err := g.pread(g.oomPath, buf[:])
+	n, err := g.pread(file, buf[:])
 	if err != nil {
 		return 0, err
 	}
-	v, err := keyedValue(buf[:n], "oom_kill")
+	v, err := keyedValue(buf[:n], key)
 	if err != nil {
-		return 0, &os.PathError{Op: "parse", Path: g.oomPath, Err: err}
+		return 0, &os.PathError{Op: "parse " + key, Path: file, Err: err}
 	}
 	return v, nil
 }
@@ -412,16 +417,7 @@ func (g *Group) stats() (Stats, error) {
 // equal limits it is the one that refuses: both counts are summed.
 func (g *Group) memoryLimitHits() (int64, error) {
 	if g.m.mode == ModeV2 {
-		var buf [pollBufSize]byte
-		n, err := g.pread(g.oomPath, buf[:])
-		if err != nil {
-			return 0, err
-		}
-		v, err := keyedValue(buf[:n], "max")
-		if err != nil {
-			return 0, &os.PathError{Op: "parse max", Path: g.oomPath, Err: err}
-		}
-		return v, nil
+		return g.readKeyed(g.oomPath, "max")
 	}
 	n, err := g.readCount(path.Join(g.memDir, "memory.failcnt"))
 	if err != nil || !g.m.features.SwapLimit {
