@@ -156,12 +156,17 @@ type childPlan struct {
 
 	errFD  int // close-on-exec pipe: step and errno on failure, EOF on exec
 	errBuf [8]byte
+
+	// stack is the child's while it shares the init's memory (startChild);
+	// childMain's calls take well under a page of it.
+	stack []byte
 }
 
 func (p *childPlan) prepare() {
 	p.zero[0] = '0'
 	p.readyByte[0] = 'R'
 	p.image = make([]byte, imageCap)
+	p.stack = make([]byte, 64<<10)
 	p.recvIov.Base = &p.image[0]
 	p.recvIov.SetLen(len(p.image))
 	p.recvCmsg = make([]byte, unix.CmsgSpace(3*4))
@@ -233,34 +238,40 @@ func (p *childPlan) buildImage(argv0 string, argv, env []string, rlimits []Rlimi
 
 // forkChild forks the program's process. In the child it joins the
 // program's cgroups and namespace, reports ready on sock, waits for its
-// command, and execs; it returns the child's pid in the parent.
-//
-// After the fork the child runs on a copy of the calling thread only, with
-// the Go runtime in an undefined state: it may call nothing but the raw,
-// nosplit system call entry points, and may not allocate.
-//
-//go:norace
-//go:nocheckptr
+// command, and execs (childMain); it returns the child's pid in the parent.
+// See startClone for how the child shares the init's memory until then.
 func forkChild(p *childPlan) (int, error) {
+	args := cloneArgs{exitSignal: uint64(syscall.SIGCHLD)}
 	syscall.ForkLock.Lock()
 	runtimeBeforeFork()
-	pid, _, errno := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
-	if errno != 0 || pid != 0 {
-		runtimeAfterFork()
-		syscall.ForkLock.Unlock()
-		if errno != 0 {
-			return 0, &SetupError{Step: "fork", Err: errno}
-		}
-		return int(pid), nil
+	pid, errno := startClone(&args, p.stack, cloneProgram, unsafe.Pointer(p))
+	runtimeAfterFork()
+	syscall.ForkLock.Unlock()
+	if errno != 0 {
+		return 0, &SetupError{Step: "fork", Err: errno}
 	}
+	return pid, nil
+}
 
-	// Child. Join the program's cgroups first, so that everything it does
+// childMain is the program's process from its fork to its exec. It runs
+// on p.stack in the init's own memory (or on a copy of the forking thread,
+// see startClone), with every signal blocked and the Go runtime in an undefined
+// state: it may call nothing but the raw, nosplit system call entry
+// points, may not allocate, and may write only to p's buffers. It never
+// returns.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func childMain(p *childPlan) {
+	// Join the program's cgroups first, so that everything it does
 	// from here on (including the exec) is accounted to it. This is done
 	// ahead of the command: a cgroup migration can wait on the kernel's
 	// cgroup locks for milliseconds while other sandboxes are made or torn
 	// down.
 	var step childStep
 	var r1 uintptr
+	var errno syscall.Errno
 	var got, n uintptr
 	var hdr *imageHeader
 	for i := 0; i < len(p.joinFDs); i++ {

@@ -33,13 +33,16 @@
 //	                                           to InitUID: every capability in its
 //	                                           namespaces, none outside)
 //	  write Spec as JSON to fd 3
-//	  clone(NEWUSER|NEWPID|NEWNS|...)
-//	  [CLONE_INTO_CGROUP supervisor dir] --> read Spec from fd 3
-//	  write uid_map/gid_map (os/exec)        make "/" private; tmpfs on RootDir
+//	  clone3(VM|NEWUSER|NEWPID|NEWNS|...)
+//	  [CLONE_INTO_CGROUP supervisor dir]
+//	  write uid_map/gid_map, release -->  setresuid/gid 0; death signal;
+//	                                      lay out fds 0..; execve the init
+//	  (startInit returns on the exec) -->  read Spec from fd 3
+//	                                         make "/" private; tmpfs on RootDir
 //	                                         binds (ro), /proc, /dev, /tmp
 //	                                         pivot_root, remount "/" read-only
 //	                                         hostname, loopback up
-//	                                         fork() -- the program's process:
+//	                                         clone3(VM) -- the program's process:
 //	                                            join cgroups (write "0" to each fd)
 //	                                            unshare(CLONE_NEWCGROUP); setsid;
 //	                                            reset signals; "R" on its socket;
@@ -76,4 +79,11 @@
 // binary embeds one (build tag embedinit): it runs from a sealed memfd and
 // starts faster than a large binary would. Otherwise the running binary is
 // re-executed, and its main must call Init when IsInit says so.
+//
+// Both clones share the forking process's memory until the child's exec
+// (CLONE_VM, on a stack of the child's own; amd64 only, an ordinary fork
+// elsewhere): the child runs only raw system calls prepared for it. A
+// fork of the daemon copied its page tables, write-protected its heap and
+// left the exec a copy to tear down; that was the larger part of the
+// daemon's CPU per sandbox.
 package nsjail

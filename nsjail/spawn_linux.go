@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"sync"
 	"syscall"
 	"time"
@@ -71,7 +70,7 @@ type Event struct {
 
 // Process is a sandbox: prepared, then running its one command.
 type Process struct {
-	cmd    *exec.Cmd
+	proc   *os.Process
 	events chan Event
 	done   chan struct{}
 
@@ -86,7 +85,7 @@ type Process struct {
 func (p *Process) Events() <-chan Event { return p.events }
 
 // Pid is the host pid of the sandbox's init.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.proc.Pid }
 
 // Kill ends the sandbox: the init gets SIGKILL, and with it every process
 // in its pid namespace. Safe to call at any time and more than once.
@@ -94,7 +93,7 @@ func (p *Process) Kill() {
 	select {
 	case <-p.done:
 	default:
-		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.proc.Signal(syscall.SIGKILL)
 	}
 	p.mu.Lock()
 	p.closeCommandPipes()
@@ -180,38 +179,28 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 	if _, err := specW.Write(specJSON); err != nil {
 		return fail(fmt.Errorf("write sandbox spec: %w", err))
 	}
-	cmd := &exec.Cmd{
-		Path:       exe,
-		Args:       []string{initArg0},
-		Env:        []string{"GOMAXPROCS=1", "GOGC=off"},
-		ExtraFiles: append([]*os.File{specR, reportW, initControl}, files.Join...),
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWPID | syscall.CLONE_NEWNS |
-				syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
-			// The init is root of its user namespace (every capability
-			// there, none outside), mapped to InitUID; the program runs as
-			// SandboxUID, mapped to HostUID.
-			UidMappings: []syscall.SysProcIDMap{
-				{ContainerID: 0, HostID: int(spec.InitUID), Size: 1},
-				{ContainerID: SandboxUID, HostID: int(spec.HostUID), Size: 1},
-			},
-			GidMappings: []syscall.SysProcIDMap{
-				{ContainerID: 0, HostID: int(spec.InitGID), Size: 1},
-				{ContainerID: SandboxGID, HostID: int(spec.HostGID), Size: 1},
-			},
-			GidMappingsEnableSetgroups: false,
-			Credential:                 &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
-			Pdeathsig:                  syscall.SIGKILL,
-		},
+	null, err := devNull()
+	if err != nil {
+		return fail(&SetupError{"init's stdio", err})
 	}
-	if files.Supervisor != nil {
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(files.Supervisor.Fd())
-	}
-	if err := cmd.Start(); err != nil {
+	proc, err := startInit(&initSpawn{
+		path:  exe,
+		argv:  []string{initArg0},
+		env:   []string{"GOMAXPROCS=1", "GOGC=off"},
+		files: append([]*os.File{null, null, null, specR, reportW, initControl}, files.Join...),
+		flags: unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNS |
+			unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+		cgroup: files.Supervisor,
+		// The init is root of its user namespace (every capability
+		// there, none outside), mapped to InitUID; the program runs as
+		// SandboxUID, mapped to HostUID.
+		uidMap: idMap([3]uint32{0, spec.InitUID, 1}, [3]uint32{SandboxUID, spec.HostUID, 1}),
+		gidMap: idMap([3]uint32{0, spec.InitGID, 1}, [3]uint32{SandboxGID, spec.HostGID, 1}),
+	})
+	if err != nil {
 		return fail(&SetupError{"start init", err})
 	}
-	p := &Process{cmd: cmd, events: make(chan Event, 5), done: make(chan struct{}), specW: specW, control: control}
+	p := &Process{proc: proc, events: make(chan Event, 5), done: make(chan struct{}), specW: specW, control: control}
 	go p.watch(reportR)
 	return p, nil
 }
@@ -366,7 +355,10 @@ func (p *Process) watch(r *os.File) {
 		final = ev.Kind == Exited || ev.Kind == Failed
 		p.events <- ev
 	}
-	err := p.cmd.Wait()
+	state, err := p.proc.Wait()
+	if err == nil {
+		err = errors.New(state.String())
+	}
 	p.mu.Lock()
 	p.closeCommandPipes()
 	p.mu.Unlock()

@@ -1,0 +1,342 @@
+package nsjail
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// initSpawn says how to start an init: what startInit needs, as plain
+// data.
+type initSpawn struct {
+	path   string
+	argv   []string
+	env    []string
+	files  []*os.File // become descriptors 0, 1, 2, ...
+	flags  uint64     // CLONE_NEW* flags
+	cgroup *os.File   // nil, or a cgroup2 directory to clone into
+	uidMap string     // contents of /proc/PID/uid_map
+	gidMap string     // of gid_map (setgroups is denied)
+}
+
+// initPlan is everything the init's process needs between its clone and
+// its exec, laid out beforehand: like childMain, initChildMain allocates
+// nothing and makes only raw system calls.
+type initPlan struct {
+	fds   []int32 // fds[i] becomes descriptor i
+	path  *byte
+	argv  []*byte // nil-terminated
+	envv  []*byte // nil-terminated
+	syncR int     // one byte here once the id maps are written; EOF: give up
+	syncW int     // the parent's end, closed in the child first; the parent's copy stays open until the exec
+	errW  int     // close-on-exec: step and errno on failure, EOF on exec
+
+	pollFD   unix.PollFd
+	noWait   unix.Timespec     // zero: ppoll returns at once
+	moved    [maxInitFDs]int32 // the child's copies of fds, above the layout
+	buf      [1]byte
+	errBuf   [8]byte
+	sigEmpty uint64
+	stack    []byte
+}
+
+// maxInitFDs bounds the descriptors an init starts with.
+const maxInitFDs = 32
+
+// Steps of initChildMain, reported on errW.
+const (
+	initStepSync childStep = iota + 100
+	initStepDeathSignal
+	initStepSetgid
+	initStepSetuid
+	initStepFiles
+	initStepSignals
+	initStepExec
+)
+
+func initStepName(s childStep) string {
+	switch s {
+	case initStepSync:
+		return "wait for the id maps"
+	case initStepDeathSignal:
+		return "set the parent-death signal"
+	case initStepSetgid:
+		return "setresgid 0"
+	case initStepSetuid:
+		return "setresuid 0"
+	case initStepFiles:
+		return "lay out descriptors"
+	case initStepSignals:
+		return "unblock signals"
+	case initStepExec:
+		return "execve"
+	}
+	return "unknown step"
+}
+
+// startInit starts the init's process, in new namespaces, and returns once
+// it has exec'ed. It does what os/exec would with the same SysProcAttr
+// (id maps written by the parent, root in the new user namespace,
+// SIGKILL when the parent goes), but the child shares the caller's memory
+// until its exec instead of a copy of it (see startClone): forking the
+// whole daemon was most of its CPU per sandbox.
+func startInit(s *initSpawn) (*os.Process, error) {
+	p := &initPlan{stack: make([]byte, 16<<10)}
+	var err error
+	if p.path, err = unix.BytePtrFromString(s.path); err != nil {
+		return nil, err
+	}
+	if p.argv, err = cStrings(s.argv); err != nil {
+		return nil, err
+	}
+	if p.envv, err = cStrings(s.env); err != nil {
+		return nil, err
+	}
+	if len(s.files) > maxInitFDs {
+		return nil, fmt.Errorf("%d descriptors for the init, at most %d", len(s.files), maxInitFDs)
+	}
+	for _, f := range s.files {
+		p.fds = append(p.fds, int32(f.Fd()))
+	}
+	var pipes [4]int
+	if err := unix.Pipe2(pipes[0:2], unix.O_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	if err := unix.Pipe2(pipes[2:4], unix.O_CLOEXEC); err != nil {
+		unix.Close(pipes[0])
+		unix.Close(pipes[1])
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	p.syncR, p.syncW = pipes[0], pipes[1]
+	errR := pipes[2]
+	p.errW = pipes[3]
+	defer func() {
+		for _, fd := range pipes {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}()
+
+	args := cloneArgs{flags: s.flags, exitSignal: uint64(syscall.SIGCHLD)}
+	if s.cgroup != nil {
+		args.flags |= unix.CLONE_INTO_CGROUP
+		args.cgroup = uint64(s.cgroup.Fd())
+	}
+	// The child runs on p's memory until its exec, which we wait for below.
+	defer runtime.KeepAlive(p)
+	defer runtime.KeepAlive(s)
+	syscall.ForkLock.Lock()
+	runtimeBeforeFork()
+	pid, errno := startClone(&args, p.stack, cloneInit, unsafe.Pointer(p))
+	runtimeAfterFork()
+	syscall.ForkLock.Unlock()
+	if errno != 0 {
+		return nil, os.NewSyscallError("clone3", errno)
+	}
+	unix.Close(p.syncR)
+	unix.Close(p.errW)
+	pipes[0], pipes[3] = -1, -1
+
+	kill := func() {
+		unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		for {
+			if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+				return
+			}
+		}
+	}
+	if err := writeIDMaps(pid, s.uidMap, s.gidMap); err != nil {
+		kill()
+		return nil, err
+	}
+	if _, err := unix.Write(p.syncW, []byte{1}); err != nil {
+		kill()
+		return nil, fmt.Errorf("release the init: %w", err)
+	}
+	// syncW stays open until the exec: see initChildMain.
+
+	var report [8]byte
+	n := 0
+	for n < len(report) {
+		m, err := unix.Read(errR, report[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || m == 0 {
+			break
+		}
+		n += m
+	}
+	if n != 0 {
+		kill()
+		if n != len(report) {
+			return nil, fmt.Errorf("the init's process ended before its exec")
+		}
+		step := childStep(uint32(report[0]) | uint32(report[1])<<8 | uint32(report[2])<<16 | uint32(report[3])<<24)
+		errno := syscall.Errno(uint32(report[4]) | uint32(report[5])<<8 | uint32(report[6])<<16 | uint32(report[7])<<24)
+		return nil, fmt.Errorf("%s: %w", initStepName(step), errno)
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		kill()
+		return nil, err
+	}
+	return proc, nil
+}
+
+// writeIDMaps gives the new user namespace of pid its id maps, setgroups
+// denied, as the kernel allows a parent to once.
+func writeIDMaps(pid int, uidMap, gidMap string) error {
+	dir := "/proc/" + strconv.Itoa(pid) + "/"
+	for _, w := range [...]struct{ file, content string }{
+		{"uid_map", uidMap}, {"setgroups", "deny"}, {"gid_map", gidMap},
+	} {
+		fd, err := unix.Open(dir+w.file, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", w.file, err)
+		}
+		_, err = unix.Write(fd, []byte(w.content))
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("write %s: %w", w.file, err)
+		}
+	}
+	return nil
+}
+
+// cStrings is ss as a nil-terminated array of C strings.
+func cStrings(ss []string) ([]*byte, error) {
+	out := make([]*byte, len(ss)+1)
+	for i, s := range ss {
+		b, err := unix.BytePtrFromString(s)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// idMap formats the lines of a uid_map or gid_map.
+func idMap(entries ...[3]uint32) string {
+	var b strings.Builder
+	for _, e := range entries {
+		fmt.Fprintf(&b, "%d %d %d\n", e[0], e[1], e[2])
+	}
+	return b.String()
+}
+
+// initChildMain is the init's process from its clone to its exec, in the
+// new namespaces, on p.stack in the parent's memory: see childMain for
+// what it may do. It waits until the parent has written the id maps,
+// becomes root of the new user namespace, lays out its descriptors and
+// execs the init. It never returns.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func initChildMain(p *initPlan) {
+	var step childStep
+	var errno syscall.Errno
+	var r1 uintptr
+	errW := uintptr(p.errW)
+	n := uintptr(len(p.fds))
+
+	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(p.syncW), 0, 0)
+	// One byte: the maps are there. EOF: the parent gave up, or died.
+	for {
+		r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(p.syncR), uintptr(unsafe.Pointer(&p.buf[0])), 1)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	if errno != 0 || r1 != 1 {
+		if errno == 0 {
+			errno = syscall.EPIPE
+		}
+		step = initStepSync
+		goto fail
+	}
+	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETRESGID, 0, 0, 0); errno != 0 {
+		step = initStepSetgid
+		goto fail
+	}
+	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETRESUID, 0, 0, 0); errno != 0 {
+		step = initStepSetuid
+		goto fail
+	}
+	// The death signal after the change of credentials, which clears it.
+	// A parent that died before this closed its end of the sync pipe
+	// before it could signal us (the kernel closes a dying process's
+	// descriptors before it notifies its children), and it holds that end
+	// open until our exec: a hang-up now means it is gone.
+	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0, 0); errno != 0 {
+		step = initStepDeathSignal
+		goto fail
+	}
+	p.pollFD.Fd = int32(p.syncR)
+	p.pollFD.Events = unix.POLLIN
+	if r1, _, errno = syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&p.pollFD)), 1, uintptr(unsafe.Pointer(&p.noWait)), 0, 0, 0); errno != 0 || (r1 == 1 && p.pollFD.Revents&unix.POLLHUP != 0) {
+		if errno == 0 {
+			errno = syscall.EPIPE
+		}
+		step = initStepDeathSignal
+		goto fail
+	}
+	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(p.syncR), 0, 0)
+	// Every descriptor to keep goes above the layout first, so that no
+	// dup3 below replaces one still to be placed; the copies close on exec.
+	if errW < n {
+		if errW, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, errW, syscall.F_DUPFD_CLOEXEC, n); errno != 0 {
+			step = initStepFiles
+			goto fail
+		}
+	}
+	for i := uintptr(0); i < n; i++ {
+		if r1, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(p.fds[i]), syscall.F_DUPFD_CLOEXEC, n); errno != 0 {
+			step = initStepFiles
+			goto fail
+		}
+		p.moved[i] = int32(r1)
+	}
+	for i := uintptr(0); i < n; i++ {
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(p.moved[i]), i, 0); errno != 0 {
+			step = initStepFiles
+			goto fail
+		}
+	}
+	// Whatever the parent holds open beyond the layout, close-on-exec or
+	// not, stays behind.
+	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, n, ^uintptr(0)>>32, unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
+		step = initStepFiles
+		goto fail
+	}
+	if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.sigEmpty)), 0, 8, 0, 0); errno != 0 {
+		step = initStepSignals
+		goto fail
+	}
+	_, _, errno = syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(p.path)), uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])))
+	step = initStepExec
+
+fail:
+	p.errBuf[0] = byte(step)
+	p.errBuf[1] = byte(step >> 8)
+	p.errBuf[2] = byte(step >> 16)
+	p.errBuf[3] = byte(step >> 24)
+	p.errBuf[4] = byte(errno)
+	p.errBuf[5] = byte(errno >> 8)
+	p.errBuf[6] = byte(errno >> 16)
+	p.errBuf[7] = byte(errno >> 24)
+	syscall.RawSyscall(syscall.SYS_WRITE, errW, uintptr(unsafe.Pointer(&p.errBuf[0])), uintptr(len(p.errBuf)))
+	for {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
+	}
+}
