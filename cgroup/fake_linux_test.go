@@ -2,6 +2,7 @@ package cgroup
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path"
 	"reflect"
@@ -685,5 +686,42 @@ func TestFakePreopenLeavesNothingToOpen(t *testing.T) {
 				t.Errorf("CPUUsage after Destroy: %v, want ErrClosed", err)
 			}
 		})
+	}
+}
+
+// TestFakeSetLimitsWritesOnlyChanges: a group made with a profile's
+// limits costs a run that keeps them no write, and on v1 a changed memory
+// limit goes to memory and memsw in the order the kernel accepts (memsw
+// never below memory).
+func TestFakeSetLimitsWritesOnlyChanges(t *testing.T) {
+	k, cfg := newFakeHost(t, ModeV1, fakeOpts{release: "4.19.0"})
+	m := openFake(t, k, cfg)
+	const mem, pid = "/memory/process_api/abc/sandboxd/r1", "/pids/sandboxd/r1"
+	g, err := m.Create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		lim  Limits
+		want []string
+	}{
+		{Limits{MemoryBytes: 32 << 20, PIDs: 8}, nil},
+		{Limits{}, nil},
+		{Limits{MemoryBytes: 64 << 20, PIDs: 8}, []string{
+			mem + "/memory.memsw.limit_in_bytes <- 67108864",
+			mem + "/memory.limit_in_bytes <- 67108864",
+		}},
+		{Limits{MemoryBytes: 16 << 20, PIDs: 4}, []string{
+			mem + "/memory.limit_in_bytes <- 16777216",
+			mem + "/memory.memsw.limit_in_bytes <- 16777216",
+			pid + "/pids.max <- 4",
+		}},
+		{Limits{MemoryBytes: 16 << 20, PIDs: 4}, nil},
+	} {
+		k.resetLog()
+		if err := g.SetLimits(c.lim); err != nil {
+			t.Fatal(err)
+		}
+		wantStrings(t, fmt.Sprintf("SetLimits(%+v) writes", c.lim), k.relWrites(), c.want)
 	}
 }

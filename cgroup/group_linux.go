@@ -39,6 +39,10 @@ type Group struct {
 	kept   map[string]*os.File
 	base   Stats // CPU counters at MarkStart
 	closed bool
+
+	// applied are the limits in force, as setLimits last wrote them (0:
+	// none written; -1: unknown after a failed write).
+	applied Limits
 }
 
 // group computes the paths of run name; it touches nothing.
@@ -176,39 +180,66 @@ func (g *Group) SetLimits(lim Limits) error {
 	return nil
 }
 
+// setLimits writes the limits that differ from those in force: a group
+// made with a profile's limits costs no write when a run keeps them.
 func (g *Group) setLimits(lim Limits) error {
 	m := g.m
 	write := func(dir, file, value string) error { return m.k.writeFile(path.Join(dir, file), value) }
+	setMem := lim.MemoryBytes > 0 && lim.MemoryBytes != g.applied.MemoryBytes
+	setPIDs := lim.PIDs > 0 && lim.PIDs != g.applied.PIDs
 	if m.mode == ModeV2 {
-		if lim.MemoryBytes > 0 {
+		if setMem {
 			if err := write(g.prog, "memory.max", formatLimit(lim.MemoryBytes)); err != nil {
 				return err
 			}
+			g.applied.MemoryBytes = lim.MemoryBytes
 		}
-		if lim.PIDs > 0 {
+		if setPIDs {
 			if err := write(g.prog, "pids.max", formatLimit(lim.PIDs)); err != nil {
 				return err
 			}
+			g.applied.PIDs = lim.PIDs
 		}
 		return nil
 	}
-	if lim.MemoryBytes > 0 {
+	if setMem {
 		v := formatLimit(lim.MemoryBytes)
-		// memsw (memory+swap) may never be below the memory limit, so the
-		// memory limit goes first; equal values leave no room for swap.
-		if err := write(g.memDir, "memory.limit_in_bytes", v); err != nil {
-			return err
-		}
+		// memsw (memory+swap) may never be below the memory limit: a
+		// lower limit goes to memory first, a higher one to memsw first.
+		// Equal values leave no room for swap.
+		files := []string{"memory.limit_in_bytes"}
 		if m.features.SwapLimit {
-			if err := write(g.memDir, "memory.memsw.limit_in_bytes", v); err != nil {
-				return err
+			files = append(files, "memory.memsw.limit_in_bytes")
+			if g.applied.MemoryBytes != 0 && lim.MemoryBytes > g.applied.MemoryBytes {
+				files[0], files[1] = files[1], files[0]
 			}
 		}
+		writeAll := func() error {
+			for _, f := range files {
+				if err := write(g.memDir, f, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		err := writeAll()
+		if err != nil && len(files) == 2 {
+			// The order did not suit what is in force (unknown after an
+			// earlier failure): the other one.
+			files[0], files[1] = files[1], files[0]
+			err = writeAll()
+		}
+		if err != nil {
+			g.applied.MemoryBytes = -1 // unknown: written again next time
+			return err
+		}
+		g.applied.MemoryBytes = lim.MemoryBytes
 	}
-	if lim.PIDs > 0 {
+	if setPIDs {
 		if err := write(g.pidsDir, "pids.max", formatLimit(lim.PIDs)); err != nil {
 			return err
 		}
+		g.applied.PIDs = lim.PIDs
 	}
 	return nil
 }

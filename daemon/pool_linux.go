@@ -41,7 +41,9 @@ func (e *Engine) prepare(profile *Profile, hostID uint32) (sb *sandbox, err erro
 		sb.ownID = true
 	}
 	name := fmt.Sprintf("%s%d", e.prefix, e.seq.Add(1))
-	if sb.grp, err = e.cgroups.Create(name, cgroup.Limits{}); err != nil {
+	// The profile's limits now: a step that keeps them writes nothing.
+	def := profile.Defaults
+	if sb.grp, err = e.cgroups.Create(name, cgroup.Limits{MemoryBytes: def.MemoryBytes, PIDs: def.PIDs}); err != nil {
 		return sb, fmt.Errorf("create cgroup: %w", err)
 	}
 	if err := sb.grp.Preopen(); err != nil {
