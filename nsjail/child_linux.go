@@ -177,6 +177,7 @@ func (p *childPlan) prepare() {
 	p.recvMsg.SetControllen(len(p.recvCmsg))
 	p.wsPath, _ = unix.BytePtrFromString(WorkspaceDir)
 
+	p.iovByte[0] = 'R'
 	p.iov.Base = &p.iovByte[0]
 	p.iov.SetLen(1)
 	p.cmsg = unix.UnixRights(0)
@@ -305,7 +306,43 @@ func childMain(p *childPlan) {
 		step = stepSignals
 		goto fail
 	}
-	if _, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.sock), uintptr(unsafe.Pointer(&p.readyByte[0])), 1); errno != 0 {
+	// What does not depend on the command is done now, off its path:
+	// every capability the program could keep goes, and the seccomp
+	// filter goes on, so that from here on every call of this process is
+	// filtered (the policy must allow the few calls made below).
+	//
+	// The bounding set must go while we still hold CAP_SETPCAP (as root of
+	// the namespace). The change to the sandbox user clears the other sets
+	// but the inheritable one; capset clears that.
+	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); errno != 0 {
+		step = stepAmbient
+		goto fail
+	}
+	for c := 0; c <= p.lastCap; c++ {
+		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0); errno != 0 {
+			step = stepBounding
+			goto fail
+		}
+	}
+	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); errno != 0 {
+		step = stepNoNewPrivs
+		goto fail
+	}
+	// Ready is one byte on sock; with a filter, it carries the listener,
+	// through which every forbidden call reaches the init.
+	if p.filter.Len > 0 {
+		r1, _, errno = syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(&p.filter)))
+		if errno != 0 {
+			step = stepSeccomp
+			goto fail
+		}
+		*(*int32)(unsafe.Pointer(&p.cmsg[p.cmsgFDOf])) = int32(r1)
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(p.sock), uintptr(unsafe.Pointer(&p.msg)), unix.MSG_NOSIGNAL); errno != 0 {
+			step = stepSendListener
+			goto fail
+		}
+		syscall.RawSyscall(syscall.SYS_CLOSE, r1, 0, 0)
+	} else if _, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.sock), uintptr(unsafe.Pointer(&p.readyByte[0])), 1); errno != 0 {
 		step = stepReady
 		goto fail
 	}
@@ -359,20 +396,6 @@ func childMain(p *childPlan) {
 			goto fail
 		}
 	}
-	// Capabilities: none at all. The bounding set must go while we still
-	// hold CAP_SETPCAP (as root of the namespace), so it comes before the
-	// change to the sandbox user, which clears the other sets but the
-	// inheritable one; capset clears that.
-	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); errno != 0 {
-		step = stepAmbient
-		goto fail
-	}
-	for c := 0; c <= p.lastCap; c++ {
-		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0); errno != 0 {
-			step = stepBounding
-			goto fail
-		}
-	}
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETRESGID, SandboxGID, SandboxGID, SandboxGID); errno != 0 {
 		step = stepSetgid
 		goto fail
@@ -384,25 +407,6 @@ func childMain(p *childPlan) {
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&p.capHeader)), uintptr(unsafe.Pointer(&p.capData[0])), 0); errno != 0 {
 		step = stepCapset
 		goto fail
-	}
-	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); errno != 0 {
-		step = stepNoNewPrivs
-		goto fail
-	}
-	// Seccomp last but for the exec: from here on every forbidden call
-	// reaches the init through the listener.
-	if p.filter.Len > 0 {
-		r1, _, errno = syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(&p.filter)))
-		if errno != 0 {
-			step = stepSeccomp
-			goto fail
-		}
-		*(*int32)(unsafe.Pointer(&p.cmsg[p.cmsgFDOf])) = int32(r1)
-		if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(p.sock), uintptr(unsafe.Pointer(&p.msg)), unix.MSG_NOSIGNAL); errno != 0 {
-			step = stepSendListener
-			goto fail
-		}
-		syscall.RawSyscall(syscall.SYS_CLOSE, r1, 0, 0)
 	}
 	// Every descriptor but stdin, stdout and stderr closes on exec.
 	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, ^uintptr(0)>>32, unix.CLOSE_RANGE_CLOEXEC); errno != 0 {

@@ -45,7 +45,10 @@
 //	                                         clone3(VM) -- the program's process:
 //	                                            join cgroups (write "0" to each fd)
 //	                                            unshare(CLONE_NEWCGROUP); setsid;
-//	                                            reset signals; "R" on its socket;
+//	                                            reset signals; drop bounding,
+//	                                            ambient; no_new_privs;
+//	                                            seccomp(NEW_LISTENER); "R" on its
+//	                                            socket, with the listener fd;
 //	                                            wait for the command
 //	  <-- {"kind":"ready"}  ---------------
 //	  (Run) stdin, stdout, stderr, workdir
@@ -55,11 +58,8 @@
 //	                                         for the waiting process's memory;
 //	                                         send it with stdio  ---------->
 //	                                            dup stdio; chdir; rlimits;
-//	                                            drop bounding, ambient;
 //	                                            setresgid/setresuid 1000 (HostUID);
-//	                                            capset all zero; no_new_privs
-//	                                            seccomp(NEW_LISTENER) -> send the
-//	                                            listener fd to init; execve
+//	                                            capset all zero; execve
 //	  <-- {"kind":"started"}  ------------- exec seen (error pipe closed)
 //	  <-- {"kind":"blocked"}  ------------- a Notify rule hit: kill(-1, SIGKILL)
 //	  <-- {"kind":"exited"}   ------------- pid 2 reaped: status, rusage, wall

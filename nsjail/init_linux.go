@@ -169,6 +169,8 @@ type waitingChild struct {
 	plan *childPlan
 	sock *os.File // our end of the command socket
 	errR *os.File // the child's error pipe
+
+	listener int // the child's seccomp listener, -1 without a filter
 }
 
 // forkWaiting forks the child that will run the command, and waits until
@@ -196,12 +198,36 @@ func forkWaiting(spec *Spec, joinFDs []int) (*waitingChild, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &waitingChild{pid: pid, plan: p, sock: os.NewFile(uintptr(pair[0]), "command"), errR: errR}
+	c := &waitingChild{pid: pid, plan: p, sock: os.NewFile(uintptr(pair[0]), "command"), errR: errR, listener: -1}
+	// Ready: one byte, with the seccomp listener when there is a filter.
 	var b [1]byte
-	if n, _ := c.sock.Read(b[:]); n != 1 || b[0] != 'R' {
-		return nil, c.failure(nil, "")
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(pair[0], b[:], oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n != 1 || b[0] != 'R' {
+			return nil, c.failure(nil, "")
+		}
+		var fds []int
+		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
+			fds, _ = unix.ParseUnixRights(&msgs[0])
+		}
+		switch {
+		case len(fds) == 1 && p.filter.Len > 0:
+			c.listener = fds[0]
+		case len(fds) == 0 && p.filter.Len == 0:
+		default:
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			unix.Kill(pid, unix.SIGKILL)
+			unix.Wait4(pid, nil, 0, nil)
+			return nil, &SetupError{"receive seccomp listener", fmt.Errorf("%d descriptors with the ready byte", len(fds))}
+		}
+		return c, nil
 	}
-	return c, nil
 }
 
 // send gives the child its command: the image, with stdio as SCM_RIGHTS
@@ -235,16 +261,8 @@ func (c *waitingChild) supervise(rep *reporter, argv0 string) error {
 	started := time.Now()
 	rep.send(message{Kind: msgStarted, WallNs: started.Sub(sent).Nanoseconds()})
 
-	if c.plan.filter.Len > 0 {
-		fds, err := receiveFDs(int(c.sock.Fd()), 1, unix.MSG_DONTWAIT)
-		if err == nil && len(fds) != 1 {
-			err = fmt.Errorf("%d descriptors, want 1", len(fds))
-		}
-		if err != nil {
-			unix.Kill(-1, unix.SIGKILL)
-			return &SetupError{"receive seccomp listener", err}
-		}
-		go watchSeccomp(rep, fds[0])
+	if c.listener >= 0 {
+		go watchSeccomp(rep, c.listener)
 	}
 	c.sock.Close()
 
@@ -312,15 +330,11 @@ func (c *waitingChild) failure(first []byte, argv0 string) error {
 	return &SetupError{step.String(), errno}
 }
 
-// receiveFDs takes up to max descriptors sent in one message on sock
-// (flags: extra recvmsg flags, e.g. MSG_DONTWAIT).
-func receiveFDs(sock, max int, flags ...int) ([]int, error) {
+// receiveFDs takes up to max descriptors sent in one message on sock.
+func receiveFDs(sock, max int) ([]int, error) {
 	buf := make([]byte, 1)
 	oob := make([]byte, unix.CmsgSpace(4*max))
 	f := unix.MSG_CMSG_CLOEXEC
-	for _, x := range flags {
-		f |= x
-	}
 	for {
 		_, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, f)
 		if err == unix.EINTR {
