@@ -235,5 +235,9 @@ type PoolInfo struct {
 	// WarmReady how many are ready now, over every profile.
 	WarmSandboxes int `json:"warm_sandboxes"`
 	WarmReady     int `json:"warm_ready"`
-	Queued        int `json:"queued"`
+	// WorkspacesReady counts the empty workspaces mounted ahead for the
+	// next jobs (as many per workspace size as WarmSandboxes). They are in
+	// the state dir while the daemon runs; none is given to two jobs.
+	WorkspacesReady int `json:"workspaces_ready"`
+	Queued          int `json:"queued"`
 }

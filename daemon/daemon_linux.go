@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ type Daemon struct {
 	metrics  *metrics
 	log      *logrus.Logger
 	cleanup  sync.WaitGroup // workspace removals after their job's result
+	ws       *wsPool        // workspaces mounted ahead
 
 	// base is cancelled when the daemon gives up on its running jobs
 	// (shutdown grace over).
@@ -81,6 +83,13 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 		warm = append(warm, profiles[name])
 	}
 	eng.StartPools(warm, cfg.WarmSandboxes)
+	var sizes []int64
+	for _, p := range warm {
+		if !slices.Contains(sizes, p.WorkspaceBytes) {
+			sizes = append(sizes, p.WorkspaceBytes)
+		}
+	}
+	d.ws = newWSPool(cfg.StateDir, cfg.WarmSandboxes, sizes, func(err error) { log.WithError(err).Warn("workspace made ahead") })
 	return d, nil
 }
 
@@ -130,6 +139,7 @@ func (d *Daemon) Info() api.Info {
 		Pool: api.PoolInfo{
 			Concurrency: d.cfg.Concurrency, QueueSize: d.cfg.QueueSize, Running: running, Queued: queued,
 			WarmSandboxes: d.cfg.WarmSandboxes, WarmReady: d.engine.WarmReady(),
+			WorkspacesReady: d.ws.readyCount(),
 		},
 	}
 	for _, name := range d.cfg.profileNames() {

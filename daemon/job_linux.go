@@ -37,7 +37,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 	}
 	// The workspace is named by the daemon, never by the client's id. Each
 	// step's sandbox gets its files under its own uid.
-	ws, err := newWorkspace(d.cfg.StateDir, newID(), pj.wsBytes)
+	ws, err := d.ws.take(pj.wsBytes)
 	if err != nil {
 		// Host paths stay in the daemon's log; the caller gets the
 		// operation and the kernel's reason.

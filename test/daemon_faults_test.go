@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/api/client"
 )
 
 // The daemon's faults: SIGKILLed mid-batch, a sandbox's init killed from
@@ -82,26 +83,41 @@ func (d *testDaemon) assertNoJobLeft(t *testing.T) {
 	if groups := hostcheck.Settle(2*time.Second, func() []string { return strayGroups(d.subtree) }); len(groups) > 0 {
 		t.Errorf("cgroups left: %v", groups)
 	}
-	if ws := hostcheck.Settle(2*time.Second, func() []string { return workspacesLeft(d.stateDir) }); len(ws) > 0 {
+	if ws := hostcheck.Settle(2*time.Second, func() []string { return d.strayWorkspaces(t) }); len(ws) > 0 {
 		t.Errorf("workspaces left: %v", ws)
 	}
 }
 
-// workspacesLeft lists the workspace directories and mounts under a state
-// dir.
-func workspacesLeft(stateDir string) []string {
-	var found []string
-	ents, _ := os.ReadDir(filepath.Join(stateDir, "ws"))
+// strayWorkspaces lists the workspace directories and mounts under a
+// running daemon's state dir, unless there are no more of either than the
+// empty ones it says it keeps ready for the next jobs.
+func (d *testDaemon) strayWorkspaces(t *testing.T) []string {
+	var dirs, mounts []string
+	ents, _ := os.ReadDir(filepath.Join(d.stateDir, "ws"))
 	for _, e := range ents {
-		found = append(found, e.Name())
+		dirs = append(dirs, e.Name())
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mi), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], stateDir+"/ws/") {
-			found = append(found, "mount "+f[4])
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], d.stateDir+"/ws/") {
+			mounts = append(mounts, "mount "+f[4])
 		}
 	}
-	return found
+	ready := readyWorkspaces(t, d.c)
+	if len(dirs) <= ready && len(mounts) <= ready {
+		return nil
+	}
+	return append(append(dirs, mounts...), fmt.Sprintf("(%d ready)", ready))
+}
+
+// readyWorkspaces is how many empty workspaces the daemon says it keeps
+// mounted ahead now.
+func readyWorkspaces(t *testing.T, c *client.Client) int {
+	info, err := c.Info(ctxT(t))
+	if err != nil {
+		return 0
+	}
+	return info.Pool.WorkspacesReady
 }
 
 func TestDaemonFaultSIGKILLMidBatch(t *testing.T) {
@@ -367,7 +383,9 @@ func TestDaemonFaultCgroupCreate(t *testing.T) {
 }
 
 func TestDaemonFaultWorkspaceCreate(t *testing.T) {
-	d := startDaemon(t, "")
+	// No workspace made ahead: the faults below replace the workspaces'
+	// parent under a running daemon, which would hide those.
+	d := startDaemon(t, "warm_sandboxes = 0\n")
 	ws := filepath.Join(d.stateDir, "ws")
 	for _, tc := range []struct {
 		name   string

@@ -639,7 +639,8 @@ func (s *soak) kind(name string) *soakKind {
 }
 
 // rest waits until the daemon is at rest: no job live, no sandbox process
-// or cgroup but the warm ones, the pool full, no workspace.
+// or cgroup but the warm ones, the pool full, no workspace but the empty
+// ones made ahead.
 func (s *soak) rest() {
 	t := s.t
 	t.Helper()
@@ -654,12 +655,7 @@ func (s *soak) rest() {
 		}
 		found = append(found, hostcheck.Busy()...)
 		found = append(found, strayGroups(s.d.subtree)...)
-		if ws, _ := os.ReadDir(filepath.Join(s.d.stateDir, "ws")); len(ws) > 0 {
-			found = append(found, fmt.Sprintf("%d workspaces", len(ws)))
-		}
-		if n := countMounts(s.d.stateDir + "/ws/"); n > 0 {
-			found = append(found, fmt.Sprintf("%d workspace mounts", n))
-		}
+		found = append(found, s.d.strayWorkspaces(t)...)
 		return found
 	})
 	if len(left) > 0 {
