@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,7 +27,6 @@ func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
 // Init runs the sandbox init and exits; it never returns. See the package
 // documentation for its steps.
 func Init() {
-	runtime.LockOSThread()
 	// The root's directories and the program get a known umask, whatever
 	// the daemon's was at the fork (it narrows it while it creates its
 	// socket, and the warm sandboxes are forked meanwhile).
@@ -36,7 +34,13 @@ func Init() {
 	// Run from a memfd, the init would otherwise be named after its
 	// descriptor.
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("sandboxd-init\x00")[0])), 0, 0, 0)
-	rep := &reporter{f: os.NewFile(fdReport, "report")}
+	// The pipes from the parent came non-blocking (Go makes its pipes so,
+	// and the flag belongs to the pipe): made blocking, they are read and
+	// written with plain system calls, and the runtime never starts its
+	// poller, nor the threads that waiting in it would take.
+	unix.SetNonblock(fdSpec, false)
+	unix.SetNonblock(fdReport, false)
+	rep := &reporter{f: rawFile(fdReport)}
 	if err := runInit(rep); err != nil {
 		m := message{Kind: msgFailed, Error: err.Error(), Step: "init"}
 		if se, ok := err.(*SetupError); ok {
@@ -61,7 +65,7 @@ func Init() {
 // reporter writes messages to the parent, one line each, from any goroutine.
 type reporter struct {
 	mu sync.Mutex
-	f  *os.File
+	f  rawFile
 }
 
 func (r *reporter) send(m message) {
@@ -74,7 +78,7 @@ func (r *reporter) send(m message) {
 
 func runInit(rep *reporter) error {
 	// One decoder for both values: it may read ahead into the second.
-	dec := json.NewDecoder(bufio.NewReader(os.NewFile(fdSpec, "spec")))
+	dec := json.NewDecoder(bufio.NewReader(rawFile(fdSpec)))
 	var cfg initConfig
 	if err := dec.Decode(&cfg); err != nil {
 		return &SetupError{"read spec", err}
@@ -168,7 +172,7 @@ type waitingChild struct {
 	pid  int
 	plan *childPlan
 	sock *os.File // our end of the command socket
-	errR *os.File // the child's error pipe
+	errR rawFile  // the child's error pipe
 
 	listener int // the child's seccomp listener, -1 without a filter
 }
@@ -182,11 +186,12 @@ func forkWaiting(spec *Spec, joinFDs []int) (*waitingChild, error) {
 		p.filter.Len = uint16(len(spec.Seccomp))
 		p.filter.Filter = &spec.Seccomp[0]
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
+	var errPipe [2]int
+	if err := unix.Pipe2(errPipe[:], unix.O_CLOEXEC); err != nil {
 		return nil, &SetupError{"pipe", err}
 	}
-	p.errFD = int(errW.Fd())
+	errR := rawFile(errPipe[0])
+	p.errFD = errPipe[1]
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, &SetupError{"socketpair", err}
@@ -194,7 +199,7 @@ func forkWaiting(spec *Spec, joinFDs []int) (*waitingChild, error) {
 	p.sock = pair[1]
 	pid, err := forkChild(p)
 	unix.Close(pair[1])
-	errW.Close()
+	unix.Close(errPipe[1])
 	if err != nil {
 		return nil, err
 	}
@@ -329,6 +334,43 @@ func (c *waitingChild) failure(first []byte, argv0 string) error {
 	}
 	return &SetupError{step.String(), errno}
 }
+
+// rawFile is a blocking descriptor read and written with plain system
+// calls, outside the runtime's poller.
+type rawFile int
+
+func (f rawFile) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(f), b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 && len(b) > 0 {
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (f rawFile) Write(b []byte) (int, error) {
+	written := 0
+	for written < len(b) {
+		n, err := unix.Write(int(f), b[written:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return written, err
+		}
+		written += n
+	}
+	return written, nil
+}
+
+func (f rawFile) Close() error { return unix.Close(int(f)) }
 
 // receiveFDs takes up to max descriptors sent in one message on sock.
 func receiveFDs(sock, max int) ([]int, error) {
