@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	osexec "os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,9 +45,13 @@ func waitForInit(t *testing.T, parent int) int {
 			if !bytes.HasPrefix(cmdline, []byte("sandboxd-init")) || len(f) < 2 || f[1] != strconv.Itoa(parent) {
 				continue
 			}
-			// Its program runs once the init has a child.
-			if children, _ := os.ReadFile("/proc/" + e.Name() + "/task/" + e.Name() + "/children"); len(bytes.TrimSpace(children)) > 0 {
-				return pid
+			// Its program runs once the init has a child, forked by any of
+			// its threads.
+			tasks, _ := filepath.Glob("/proc/" + e.Name() + "/task/*/children")
+			for _, task := range tasks {
+				if children, _ := os.ReadFile(task); len(bytes.TrimSpace(children)) > 0 {
+					return pid
+				}
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
