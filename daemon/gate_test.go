@@ -72,3 +72,37 @@ func TestGate(t *testing.T) {
 	wantTurn(t, c, false, "the engine closes")
 	release()
 }
+
+func TestGateWaitIdle(t *testing.T) {
+	var g gate
+	start := time.Now()
+	g.waitIdle(time.Hour)
+	if time.Since(start) > time.Second {
+		t.Fatal("waitIdle waited with no job holding the gate")
+	}
+
+	// A job holds: waitIdle returns when it lets go.
+	g.add(1)
+	done := make(chan struct{})
+	go func() { g.waitIdle(time.Hour); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("waitIdle returned while a job holds the gate")
+	case <-time.After(20 * time.Millisecond):
+	}
+	g.add(-1)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("waitIdle still waits after the job let go")
+	}
+
+	// A job that never lets go: waitIdle gives up after max.
+	g.add(1)
+	start = time.Now()
+	g.waitIdle(30 * time.Millisecond)
+	if d := time.Since(start); d < 30*time.Millisecond || d > 5*time.Second {
+		t.Errorf("waitIdle(30ms) with the gate held took %v", d)
+	}
+	g.add(-1)
+}

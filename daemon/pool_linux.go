@@ -88,9 +88,17 @@ func (e *Engine) retire(sb *sandbox) {
 	e.retiring.Add(1)
 	go func() {
 		defer e.retiring.Done()
+		// Killing the init takes its namespaces down, and the cgroups
+		// go after it: work that would take a CPU from the step's answer,
+		// which its job's hold covers until it is out.
+		e.gate.waitIdle(retireWait)
 		sb.teardown(e)
 	}()
 }
+
+// retireWait bounds how long a used sandbox waits for the jobs to let go of
+// the CPUs before it is torn down anyway.
+const retireWait = 20 * time.Millisecond
 
 // readyWait bounds how long a warm sandbox may take to be built.
 const readyWait = 30 * time.Second
@@ -406,6 +414,23 @@ func (g *gate) waitTurn() bool {
 		g.cond.Wait()
 	}
 	return !g.closed
+}
+
+// waitIdle returns once no job holds the gate, the gate is closed, or max
+// has passed.
+func (g *gate) waitIdle(max time.Duration) {
+	deadline := time.Now().Add(max)
+	t := time.AfterFunc(max, func() {
+		g.lock()
+		g.cond.Broadcast()
+		g.mu.Unlock()
+	})
+	defer t.Stop()
+	g.lock()
+	defer g.mu.Unlock()
+	for g.busy > 0 && !g.closed && time.Now().Before(deadline) {
+		g.cond.Wait()
+	}
 }
 
 func (g *gate) close() {

@@ -343,6 +343,7 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, 0, aerr)
 		return
 	}
+	defer adm.finish()
 	if !wantsStream(r) {
 		res := adm.run(nil)
 		writeJSON(w, http.StatusOK, res)
@@ -400,6 +401,10 @@ type admission struct {
 	pj     *preparedJob
 	ticket *ticket
 	batch  bool
+
+	// release gives up the job's hold on the pools (Engine.Hold); see
+	// finish.
+	release func()
 }
 
 // admit registers a job and gives it a place in line: the errors a client
@@ -429,6 +434,18 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, pj *preparedJob, batc
 }
 
 // run waits for the job's turn, runs it, records and logs the result.
+// resultHold bounds how long a job's result keeps its hold on the pools
+// after the job ended, while it is written to its client.
+const resultHold = 50 * time.Millisecond
+
+// finish tells the engine that the job's result is out. Safe to call more
+// than once, and when run did not run the job.
+func (a *admission) finish() {
+	if a.release != nil {
+		a.release()
+	}
+}
+
 func (a *admission) run(emit emitFunc) *api.Result {
 	d, j := a.d, a.job
 	defer a.cancel()
@@ -446,7 +463,15 @@ func (a *admission) run(emit emitFunc) *api.Result {
 		j.setState(api.StateRunning, 0)
 		hold := d.engine.Hold()
 		res = d.runJob(a.ctx, j, a.pj, queued, emit)
-		hold()
+		// The hold lasts until the result is out (finish): a refill or
+		// teardown begun now would take a CPU from the answer. A client
+		// slow to read it does not hold the pools for longer than
+		// resultHold.
+		t := time.AfterFunc(resultHold, hold)
+		a.release = func() {
+			t.Stop()
+			hold()
+		}
 		release()
 	}
 	if a.batch {
@@ -602,6 +627,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 				go func() {
 					defer wg.Done()
 					defer func() { <-sem }()
+					defer adm.finish()
 					res := adm.run(nil)
 					line.Result = res
 					sumMu.Lock()

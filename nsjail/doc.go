@@ -63,7 +63,8 @@
 //	  <-- {"kind":"started"}  ------------- exec seen (error pipe closed)
 //	  <-- {"kind":"blocked"}  ------------- a Notify rule hit: kill(-1, SIGKILL)
 //	  <-- {"kind":"exited"}   ------------- pid 2 reaped: status, rusage, wall
-//	                                         kill(-1, SIGKILL), reap all, exit
+//	                                         kill(-1, SIGKILL), reap all; wait
+//	  (Kill) close fd 5, SIGKILL  -------->  until fd 5 closes; exit
 //
 // Messages travel one JSON object a line over fd 4. A setup failure is
 // reported as {"kind":"failed"} naming the step (for example

@@ -133,7 +133,6 @@ func runInit(rep *reporter) error {
 	if len(fds) != want {
 		return &SetupError{"receive the command's descriptors", fmt.Errorf("got %d, want %d", len(fds), want)}
 	}
-	unix.Close(fdControl)
 	workdir := -1
 	if run.Workdir {
 		workdir = fds[3]
@@ -304,6 +303,15 @@ func (c *waitingChild) supervise(rep *reporter, argv0 string) error {
 		rep.send(m)
 		for {
 			if _, err := unix.Wait4(-1, nil, 0, nil); err == unix.ECHILD {
+				break
+			}
+		}
+		// Nothing of the step is left. The namespaces go with this init,
+		// when the parent says (it closes the control socket, or kills
+		// us): their teardown need not compete with the step's answer.
+		var b [1]byte
+		for {
+			if n, err := unix.Read(fdControl, b[:]); n <= 0 && err != unix.EINTR {
 				return nil
 			}
 		}

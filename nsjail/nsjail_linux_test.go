@@ -84,6 +84,10 @@ func run(t *testing.T, spec *Spec) outcome {
 				return o
 			}
 			o.events = append(o.events, ev)
+			if ev.Kind == Exited || ev.Kind == Failed {
+				// The init waits for us after its last report.
+				p.Kill()
+			}
 		case <-timeout:
 			p.Kill()
 			t.Fatal("sandbox did not end within 20 s")
@@ -222,6 +226,9 @@ func TestInitClonedIntoCgroup(t *testing.T) {
 	var last Event
 	for ev := range p.Events() {
 		last = ev
+		if ev.Kind == Exited || ev.Kind == Failed {
+			p.Kill()
+		}
 	}
 	if last.Kind != Exited || last.Exit.Code != 0 {
 		t.Errorf("last event %+v, want exit 0", last)
@@ -240,5 +247,46 @@ func TestUmaskIsFixed(t *testing.T) {
 	}
 	if o.stdout != "0022\n644\n755\n1777\n" {
 		t.Fatalf("inside: %q, want umask 0022, modes 644 755 1777", o.stdout)
+	}
+}
+
+// After its program's end the init, alone in its namespaces, waits for
+// Kill; then it goes, and Events closes.
+func TestInitWaitsForKillAfterExit(t *testing.T) {
+	spec := testSpec(t, "sh", "-c", "sleep 30 & echo started")
+	p, err := Start(spec, Files{}, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	for ev := range p.Events() {
+		if ev.Kind == Exited {
+			break
+		}
+		if ev.Kind == Failed {
+			t.Fatalf("failed: %v", ev.Err)
+		}
+	}
+	// The background sleep is gone, the init is not.
+	time.Sleep(100 * time.Millisecond)
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p.Pid()))
+	for _, task := range tasks {
+		if children, _ := os.ReadFile(task); len(strings.TrimSpace(string(children))) != 0 {
+			t.Errorf("the init still has children: %q", children)
+		}
+	}
+	select {
+	case <-p.Done():
+		t.Fatal("the init went before Kill")
+	default:
+	}
+	p.Kill()
+	select {
+	case <-p.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the init outlived Kill")
+	}
+	if _, ok := <-p.Events(); ok {
+		t.Error("an event after Exited")
 	}
 }

@@ -47,7 +47,9 @@ const (
 	// Blocked: the program made a call its seccomp policy forbids; every
 	// process of the sandbox is being killed.
 	Blocked
-	// Exited: the program ended; Exit says how. The last event.
+	// Exited: the program ended; Exit says how. The last event. Nothing
+	// of the program is left then, but the init and its namespaces stay
+	// until Kill, so that their teardown can wait until it costs nothing.
 	Exited
 	// Failed: the sandbox could not be set up or the program not started
 	// (Err is a *SetupError or an *ExecError), or the init died. The last
@@ -217,7 +219,14 @@ func (p *Process) Run(c *Command, stdio IO) error {
 	if p.specW == nil {
 		return errors.New("sandbox: already given a command, or killed")
 	}
-	defer p.closeCommandPipes()
+	// The control socket stays open until Kill: the init outlives its
+	// program until then (see Exited).
+	defer func() {
+		if p.specW != nil {
+			p.specW.Close()
+			p.specW = nil
+		}
+	}()
 	fds := make([]int, 0, 4)
 	for _, f := range []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr} {
 		if f == nil {
