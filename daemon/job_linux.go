@@ -106,8 +106,11 @@ func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *prepa
 		Env:     ps.step.Env,
 		Limits:  ps.limits,
 		Workdir: ws.dir,
-		Profile: pj.profile,
-		Held:    true, // runJob runs under the engine's Hold
+		// A fresh workspace without files has nothing in it before its
+		// first step.
+		WorkdirEmpty: i == 0 && len(pj.files) == 0,
+		Profile:      pj.profile,
+		Held:         true, // runJob runs under the engine's Hold
 	}
 	if len(ps.stdin) > 0 {
 		f, err := memfdWith("stdin", ps.stdin)

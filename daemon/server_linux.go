@@ -402,9 +402,9 @@ type admission struct {
 	ticket *ticket
 	batch  bool
 
-	// release gives up the job's hold on the pools (Engine.Hold); see
-	// finish.
-	release func()
+	// release gives up the job's hold on the pools (Engine.Hold), and
+	// logged logs the job's end; see finish.
+	release, logged func()
 }
 
 // admit registers a job and gives it a place in line: the errors a client
@@ -438,11 +438,16 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, pj *preparedJob, batc
 // after the job ended, while it is written to its client.
 const resultHold = 50 * time.Millisecond
 
-// finish tells the engine that the job's result is out. Safe to call more
-// than once, and when run did not run the job.
+// finish is called once the job's result is out: the job lets go of the
+// pools, and its end is logged. Safe to call more than once, and when run
+// did not run the job.
 func (a *admission) finish() {
 	if a.release != nil {
 		a.release()
+	}
+	if a.logged != nil {
+		a.logged()
+		a.logged = nil
 	}
 }
 
@@ -483,21 +488,24 @@ func (a *admission) run(emit emitFunc) *api.Result {
 		d.reg.finish(j, res)
 	}
 	d.metrics.jobFinished(res)
-	verdicts := make([]string, len(res.Steps))
-	for i, s := range res.Steps {
-		verdicts[i] = string(s.Verdict)
-	}
-	entry := d.log.WithFields(logrus.Fields{
-		"job": j.id, "caller_uid": j.caller, "status": res.Status, "verdicts": strings.Join(verdicts, ","),
-		"queued_ms": res.Timing.QueuedMS, "setup_ms": res.Timing.SetupMS, "total_ms": res.Timing.TotalMS,
-	})
-	if res.Message != "" {
-		entry = entry.WithField("message", res.Message)
-	}
-	if res.Status == api.StatusError {
-		entry.Error("job finished")
-	} else {
-		entry.Info("job finished")
+	// The log line waits until the result is out (finish).
+	a.logged = func() {
+		verdicts := make([]string, len(res.Steps))
+		for i, s := range res.Steps {
+			verdicts[i] = string(s.Verdict)
+		}
+		entry := d.log.WithFields(logrus.Fields{
+			"job": j.id, "caller_uid": j.caller, "status": res.Status, "verdicts": strings.Join(verdicts, ","),
+			"queued_ms": res.Timing.QueuedMS, "setup_ms": res.Timing.SetupMS, "total_ms": res.Timing.TotalMS,
+		})
+		if res.Message != "" {
+			entry = entry.WithField("message", res.Message)
+		}
+		if res.Status == api.StatusError {
+			entry.Error("job finished")
+		} else {
+			entry.Info("job finished")
+		}
 	}
 	return res
 }

@@ -30,6 +30,9 @@ type StepRequest struct {
 	// Empty: a fresh tmpfs of WorkspaceBytes (0: the profile's).
 	Workdir        string
 	WorkspaceBytes int64
+	// WorkdirEmpty says Workdir holds nothing but itself: only its root
+	// is given to the step's uid.
+	WorkdirEmpty bool
 	// HostID is the host uid and gid to run as, from AcquireID. Zero: the
 	// step's sandbox has one of its own (a warm sandbox from the profile's
 	// pool, if the engine keeps pools), given back at the end.
@@ -90,18 +93,16 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	if req.Workdir != "" && req.HostID == 0 {
 		// The workdir's files go to this sandbox's uid: the last step's
 		// sandbox had another.
-		if err := chownTree(req.Workdir, int(sb.hostID), int(sb.hostID)); err != nil {
+		chown := chownTree
+		if req.WorkdirEmpty {
+			chown = chownRoot
+		}
+		if err := chown(req.Workdir, int(sb.hostID), int(sb.hostID)); err != nil {
 			return res, err
 		}
 	}
 
-	stdin := req.Stdin
-	if stdin == nil {
-		if stdin, err = os.Open(os.DevNull); err != nil {
-			return res, err
-		}
-		defer stdin.Close()
-	}
+	stdin := req.Stdin // nil: the jail's /dev/null
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return res, err

@@ -27,6 +27,14 @@ func LendWorkdir(dir string, uid uint32) (giveBack func() error, err error) {
 	return func() error { return chownTree(dir, int(st.Uid), int(st.Gid)) }, nil
 }
 
+// chownRoot gives dir itself, not what is in it, to uid:gid.
+func chownRoot(dir string, uid, gid int) error {
+	if err := os.Lchown(dir, uid, gid); err != nil {
+		return fmt.Errorf("workdir: %w", err)
+	}
+	return nil
+}
+
 func chownTree(dir string, uid, gid int) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
