@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -69,10 +70,18 @@ func TestStartInitLaysOutDescriptors(t *testing.T) {
 		}
 	}
 	// Nothing but the layout is open: every other descriptor of ours was
-	// closed at the exec, whether it was close-on-exec or not.
-	ents, err := os.ReadDir(dir + "fd")
-	if err != nil {
-		t.Fatal(err)
+	// closed at the exec, whether it was close-on-exec or not. The exec
+	// is seen (our error pipe closes) while the kernel may still be
+	// closing the descriptors after it: a moment is allowed.
+	var ents []os.DirEntry
+	for try := 0; try < 100; try++ {
+		if ents, err = os.ReadDir(dir + "fd"); err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) == 3+n {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if len(ents) != 3+n {
 		var names []string
