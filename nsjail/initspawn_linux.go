@@ -42,6 +42,7 @@ type initPlan struct {
 	moved    [maxInitFDs]int32 // the child's copies of fds, above the layout
 	buf      [1]byte
 	errBuf   [8]byte
+	sigDfl   kernelSigaction
 	sigEmpty uint64
 	stack    []byte
 }
@@ -73,7 +74,7 @@ func initStepName(s childStep) string {
 	case initStepFiles:
 		return "lay out descriptors"
 	case initStepSignals:
-		return "unblock signals"
+		return "reset signals"
 	case initStepExec:
 		return "execve"
 	}
@@ -318,6 +319,19 @@ func initChildMain(p *initPlan) {
 	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, n, ^uintptr(0)>>32, unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
 		step = initStepFiles
 		goto fail
+	}
+	// Signals come back only for the exec. Before that, every handler goes
+	// back to the default: the parent's handlers are the Go runtime's, and
+	// one run here, on the parent's memory, would corrupt it (a terminal's
+	// SIGINT or a service manager's SIGTERM reaches the whole group).
+	for sig := uintptr(1); sig <= 64; sig++ {
+		if sig == uintptr(syscall.SIGKILL) || sig == uintptr(syscall.SIGSTOP) || sig == 32 || sig == 33 {
+			continue
+		}
+		if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&p.sigDfl)), 0, 8, 0, 0); errno != 0 {
+			step = initStepSignals
+			goto fail
+		}
 	}
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.sigEmpty)), 0, 8, 0, 0); errno != 0 {
 		step = initStepSignals

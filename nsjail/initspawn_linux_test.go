@@ -3,6 +3,7 @@ package nsjail
 import (
 	"errors"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -127,5 +128,39 @@ func TestStartInitBadMaps(t *testing.T) {
 	}
 	if _, err := unix.Wait4(-1, nil, unix.WNOHANG, nil); err != unix.ECHILD {
 		t.Fatalf("a child is left: %v", err)
+	}
+}
+
+// The init's process runs no handler of ours between its clone and its
+// exec: every disposition is back to the default before signals come
+// back (an ignored one would survive the exec; it does not).
+func TestStartInitResetsSignals(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	signal.Ignore(syscall.SIGUSR2)
+	defer signal.Reset(syscall.SIGUSR2)
+	proc, err := startInit(testInitSpawn(t, "/bin/sleep", []*os.File{null, null, null}, "sleep", "10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proc.Wait()
+	defer proc.Kill()
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(proc.Pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "SigIgn:\t"); ok {
+			mask, err := strconv.ParseUint(v, 16, 64)
+			if err != nil || mask != 0 {
+				t.Errorf("signals ignored after the exec: %s (%v)", v, err)
+			}
+		}
+		if v, ok := strings.CutPrefix(line, "SigBlk:\t"); ok && strings.Trim(v, "0") != "" {
+			t.Errorf("signals blocked after the exec: %s", v)
+		}
 	}
 }
