@@ -325,7 +325,7 @@ func initChildMain(p *initPlan) {
 	// one run here, on the parent's memory, would corrupt it (a terminal's
 	// SIGINT or a service manager's SIGTERM reaches the whole group).
 	for sig := uintptr(1); sig <= 64; sig++ {
-		if sig == uintptr(syscall.SIGKILL) || sig == uintptr(syscall.SIGSTOP) || sig == 32 || sig == 33 {
+		if sig == uintptr(syscall.SIGKILL) || sig == uintptr(syscall.SIGSTOP) {
 			continue
 		}
 		if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&p.sigDfl)), 0, 8, 0, 0); errno != 0 {
