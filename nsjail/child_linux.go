@@ -293,14 +293,9 @@ func childMain(p *childPlan) {
 	}
 	// Default dispositions for every signal and an empty mask: what the init
 	// inherited or ignored is not the program's business.
-	for sig := uintptr(1); sig <= 64; sig++ {
-		if sig == uintptr(syscall.SIGKILL) || sig == uintptr(syscall.SIGSTOP) {
-			continue
-		}
-		if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&p.sigDfl)), 0, 8, 0, 0); errno != 0 {
-			step = stepSignals
-			goto fail
-		}
+	if errno = resetSignals(&p.sigDfl); errno != 0 {
+		step = stepSignals
+		goto fail
 	}
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.sigEmpty)), 0, 8, 0, 0); errno != 0 {
 		step = stepSignals
@@ -417,16 +412,42 @@ func childMain(p *childPlan) {
 	step = stepExec
 
 fail:
-	p.errBuf[0] = byte(step)
-	p.errBuf[1] = byte(step >> 8)
-	p.errBuf[2] = byte(step >> 16)
-	p.errBuf[3] = byte(step >> 24)
-	p.errBuf[4] = byte(errno)
-	p.errBuf[5] = byte(errno >> 8)
-	p.errBuf[6] = byte(errno >> 16)
-	p.errBuf[7] = byte(errno >> 24)
-	syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.errFD), uintptr(unsafe.Pointer(&p.errBuf[0])), uintptr(len(p.errBuf)))
+	exitReporting(uintptr(p.errFD), &p.errBuf, step, errno)
+}
+
+// resetSignals gives every signal but SIGKILL and SIGSTOP the default
+// disposition dfl, in a child between its fork and its exec.
+//
+//go:nosplit
+func resetSignals(dfl *kernelSigaction) syscall.Errno {
+	for sig := uintptr(1); sig <= 64; sig++ {
+		if sig == uintptr(syscall.SIGKILL) || sig == uintptr(syscall.SIGSTOP) {
+			continue
+		}
+		if _, _, errno := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(dfl)), 0, 8, 0, 0); errno != 0 {
+			return errno
+		}
+	}
+	return 0
+}
+
+// exitReporting ends a child that failed before its exec: the step and
+// the errno go to fd (through buf, the child may not allocate) for
+// readStepReport, and the child exits.
+//
+//go:nosplit
+func exitReporting(fd uintptr, buf *[8]byte, step childStep, errno syscall.Errno) {
+	buf[0], buf[1], buf[2], buf[3] = byte(step), byte(step>>8), byte(step>>16), byte(step>>24)
+	buf[4], buf[5], buf[6], buf[7] = byte(errno), byte(errno>>8), byte(errno>>16), byte(errno>>24)
+	syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	for {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
 	}
+}
+
+// readStepReport decodes what exitReporting wrote.
+func readStepReport(b *[8]byte) (childStep, syscall.Errno) {
+	step := childStep(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
+	errno := syscall.Errno(uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24)
+	return step, errno
 }

@@ -335,8 +335,7 @@ func (c *waitingChild) failure(first []byte, argv0 string) error {
 	if n != len(buf) {
 		return &SetupError{"child", fmt.Errorf("ended without a report (%v)", ws)}
 	}
-	step := childStep(uint32(buf[0]) | uint32(buf[1])<<8 | uint32(buf[2])<<16 | uint32(buf[3])<<24)
-	errno := syscall.Errno(uint32(buf[4]) | uint32(buf[5])<<8 | uint32(buf[6])<<16 | uint32(buf[7])<<24)
+	step, errno := readStepReport(&buf)
 	if step == stepExec && isProgramExecErrno(errno) {
 		return &ExecError{argv0, errno}
 	}

@@ -181,8 +181,7 @@ func startInit(s *initSpawn) (*os.Process, error) {
 		if n != len(report) {
 			return nil, fmt.Errorf("the init's process ended before its exec")
 		}
-		step := childStep(uint32(report[0]) | uint32(report[1])<<8 | uint32(report[2])<<16 | uint32(report[3])<<24)
-		errno := syscall.Errno(uint32(report[4]) | uint32(report[5])<<8 | uint32(report[6])<<16 | uint32(report[7])<<24)
+		step, errno := readStepReport(&report)
 		return nil, fmt.Errorf("%s: %w", initStepName(step), errno)
 	}
 	proc, err := os.FindProcess(pid)
@@ -324,14 +323,9 @@ func initChildMain(p *initPlan) {
 	// back to the default: the parent's handlers are the Go runtime's, and
 	// one run here, on the parent's memory, would corrupt it (a terminal's
 	// SIGINT or a service manager's SIGTERM reaches the whole group).
-	for sig := uintptr(1); sig <= 64; sig++ {
-		if sig == uintptr(syscall.SIGKILL) || sig == uintptr(syscall.SIGSTOP) {
-			continue
-		}
-		if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&p.sigDfl)), 0, 8, 0, 0); errno != 0 {
-			step = initStepSignals
-			goto fail
-		}
+	if errno = resetSignals(&p.sigDfl); errno != 0 {
+		step = initStepSignals
+		goto fail
 	}
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.sigEmpty)), 0, 8, 0, 0); errno != 0 {
 		step = initStepSignals
@@ -341,16 +335,5 @@ func initChildMain(p *initPlan) {
 	step = initStepExec
 
 fail:
-	p.errBuf[0] = byte(step)
-	p.errBuf[1] = byte(step >> 8)
-	p.errBuf[2] = byte(step >> 16)
-	p.errBuf[3] = byte(step >> 24)
-	p.errBuf[4] = byte(errno)
-	p.errBuf[5] = byte(errno >> 8)
-	p.errBuf[6] = byte(errno >> 16)
-	p.errBuf[7] = byte(errno >> 24)
-	syscall.RawSyscall(syscall.SYS_WRITE, errW, uintptr(unsafe.Pointer(&p.errBuf[0])), uintptr(len(p.errBuf)))
-	for {
-		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 127, 0, 0)
-	}
+	exitReporting(errW, &p.errBuf, step, errno)
 }
