@@ -31,15 +31,22 @@ func testInitSpawn(t *testing.T, path string, files []*os.File, argv ...string) 
 	}
 }
 
-// TestStartInitLaysOutDescriptors gives the child descriptors in the
-// reverse order of their numbers, most of them inside the layout, so that
-// a naive dup3 in place would overwrite one still to be moved.
-func TestStartInitLaysOutDescriptors(t *testing.T) {
+// openNull opens /dev/null for the test's duration.
+func openNull(t *testing.T) *os.File {
+	t.Helper()
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer null.Close()
+	t.Cleanup(func() { null.Close() })
+	return null
+}
+
+// TestStartInitLaysOutDescriptors gives the child descriptors in the
+// reverse order of their numbers, most of them inside the layout, so that
+// a naive dup3 in place would overwrite one still to be moved.
+func TestStartInitLaysOutDescriptors(t *testing.T) {
+	null := openNull(t)
 	const n = 12
 	var writers []*os.File
 	for i := 0; i < n; i++ {
@@ -99,12 +106,8 @@ func TestStartInitLaysOutDescriptors(t *testing.T) {
 }
 
 func TestStartInitExecFailure(t *testing.T) {
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer null.Close()
-	_, err = startInit(testInitSpawn(t, "/nonexistent/init", []*os.File{null, null, null}, "x"))
+	null := openNull(t)
+	_, err := startInit(testInitSpawn(t, "/nonexistent/init", []*os.File{null, null, null}, "x"))
 	if !errors.Is(err, syscall.ENOENT) || !strings.Contains(err.Error(), "execve") {
 		t.Fatalf("got %v, want execve: ENOENT", err)
 	}
@@ -115,14 +118,10 @@ func TestStartInitExecFailure(t *testing.T) {
 }
 
 func TestStartInitBadMaps(t *testing.T) {
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer null.Close()
+	null := openNull(t)
 	s := testInitSpawn(t, "/bin/true", []*os.File{null, null, null}, "true")
 	s.uidMap = "0 1999000010 1\n0 1999000011 1\n" // one id mapped twice: refused
-	_, err = startInit(s)
+	_, err := startInit(s)
 	if err == nil || !strings.Contains(err.Error(), "uid_map") {
 		t.Fatalf("got %v, want an error about uid_map", err)
 	}
@@ -135,11 +134,7 @@ func TestStartInitBadMaps(t *testing.T) {
 // exec: every disposition is back to the default before signals come
 // back (an ignored one would survive the exec; it does not).
 func TestStartInitResetsSignals(t *testing.T) {
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer null.Close()
+	null := openNull(t)
 	signal.Ignore(syscall.SIGUSR2)
 	defer signal.Reset(syscall.SIGUSR2)
 	proc, err := startInit(testInitSpawn(t, "/bin/sleep", []*os.File{null, null, null}, "sleep", "10"))
