@@ -15,7 +15,8 @@ socket = "$SANDBOXD_SOCKET"
 log_format = "text"
 TOML
 
-bin/sandboxd serve --config run/config.toml 2> >(sed 's/^/  [sandboxd] /' >&2) &
+# The log prefixer ignores Ctrl-C, so that it shows the daemon's drain.
+bin/sandboxd serve --config run/config.toml 2> >(trap '' INT; sed 's/^/  [sandboxd] /' >&2) &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null' EXIT
 for _ in $(seq 100); do bin/sandboxctl ping >/dev/null 2>&1 && break; sleep 0.1; done

@@ -559,3 +559,24 @@ func TestDaemonFaultMemoryPressure(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A daemon whose log reader went away (a logger that exited, a journal
+// restarting) goes on serving, and drains and cleans up on SIGTERM: a
+// write to the broken pipe fails, where SIGPIPE would have killed it.
+func TestDaemonOutlivesItsLogReader(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemonLogging(t, "", w)
+	w.Close()
+	r.Close()
+	for i := 0; i < 3; i++ {
+		res, err := d.c.Run(ctxT(t), job("echo", "still here"))
+		if err != nil || res.Steps[0].Verdict != api.VerdictOK || res.Steps[0].Stdout != "still here\n" {
+			t.Fatalf("job %d with the log reader gone: %v %+v", i, err, res)
+		}
+	}
+	// stop (cleanup) checks a clean exit after SIGTERM, assertClean that
+	// nothing is left.
+}

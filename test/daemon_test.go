@@ -31,6 +31,7 @@ type testDaemon struct {
 	stateDir string
 	subtree  string
 	log      *syncBuffer
+	logTo    *os.File // if set, the daemon's stderr instead of log
 	c        *client.Client
 }
 
@@ -54,6 +55,13 @@ func (s *syncBuffer) String() string {
 // startDaemon starts sandboxd serve with the given extra config lines.
 func startDaemon(t testing.TB, config string) *testDaemon {
 	t.Helper()
+	return startDaemonLogging(t, config, nil)
+}
+
+// startDaemonLogging is startDaemon with the daemon's stderr going to
+// logTo; nil is the test's buffer (testDaemon.log).
+func startDaemonLogging(t testing.TB, config string, logTo *os.File) *testDaemon {
+	t.Helper()
 	stateDir, err := os.MkdirTemp("", "sandboxd-state-")
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +72,7 @@ func startDaemon(t testing.TB, config string) *testDaemon {
 	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s\n", stateDir, d.subtree, config)
 	cfgPath := filepath.Join(stateDir, "config.toml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	d.logTo = logTo
 	d.start(cfgPath)
 	t.Cleanup(func() {
 		d.stop()
@@ -77,6 +86,9 @@ func (d *testDaemon) start(cfgPath string) {
 	d.t.Helper()
 	d.cmd = osexec.Command(sandboxdBin, "serve", "--socket", d.socket, "--config", cfgPath)
 	d.cmd.Stderr = d.log
+	if d.logTo != nil {
+		d.cmd.Stderr = d.logTo
+	}
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}

@@ -46,6 +46,10 @@ func serveMain(args []string) int {
 		log.WithError(err).Error("cannot start")
 		return 1
 	}
+	// A log reader that goes away (a pipe to a logger that exited, a
+	// journal restarting) makes writes fail with EPIPE rather than end the
+	// daemon by SIGPIPE before it drains.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := d.Serve(ctx); err != nil {
