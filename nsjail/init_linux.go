@@ -111,6 +111,12 @@ func runInit(rep *reporter) error {
 	for _, fd := range joinFDs {
 		unix.Close(fd)
 	}
+	// The listener is watched from now on: the watcher's thread is made
+	// while the sandbox waits, not when its command comes. Nothing calls
+	// a forbidden function before the exec.
+	if c.listener >= 0 {
+		go watchSeccomp(rep, c.listener)
+	}
 	warmDecoder()
 	rep.send(message{Kind: msgReady})
 
@@ -265,9 +271,6 @@ func (c *waitingChild) supervise(rep *reporter, argv0 string) error {
 	started := time.Now()
 	rep.send(message{Kind: msgStarted, WallNs: started.Sub(sent).Nanoseconds()})
 
-	if c.listener >= 0 {
-		go watchSeccomp(rep, c.listener)
-	}
 	c.sock.Close()
 
 	// Reap until the program ends. Orphans re-parented to us are reaped on
