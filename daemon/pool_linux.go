@@ -21,6 +21,7 @@ type sandbox struct {
 	grp    *cgroup.Group
 	hostID uint32
 	ownID  bool // the uid was acquired for this sandbox and goes back with it
+	marked bool // its cgroup's CPU counters were marked (MarkStart) once it was ready
 }
 
 // prepare makes a sandbox for profile, under hostID (zero: one of its
@@ -114,6 +115,12 @@ func (e *Engine) warmUp(profile *Profile) (*sandbox, error) {
 	select {
 	case ev, ok := <-sb.proc.Events():
 		if ok && ev.Kind == nsjail.Ready {
+			// The program's process waits, idle, in its cgroups: its CPU
+			// counters are the run's starting point already.
+			if err = sb.grp.MarkStart(); err != nil {
+				break
+			}
+			sb.marked = true
 			return sb, nil
 		}
 		if ok && ev.Kind == nsjail.Failed {

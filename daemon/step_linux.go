@@ -125,10 +125,12 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 		defer workdir.Close()
 	}
 	proc := sb.proc
-	if err := grp.MarkStart(); err != nil {
-		outW.Close()
-		errW.Close()
-		return res, err
+	if !sb.marked {
+		if err := grp.MarkStart(); err != nil {
+			outW.Close()
+			errW.Close()
+			return res, err
+		}
 	}
 	err = proc.Run(e.command(req, lim), nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir})
 	outW.Close()
