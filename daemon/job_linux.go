@@ -109,8 +109,12 @@ func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *prepa
 		// A fresh workspace without files has nothing in it before its
 		// first step.
 		WorkdirEmpty: i == 0 && len(pj.files) == 0,
+		WorkdirMount: ws.takeMount(), // the first step's
 		Profile:      pj.profile,
 		Held:         true, // runJob runs under the engine's Hold
+	}
+	if req.WorkdirMount != nil {
+		defer req.WorkdirMount.Close()
 	}
 	if len(ps.stdin) > 0 {
 		f, err := memfdWith("stdin", ps.stdin)

@@ -33,6 +33,10 @@ type StepRequest struct {
 	// WorkdirEmpty says Workdir holds nothing but itself: only its root
 	// is given to the step's uid.
 	WorkdirEmpty bool
+	// WorkdirMount, if set, is a detached mount of Workdir made ahead
+	// (nsjail.DetachedMount), used instead of a new one; the caller closes
+	// it.
+	WorkdirMount *os.File
 	// HostID is the host uid and gid to run as, from AcquireID. Zero: the
 	// step's sandbox has one of its own (a warm sandbox from the profile's
 	// pool, if the engine keeps pools), given back at the end.
@@ -116,7 +120,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	defer errR.Close()
 
 	var workdir *os.File
-	if req.Workdir != "" {
+	if req.WorkdirMount == nil && req.Workdir != "" {
 		if workdir, err = os.OpenFile(req.Workdir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 			outW.Close()
 			errW.Close()
@@ -132,7 +136,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 			return res, err
 		}
 	}
-	err = proc.Run(e.command(req, lim), nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir})
+	err = proc.Run(e.command(req, lim), nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir, WorkdirMount: req.WorkdirMount})
 	outW.Close()
 	errW.Close()
 	if err != nil {

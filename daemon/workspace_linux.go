@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/nsjail"
 )
 
 // workspace is a job's private directory: a tmpfs of its own, with a size
@@ -19,6 +20,9 @@ import (
 // sandbox, whose uid it is given to for the step.
 type workspace struct {
 	dir string
+	// mount is a detached copy of the workspace's mount made with it
+	// (nsjail.DetachedMount), for its first step; nil once taken.
+	mount *os.File
 }
 
 // workspacesDir is where workspaces are mounted, beneath the state dir.
@@ -41,7 +45,25 @@ func newWorkspace(stateDir, name string, size int64) (*workspace, error) {
 		os.Remove(dir)
 		return nil, fmt.Errorf("workspace: %w", &os.PathError{Op: "mount tmpfs", Path: dir, Err: err})
 	}
-	return &workspace{dir: dir}, nil
+	w := &workspace{dir: dir}
+	f, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		w.mount, err = nsjail.DetachedMount(f)
+		f.Close()
+	}
+	if err != nil {
+		w.remove()
+		return nil, fmt.Errorf("workspace: %w", &os.PathError{Op: "detached mount", Path: dir, Err: err})
+	}
+	return w, nil
+}
+
+// takeMount gives the detached mount made with the workspace, once; the
+// caller closes it. Nil after the first call.
+func (w *workspace) takeMount() *os.File {
+	m := w.mount
+	w.mount = nil
+	return m
 }
 
 // writeFiles puts the job's files in place. The workspace is fresh and nothing hostile has run in it yet; names were
@@ -148,6 +170,9 @@ func readBeneath(dirfd int, name string, limit int64) *api.TrackedFile {
 
 // remove unmounts and deletes the workspace. Idempotent.
 func (w *workspace) remove() error {
+	if m := w.takeMount(); m != nil {
+		m.Close()
+	}
 	return removeWorkspaceDir(w.dir)
 }
 

@@ -34,6 +34,10 @@ type IO struct {
 	// WorkspaceDir, through a detached copy of its mount. Nil: a fresh
 	// tmpfs of Command.WorkspaceBytes.
 	Workdir *os.File
+	// WorkdirMount, if set, is that detached copy made ahead
+	// (DetachedMount of the directory), used instead of Workdir. A
+	// detached mount is attached once: it serves one command.
+	WorkdirMount *os.File
 }
 
 // EventKind says what happened in a sandbox.
@@ -238,15 +242,18 @@ func (p *Process) Run(c *Command, stdio IO) error {
 		}
 		fds = append(fds, int(f.Fd()))
 	}
-	if stdio.Workdir != nil {
-		wd, err := detachedClone(stdio.Workdir)
+	switch {
+	case stdio.WorkdirMount != nil:
+		fds = append(fds, int(stdio.WorkdirMount.Fd()))
+	case stdio.Workdir != nil:
+		wd, err := DetachedMount(stdio.Workdir)
 		if err != nil {
 			return err
 		}
 		defer wd.Close()
 		fds = append(fds, int(wd.Fd()))
 	}
-	cfgJSON, err := json.Marshal(&runConfig{Command: *c, Workdir: stdio.Workdir != nil})
+	cfgJSON, err := json.Marshal(&runConfig{Command: *c, Workdir: stdio.Workdir != nil || stdio.WorkdirMount != nil})
 	if err != nil {
 		return fmt.Errorf("sandbox command: %w", err)
 	}
@@ -301,12 +308,13 @@ func devNull() (*os.File, error) {
 	return devNullFile, devNullErr
 }
 
-// detachedClone makes a detached copy of the mount of dir (open_tree
+// DetachedMount makes a detached copy of the mount of dir (open_tree
 // OPEN_TREE_CLONE), without set-uid and device files, for the init to
 // attach inside its own mount namespace: a descriptor of a mount in the
 // host's namespace cannot be bound there, and its host path may not be
-// reachable by the sandbox user.
-func detachedClone(dir *os.File) (*os.File, error) {
+// reachable by the sandbox user. What is written in dir later shows
+// through it: it is the same file system.
+func DetachedMount(dir *os.File) (*os.File, error) {
 	fd, err := unix.OpenTree(int(dir.Fd()), "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
 	if err != nil {
 		return nil, &SetupError{"open_tree workdir", err}
