@@ -111,11 +111,17 @@ func runInit(rep *reporter) error {
 	for _, fd := range joinFDs {
 		unix.Close(fd)
 	}
-	// The listener is watched from now on: the watcher's thread is made
-	// while the sandbox waits, not when its command comes. Nothing calls
-	// a forbidden function before the exec.
+	// The listener's watcher is made now, while the sandbox waits, so that
+	// the runtime has its thread before the command comes. It takes
+	// notifications only once the program's start is reported: Blocked
+	// never comes before Started, when the parent would end the whole
+	// sandbox (the listener with it, and the blocked call would return).
+	c.started = make(chan struct{})
 	if c.listener >= 0 {
-		go watchSeccomp(rep, c.listener)
+		go func() {
+			<-c.started
+			watchSeccomp(rep, c.listener)
+		}()
 	}
 	warmDecoder()
 	rep.send(message{Kind: msgReady})
@@ -179,7 +185,8 @@ type waitingChild struct {
 	sock *os.File // our end of the command socket
 	errR rawFile  // the child's error pipe
 
-	listener int // the child's seccomp listener, -1 without a filter
+	listener int           // the child's seccomp listener, -1 without a filter
+	started  chan struct{} // closed once Started is reported
 }
 
 // forkWaiting forks the child that will run the command, and waits until
@@ -270,6 +277,7 @@ func (c *waitingChild) supervise(rep *reporter, argv0 string) error {
 	pid := c.pid
 	started := time.Now()
 	rep.send(message{Kind: msgStarted, WallNs: started.Sub(sent).Nanoseconds()})
+	close(c.started)
 
 	c.sock.Close()
 
