@@ -433,7 +433,6 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, pj *preparedJob, batc
 	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, pj: pj, ticket: t, batch: batch}, nil
 }
 
-// run waits for the job's turn, runs it, records and logs the result.
 // resultHold bounds how long a job's result keeps its hold on the pools
 // after the job ended, while it is written to its client.
 const resultHold = 50 * time.Millisecond
@@ -451,6 +450,8 @@ func (a *admission) finish() {
 	}
 }
 
+// run waits for the job's turn, runs it, and records the result; finish
+// then lets go of the pools and logs it.
 func (a *admission) run(emit emitFunc) *api.Result {
 	d, j := a.d, a.job
 	defer a.cancel()
