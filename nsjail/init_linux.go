@@ -3,6 +3,7 @@ package nsjail
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -134,7 +135,10 @@ func runInit(rep *reporter) error {
 		}
 		return &SetupError{"read command", err}
 	}
-	fds, err := receiveFDs(fdControl, 4)
+	_, _, fds, err := receiveMsg(fdControl, 4)
+	if err == nil && len(fds) == 0 {
+		err = errors.New("no descriptors")
+	}
 	if err != nil {
 		return &SetupError{"receive the command's descriptors", err}
 	}
@@ -217,34 +221,26 @@ func forkWaiting(spec *Spec, joinFDs []int) (*waitingChild, error) {
 	}
 	c := &waitingChild{pid: pid, plan: p, sock: os.NewFile(uintptr(pair[0]), "command"), errR: errR, listener: -1}
 	// Ready: one byte, with the seccomp listener when there is a filter.
-	var b [1]byte
-	oob := make([]byte, unix.CmsgSpace(4))
-	for {
-		n, oobn, _, _, err := unix.Recvmsg(pair[0], b[:], oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
+	b, n, fds, err := receiveMsg(pair[0], 1)
+	if err != nil || n != 1 || b != 'R' {
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
-		if err != nil || n != 1 || b[0] != 'R' {
-			return nil, c.failure(nil, "")
-		}
-		var fds []int
-		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
-			fds, _ = unix.ParseUnixRights(&msgs[0])
-		}
-		switch {
-		case len(fds) == 1 && p.filter.Len > 0:
-			c.listener = fds[0]
-		case len(fds) == 0 && p.filter.Len == 0:
-		default:
-			for _, fd := range fds {
-				unix.Close(fd)
-			}
-			unix.Kill(pid, unix.SIGKILL)
-			unix.Wait4(pid, nil, 0, nil)
-			return nil, &SetupError{"receive seccomp listener", fmt.Errorf("%d descriptors with the ready byte", len(fds))}
-		}
-		return c, nil
+		return nil, c.failure(nil, "")
 	}
+	switch {
+	case len(fds) == 1 && p.filter.Len > 0:
+		c.listener = fds[0]
+	case len(fds) == 0 && p.filter.Len == 0:
+	default:
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		unix.Kill(pid, unix.SIGKILL)
+		unix.Wait4(pid, nil, 0, nil)
+		return nil, &SetupError{"receive seccomp listener", fmt.Errorf("%d descriptors with the ready byte", len(fds))}
+	}
+	return c, nil
 }
 
 // send gives the child its command: the image, with stdio as SCM_RIGHTS
@@ -390,24 +386,27 @@ func (f rawFile) Write(b []byte) (int, error) {
 
 func (f rawFile) Close() error { return unix.Close(int(f)) }
 
-// receiveFDs takes up to max descriptors sent in one message on sock.
-func receiveFDs(sock, max int) ([]int, error) {
-	buf := make([]byte, 1)
+// receiveMsg reads one message of one byte on sock, and the descriptors
+// (up to max) sent with it: none when it carried no control message. n is
+// 0 at EOF.
+func receiveMsg(sock, max int) (b byte, n int, fds []int, err error) {
+	var buf [1]byte
 	oob := make([]byte, unix.CmsgSpace(4*max))
-	f := unix.MSG_CMSG_CLOEXEC
 	for {
-		_, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, f)
+		var oobn int
+		n, oobn, _, _, err = unix.Recvmsg(sock, buf[:], oob, unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			return nil, err
+		if err != nil || oobn == 0 {
+			return buf[0], n, nil, err
 		}
 		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 		if err != nil || len(msgs) != 1 {
-			return nil, fmt.Errorf("no control message (%v)", err)
+			return buf[0], n, nil, fmt.Errorf("no control message (%v)", err)
 		}
-		return unix.ParseUnixRights(&msgs[0])
+		fds, err = unix.ParseUnixRights(&msgs[0])
+		return buf[0], n, fds, err
 	}
 }
 
