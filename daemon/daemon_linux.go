@@ -89,7 +89,7 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 			sizes = append(sizes, p.WorkspaceBytes)
 		}
 	}
-	d.ws = newWSPool(cfg.StateDir, cfg.WarmSandboxes, sizes, func(err error) { log.WithError(err).Warn("workspace made ahead") })
+	d.ws = newWSPool(cfg.StateDir, cfg.WarmSandboxes, sizes, eng.backgroundTurn, func(err error) { log.WithError(err).Warn("workspace made ahead") })
 	return d, nil
 }
 

@@ -44,11 +44,13 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 		d.log.WithError(err).WithField("job", j.id).Error("workspace")
 		return fail(fmt.Errorf("the job's workspace could not be made: %s (the daemon's log names the path)", withoutPath(err)))
 	}
-	// The workspace goes once the result is out; shutdown waits for it.
+	// The workspace goes once the result is out, as a used sandbox does;
+	// shutdown waits for it.
 	defer func() {
 		d.cleanup.Add(1)
 		go func() {
 			defer d.cleanup.Done()
+			d.engine.backgroundTurn()
 			if err := ws.remove(); err != nil {
 				d.log.WithError(err).Error("workspace teardown")
 			}

@@ -92,14 +92,20 @@ func (e *Engine) retire(sb *sandbox) {
 		// Killing the init takes its namespaces down, and the cgroups
 		// go after it: work that would take a CPU from the step's answer,
 		// which its job's hold covers until it is out.
-		e.gate.waitIdle(retireWait)
+		e.backgroundTurn()
 		sb.teardown(e)
 	}()
 }
 
-// retireWait bounds how long a used sandbox waits for the jobs to let go of
-// the CPUs before it is torn down anyway.
-const retireWait = 20 * time.Millisecond
+// backgroundTurn returns when work done for no request in particular (a
+// used sandbox's or workspace's teardown, a workspace refill) may begin:
+// once no job holds the pools, or after backgroundWait at most, so that
+// it never waits behind a long job.
+func (e *Engine) backgroundTurn() { e.gate.waitIdle(backgroundWait) }
+
+// backgroundWait bounds how long background work waits for the jobs to let
+// go of the CPUs before it begins anyway.
+const backgroundWait = 20 * time.Millisecond
 
 // readyWait bounds how long a warm sandbox may take to be built.
 const readyWait = 30 * time.Second

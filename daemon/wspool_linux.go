@@ -8,11 +8,13 @@ import (
 // wsPool keeps a few empty workspaces mounted ahead, per size, so that a
 // job's mkdir and tmpfs mount are done before it arrives. A job whose size
 // has none ready makes its own, as without the pool. A workspace is never
-// given to a second job: each one taken is replaced by a fresh one.
+// given to a second job: each one taken is replaced by a fresh one, once
+// turn lets it (when the jobs running have let go of the CPUs).
 type wsPool struct {
 	stateDir string
 	keep     int
 	logf     func(err error)
+	turn     func() // returns when a refill may begin; it may wait, never for long
 
 	mu      sync.Mutex
 	ready   map[int64][]*workspace
@@ -22,9 +24,12 @@ type wsPool struct {
 }
 
 // newWSPool keeps keep workspaces ready of each size in sizes; keep 0
-// keeps none.
-func newWSPool(stateDir string, keep int, sizes []int64, logf func(error)) *wsPool {
-	p := &wsPool{stateDir: stateDir, keep: keep, logf: logf, ready: map[int64][]*workspace{}, filling: map[int64]bool{}}
+// keeps none. Each refill first calls turn, which may be nil.
+func newWSPool(stateDir string, keep int, sizes []int64, turn func(), logf func(error)) *wsPool {
+	if turn == nil {
+		turn = func() {}
+	}
+	p := &wsPool{stateDir: stateDir, keep: keep, logf: logf, turn: turn, ready: map[int64][]*workspace{}, filling: map[int64]bool{}}
 	if keep > 0 {
 		p.mu.Lock()
 		for _, size := range sizes {
@@ -77,6 +82,9 @@ func (p *wsPool) fill(size int64) {
 			return
 		}
 		p.mu.Unlock()
+		// A take starts the refill while its job runs: the mkdir and
+		// the mount wait until they would not take a CPU from it.
+		p.turn()
 		ws, err := newWorkspace(p.stateDir, newID(), size)
 		if err != nil {
 			p.logf(err)

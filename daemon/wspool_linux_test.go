@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ func TestWSPool(t *testing.T) {
 	state := t.TempDir()
 	logged := make(chan error, 100)
 	const size = 4 << 20
-	p := newWSPool(state, 2, []int64{size}, func(err error) { logged <- err })
+	p := newWSPool(state, 2, []int64{size}, nil, func(err error) { logged <- err })
 	waitReady := func(n int) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
@@ -100,7 +101,7 @@ func TestWSPoolFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	logged := make(chan error, 10)
-	p := newWSPool(state, 1, []int64{1 << 20}, func(err error) { logged <- err })
+	p := newWSPool(state, 1, []int64{1 << 20}, nil, func(err error) { logged <- err })
 	defer p.close()
 	select {
 	case err := <-logged:
@@ -112,5 +113,65 @@ func TestWSPoolFailure(t *testing.T) {
 	}
 	if _, err := p.take(1 << 20); err == nil || withoutPath(err) != "mkdir: not a directory" {
 		t.Errorf("take: %v", err)
+	}
+}
+
+// A refill waits for its turn: a workspace taken while a job runs is
+// replaced only when turn lets it.
+func TestWSPoolRefillWaitsItsTurn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts tmpfs workspaces")
+	}
+	state := t.TempDir()
+	const size = 1 << 20
+	asked := make(chan struct{}, 10)
+	allow := make(chan struct{})
+	turn := func() {
+		asked <- struct{}{}
+		<-allow
+	}
+	p := newWSPool(state, 1, []int64{size}, turn, func(err error) { t.Errorf("logged: %v", err) })
+	defer p.close()
+	release := sync.OnceFunc(func() { close(allow) })
+	defer release() // before close, which waits for the refill
+	select {
+	case <-asked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first fill did not ask for its turn")
+	}
+	allow <- struct{}{}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.readyCount() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first workspace was not made")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	ws, err := p.take(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.remove()
+	select {
+	case <-asked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the refill did not ask for its turn")
+	}
+	// Until its turn comes, nothing is made.
+	time.Sleep(20 * time.Millisecond)
+	if n := p.readyCount(); n != 0 {
+		t.Fatalf("%d ready before the refill's turn", n)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(state, "ws")); len(ents) != 1 {
+		t.Fatalf("%d workspace dirs before the refill's turn, want the taken one", len(ents))
+	}
+	release()
+	deadline = time.Now().Add(5 * time.Second)
+	for p.readyCount() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the refill was not made after its turn")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
