@@ -157,15 +157,27 @@ type childPlan struct {
 	errFD  int // close-on-exec pipe: step and errno on failure, EOF on exec
 	errBuf [8]byte
 
+	// inPlace: the image is written into image before the command comes,
+	// which is then one byte (into scratch) with the stdio descriptors.
+	inPlace bool
+	scratch [1]byte
+
 	// stack is the child's while it shares the init's memory (startChild);
 	// childMain's calls take well under a page of it.
 	stack []byte
 }
 
-func (p *childPlan) prepare() {
+func (p *childPlan) prepare() error {
 	p.zero[0] = '0'
 	p.readyByte[0] = 'R'
-	p.image = make([]byte, imageCap)
+	// Mapped, not allocated: the pages come only as a command fills them,
+	// and go back whole when the sandbox ends (release). A buffer from
+	// the heap would be cleared in full before each reuse.
+	image, err := unix.Mmap(-1, 0, imageCap, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return fmt.Errorf("map the command's buffer: %w", err)
+	}
+	p.image = image
 	p.stack = make([]byte, 64<<10)
 	p.recvIov.Base = &p.image[0]
 	p.recvIov.SetLen(len(p.image))
@@ -187,27 +199,37 @@ func (p *childPlan) prepare() {
 	p.msg.Control = &p.cmsg[0]
 	p.msg.SetControllen(len(p.cmsg))
 	p.capHeader.Version = unix.LINUX_CAPABILITY_VERSION_3
+	return nil
 }
 
-// buildImage lays out a command for the child's copy of p.image.
-func (p *childPlan) buildImage(argv0 string, argv, env []string, rlimits []Rlimit) ([]byte, error) {
-	if len(rlimits) > maxRlimits {
-		return nil, fmt.Errorf("rlimits: %d, at most %d", len(rlimits), maxRlimits)
+// release unmaps the command's buffer, once no process of the sandbox is
+// left to use it.
+func (p *childPlan) release() {
+	if p.image != nil {
+		unix.Munmap(p.image)
+		p.image = nil
 	}
-	base := uintptr(unsafe.Pointer(&p.image[0]))
+}
+
+// layImage lays out a command for an image buffer at base, of capacity
+// bytes, in the memory of the process that will exec it; extra strings go
+// after the command's, and their addresses come back.
+func layImage(base uintptr, capacity int, argv0 string, argv, env []string, rlimits []Rlimit, extra []string) ([]byte, []uintptr, error) {
+	if len(rlimits) > maxRlimits {
+		return nil, nil, fmt.Errorf("rlimits: %d, at most %d", len(rlimits), maxRlimits)
+	}
 	hdr := int(unsafe.Sizeof(imageHeader{}))
 	argvOff := hdr
 	envOff := argvOff + (len(argv)+1)*8
 	strOff := envOff + (len(env)+1)*8
 	size := strOff + len(argv0) + 1
-	for _, s := range argv {
-		size += len(s) + 1
+	for _, ss := range [][]string{argv, env, extra} {
+		for _, s := range ss {
+			size += len(s) + 1
+		}
 	}
-	for _, s := range env {
-		size += len(s) + 1
-	}
-	if size > len(p.image) {
-		return nil, unix.E2BIG
+	if size > capacity {
+		return nil, nil, unix.E2BIG
 	}
 	img := make([]byte, size)
 	put := func(off int, v uintptr) { *(*uintptr)(unsafe.Pointer(&img[off])) = v }
@@ -234,24 +256,11 @@ func (p *childPlan) buildImage(argv0 string, argv, env []string, rlimits []Rlimi
 		h.rlimits[i].resource = uint64(r.Resource)
 		h.rlimits[i].limit = unix.Rlimit{Cur: r.Value, Max: r.Value}
 	}
-	return img, nil
-}
-
-// forkChild forks the program's process. In the child it joins the
-// program's cgroups and namespace, reports ready on sock, waits for its
-// command, and execs (childMain); it returns the child's pid in the parent.
-// See startClone for how the child shares the init's memory until then.
-func forkChild(p *childPlan) (int, error) {
-	args := cloneArgs{exitSignal: uint64(syscall.SIGCHLD)}
-	syscall.ForkLock.Lock()
-	runtimeBeforeFork()
-	pid, errno := startClone(&args, p.stack, cloneProgram, unsafe.Pointer(p))
-	runtimeAfterFork()
-	syscall.ForkLock.Unlock()
-	if errno != 0 {
-		return 0, &SetupError{Step: "fork", Err: errno}
+	addrs := make([]uintptr, len(extra))
+	for i, s := range extra {
+		addrs[i] = str(s)
 	}
-	return pid, nil
+	return img, addrs, nil
 }
 
 // childMain is the program's process from its fork to its exec. It runs
@@ -358,7 +367,7 @@ func childMain(p *childPlan) {
 		goto fail
 	}
 	got = r1
-	for got < uintptr(unsafe.Sizeof(imageHeader{})) || got < uintptr((*imageHeader)(unsafe.Pointer(&p.image[0])).size) {
+	for !p.inPlace && (got < uintptr(unsafe.Sizeof(imageHeader{})) || got < uintptr((*imageHeader)(unsafe.Pointer(&p.image[0])).size)) {
 		n, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(p.sock), uintptr(unsafe.Pointer(&p.image[0]))+got, uintptr(len(p.image))-got)
 		if errno == syscall.EINTR {
 			continue

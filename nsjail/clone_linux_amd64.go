@@ -29,3 +29,6 @@ func startClone(args *cloneArgs, stack []byte, what uintptr, p unsafe.Pointer) (
 	pid, errno := rawClone3(args, unsafe.Sizeof(*args), what, p)
 	return int(pid), syscall.Errno(errno)
 }
+
+// sysFstatat is fstatat(2) for raw system calls.
+const sysFstatat = unix.SYS_NEWFSTATAT

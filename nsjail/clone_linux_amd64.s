@@ -28,10 +28,14 @@ failed:
 child:
 	// SP is the top of the new stack. Room for childEntry's arguments;
 	// the call leaves SP as any Go function expects it at entry.
+	// The call is indirect: the child starts a stack of its own, and the
+	// linker's count of nosplit frames, which would add the child's
+	// frames to the parent's, starts again with it.
 	SUBQ	$16, SP
 	MOVQ	R12, 0(SP)
 	MOVQ	R13, 8(SP)
-	CALL	·childEntry(SB)
+	MOVQ	$·childEntry(SB), AX
+	CALL	AX
 	// childEntry does not return; should it, the child goes.
 	MOVQ	$127, DI
 	MOVQ	$231, AX		// SYS_exit_group

@@ -3,15 +3,15 @@
 //
 // # Contract
 //
-// Prepare starts a small init (see Init) in new user, pid, mount, network,
-// uts and ipc namespaces. The init builds a fresh root and forks the
-// program's process, which joins the program's cgroups and waits; then the
-// init reports Ready. Run gives the sandbox its one command: the init
-// attaches the workspace, hands the command to the waiting process, which
-// execs it as pid 2, and supervises it until it ends. Start is Prepare and
-// Run at once. A sandbox runs one command only; the caller may prepare it
-// long before the command is known, which takes every namespace, mount and
-// cgroup migration off the command's path.
+// Prepare starts an init in new user, pid, mount, network, uts and ipc
+// namespaces. The init builds a fresh root and forks the program's process,
+// which joins the program's cgroups and waits; then the init reports Ready.
+// Run gives the sandbox its one command: the init attaches the workspace,
+// hands the command to the waiting process, which execs it as pid 2, and
+// supervises it until it ends. Start is Prepare and Run at once. A sandbox
+// runs one command only; the caller may prepare it long before the command
+// is known, which takes every namespace, mount and cgroup migration off the
+// command's path.
 //
 // The package takes everything as plain data: the seccomp program is a
 // compiled []unix.SockFilter, cgroups are open files (cgroup.procs of the
@@ -27,48 +27,72 @@
 // filters with SECCOMP_FILTER_FLAG_NEW_LISTENER (5.0), close_range (5.11),
 // and clone3 CLONE_INTO_CGROUP (5.7) where a cgroup2 directory is given.
 //
+// # The init helper, and inits without exec
+//
+// The inits are no program of their own: each is a process cloned from one
+// long-lived helper process (Init, run once from the init executable,
+// started on the first Prepare), sharing its memory (CLONE_VM), running
+// rawInitMain: raw system calls only, over a plan the helper laid out for
+// it (the root's mount operations, the program's process, buffers). An
+// exec'd Go init cost about a millisecond of CPU per sandbox to start and
+// another share to tear its memory down; a clone that shares memory costs
+// neither. The helper holds nothing but these plans: a job's files and
+// output never pass through it, only each command's image (argv, env) on
+// its way to exec. It is the helper's memory, not the daemon's, that a
+// sandbox's pid 1 shares. Nothing the init runs stores a pointer in that
+// memory: the helper's garbage collector may be marking it meanwhile.
+//
+// The daemon talks to the helper over a SOCK_SEQPACKET socket: a spawn
+// request (the Spec as JSON, with the init's descriptors) is answered with
+// the init's pid, a pidfd and where the command's image goes in the init's
+// memory; the helper reports each init it reaps. The helper dies with the
+// daemon (its death signal), and the inits with the helper (theirs); the
+// next Prepare after a helper's death starts a new one.
+//
 // # The order of operations
 //
-//	parent (Prepare, Run)                init (pid 1; root of the user ns, mapped
-//	                                           to InitUID: every capability in its
-//	                                           namespaces, none outside)
-//	  write Spec as JSON to fd 3
-//	  clone3(VM|NEWUSER|NEWPID|NEWNS|...)
-//	  [CLONE_INTO_CGROUP supervisor dir]
-//	  write uid_map/gid_map, release -->  setresuid/gid 0; death signal;
-//	                                      lay out fds 0..; execve the init
-//	  (startInit returns on the exec) -->  read Spec from fd 3
-//	                                         make "/" private; tmpfs on RootDir
-//	                                         binds (ro), /proc, /dev, /tmp
-//	                                         pivot_root, remount "/" read-only
-//	                                         hostname, loopback up
-//	                                         clone3(VM) -- the program's process:
-//	                                            join cgroups (write "0" to each fd)
-//	                                            unshare(CLONE_NEWCGROUP); setsid;
-//	                                            reset signals; drop bounding,
-//	                                            ambient; no_new_privs;
-//	                                            seccomp(NEW_LISTENER); "R" on its
-//	                                            socket, with the listener fd;
-//	                                            wait for the command
-//	  <-- {"kind":"ready"}  ---------------
+//	daemon (Prepare, Run)     helper               init (pid 1; root of the user ns,
+//	                                                 mapped to InitUID: every capability
+//	                                                 in its namespaces, none outside)
+//	  Spec, fds ------------>  plan the root
+//	                           clone3(VM|NEWUSER|NEWPID|NEWNS|...)
+//	                           [CLONE_INTO_CGROUP supervisor dir]
+//	                           write uid_map/gid_map, release -->  setresuid/gid 0;
+//	                                                 death signal; lay out fds 0..
+//	  <-- pid, pidfd, image ---                      make "/" private; tmpfs on RootDir
+//	                                                 binds (ro), /proc, /dev, /tmp
+//	                                                 pivot_root, remount "/" read-only
+//	                                                 hostname, loopback up
+//	                                                 clone3(VM) -- the program's process:
+//	                                                    join cgroups (write "0" to each fd)
+//	                                                    unshare(CLONE_NEWCGROUP); setsid;
+//	                                                    reset signals; drop bounding,
+//	                                                    ambient; no_new_privs;
+//	                                                    seccomp(NEW_LISTENER); "R" on its
+//	                                                    socket, with the listener fd;
+//	                                                    wait for the command
+//	  <-- {"kind":"ready"} ---------------------------
 //	  (Run) stdin, stdout, stderr, workdir
 //	  as SCM_RIGHTS on fd 5; the command
-//	  as JSON on fd 3, close  ----------->  attach the workspace (or a tmpfs)
-//	                                         find argv[0]; lay the command out
-//	                                         for the waiting process's memory;
-//	                                         send it with stdio  ---------->
-//	                                            dup stdio; chdir; rlimits;
-//	                                            setresgid/setresuid 1000 (HostUID);
-//	                                            capset all zero; execve
-//	  <-- {"kind":"started"}  ------------- exec seen (error pipe closed)
-//	  <-- {"kind":"blocked"}  ------------- a Notify rule hit: kill(-1, SIGKILL)
-//	  <-- {"kind":"exited"}   ------------- pid 2 reaped: status, rusage, wall
-//	                                         kill(-1, SIGKILL), reap all; wait
-//	  (Kill) close fd 5, SIGKILL  -------->  until fd 5 closes; exit
+//	  (laid out for the image buffer,
+//	  rawCommand) on fd 3, close --------------------> attach the workspace (or a tmpfs)
+//	                                                 read the image into the buffer;
+//	                                                 find argv[0] among the candidates;
+//	                                                 send stdio  ---------->
+//	                                                    dup stdio; chdir; rlimits;
+//	                                                    setresgid/setresuid 1000 (HostUID);
+//	                                                    capset all zero; execve
+//	  <-- {"kind":"started"} -------------------------  exec seen (error pipe closed)
+//	  <-- {"kind":"blocked"} -------------------------  a Notify rule hit: kill(-1, SIGKILL)
+//	  <-- {"kind":"exited"}  -------------------------  pid 2 reaped (signalfd): status,
+//	                                                 rusage, wall; kill(-1, SIGKILL),
+//	                                                 reap all; wait
+//	  (Kill) close fd 5, pidfd SIGKILL  ------------->  until fd 5 closes; exit
+//	                          reap; "dead" -->
 //
 // Messages travel one JSON object a line over fd 4. A setup failure is
 // reported as {"kind":"failed"} naming the step (for example
-// "mount /usr: permission denied"), and the init exits.
+// "bind /usr: permission denied"), and the init exits.
 //
 // The program is never pid 1: pid 1 ignores signals it has no handler for,
 // so abort() in pid 1 would not end in SIGABRT. The program runs under
@@ -76,15 +100,13 @@
 // entries. When the init dies, the kernel kills everything left in its pid
 // namespace.
 //
-// The init is a small program of its own (cmd/sandboxd-init) when the
-// binary embeds one (build tag embedinit): it runs from a sealed memfd and
-// starts faster than a large binary would. Otherwise the running binary is
-// re-executed, and its main must call Init when IsInit says so.
+// The helper is a small program of its own (cmd/sandboxd-init) when the
+// binary embeds one (build tag embedinit): it runs from a sealed memfd.
+// Otherwise the running binary is re-executed, and its main must call Init
+// when IsInit says so.
 //
-// Both clones share the forking process's memory until the child's exec
-// (CLONE_VM, on a stack of the child's own; amd64 only, an ordinary fork
-// elsewhere): the child runs only raw system calls prepared for it. A
-// fork of the daemon copied its page tables, write-protected its heap and
-// left the exec a copy to tear down; that was the larger part of the
-// daemon's CPU per sandbox.
+// Both clones share the cloning process's memory (CLONE_VM, on a stack of
+// the child's own; amd64 only, an ordinary fork elsewhere): the init for
+// its whole life, the program's process until its exec. A fork copied page
+// tables, write-protected a heap and left an exec a copy to tear down.
 package nsjail

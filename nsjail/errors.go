@@ -28,6 +28,8 @@ func (e *ExecError) Unwrap() error { return e.Err }
 
 // isProgramExecErrno reports whether execve failing with errno is about the
 // program file rather than the sandbox.
+//
+//go:nosplit
 func isProgramExecErrno(errno syscall.Errno) bool {
 	switch errno {
 	case syscall.ENOENT, syscall.EACCES, syscall.ENOEXEC, syscall.ENOTDIR, syscall.ELOOP,

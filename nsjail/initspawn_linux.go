@@ -23,6 +23,9 @@ type initSpawn struct {
 	cgroup *os.File   // nil, or a cgroup2 directory to clone into
 	uidMap string     // contents of /proc/PID/uid_map
 	gidMap string     // of gid_map (setgroups is denied)
+	raw    *rawInit   // not nil: the init runs rawInitMain instead of its exec
+
+	plan *initPlan // set by startInit: what a raw init runs on, to keep while it lives
 }
 
 // initPlan is everything the init's process needs between its clone and
@@ -45,6 +48,7 @@ type initPlan struct {
 	sigDfl   kernelSigaction
 	sigEmpty uint64
 	stack    []byte
+	raw      *rawInit
 }
 
 // maxInitFDs bounds the descriptors an init starts with.
@@ -88,7 +92,11 @@ func initStepName(s childStep) string {
 // until its exec instead of a copy of it (see startClone): forking the
 // whole daemon was most of its CPU per sandbox.
 func startInit(s *initSpawn) (*os.Process, error) {
-	p := &initPlan{stack: make([]byte, 16<<10)}
+	p := &initPlan{stack: make([]byte, 16<<10), raw: s.raw}
+	if s.raw != nil {
+		p.stack = make([]byte, 64<<10)
+		s.plan = p
+	}
 	var err error
 	if p.path, err = unix.BytePtrFromString(s.path); err != nil {
 		return nil, err
@@ -315,9 +323,11 @@ func initChildMain(p *initPlan) {
 	}
 	// Whatever the parent holds open beyond the layout, close-on-exec or
 	// not, stays behind.
-	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, n, ^uintptr(0)>>32, unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
-		step = initStepFiles
-		goto fail
+	if p.raw == nil {
+		if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, n, ^uintptr(0)>>32, unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
+			step = initStepFiles
+			goto fail
+		}
 	}
 	// Signals come back only for the exec. Before that, every handler goes
 	// back to the default: the parent's handlers are the Go runtime's, and
@@ -330,6 +340,15 @@ func initChildMain(p *initPlan) {
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.sigEmpty)), 0, 8, 0, 0); errno != 0 {
 		step = initStepSignals
 		goto fail
+	}
+	if p.raw != nil {
+		// No exec: everything beyond the layout closes now, errW with
+		// it, which tells the parent we are set up.
+		if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, n, ^uintptr(0)>>32, 0); errno != 0 {
+			step = initStepFiles
+			goto fail
+		}
+		rawInitMain(p.raw)
 	}
 	_, _, errno = syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(p.path)), uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])))
 	step = initStepExec

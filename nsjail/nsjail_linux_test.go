@@ -2,11 +2,14 @@ package nsjail
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -288,5 +291,95 @@ func TestInitWaitsForKillAfterExit(t *testing.T) {
 	}
 	if _, ok := <-p.Events(); ok {
 		t.Error("an event after Exited")
+	}
+}
+
+// A step of the root that fails is named, with the kernel's reason, in
+// the Failed event; a host path the root needs and lacks fails Prepare.
+func TestRootFailureNamesTheStep(t *testing.T) {
+	spec := testSpec(t, "/bin/true")
+	// A file where the root has a directory (the mount point of /tmp).
+	spec.Files["/tmp"] = "not a directory"
+	o := run(t, spec)
+	ev := last(o)
+	var se *SetupError
+	if ev.Kind != Failed || !errors.As(ev.Err, &se) || se.Step != "write /tmp" || !errors.Is(se.Err, syscall.EISDIR) {
+		t.Fatalf("last event %+v, want Failed: write /tmp: is a directory", ev)
+	}
+
+	spec = testSpec(t, "/bin/true")
+	spec.Mounts = append(spec.Mounts, Mount{Kind: MountBind, Source: "/nonexistent/sandboxd-test", Target: "/opt/x"})
+	if _, err := Prepare(spec, Files{}); err == nil || !strings.Contains(err.Error(), "bind /nonexistent/sandboxd-test") {
+		t.Fatalf("Prepare with a missing bind source: %v", err)
+	}
+}
+
+// The helper's death ends its sandboxes, each with a Failed event; the
+// next Prepare starts another helper.
+func TestHelperDeath(t *testing.T) {
+	spec := testSpec(t, "/bin/sleep", "60")
+	p, err := Prepare(spec, Files{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-p.Events(); ev.Kind != Ready {
+		t.Fatalf("first event %+v, want Ready", ev)
+	}
+	helperMu.Lock()
+	h := theHelper
+	helperMu.Unlock()
+	h.cmd.Process.Kill()
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sandbox outlived its helper by 10 s")
+	}
+	var lastEv Event
+	for ev := range p.Events() {
+		lastEv = ev
+	}
+	if lastEv.Kind != Failed || !strings.Contains(lastEv.Err.Error(), "helper") {
+		t.Errorf("last event %+v, want Failed naming the helper", lastEv)
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid())); err == nil && !strings.Contains(string(b), ") Z ") {
+		t.Errorf("the init still runs: %s", b)
+	}
+	o := run(t, testSpec(t, "/bin/sh", "-c", "exit 3"))
+	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 3 {
+		t.Fatalf("after a new helper: %+v", ev)
+	}
+}
+
+// The helper gives back each sandbox's memory once its init is reaped.
+func TestHelperReleasesMemory(t *testing.T) {
+	spec := testSpec(t, "/bin/true")
+	run(t, spec) // a helper, warmed up
+	helperMu.Lock()
+	h := theHelper
+	helperMu.Unlock()
+	rss := func() int64 {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				return n << 10
+			}
+		}
+		return 0
+	}
+	before := rss()
+	for range 100 {
+		// A command of 1 MiB: its image's pages are touched in the helper's memory.
+		argv := []string{"/bin/true"}
+		for range 16 {
+			argv = append(argv, strings.Repeat("x", 64<<10))
+		}
+		spec := testSpec(t, argv...)
+		if ev := last(run(t, spec)); ev.Kind != Exited {
+			t.Fatalf("%+v", ev)
+		}
+	}
+	if after := rss(); after > before+32<<20 {
+		t.Errorf("the helper's RSS grew from %d to %d bytes over 100 sandboxes", before, after)
 	}
 }

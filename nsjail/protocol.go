@@ -5,25 +5,11 @@ import "time"
 // The init's file descriptors, as Prepare lays them out. 0, 1 and 2 are
 // /dev/null: the program's own come with its command.
 const (
-	fdSpec    = 3 // read: the Spec as JSON, then the command as JSON, then EOF
+	fdSpec    = 3 // read: the command (rawCommand and what follows it), then EOF
 	fdReport  = 4 // write: one JSON message a line
 	fdControl = 5 // a SOCK_SEQPACKET socket: one message with the command's descriptors
 	fdJoin    = 6 // and on: cgroup.procs files the program joins
 )
-
-// initConfig is what Prepare sends the init on fdSpec.
-type initConfig struct {
-	Spec      Spec `json:"spec"`
-	JoinFiles int  `json:"join_files"` // how many descriptors from fdJoin on
-}
-
-// runConfig is what Run sends the init on fdSpec, after the Spec. The
-// descriptors come on fdControl: stdin, stdout, stderr, then the workdir
-// mount when Workdir is set.
-type runConfig struct {
-	Command Command `json:"command"`
-	Workdir bool    `json:"workdir"`
-}
 
 // messageKind names a report from the init.
 type messageKind string

@@ -76,7 +76,10 @@ type Event struct {
 
 // Process is a sandbox: prepared, then running its one command.
 type Process struct {
-	proc   *os.Process
+	pid    int
+	pidfd  *os.File
+	image  uint64 // where the program's image goes, in the init's memory
+	ended  <-chan string
 	events chan Event
 	done   chan struct{}
 
@@ -91,17 +94,15 @@ type Process struct {
 func (p *Process) Events() <-chan Event { return p.events }
 
 // Pid is the host pid of the sandbox's init.
-func (p *Process) Pid() int { return p.proc.Pid }
+func (p *Process) Pid() int { return p.pid }
 
 // Kill ends the sandbox: the init gets SIGKILL, and with it every process
 // in its pid namespace. Safe to call at any time and more than once.
 func (p *Process) Kill() {
-	select {
-	case <-p.done:
-	default:
-		p.proc.Signal(syscall.SIGKILL)
-	}
 	p.mu.Lock()
+	if p.pidfd != nil {
+		unix.PidfdSendSignal(int(p.pidfd.Fd()), unix.SIGKILL, nil, 0)
+	}
 	p.closeCommandPipes()
 	p.mu.Unlock()
 }
@@ -135,18 +136,12 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("sandbox spec: %w", err)
 	}
-	specJSON, err := json.Marshal(&initConfig{Spec: *spec, JoinFiles: len(files.Join)})
-	if err != nil {
-		return nil, fmt.Errorf("sandbox spec: %w", err)
+	if len(files.Join)+4 > maxInitFDs {
+		return nil, fmt.Errorf("sandbox: %d cgroup files, at most %d", len(files.Join), maxInitFDs-4)
 	}
-	// A spec larger than the pipe buffer would block us until the init
-	// reads it; none is that large.
-	if len(specJSON) > 60<<10 {
-		return nil, fmt.Errorf("sandbox spec: %d bytes of JSON, at most %d", len(specJSON), 60<<10)
-	}
-	exe, err := initPath()
+	h, err := currentHelper()
 	if err != nil {
-		return nil, &SetupError{"init executable", err}
+		return nil, &SetupError{"start init", err}
 	}
 	var closers []*os.File
 	defer func() {
@@ -180,33 +175,17 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 		control.Close()
 		return nil, err
 	}
-	// The spec goes into the pipe before the init exists, so that it is
-	// there to read the moment the init starts.
-	if _, err := specW.Write(specJSON); err != nil {
-		return fail(fmt.Errorf("write sandbox spec: %w", err))
+	req := &spawnRequest{Spec: *spec, JoinFiles: len(files.Join), Supervisor: files.Supervisor != nil}
+	req.Spec.Command = Command{}
+	sent := append([]*os.File{specR, reportW, initControl}, files.Join...)
+	if files.Supervisor != nil {
+		sent = append(sent, files.Supervisor)
 	}
-	null, err := devNull()
-	if err != nil {
-		return fail(&SetupError{"init's stdio", err})
-	}
-	proc, err := startInit(&initSpawn{
-		path:  exe,
-		argv:  []string{initArg0},
-		env:   []string{"GOMAXPROCS=1", "GOGC=off"},
-		files: append([]*os.File{null, null, null, specR, reportW, initControl}, files.Join...),
-		flags: unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNS |
-			unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
-		cgroup: files.Supervisor,
-		// The init is root of its user namespace (every capability
-		// there, none outside), mapped to InitUID; the program runs as
-		// SandboxUID, mapped to HostUID.
-		uidMap: idMap([3]uint32{0, spec.InitUID, 1}, [3]uint32{SandboxUID, spec.HostUID, 1}),
-		gidMap: idMap([3]uint32{0, spec.InitGID, 1}, [3]uint32{SandboxGID, spec.HostGID, 1}),
-	})
+	reply, pidfd, ended, err := h.spawn(req, sent)
 	if err != nil {
 		return fail(&SetupError{"start init", err})
 	}
-	p := &Process{proc: proc, events: make(chan Event, 5), done: make(chan struct{}), specW: specW, control: control}
+	p := &Process{pid: reply.PID, pidfd: pidfd, image: reply.Image, ended: ended, events: make(chan Event, 5), done: make(chan struct{}), specW: specW, control: control}
 	go p.watch(reportR)
 	return p, nil
 }
@@ -253,11 +232,20 @@ func (p *Process) Run(c *Command, stdio IO) error {
 		defer wd.Close()
 		fds = append(fds, int(wd.Fd()))
 	}
-	cfgJSON, err := json.Marshal(&runConfig{Command: *c, Workdir: stdio.Workdir != nil || stdio.WorkdirMount != nil})
+	cfgJSON, err := rawCommandBytes(p.image, c, stdio.Workdir != nil || stdio.WorkdirMount != nil)
 	if err != nil {
+		if ee, ok := err.(*ExecError); ok {
+			return ee
+		}
 		return fmt.Errorf("sandbox command: %w", err)
 	}
+	// An init that is gone (it failed to build the root, say) has reported
+	// why, or will be reported dead: its events tell, not this send.
+	gone := func(err error) bool { return errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) }
 	if err := unix.Sendmsg(int(p.control.Fd()), []byte{0}, unix.UnixRights(fds...), nil, unix.MSG_NOSIGNAL); err != nil {
+		if gone(err) {
+			return nil
+		}
 		return &SetupError{"send the command's descriptors", err}
 	}
 	specW := p.specW
@@ -265,7 +253,7 @@ func (p *Process) Run(c *Command, stdio IO) error {
 	if len(cfgJSON) <= 60<<10 {
 		_, err := specW.Write(cfgJSON)
 		specW.Close()
-		if err != nil {
+		if err != nil && !gone(err) {
 			return &SetupError{"send the command", err}
 		}
 		return nil
@@ -372,12 +360,19 @@ func (p *Process) watch(r *os.File) {
 		final = ev.Kind == Exited || ev.Kind == Failed
 		p.events <- ev
 	}
-	state, err := p.proc.Wait()
-	if err == nil {
-		err = errors.New(state.String())
+	err := errors.New(<-p.ended)
+	// Normally the helper reaped it already. If the helper died, the init
+	// dies of that: wait until it has.
+	pfd := []unix.PollFd{{Fd: int32(p.pidfd.Fd()), Events: unix.POLLIN}}
+	for {
+		if _, perr := unix.Poll(pfd, 10_000); perr != unix.EINTR {
+			break
+		}
 	}
 	p.mu.Lock()
 	p.closeCommandPipes()
+	p.pidfd.Close()
+	p.pidfd = nil
 	p.mu.Unlock()
 	close(p.done)
 	if !final {

@@ -2,6 +2,7 @@ package test
 
 import (
 	"github.com/sandboxd/sandboxd/test/internal/hostcheck"
+	"strconv"
 
 	"bufio"
 	"context"
@@ -205,8 +206,9 @@ func runningInit(t *testing.T, d *testDaemon) int {
 		for _, p := range procs {
 			uid[p.PID] = p.UID
 		}
+		helper := d.helperPID()
 		for _, p := range procs {
-			if p.PPID != d.cmd.Process.Pid || p.UID != hostcheck.InitUID {
+			if p.PPID != helper || p.UID != hostcheck.InitUID {
 				continue
 			}
 			for _, c := range p.Children {
@@ -219,6 +221,24 @@ func runningInit(t *testing.T, d *testDaemon) int {
 		return false
 	})
 	return pid
+}
+
+// helperPID is the pid of the daemon's init helper, the parent of its
+// sandboxes' inits; 0 if it has none.
+func (d *testDaemon) helperPID() int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/status")
+		if err != nil {
+			continue
+		}
+		st := string(b)
+		if strings.Contains(st, "Name:\tsandboxd-init\n") && strings.Contains(st, fmt.Sprintf("\nPPid:\t%d\n", d.cmd.Process.Pid)) {
+			pid, _ := strconv.Atoi(e.Name())
+			return pid
+		}
+	}
+	return 0
 }
 
 func TestDaemonFaultInitKilled(t *testing.T) {
@@ -263,6 +283,52 @@ func TestDaemonFaultInitKilled(t *testing.T) {
 	})
 }
 
+// The init helper killed under a running job and its warm sandboxes: the
+// job's step fails naming the helper, the warm sandboxes are dropped, and
+// the next job gets a new helper.
+func TestDaemonFaultHelperKilled(t *testing.T) {
+	d := startDaemon(t, "")
+	done := make(chan *api.Result, 1)
+	go func() {
+		res, err := d.c.Run(ctxT(t), &api.Job{ID: "victim", Steps: []api.Step{{Argv: []string{"sleep", "60"}}}})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	waitRunning(t, d, "victim")
+	runningInit(t, d)
+	helper := d.helperPID()
+	if helper == 0 {
+		t.Fatal("no init helper found")
+	}
+	syscall.Kill(helper, syscall.SIGKILL)
+	var res *api.Result
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no result 10 s after the init helper was killed")
+	}
+	if res == nil {
+		t.Fatal("no result")
+	}
+	if s := res.Steps[0]; s.Verdict != api.VerdictInternalError || !strings.Contains(s.Message, "helper") {
+		t.Errorf("step 0: %s, want internal_error naming the helper", summary(s))
+	}
+	res, err := d.c.Run(ctxT(t), job("echo", "alive"))
+	if err != nil || res.Steps[0].Verdict != api.VerdictOK || res.Steps[0].Stdout != "alive\n" {
+		t.Fatalf("after the helper's death: %v %+v", err, res)
+	}
+	if h := d.helperPID(); h == 0 || h == helper {
+		t.Errorf("helper pid %d after the old one (%d) died, want a new one", h, helper)
+	}
+	waitFor(t, "the warm pool refilled", func() bool {
+		info, err := d.c.Info(context.Background())
+		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
+	})
+	d.assertNoJobLeft(t)
+}
+
 func TestDaemonFaultIdleInitKilled(t *testing.T) {
 	d := startDaemon(t, "")
 	waitFor(t, "the warm pool filled", func() bool {
@@ -270,8 +336,10 @@ func TestDaemonFaultIdleInitKilled(t *testing.T) {
 		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
 	})
 	var killed []int
-	for _, p := range hostcheck.Procs() {
-		if p.PPID == d.cmd.Process.Pid && p.UID == hostcheck.InitUID {
+	procs := hostcheck.Procs()
+	helper := d.helperPID()
+	for _, p := range procs {
+		if p.PPID == helper && p.UID == hostcheck.InitUID {
 			syscall.Kill(p.PID, syscall.SIGKILL)
 			killed = append(killed, p.PID)
 		}

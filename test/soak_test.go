@@ -139,11 +139,12 @@ func TestDaemonSoak(t *testing.T) {
 	fmt.Fprintf(&b, "soak: %d jobs from %d clients, daemon concurrency %d, %d warm sandboxes: %v, %.1f jobs/s (first half %.1f, second %.1f)\n",
 		n, soakClients, info.Pool.Concurrency, info.Pool.WarmSandboxes, (firstHalf + secondHalf).Round(time.Millisecond),
 		rate(n, firstHalf+secondHalf), rate(half, firstHalf), rate(second, secondHalf))
-	fmt.Fprintf(&b, "%-7s %8s %10s %10s %5s %11s\n", "", "RSS MiB", "probe p50", "probe p99", "fds", "goroutines")
+	fmt.Fprintf(&b, "%-7s %8s %10s %10s %5s %11s %10s\n", "", "RSS MiB", "probe p50", "probe p99", "fds", "goroutines", "helper fds")
 	for _, m := range []soakMeasure{start, mid, end} {
-		fmt.Fprintf(&b, "%-7s %8.1f %10s %10s %5d %11d\n", m.name, float64(m.rss)/(1<<20),
-			fmtMS(m.p50), fmtMS(m.p99), m.fds, m.goroutines)
+		fmt.Fprintf(&b, "%-7s %8.1f %10s %10s %5d %11d %10d\n", m.name, float64(m.rss)/(1<<20),
+			fmtMS(m.p50), fmtMS(m.p99), m.fds, m.goroutines, m.helperFDs)
 	}
+	fmt.Fprintf(&b, "RSS: the daemon's and its init helper's\n")
 	fmt.Fprintf(&b, "probe: %d runs of /bin/true alone, each with the pool full\n", probes)
 	fmt.Fprintf(&b, "kinds: %s\n", countList(s.byKind))
 	verdicts := map[string]int{}
@@ -157,6 +158,12 @@ func TestDaemonSoak(t *testing.T) {
 	for _, m := range []soakMeasure{mid, end} {
 		if m.fds != start.fds {
 			t.Errorf("daemon file descriptors: %d at the %s, %d at the start:\n%s", m.fds, m.name, start.fds, m.fdList)
+		}
+		if m.helper != start.helper {
+			t.Errorf("init helper: pid %d at the %s, %d at the start", m.helper, m.name, start.helper)
+		}
+		if m.helperFDs != start.helperFDs {
+			t.Errorf("init helper's file descriptors: %d at the %s, %d at the start:\n%s", m.helperFDs, m.name, start.helperFDs, m.helperLst)
 		}
 		if m.goroutines != start.goroutines {
 			t.Errorf("daemon goroutines: %d at the %s, %d at the start", m.goroutines, m.name, start.goroutines)
@@ -673,6 +680,10 @@ type soakMeasure struct {
 	goroutines int
 	groups     int // run cgroups (the warm sandboxes')
 	mounts     int // mount points under the state dir
+
+	helper    int // the init helper's pid
+	helperFDs int
+	helperLst string
 }
 
 // measure times the probe job, then, once its results have expired and
@@ -698,7 +709,12 @@ func (s *soak) measure(name string, probes int) soakMeasure {
 		t.Fatalf("the result of %s has not expired %v after its job (result_ttl %v)", last, soakSettle, soakResultTTL)
 	}
 	pid := s.d.cmd.Process.Pid
+	// The daemon's memory is its own and its init helper's.
+	m.helper = s.d.helperPID()
 	m.rss = vmRSS(pid)
+	if m.helper != 0 {
+		m.rss += vmRSS(m.helper)
+	}
 	m.groups = len(hostcheck.RunGroups(s.d.subtree))
 	m.mounts = countMounts(s.d.stateDir + "/")
 	first := s.first
@@ -707,7 +723,8 @@ func (s *soak) measure(name string, probes int) soakMeasure {
 		m.goroutines = s.goroutines()
 		s.d.c.Close()
 		m.fds, m.fdList = openFDs(pid)
-		if first == nil || m.fds == first.fds && m.goroutines == first.goroutines {
+		m.helperFDs, m.helperLst = openFDs(m.helper)
+		if first == nil || m.fds == first.fds && m.goroutines == first.goroutines && m.helperFDs == first.helperFDs {
 			return nil
 		}
 		return []string{"not yet"}

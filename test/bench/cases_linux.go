@@ -305,7 +305,7 @@ func (b *bench) counters() (counters, error) {
 	var ch, self syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ch)
 	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
-	d, err := readProcCPU(b.d.pid)
+	d, err := b.d.cpu()
 	if err != nil {
 		return counters{}, fmt.Errorf("the daemon's CPU time: %w", err)
 	}

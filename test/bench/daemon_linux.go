@@ -124,13 +124,63 @@ func (d *daemon) sampleRSS() {
 			return
 		case <-t.C:
 		}
-		if rss, err := readRSS(d.pid); err == nil && rss > d.maxRSS.Load() {
+		if rss, err := d.rss(); err == nil && rss > d.maxRSS.Load() {
 			d.maxRSS.Store(rss)
 		}
 	}
 }
 
 func (d *daemon) resetMaxRSS() { d.maxRSS.Store(0) }
+
+// helperPID is the pid of the daemon's init helper (the process the
+// sandboxes' inits are cloned from, and which reaps them), or 0.
+func (d *daemon) helperPID() int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		f, err := statFields(p)
+		if err != nil || f[1] != strconv.Itoa(d.pid) {
+			continue
+		}
+		if comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm"); strings.TrimSpace(string(comm)) == "sandboxd-init" {
+			return p
+		}
+	}
+	return 0
+}
+
+// rss is the resident memory of the daemon and its init helper.
+func (d *daemon) rss() (int64, error) {
+	rss, err := readRSS(d.pid)
+	if err != nil {
+		return 0, err
+	}
+	if h := d.helperPID(); h != 0 {
+		r, _ := readRSS(h)
+		rss += r
+	}
+	return rss, nil
+}
+
+// cpu is the CPU time of the daemon and its init helper: their own, and
+// that of the processes they reaped (the inits, and with them the
+// programs), which is the sandboxes'.
+func (d *daemon) cpu() (procCPU, error) {
+	c, err := readProcCPU(d.pid)
+	if err != nil {
+		return c, err
+	}
+	if h := d.helperPID(); h != 0 {
+		if hc, err := readProcCPU(h); err == nil {
+			c.own += hc.own
+			c.children += hc.children
+		}
+	}
+	return c, nil
+}
 
 // procCPU is a process's CPU time from /proc/PID/stat: its own (every
 // thread, live or gone), and that of its children it has reaped (with
@@ -189,10 +239,11 @@ func readRSS(pid int) (int64, error) {
 	return 0, nil // a zombie, or a kernel thread: no memory of its own
 }
 
-// descendantsRSS sums the VmRSS of every process below pid: the daemon's
-// sandboxes (and any it keeps ready). Processes that end during the walk
-// are skipped.
-func descendantsRSS(pid int) (n int, rss int64) {
+// descendantsRSS sums the proportional set size (Pss) of every process
+// below pid but skip: the daemon's sandboxes (and any it keeps ready). A
+// sandbox's init shares the memory of the helper it was cloned from, which
+// Pss splits among them. Processes that end during the walk are skipped.
+func descendantsRSS(pid, skip int) (n int, rss int64) {
 	entries, _ := os.ReadDir("/proc")
 	parent := map[int]int{}
 	for _, e := range entries {
@@ -207,12 +258,27 @@ func descendantsRSS(pid int) (n int, rss int64) {
 	for p := range parent {
 		// Bounded: a pid reused during the walk could make a cycle.
 		for a, depth := parent[p], 0; a > 1 && depth < 64; a, depth = parent[a], depth+1 {
-			if a == pid {
-				r, _ := readRSS(p)
+			if a == pid && p != skip {
+				r, _ := readPss(p)
 				n, rss = n+1, rss+r
 				break
 			}
 		}
 	}
 	return n, rss
+}
+
+// readPss is a process's proportional set size, in bytes.
+func readPss(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, nil
 }

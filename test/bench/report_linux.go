@@ -81,8 +81,8 @@ type IdleMemory struct {
 
 func idleMemory(d *daemon) IdleMemory {
 	var m IdleMemory
-	m.RSSBytes, _ = readRSS(d.pid)
-	m.Sandboxes, m.SandboxesRSSBytes = descendantsRSS(d.pid)
+	m.RSSBytes, _ = d.rss()
+	m.Sandboxes, m.SandboxesRSSBytes = descendantsRSS(d.pid, d.helperPID())
 	return m
 }
 
@@ -205,13 +205,13 @@ func (r *Report) print(w io.Writer) {
 			num(c.CPUMSPerRun, 2), num(c.DaemonCPUMSPerRun, 2))
 	}
 	fmt.Fprintf(w, "(%d runs a case one at a time and %d with %d workers, in %d rounds; the batch: %d jobs at concurrency %d;\n"+
-		" CPU total: the spawner (this program or the daemon) and the runs it reaped; daemon: the daemon's own)\n\n",
+		" CPU total: the spawner (this program, or the daemon with its init helper) and the runs it reaped; daemon: the daemon's and its helper's own)\n\n",
 		r.Settings.Runs, r.Settings.Runs, r.Settings.Workers, r.Settings.Rounds, r.Settings.BatchJobs, r.Settings.Workers)
 
 	d := r.Daemon
-	fmt.Fprintf(w, "daemon RSS: idle %.1f MiB at start, %.1f MiB after the load; under load at most %.1f MiB (sampled every 50 ms)\n",
+	fmt.Fprintf(w, "daemon RSS (with its init helper): idle %.1f MiB at start, %.1f MiB after the load; under load at most %.1f MiB (sampled every 50 ms)\n",
 		mib(d.IdleStart.RSSBytes), mib(d.IdleEnd.RSSBytes), mib(d.LoadMaxRSSBytes))
-	fmt.Fprintf(w, "sandboxes idle: %d processes, %.1f MiB RSS in all at start; %d, %.1f MiB after the load\n",
+	fmt.Fprintf(w, "sandboxes idle: %d processes, %.1f MiB Pss in all at start; %d, %.1f MiB after the load\n",
 		d.IdleStart.Sandboxes, mib(d.IdleStart.SandboxesRSSBytes), d.IdleEnd.Sandboxes, mib(d.IdleEnd.SandboxesRSSBytes))
 	l := r.CPULimit
 	fmt.Fprintf(w, "CPU limit %.0f ms, %d runs of an endless loop: overshoot median %.1f ms, max %.1f ms (wall median %.0f ms)\n",

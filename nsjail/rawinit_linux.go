@@ -1,0 +1,724 @@
+package nsjail
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// atFDCWD is AT_FDCWD (-100) as a raw system call argument.
+const atFDCWD = ^uintptr(99)
+
+// maxCandidates bounds the paths a command's program is looked up at.
+const maxCandidates = 64
+
+// rawCommand starts what Run writes on fdSpec for an init: then come
+// imageN bytes of the program's image (laid out for the init's buffer,
+// with the candidates' strings after the command's), tmpfsN bytes of a
+// fresh workspace's options, and the step and error to report, as JSON
+// string contents, should no candidate be an executable file.
+type rawCommand struct {
+	magic    uint32
+	flags    uint32 // rawWorkdir: the workdir mount comes as the fourth descriptor
+	ncand    uint32 // cand[:ncand] are where the program may be, in order
+	imageN   uint32
+	tmpfsN   uint32
+	nfStepN  uint32
+	nfErrorN uint32
+	_        uint32
+	cand     [maxCandidates]uint64
+}
+
+const (
+	rawMagic   = 0x73626478
+	rawWorkdir = 1
+)
+
+// rawInit is everything the init needs when it runs without exec: as for
+// childMain, laid out ahead, and written only as plain data. The init
+// shares the daemon's memory, whose garbage collector may be marking: a
+// pointer stored from the init would run a write barrier on the daemon's
+// behalf, so the init never stores one.
+type rawInit struct {
+	root  *rootPlan
+	child *childPlan
+	cargs cloneArgs
+
+	pair    [2]int32 // command socket: ours, the child's
+	errPipe [2]int32
+	zpid    uintptr
+	listen  uintptr // 0: none
+	sigfd   uintptr
+	chld    uint64 // SIGCHLD's bit
+
+	rByte [1]byte
+	rIov  unix.Iovec
+	rMsg  unix.Msghdr
+	rCmsg [64]byte
+
+	cmd       rawCommand
+	tmpfsData [256]byte
+	wsPath    [16]byte
+	tmpfsName [8]byte
+	empty     [1]byte
+	st        unix.Stat_t
+
+	sByte [1]byte
+	sIov  unix.Iovec
+	sMsg  unix.Msghdr
+	sCmsg [64]byte
+
+	nfStep  [512]byte // JSON string contents: "exec NAME", for a program not found
+	nfError [512]byte // and why
+	chosen  uint32    // index of the candidate found
+
+	childNames [stepExec + 1]string
+	out        [1024]byte
+	digits     [20]byte
+	outN       int
+	errBuf     [8]byte
+	fds        [2]unix.PollFd
+	sigbuf     [512]byte
+	status     uint32
+	ru         unix.Rusage
+	t0, t1     unix.Timespec
+	notif      seccompNotif
+	cbuf       [1]byte
+	started    int64
+}
+
+func newRawInit(spec *Spec, joinFiles int) (*rawInit, error) {
+	root, err := planRoot(spec)
+	if err != nil {
+		return nil, err
+	}
+	q := &rawInit{root: root}
+	p := &childPlan{lastCap: lastCap()}
+	for i := 0; i < joinFiles; i++ {
+		p.joinFDs = append(p.joinFDs, fdJoin+i)
+	}
+	if err := p.prepare(); err != nil {
+		return nil, err
+	}
+	p.inPlace = true
+	p.recvIov.Base = &p.scratch[0]
+	p.recvIov.SetLen(1)
+	if len(spec.Seccomp) > 0 {
+		p.filter.Len = uint16(len(spec.Seccomp))
+		p.filter.Filter = &spec.Seccomp[0]
+		root.keep = append(root.keep, unsafe.Slice((*byte)(unsafe.Pointer(&spec.Seccomp[0])), len(spec.Seccomp)*8))
+	}
+	q.child = p
+	q.cargs = cloneArgs{exitSignal: uint64(syscall.SIGCHLD), flags: unix.CLONE_VM}
+	q.cargs.stack = uint64(uintptr(unsafe.Pointer(&p.stack[0])))
+	q.cargs.stackSize = uint64(stackTop(p.stack) - uintptr(unsafe.Pointer(&p.stack[0])))
+	q.chld = 1 << (uint(syscall.SIGCHLD) - 1)
+	copy(q.wsPath[:], WorkspaceDir)
+	copy(q.tmpfsName[:], "tmpfs")
+
+	q.rIov.Base = &q.rByte[0]
+	q.rIov.SetLen(1)
+	q.rMsg.Iov = &q.rIov
+	q.rMsg.Iovlen = 1
+	q.rMsg.Control = &q.rCmsg[0]
+	q.sByte[0] = 'C'
+	q.sIov.Base = &q.sByte[0]
+	q.sIov.SetLen(1)
+	q.sMsg.Iov = &q.sIov
+	q.sMsg.Iovlen = 1
+	q.sMsg.Control = &q.sCmsg[0]
+	q.sMsg.SetControllen(unix.CmsgSpace(3 * 4))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&q.sCmsg[0]))
+	h.Level = unix.SOL_SOCKET
+	h.Type = unix.SCM_RIGHTS
+	h.SetLen(unix.CmsgLen(3 * 4))
+	for s := stepJoinCgroup; s <= stepExec; s++ {
+		q.childNames[s] = s.String()
+	}
+	return q, nil
+}
+
+// Message writing, without allocation.
+
+// putByte appends c to the message in q.out; what does not fit is lost.
+//
+//go:nosplit
+func (q *rawInit) putByte(c byte) {
+	if q.outN >= 0 && q.outN < len(q.out)-2 {
+		*(*byte)(unsafe.Add(unsafe.Pointer(&q.out), q.outN)) = c
+		q.outN++
+	}
+}
+
+//go:nosplit
+func (q *rawInit) put(s string) {
+	for i := 0; i < len(s); i++ {
+		q.putByte(s[i])
+	}
+}
+
+//go:nosplit
+func (q *rawInit) putInt(v int64) {
+	if v < 0 {
+		q.putByte('-')
+		v = -v
+	}
+	n := 0
+	for n < len(q.digits) {
+		*(*byte)(unsafe.Add(unsafe.Pointer(&q.digits), n)) = byte('0' + v%10)
+		n++
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	for n > 0 {
+		n--
+		q.putByte(*(*byte)(unsafe.Add(unsafe.Pointer(&q.digits), n)))
+	}
+}
+
+// putVerbatim appends the C string at p, at most 512 bytes of it.
+//
+//go:nosplit
+func (q *rawInit) putVerbatim(p *byte) {
+	for i := uintptr(0); i < 512; i++ {
+		c := *(*byte)(unsafe.Add(unsafe.Pointer(p), i))
+		if c == 0 {
+			break
+		}
+		q.putByte(c)
+	}
+}
+
+// putCString appends the C string at p, with what JSON would need
+// escaped replaced.
+//
+//go:nosplit
+func (q *rawInit) putCString(p *byte) {
+	for i := uintptr(0); i < 4096; i++ {
+		c := *(*byte)(unsafe.Add(unsafe.Pointer(p), i))
+		if c == 0 {
+			break
+		}
+		if c == '"' || c == '\\' || c < 0x20 {
+			c = '?'
+		}
+		q.putByte(c)
+	}
+}
+
+// send writes the message built in q.out on the report pipe.
+//
+//go:nosplit
+func (q *rawInit) send() {
+	if q.outN < 0 || q.outN > len(q.out)-2 {
+		q.outN = 0
+	}
+	*(*byte)(unsafe.Add(unsafe.Pointer(&q.out), q.outN)) = '}'
+	*(*byte)(unsafe.Add(unsafe.Pointer(&q.out), q.outN+1)) = '\n'
+	q.outN += 2
+	base := uintptr(unsafe.Pointer(&q.out))
+	for done := uintptr(0); done < uintptr(q.outN); {
+		r1, _, errno := syscall.RawSyscall6(syscall.SYS_WRITE, fdReport, base+done, uintptr(q.outN)-done, 0, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			break
+		}
+		done += r1
+	}
+	q.outN = 0
+}
+
+//go:nosplit
+func (q *rawInit) failed(step string, errno syscall.Errno) {
+	q.put(`{"kind":"failed","step":"`)
+	q.put(step)
+	q.put(`","errno":`)
+	q.putInt(int64(errno))
+	q.send()
+	for {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 1, 0, 0)
+	}
+}
+
+//go:nosplit
+func now(ts *unix.Timespec) int64 {
+	syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, unix.CLOCK_MONOTONIC, uintptr(unsafe.Pointer(ts)), 0)
+	return ts.Sec*1e9 + ts.Nsec
+}
+
+// rawInitMain is the init when it does not exec: it builds the root from
+// its plan, forks the program's process, and supervises it, with raw
+// system calls only, on the memory its parent laid out. It never returns.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func rawInitMain(q *rawInit) {
+	q.setUp()
+	q.forkChild()
+	q.receiveCommand()
+	q.startProgram()
+	q.supervise()
+}
+
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) setUp() {
+	var errno syscall.Errno
+	// The init kills with kill(-1), which is every process of its pid
+	// namespace only if it is that namespace's pid 1.
+	if pid, _, _ := syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0); pid != 1 {
+		q.failed("the init is not pid 1 of its namespace", syscall.EPERM)
+	}
+	syscall.RawSyscall(syscall.SYS_UMASK, 0o022, 0, 0)
+	// SIGCHLD comes through a signalfd.
+	if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&q.chld)), 0, 8, 0, 0); errno != 0 {
+		q.failed("block SIGCHLD", errno)
+	}
+	if q.sigfd, _, errno = syscall.RawSyscall6(unix.SYS_SIGNALFD4, ^uintptr(0), uintptr(unsafe.Pointer(&q.chld)), 8, unix.SFD_CLOEXEC, 0, 0); errno != 0 {
+		q.failed("signalfd", errno)
+	}
+	if i, errno := runRoot(q.root); i >= 0 && i < len(q.root.names) {
+		q.failed(q.root.names[i], errno)
+	}
+}
+
+// forkChild forks the program's process, which joins its cgroups and
+// waits, and reports Ready once it does.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) forkChild() {
+	var errno syscall.Errno
+	p := q.child
+	if _, _, errno = syscall.RawSyscall(syscall.SYS_PIPE2, uintptr(unsafe.Pointer(&q.errPipe[0])), unix.O_CLOEXEC, 0); errno != 0 {
+		q.failed("pipe", errno)
+	}
+	if _, _, errno = syscall.RawSyscall6(syscall.SYS_SOCKETPAIR, unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0, uintptr(unsafe.Pointer(&q.pair[0])), 0, 0); errno != 0 {
+		q.failed("socketpair", errno)
+	}
+	p.sock = int(q.pair[1])
+	p.errFD = int(q.errPipe[1])
+	r1, r2 := rawClone3(&q.cargs, unsafe.Sizeof(q.cargs), cloneProgram, unsafe.Pointer(p))
+	if errno = syscall.Errno(r2); errno != 0 {
+		q.failed("fork", errno)
+	}
+	q.zpid = r1
+	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(q.pair[1]), 0, 0)
+	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(q.errPipe[1]), 0, 0)
+	// Ready: one byte, with the listener when there is a filter.
+	q.rMsg.SetControllen(len(q.rCmsg))
+	for {
+		r1, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(q.pair[0]), uintptr(unsafe.Pointer(&q.rMsg)), unix.MSG_CMSG_CLOEXEC)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	if errno != 0 || r1 != 1 || q.rByte[0] != 'R' {
+		q.childFailed(0)
+	}
+	if q.rMsg.Controllen >= uint64(unix.CmsgLen(4)) {
+		q.listen = uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[unix.CmsgLen(0)])))
+	}
+	q.put(`{"kind":"ready"`)
+	q.send()
+}
+
+// receiveCommand waits for the command, attaches the workspace and finds
+// the program.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) receiveCommand() {
+	var r1 uintptr
+	var errno syscall.Errno
+	for got := uintptr(0); got < unsafe.Sizeof(q.cmd); {
+		r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, fdSpec, uintptr(unsafe.Pointer(&q.cmd))+got, unsafe.Sizeof(q.cmd)-got)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno == 0 && r1 == 0 && got == 0 {
+			// Dropped unused.
+			for {
+				syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+			}
+		}
+		if errno != 0 || r1 == 0 {
+			if errno == 0 {
+				errno = syscall.EPIPE
+			}
+			q.failed("read command", errno)
+		}
+		got += r1
+	}
+	if q.cmd.magic != rawMagic || q.cmd.ncand == 0 || q.cmd.ncand > maxCandidates ||
+		uintptr(q.cmd.imageN) > uintptr(len(q.child.image)) || q.cmd.tmpfsN >= uint32(len(q.tmpfsData)) ||
+		q.cmd.nfStepN >= uint32(len(q.nfStep)) || q.cmd.nfErrorN >= uint32(len(q.nfError)) {
+		q.failed("read command", syscall.EPROTO)
+	}
+	q.readFull(uintptr(unsafe.Pointer(&q.child.image[0])), uintptr(q.cmd.imageN))
+	q.readFull(uintptr(unsafe.Pointer(&q.tmpfsData[0])), uintptr(q.cmd.tmpfsN))
+	q.tmpfsData[q.cmd.tmpfsN] = 0
+	q.readFull(uintptr(unsafe.Pointer(&q.nfStep[0])), uintptr(q.cmd.nfStepN))
+	q.nfStep[q.cmd.nfStepN] = 0
+	q.readFull(uintptr(unsafe.Pointer(&q.nfError[0])), uintptr(q.cmd.nfErrorN))
+	q.nfError[q.cmd.nfErrorN] = 0
+	q.rMsg.SetControllen(len(q.rCmsg))
+	for {
+		r1, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, fdControl, uintptr(unsafe.Pointer(&q.rMsg)), unix.MSG_CMSG_CLOEXEC)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	nfd := 3
+	if q.cmd.flags&rawWorkdir != 0 {
+		nfd = 4
+	}
+	if errno != 0 || q.rMsg.Controllen < uint64(unix.CmsgLen(4*nfd)) || (*unix.Cmsghdr)(unsafe.Pointer(&q.rCmsg[0])).Len != uint64(unix.CmsgLen(4*nfd)) {
+		if errno == 0 {
+			errno = syscall.EPROTO
+		}
+		q.failed("receive the command's descriptors", errno)
+	}
+	if nfd == 4 {
+		wd := uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[unix.CmsgLen(0)+12])))
+		if _, _, errno = syscall.RawSyscall6(unix.SYS_MOVE_MOUNT, wd, uintptr(unsafe.Pointer(&q.empty[0])), atFDCWD, uintptr(unsafe.Pointer(&q.wsPath[0])), unix.MOVE_MOUNT_F_EMPTY_PATH, 0); errno != 0 {
+			q.failed("attach workdir", errno)
+		}
+		syscall.RawSyscall(syscall.SYS_CLOSE, wd, 0, 0)
+	} else if _, _, errno = syscall.RawSyscall6(syscall.SYS_MOUNT, uintptr(unsafe.Pointer(&q.tmpfsName[0])), uintptr(unsafe.Pointer(&q.wsPath[0])), uintptr(unsafe.Pointer(&q.tmpfsName[0])), unix.MS_NOSUID|unix.MS_NODEV, uintptr(unsafe.Pointer(&q.tmpfsData[0])), 0); errno != 0 {
+		q.failed("mount tmpfs "+WorkspaceDir, errno)
+	}
+	// Relative paths, the program's included, start there.
+	if _, _, errno = syscall.RawSyscall(syscall.SYS_CHDIR, uintptr(unsafe.Pointer(&q.wsPath[0])), 0, 0); errno != 0 {
+		q.failed("chdir "+WorkspaceDir, errno)
+	}
+	q.findProgram()
+}
+
+// findProgram points the image's argv0 at the first candidate that is an
+// executable file, or reports the failure and exits.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) findProgram() {
+	hdr := (*imageHeader)(unsafe.Pointer(&q.child.image[0]))
+	hdr.argv0 = 0
+	errno := syscall.ENOENT
+	for c := uint32(0); c < q.cmd.ncand && c < maxCandidates; c++ {
+		path := uintptr(q.cmd.cand[c])
+		if _, _, e := syscall.RawSyscall6(sysFstatat, atFDCWD, path, uintptr(unsafe.Pointer(&q.st)), 0, 0, 0); e != 0 || q.st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		if _, _, e := syscall.RawSyscall6(syscall.SYS_FACCESSAT, atFDCWD, path, unix.X_OK, 0, 0, 0); e != 0 {
+			if errno == syscall.ENOENT {
+				errno = e
+			}
+			continue
+		}
+		hdr.argv0 = path
+		q.chosen = c
+		return
+	}
+	q.put(`{"kind":"failed","exec_step":true,"step":"`)
+	q.putVerbatim(&q.nfStep[0])
+	if errno == syscall.ENOENT && q.cmd.ncand > 1 {
+		q.put(`","error":"`)
+		q.putVerbatim(&q.nfError[0])
+		q.put(`"`)
+	} else {
+		q.put(`","errno":`)
+		q.putInt(int64(errno))
+	}
+	q.send()
+	for {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 1, 0, 0)
+	}
+}
+
+// startProgram hands the program's process its stdio, and reports
+// Started once it exec'ed.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) startProgram() {
+	var r1 uintptr
+	var errno syscall.Errno
+	base := unix.CmsgLen(0)
+	for k := 0; k < 3; k++ {
+		*(*int32)(unsafe.Pointer(&q.sCmsg[base+4*k])) = *(*int32)(unsafe.Pointer(&q.rCmsg[base+4*k]))
+	}
+	if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(q.pair[0]), uintptr(unsafe.Pointer(&q.sMsg)), unix.MSG_NOSIGNAL); errno != 0 {
+		q.failed("send the command to the child", errno)
+	}
+	for k := 0; k < 3; k++ {
+		syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[base+4*k]))), 0, 0)
+	}
+	t0 := now(&q.t0)
+	// EOF on the error pipe: the exec happened.
+	for {
+		r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(q.errPipe[0]), uintptr(unsafe.Pointer(&q.errBuf[0])), 8)
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	if r1 != 0 {
+		q.childFailed(r1)
+	}
+	q.started = now(&q.t1)
+	q.put(`{"kind":"started","wall_ns":`)
+	q.putInt(q.started - t0)
+	q.send()
+	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(q.pair[0]), 0, 0)
+}
+
+// supervise reaps until the program ends, and ends it at its first
+// forbidden call; then reports, and waits for the parent to let go.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) supervise() {
+	q.fds[0].Fd = int32(q.sigfd)
+	q.fds[0].Events = unix.POLLIN
+	q.fds[1].Fd = -1
+	if q.listen != 0 {
+		q.fds[1].Fd = int32(q.listen)
+		q.fds[1].Events = unix.POLLIN
+	}
+	for {
+		_, _, errno := syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&q.fds[0])), 2, 0, 0, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			q.failed("ppoll", errno)
+		}
+		if q.fds[1].Revents != 0 {
+			q.blocked()
+		}
+		if q.fds[0].Revents != 0 {
+			syscall.RawSyscall(syscall.SYS_READ, q.sigfd, uintptr(unsafe.Pointer(&q.sigbuf[0])), uintptr(len(q.sigbuf)))
+			q.reap()
+		}
+	}
+}
+
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) blocked() {
+	q.notif = seccompNotif{}
+	_, _, e := syscall.RawSyscall(syscall.SYS_IOCTL, q.listen, uintptr(unix.SECCOMP_IOCTL_NOTIF_RECV), uintptr(unsafe.Pointer(&q.notif)))
+	if e == 0 {
+		q.put(`{"kind":"blocked","nr":`)
+		q.putInt(int64(q.notif.nr))
+		q.put(`,"arch":`)
+		q.putInt(int64(q.notif.arch))
+		q.put(`,"pid":`)
+		q.putInt(int64(q.notif.pid))
+		q.send()
+		syscall.RawSyscall(syscall.SYS_KILL, ^uintptr(0), uintptr(syscall.SIGKILL), 0)
+	} else if e == syscall.ENOENT || q.fds[1].Revents&(unix.POLLHUP|unix.POLLERR) != 0 {
+		q.fds[1].Fd = -1
+	}
+}
+
+// reap reaps what has ended; once the program has, it reports and exits.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) reap() {
+	for {
+		r1, _, errno := syscall.RawSyscall6(syscall.SYS_WAIT4, ^uintptr(0), uintptr(unsafe.Pointer(&q.status)), syscall.WNOHANG, uintptr(unsafe.Pointer(&q.ru)), 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 || r1 == 0 {
+			return
+		}
+		if r1 == q.zpid {
+			break
+		}
+	}
+	ended := now(&q.t1)
+	// The step is over: nothing of it may go on running.
+	syscall.RawSyscall(syscall.SYS_KILL, ^uintptr(0), uintptr(syscall.SIGKILL), 0)
+	q.put(`{"kind":"exited","exit_code":`)
+	if q.status&0x7f == 0 {
+		q.putInt(int64(q.status >> 8 & 0xff))
+		q.put(`,"signal":0`)
+	} else {
+		q.put(`0,"signal":`)
+		q.putInt(int64(q.status & 0x7f))
+	}
+	q.put(`,"max_rss_kib":`)
+	q.putInt(q.ru.Maxrss)
+	q.put(`,"user_ns":`)
+	q.putInt(q.ru.Utime.Sec*1e9 + q.ru.Utime.Usec*1e3)
+	q.put(`,"sys_ns":`)
+	q.putInt(q.ru.Stime.Sec*1e9 + q.ru.Stime.Usec*1e3)
+	q.put(`,"wall_ns":`)
+	q.putInt(ended - q.started)
+	q.send()
+	for {
+		if _, _, errno := syscall.RawSyscall6(syscall.SYS_WAIT4, ^uintptr(0), 0, 0, 0, 0, 0); errno == syscall.ECHILD {
+			break
+		}
+	}
+	// The namespaces go with this init, when the parent closes the
+	// control socket or kills us.
+	for {
+		r1, _, errno := syscall.RawSyscall(syscall.SYS_READ, fdControl, uintptr(unsafe.Pointer(&q.cbuf[0])), 1)
+		if errno != syscall.EINTR && (errno != 0 || r1 == 0) {
+			break
+		}
+	}
+	for {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+	}
+}
+
+// readFull reads n bytes of the command into the plan's memory at p.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) readFull(p, n uintptr) {
+	for got := uintptr(0); got < n; {
+		r1, _, errno := syscall.RawSyscall(syscall.SYS_READ, fdSpec, p+got, n-got)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 || r1 == 0 {
+			if errno == 0 {
+				errno = syscall.EPIPE
+			}
+			q.failed("read command", errno)
+		}
+		got += r1
+	}
+}
+
+// childFailed reports why the program's process ended before its exec
+// (first: bytes of its report read already, in q.errBuf), and exits.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) childFailed(first uintptr) {
+	n := first
+	for n < 8 {
+		r1, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(q.errPipe[0]), uintptr(unsafe.Pointer(&q.errBuf[n])), 8-n)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 || r1 == 0 {
+			break
+		}
+		n += r1
+	}
+	syscall.RawSyscall6(syscall.SYS_WAIT4, q.zpid, 0, 0, 0, 0, 0)
+	if n != 8 {
+		q.failed("child", syscall.EPIPE)
+	}
+	step := childStep(uint32(q.errBuf[0]) | uint32(q.errBuf[1])<<8 | uint32(q.errBuf[2])<<16 | uint32(q.errBuf[3])<<24)
+	errno := syscall.Errno(uint32(q.errBuf[4]) | uint32(q.errBuf[5])<<8 | uint32(q.errBuf[6])<<16 | uint32(q.errBuf[7])<<24)
+	if step == stepExec && isProgramExecErrno(errno) {
+		q.put(`{"kind":"failed","exec_step":true,"step":"exec `)
+		q.putCString((*byte)(unsafe.Pointer(&q.child.image[q.cmd.cand[q.chosen%maxCandidates]-uint64(uintptr(unsafe.Pointer(&q.child.image[0])))])))
+		q.put(`","errno":`)
+		q.putInt(int64(errno))
+		q.send()
+		for {
+			syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 1, 0, 0)
+		}
+	}
+	name := "unknown step"
+	if step <= stepExec {
+		name = q.childNames[step]
+	}
+	q.failed(name, errno)
+}
+
+// rawCommandBytes lays c out for an init whose image buffer is at base:
+// the header and everything after it, as Run writes them on fdSpec.
+func rawCommandBytes(base uint64, c *Command, workdir bool) ([]byte, error) {
+	name := c.Argv[0]
+	var cands []string
+	nfError := ""
+	if strings.Contains(name, "/") {
+		cands = []string{name}
+	} else {
+		path := DefaultPath
+		for _, e := range c.Env {
+			if v, ok := strings.CutPrefix(e, "PATH="); ok {
+				path = v
+			}
+		}
+		for _, dir := range strings.Split(path, ":") {
+			if dir == "" {
+				dir = "."
+			}
+			cands = append(cands, dir+"/"+name)
+		}
+		nfError = jsonStringContents(fmt.Sprintf("not found in PATH %q", path), 511)
+	}
+	if len(cands) > maxCandidates {
+		return nil, fmt.Errorf("PATH has %d entries, at most %d", len(cands), maxCandidates)
+	}
+	rlimits := append([]Rlimit{{Resource: unix.RLIMIT_CORE}}, c.Rlimits...)
+	img, addrs, err := layImage(uintptr(base), imageCap, cands[0], c.Argv, c.Env, rlimits, cands)
+	if err != nil {
+		if err == unix.E2BIG {
+			return nil, &ExecError{cands[0], err}
+		}
+		return nil, err
+	}
+	h := rawCommand{magic: rawMagic, ncand: uint32(len(cands)), imageN: uint32(len(img))}
+	for i, a := range addrs {
+		h.cand[i] = uint64(a)
+	}
+	tmpfs := ""
+	if workdir {
+		h.flags |= rawWorkdir
+	} else {
+		tmpfs = fmt.Sprintf("mode=755,size=%d,%s", c.WorkspaceBytes, sandboxOwned)
+	}
+	nfStep := jsonStringContents("exec "+name, 511)
+	h.tmpfsN, h.nfStepN, h.nfErrorN = uint32(len(tmpfs)), uint32(len(nfStep)), uint32(len(nfError))
+	out := make([]byte, 0, int(unsafe.Sizeof(h))+len(img)+len(tmpfs)+len(nfStep)+len(nfError))
+	out = append(out, unsafe.Slice((*byte)(unsafe.Pointer(&h)), unsafe.Sizeof(h))...)
+	out = append(out, img...)
+	out = append(out, tmpfs...)
+	out = append(out, nfStep...)
+	out = append(out, nfError...)
+	return out, nil
+}
+
+// jsonStringContents is s as the inside of a JSON string, cut to at most
+// max bytes (never inside an escape).
+func jsonStringContents(s string, max int) string {
+	b, _ := json.Marshal(s)
+	b = b[1 : len(b)-1]
+	for len(b) > max {
+		s = s[:len(s)-1]
+		b, _ = json.Marshal(s)
+		b = b[1 : len(b)-1]
+	}
+	return string(b)
+}
