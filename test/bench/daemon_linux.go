@@ -224,19 +224,27 @@ func statFields(pid int) ([]string, error) {
 	return f, nil
 }
 
-// readRSS is a process's VmRSS in bytes.
-func readRSS(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+// readRSS is a process's VmRSS in bytes; 0 for a zombie or a kernel
+// thread, which have no memory of their own.
+func readRSS(pid int) (int64, error) { return procKB(pid, "status", "VmRSS:") }
+
+// readPss is a process's proportional set size, in bytes.
+func readPss(pid int) (int64, error) { return procKB(pid, "smaps_rollup", "Pss:") }
+
+// procKB is the value of the line starting with key in /proc/PID/file,
+// given in kB there, in bytes; 0 if there is no such line.
+func procKB(pid int, file, key string) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + file)
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, key); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, nil // a zombie, or a kernel thread: no memory of its own
+	return 0, nil
 }
 
 // descendantsRSS sums the proportional set size (Pss) of every process
@@ -266,19 +274,4 @@ func descendantsRSS(pid, skip int) (n int, rss int64) {
 		}
 	}
 	return n, rss
-}
-
-// readPss is a process's proportional set size, in bytes.
-func readPss(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, nil
 }
