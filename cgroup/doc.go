@@ -48,16 +48,19 @@
 //
 // Hybrid (v1 controllers plus a controller-less cgroup2 at Root/unified):
 // the unified tree gives the init/prog split, cgroup.kill and
-// CLONE_INTO_CGROUP; the v1 hierarchies hold the program tree only (the
-// supervisor stays outside them) and carry the limits and statistics.
+// CLONE_INTO_CGROUP, and its prog leaf's cpu.stat is the CPU clock (a
+// cpuacct hierarchy, mounted or not, is left alone: one group fewer to
+// make and remove per run); the v1 hierarchies hold the program tree only
+// (the supervisor stays outside them) and carry the limits and the memory
+// and pids statistics.
 //
-//	unified/<own>/S/<run>/{init,prog}      no writes: no controllers there
+//	unified/<own>/S/<run>/{init,prog}      no writes: no controllers there; prog/cpu.stat
 //	memory/<own>/S/<run>                   memory.limit_in_bytes, memory.memsw.limit_in_bytes
 //	                                       (same value: no swap); swappiness 0 set once on S
 //	pids/<own>/S/<run>                     pids.max
-//	cpuacct/<own>/S/<run>                  cpuacct.usage* (when mounted; else unified cpu.stat)
 //
-// Pure v1: as hybrid without the unified tree, plus freezer/<own>/S/<run>,
+// Pure v1: as hybrid without the unified tree, plus cpuacct/<own>/S/<run>
+// (cpuacct.usage*, the CPU clock) and freezer/<own>/S/<run>,
 // which Kill uses; there is no init leaf and SupervisorDir returns nil.
 //
 // # Killing

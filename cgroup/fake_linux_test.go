@@ -407,20 +407,21 @@ func TestFakeV1(t *testing.T) {
 func TestFakeHybrid(t *testing.T) {
 	k, cfg := newFakeHost(t, ModeHybrid, fakeOpts{omit: []string{"pids.peak"}})
 	m := openFake(t, k, cfg)
+	// cpuacct is mounted, but the unified tree's cpu.stat is the CPU
+	// clock: no cpuacct group is made.
 	const (
 		uni = "/unified/sandboxd"
-		acc = "/cpuacct/sandboxd"
 		mem = "/memory/process_api/abc/sandboxd"
 		pid = "/pids/sandboxd"
 	)
 	if m.Mode() != ModeHybrid {
 		t.Fatalf("mode = %s", m.Mode())
 	}
-	wantStrings(t, "Controllers", m.Controllers(), []string{"cpuacct", "memory", "pids"})
+	wantStrings(t, "Controllers", m.Controllers(), []string{"memory", "pids"})
 	if want := (Features{CgroupKill: true, CloneIntoCgroup: true, MemoryPeak: true, SwapLimit: true}); m.Features() != want {
 		t.Errorf("features = %+v, want %+v", m.Features(), want)
 	}
-	wantStrings(t, "Open's mkdirs", k.relPaths(k.mkdirs), []string{uni, acc, mem, pid})
+	wantStrings(t, "Open's mkdirs", k.relPaths(k.mkdirs), []string{uni, mem, pid})
 	wantStrings(t, "Open's writes", k.relWrites(), []string{mem + "/memory.swappiness <- 0"})
 
 	k.resetLog()
@@ -428,7 +429,7 @@ func TestFakeHybrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{uni + "/r1", uni + "/r1/init", uni + "/r1/prog", acc + "/r1", mem + "/r1", pid + "/r1"})
+	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{uni + "/r1", uni + "/r1/init", uni + "/r1/prog", mem + "/r1", pid + "/r1"})
 	wantStrings(t, "Create's writes", k.relWrites(), []string{
 		mem + "/r1/memory.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.memsw.limit_in_bytes <- 33554432",
@@ -439,7 +440,7 @@ func TestFakeHybrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStrings(t, "JoinFiles", k.relPaths(fileNames(files)), []string{
-		uni + "/r1/prog/cgroup.procs", acc + "/r1/cgroup.procs", mem + "/r1/cgroup.procs", pid + "/r1/cgroup.procs",
+		uni + "/r1/prog/cgroup.procs", mem + "/r1/cgroup.procs", pid + "/r1/cgroup.procs",
 	})
 	dir, err := g.SupervisorDir()
 	if err != nil || k.rel(dir.Name()) != uni+"/r1/init" {
@@ -447,8 +448,8 @@ func TestFakeHybrid(t *testing.T) {
 	}
 	dir.Close()
 
-	k.set(k.root+acc+"/r1/cpuacct.usage", "42\n")
-	if cpuUsed, err := g.CPUUsage(); err != nil || cpuUsed != 42 {
+	k.set(k.root+uni+"/r1/prog/cpu.stat", "usage_usec 42\nuser_usec 40\nsystem_usec 2\n")
+	if cpuUsed, err := g.CPUUsage(); err != nil || cpuUsed != 42*time.Microsecond {
 		t.Errorf("CPUUsage = %v, %v", cpuUsed, err)
 	}
 	if st, err := g.Stats(); err != nil || st.PIDsPeak != 0 {
@@ -458,7 +459,7 @@ func TestFakeHybrid(t *testing.T) {
 	// The supervisor sits in the unified init leaf only; the program in the
 	// unified prog leaf and every v1 group; a stray joined only v1 groups.
 	k.put(7001, k.root+uni+"/r1/init")
-	k.put(7002, k.root+uni+"/r1/prog", k.root+acc+"/r1", k.root+mem+"/r1", k.root+pid+"/r1")
+	k.put(7002, k.root+uni+"/r1/prog", k.root+mem+"/r1", k.root+pid+"/r1")
 	k.put(7003, k.root+mem+"/r1")
 	k.resetLog()
 	if err := g.Kill(); err != nil {
@@ -475,7 +476,7 @@ func TestFakeHybrid(t *testing.T) {
 	if err := g.Destroy(); err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{uni + "/r1/prog", uni + "/r1/init", uni + "/r1", acc + "/r1", mem + "/r1", pid + "/r1"})
+	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{uni + "/r1/prog", uni + "/r1/init", uni + "/r1", mem + "/r1", pid + "/r1"})
 	wantStrings(t, "Destroy's writes after Kill", k.relWrites(), nil)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)

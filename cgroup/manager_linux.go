@@ -162,12 +162,14 @@ func (m *Manager) resolve(lay layout, self selfCgroup, cfg Config) error {
 	if m.pids, err = pick("pids", true); err != nil {
 		return err
 	}
-	// On hybrid the unified tree's cpu.stat stands in for cpuacct; on pure
-	// v1 cpuacct is the only CPU clock and the freezer the only safe kill.
-	if m.cpuacct, err = pick("cpuacct", m.mode == ModeV1); err != nil {
-		return err
-	}
+	// On hybrid the unified tree's cpu.stat is the CPU clock, one read for
+	// the total, user and system time, and no group more to make and
+	// remove per run; on pure v1 cpuacct is the only CPU clock and the
+	// freezer the only safe kill.
 	if m.mode == ModeV1 {
+		if m.cpuacct, err = pick("cpuacct", true); err != nil {
+			return err
+		}
 		if m.freezer, err = pick("freezer", true); err != nil {
 			return err
 		}
