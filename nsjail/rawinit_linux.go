@@ -40,8 +40,8 @@ const (
 
 // rawInit is everything the init needs when it runs without exec: as for
 // childMain, laid out ahead, and written only as plain data. The init
-// shares the daemon's memory, whose garbage collector may be marking: a
-// pointer stored from the init would run a write barrier on the daemon's
+// shares the helper's memory, whose garbage collector may be marking: a
+// pointer stored from the init would run a write barrier on the helper's
 // behalf, so the init never stores one.
 type rawInit struct {
 	root  *rootPlan
@@ -110,7 +110,6 @@ func newRawInit(spec *Spec, joinFiles int) (*rawInit, error) {
 	if len(spec.Seccomp) > 0 {
 		p.filter.Len = uint16(len(spec.Seccomp))
 		p.filter.Filter = &spec.Seccomp[0]
-		root.keep = append(root.keep, unsafe.Slice((*byte)(unsafe.Pointer(&spec.Seccomp[0])), len(spec.Seccomp)*8))
 	}
 	q.child = p
 	q.cargs = cloneArgs{exitSignal: uint64(syscall.SIGCHLD), flags: unix.CLONE_VM}
