@@ -302,11 +302,7 @@ func childMain(p *childPlan) {
 	}
 	// Default dispositions for every signal and an empty mask: what the init
 	// inherited or ignored is not the program's business.
-	if errno = resetSignals(&p.sigDfl); errno != 0 {
-		step = stepSignals
-		goto fail
-	}
-	if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.sigEmpty)), 0, 8, 0, 0); errno != 0 {
+	if errno = resetSignals(&p.sigDfl, &p.sigEmpty); errno != 0 {
 		step = stepSignals
 		goto fail
 	}
@@ -425,10 +421,11 @@ fail:
 }
 
 // resetSignals gives every signal but SIGKILL and SIGSTOP the default
-// disposition dfl, in a child between its fork and its exec.
+// disposition dfl, then sets the signal mask to mask, in a child between
+// its fork and its exec.
 //
 //go:nosplit
-func resetSignals(dfl *kernelSigaction) syscall.Errno {
+func resetSignals(dfl *kernelSigaction, mask *uint64) syscall.Errno {
 	for sig := uintptr(1); sig <= 64; sig++ {
 		if sig == uintptr(syscall.SIGKILL) || sig == uintptr(syscall.SIGSTOP) {
 			continue
@@ -437,7 +434,8 @@ func resetSignals(dfl *kernelSigaction) syscall.Errno {
 			return errno
 		}
 	}
-	return 0
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(mask)), 0, 8, 0, 0)
+	return errno
 }
 
 // exitReporting ends a child that failed before its exec: the step and

@@ -333,11 +333,7 @@ func initChildMain(p *initPlan) {
 	// back to the default: the parent's handlers are the Go runtime's, and
 	// one run here, on the parent's memory, would corrupt it (a terminal's
 	// SIGINT or a service manager's SIGTERM reaches the whole group).
-	if errno = resetSignals(&p.sigDfl); errno != 0 {
-		step = initStepSignals
-		goto fail
-	}
-	if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.sigEmpty)), 0, 8, 0, 0); errno != 0 {
+	if errno = resetSignals(&p.sigDfl, &p.sigEmpty); errno != 0 {
 		step = initStepSignals
 		goto fail
 	}
