@@ -452,7 +452,10 @@ func exitReporting(fd uintptr, buf *[8]byte, step childStep, errno syscall.Errno
 	}
 }
 
-// readStepReport decodes what exitReporting wrote.
+// readStepReport decodes what exitReporting wrote. The raw init calls it
+// too, hence nosplit.
+//
+//go:nosplit
 func readStepReport(b *[8]byte) (childStep, syscall.Errno) {
 	step := childStep(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
 	errno := syscall.Errno(uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24)

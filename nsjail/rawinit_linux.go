@@ -635,8 +635,7 @@ func (q *rawInit) childFailed(first uintptr) {
 	if n != 8 {
 		q.failed("child", syscall.EPIPE)
 	}
-	step := childStep(uint32(q.errBuf[0]) | uint32(q.errBuf[1])<<8 | uint32(q.errBuf[2])<<16 | uint32(q.errBuf[3])<<24)
-	errno := syscall.Errno(uint32(q.errBuf[4]) | uint32(q.errBuf[5])<<8 | uint32(q.errBuf[6])<<16 | uint32(q.errBuf[7])<<24)
+	step, errno := readStepReport(&q.errBuf)
 	if step == stepExec && isProgramExecErrno(errno) {
 		q.put(`{"kind":"failed","exec_step":true,"step":"exec `)
 		q.putCString((*byte)(unsafe.Pointer(&q.child.image[q.cmd.cand[q.chosen%maxCandidates]-uint64(uintptr(unsafe.Pointer(&q.child.image[0])))])))

@@ -2,6 +2,7 @@ package nsjail
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -180,7 +181,7 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 		r.mount("bind /dev/"+name, "/dev/"+name, target, "", unix.MS_BIND, "")
 	}
 	links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"}
-	for _, link := range slices.Sorted(mapsKeys(links)) {
+	for _, link := range slices.Sorted(maps.Keys(links)) {
 		r.call("symlink /dev/"+link, unix.SYS_SYMLINKAT, 0, r.str(links[link]), atFDCWD, r.str(filepath.Join(dev, link)))
 	}
 	r.tmpfs(filepath.Join(dev, "shm"), 0o1777, spec.TmpBytes, unix.MS_NOEXEC, sandboxOwned)
@@ -189,7 +190,7 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 	r.mount("mount proc /proc", "proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	r.tmpfs(filepath.Join(root, "tmp"), 0o1777, spec.TmpBytes, 0, sandboxOwned)
 	r.mkdirAll(filepath.Join(root, WorkspaceDir))
-	for _, p := range slices.Sorted(mapsKeys(spec.Files)) {
+	for _, p := range slices.Sorted(maps.Keys(spec.Files)) {
 		target := filepath.Join(root, p)
 		if !strings.HasPrefix(target, root+"/") {
 			return nil, &SetupError{"write " + p, unix.EINVAL}
@@ -219,16 +220,6 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 	copy(r.ifreq[:], "lo")
 	r.op("bring lo up", rootOp{kind: opLoUp, a: [6]uintptr{uintptr(unsafe.Pointer(&r.ifreq[0]))}})
 	return r, nil
-}
-
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // statfs flags a bind remount must keep (see remount).
