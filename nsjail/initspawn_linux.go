@@ -86,11 +86,12 @@ func initStepName(s childStep) string {
 }
 
 // startInit starts the init's process, in new namespaces, and returns once
-// it has exec'ed. It does what os/exec would with the same SysProcAttr
-// (id maps written by the parent, root in the new user namespace,
-// SIGKILL when the parent goes), but the child shares the caller's memory
-// until its exec instead of a copy of it (see startClone): forking the
-// whole daemon was most of its CPU per sandbox.
+// it has exec'ed, or, with s.raw, once it has laid out its descriptors and
+// goes on to rawInitMain (the helper's way; the exec is left to tests of
+// the common steps). It does what os/exec would with the same SysProcAttr
+// (id maps written by the parent, root in the new user namespace, SIGKILL
+// when the parent goes), but the child shares the caller's memory instead
+// of a copy of it (see startClone): until its exec, or for its whole life.
 func startInit(s *initSpawn) (*os.Process, error) {
 	p := &initPlan{stack: make([]byte, 16<<10), raw: s.raw}
 	if s.raw != nil {
@@ -170,7 +171,8 @@ func startInit(s *initSpawn) (*os.Process, error) {
 		kill()
 		return nil, fmt.Errorf("release the init: %w", err)
 	}
-	// syncW stays open until the exec: see initChildMain.
+	// syncW stays open until the exec (or the raw init's start): see
+	// initChildMain.
 
 	var report [8]byte
 	n := 0
@@ -242,11 +244,11 @@ func idMap(entries ...[3]uint32) string {
 	return b.String()
 }
 
-// initChildMain is the init's process from its clone to its exec, in the
-// new namespaces, on p.stack in the parent's memory: see childMain for
-// what it may do. It waits until the parent has written the id maps,
-// becomes root of the new user namespace, lays out its descriptors and
-// execs the init. It never returns.
+// initChildMain is the init's process from its clone, in the new
+// namespaces, on p.stack in the parent's memory: see childMain for what it
+// may do. It waits until the parent has written the id maps, becomes root
+// of the new user namespace, lays out its descriptors, and runs
+// rawInitMain (p.raw) or execs. It never returns.
 //
 //go:nosplit
 //go:norace

@@ -136,8 +136,9 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("sandbox spec: %w", err)
 	}
-	if len(files.Join)+4 > maxInitFDs {
-		return nil, fmt.Errorf("sandbox: %d cgroup files, at most %d", len(files.Join), maxInitFDs-4)
+	// The init's descriptors: the layout up to fdJoin, then the join files.
+	if fdJoin+len(files.Join) > maxInitFDs {
+		return nil, fmt.Errorf("sandbox: %d cgroup files, at most %d", len(files.Join), maxInitFDs-fdJoin)
 	}
 	h, err := currentHelper()
 	if err != nil {
