@@ -29,6 +29,7 @@ type daemon struct {
 
 	maxRSS atomic.Int64 // the largest VmRSS sampled since resetMaxRSS
 	stop   chan struct{}
+	helper atomic.Int64 // the init helper's pid last found, or 0
 }
 
 // startDaemon starts bin/sandboxd serve with two sandboxes at once and
@@ -135,21 +136,35 @@ func (d *daemon) resetMaxRSS() { d.maxRSS.Store(0) }
 // helperPID is the pid of the daemon's init helper (the process the
 // sandboxes' inits are cloned from, and which reaps them), or 0.
 func (d *daemon) helperPID() int {
+	// The one found last, while it is still the daemon's sandboxd-init:
+	// the sampler asks every 50 ms, and a walk of /proc would cost the
+	// machine being measured.
+	if h := int(d.helper.Load()); h != 0 && d.isHelper(h) {
+		return h
+	}
+	d.helper.Store(0)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		f, err := statFields(p)
-		if err != nil || f[1] != strconv.Itoa(d.pid) {
-			continue
-		}
-		if comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm"); strings.TrimSpace(string(comm)) == "sandboxd-init" {
+		if d.isHelper(p) {
+			d.helper.Store(int64(p))
 			return p
 		}
 	}
 	return 0
+}
+
+// isHelper reports whether pid is a sandboxd-init child of the daemon.
+func (d *daemon) isHelper(pid int) bool {
+	f, err := statFields(pid)
+	if err != nil || f[1] != strconv.Itoa(d.pid) {
+		return false
+	}
+	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return strings.TrimSpace(string(comm)) == "sandboxd-init"
 }
 
 // rss is the resident memory of the daemon and its init helper.
