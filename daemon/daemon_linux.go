@@ -33,6 +33,8 @@ type Daemon struct {
 	log      *logrus.Logger
 	cleanup  sync.WaitGroup // workspace removals after their job's result
 	ws       *wsPool        // workspaces mounted ahead
+	wsTmpfs  bool           // the workspaces' dir is a tmpfs this daemon mounted
+	wsDone   sync.Once
 
 	// base is cancelled when the daemon gives up on its running jobs
 	// (shutdown grace over).
@@ -78,6 +80,9 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 	if err := d.reclaim(); err != nil {
 		return nil, fmt.Errorf("reclaiming a previous instance's leftovers: %w", err)
 	}
+	if d.wsTmpfs, err = mountWorkspacesDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
 	warm := make([]*Profile, 0, len(profiles))
 	for _, name := range cfg.profileNames() {
 		warm = append(warm, profiles[name])
@@ -109,6 +114,19 @@ func (d *Daemon) reclaim() error {
 		d.log.WithFields(logrus.Fields{"cgroups": groups, "workspaces": n}).Warn("reclaimed the leftovers of a previous instance")
 	}
 	return nil
+}
+
+// closeWorkspaces removes the workspaces made ahead and unmounts the
+// workspaces' tmpfs. Every job's workspace must be gone by then.
+func (d *Daemon) closeWorkspaces() {
+	d.wsDone.Do(func() {
+		d.ws.close()
+		if d.wsTmpfs {
+			if err := unmountWorkspacesDir(d.cfg.StateDir); err != nil {
+				d.log.WithError(err).Warn("workspaces")
+			}
+		}
+	})
 }
 
 // Info describes the daemon for GET /v1/info.

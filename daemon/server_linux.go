@@ -50,7 +50,7 @@ type server struct {
 // drains: it stops accepting, lets running jobs finish within the grace,
 // cancels the rest, removes the socket and returns.
 func (d *Daemon) Serve(ctx context.Context) error {
-	defer d.ws.close() // also when Serve fails before it drains
+	defer d.closeWorkspaces() // also when Serve fails before it drains
 	gid, err := socketGroup(d.cfg.SocketGroup)
 	if err != nil {
 		return err
@@ -97,7 +97,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	d.cancelBase()
 	d.cleanup.Wait()
-	d.ws.close()
+	d.closeWorkspaces()
 	d.engine.Close()
 	// Our cgroup subtree goes too, unless another sandboxd process still
 	// has runs in it.

@@ -186,6 +186,57 @@ func removeWorkspaceDir(dir string) error {
 	return nil
 }
 
+// mountWorkspacesDir puts a small tmpfs of the daemon's own on the
+// workspaces' dir, unless the state dir is a tmpfs already: each workspace
+// is a directory made and removed there, which costs several times more on
+// a disk file system (ext4 journals it) than in memory. A tmpfs a previous
+// daemon left there (after reclaimWorkspaces, empty) is replaced. mounted
+// tells whether unmountWorkspacesDir has something to do.
+func mountWorkspacesDir(stateDir string) (mounted bool, err error) {
+	dir := workspacesDir(stateDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, fmt.Errorf("workspaces: %w", err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(stateDir, &fs); err != nil {
+		return false, fmt.Errorf("workspaces: %w", &os.PathError{Op: "statfs", Path: stateDir, Err: err})
+	}
+	if fs.Type == unix.TMPFS_MAGIC {
+		return false, nil
+	}
+	var parent, own unix.Stat_t
+	if err := unix.Stat(stateDir, &parent); err != nil {
+		return false, fmt.Errorf("workspaces: %w", &os.PathError{Op: "stat", Path: stateDir, Err: err})
+	}
+	if err := unix.Stat(dir, &own); err != nil {
+		return false, fmt.Errorf("workspaces: %w", &os.PathError{Op: "stat", Path: dir, Err: err})
+	}
+	if own.Dev != parent.Dev {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			return false, fmt.Errorf("workspaces: %w", &os.PathError{Op: "unmount the previous tmpfs", Path: dir, Err: err})
+		}
+	}
+	// Only empty directories live here, as mount points: the size is room
+	// for nothing else, and each directory is an inode.
+	if err := unix.Mount(workspacesSource, dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0700,size=64k,nr_inodes=65536"); err != nil {
+		return false, fmt.Errorf("workspaces: %w", &os.PathError{Op: "mount tmpfs", Path: dir, Err: err})
+	}
+	return true, nil
+}
+
+// workspacesSource names the workspaces' tmpfs in mountinfo.
+const workspacesSource = "sandboxd-workspaces"
+
+// unmountWorkspacesDir takes down what mountWorkspacesDir mounted, with
+// every workspace still under it.
+func unmountWorkspacesDir(stateDir string) error {
+	dir := workspacesDir(stateDir)
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return fmt.Errorf("unmount workspaces %s: %w", dir, err)
+	}
+	return nil
+}
+
 // reclaimWorkspaces removes every workspace a previous daemon left.
 func reclaimWorkspaces(stateDir string) (int, error) {
 	parent := workspacesDir(stateDir)

@@ -145,6 +145,10 @@ func (d *testDaemon) assertClean() {
 		if _, err := os.Stat(d.socket); err == nil {
 			d.t.Errorf("socket %s left after exit", d.socket)
 		}
+		// The workspaces' own tmpfs too.
+		if n := countMounts(d.stateDir + "/"); n > 0 {
+			d.t.Errorf("%d mounts left under the state dir after exit", n)
+		}
 	}
 }
 
