@@ -123,6 +123,8 @@ type helper struct {
 	mu   sync.Mutex
 	live map[int]*liveInit // what each init runs on, until it is reaped
 	null *os.File
+
+	templates templates // roots built ahead, for the main loop only
 }
 
 type liveInit struct {
@@ -163,11 +165,19 @@ func (h *helper) spawn(req *spawnRequest, fds []*os.File) (spawnReply, int) {
 		}
 		h.null = null
 	}
-	raw, err := newRawInit(&req.Spec, req.JoinFiles)
+	files := append([]*os.File{h.null, h.null, h.null}, fds[:3+req.JoinFiles]...)
+	tree := -1
+	if fd := h.templates.clone(&req.Spec); fd >= 0 {
+		// The init's copy of the root, after the cgroup files.
+		f := os.NewFile(uintptr(fd), "root")
+		defer f.Close()
+		files = append(files, f)
+		tree = len(files) - 1
+	}
+	raw, err := newRawInit(&req.Spec, req.JoinFiles, tree)
 	if err != nil {
 		return fail(err)
 	}
-	files := append([]*os.File{h.null, h.null, h.null}, fds[:3+req.JoinFiles]...)
 	var supervisor *os.File
 	if req.Supervisor {
 		supervisor = fds[len(fds)-1]

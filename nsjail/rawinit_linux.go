@@ -91,8 +91,16 @@ type rawInit struct {
 	started    int64
 }
 
-func newRawInit(spec *Spec, joinFiles int) (*rawInit, error) {
-	root, err := planRoot(spec)
+// newRawInit lays out an init for spec; tree is the descriptor the init
+// gets its copy of a root template on, or -1 for a root built in full.
+func newRawInit(spec *Spec, joinFiles, tree int) (*rawInit, error) {
+	var root *rootPlan
+	var err error
+	if tree >= 0 {
+		root, err = planTemplateRoot(spec, tree)
+	} else {
+		root, err = planRoot(spec)
+	}
 	if err != nil {
 		return nil, err
 	}

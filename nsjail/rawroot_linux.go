@@ -204,13 +204,24 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 		}
 		r.op("write "+p, rootOp{kind: opWriteFile, a: [6]uintptr{r.str(target), ptr, uintptr(len(data))}})
 	}
-	r.call("chdir "+root, unix.SYS_CHDIR, 0, r.str(root))
+	r.pivot()
+	r.remount("/", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
+	r.identity(spec)
+	return r, nil
+}
+
+// pivot makes the root built at r.root the namespace's root, and lets go
+// of the host's.
+func (r *rootPlan) pivot() {
+	r.call("chdir "+r.root, unix.SYS_CHDIR, 0, r.str(r.root))
 	dot := r.str(".")
 	r.call("pivot_root", unix.SYS_PIVOT_ROOT, 0, dot, dot)
 	r.call("detach old root", unix.SYS_UMOUNT2, 0, dot, unix.MNT_DETACH)
 	r.call("chdir /", unix.SYS_CHDIR, 0, r.str("/"))
-	r.remount("/", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
+}
 
+// identity names the sandbox's host and brings its loopback up.
+func (r *rootPlan) identity(spec *Spec) {
 	hostname := spec.Hostname
 	if hostname == "" {
 		hostname = "sandbox"
@@ -219,7 +230,6 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 	r.call("setdomainname", unix.SYS_SETDOMAINNAME, 0, r.str("sandbox"), uintptr(len("sandbox")))
 	copy(r.ifreq[:], "lo")
 	r.op("bring lo up", rootOp{kind: opLoUp, a: [6]uintptr{uintptr(unsafe.Pointer(&r.ifreq[0]))}})
-	return r, nil
 }
 
 // statfs flags a bind remount must keep (see remount).

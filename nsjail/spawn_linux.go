@@ -137,8 +137,9 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 		return nil, fmt.Errorf("sandbox spec: %w", err)
 	}
 	// The init's descriptors: the layout up to fdJoin, then the join files.
-	if fdJoin+len(files.Join) > maxInitFDs {
-		return nil, fmt.Errorf("sandbox: %d cgroup files, at most %d", len(files.Join), maxInitFDs-fdJoin)
+	// One more descriptor may come: the init's copy of a root template.
+	if fdJoin+len(files.Join)+1 > maxInitFDs {
+		return nil, fmt.Errorf("sandbox: %d cgroup files, at most %d", len(files.Join), maxInitFDs-fdJoin-1)
 	}
 	h, err := currentHelper()
 	if err != nil {

@@ -1,0 +1,449 @@
+package nsjail
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Root templates. Most of a sandbox's root is the same for every sandbox
+// of a profile: the read-only binds, /dev, the files in /etc. The helper
+// builds that part once, as a detached mount tree (never attached in any
+// namespace), and gives each init a copy of it (open_tree with
+// OPEN_TREE_CLONE), which the init attaches at its RootDir. The init then
+// adds only what is its own: /tmp, /dev/shm, /proc, and later the
+// workspace. The template is read-only, and so is every mount in it but
+// the device nodes, as when each init built its root: the sandboxes
+// share its tmpfs's contents and can change none of them.
+//
+// Copying a detached tree needs Linux 6.15. Where a template cannot be
+// made or copied, the init builds its root the classic way (planRoot),
+// which is also how a Spec with a writable tmpfs of its own is built.
+
+// templateMaxAge bounds how long a template serves: it holds copies of the
+// host's mounts as they were when it was built, so a mount made or removed
+// on the host under a bind source shows in new sandboxes within this time.
+const templateMaxAge = 30 * time.Second
+
+// maxTemplates bounds the templates kept at once; more kinds of root than
+// this and all are dropped and built again as they are asked for.
+const maxTemplates = 8
+
+type rootTemplate struct {
+	fd   int       // the detached tree; -1 if building it failed
+	made time.Time // when it was built, or when building failed
+	err  error
+}
+
+// templates are the helper's, by templateKey. Only the helper's main loop
+// uses them.
+type templates struct {
+	byKey map[string]*rootTemplate
+}
+
+// templateKey is what a template is made of; "" when spec's root cannot
+// come from a shared template.
+func templateKey(spec *Spec) string {
+	for _, m := range spec.Mounts {
+		if m.Kind != MountBind && m.Kind != MountTmpfs || m.Kind == MountTmpfs && m.Writable {
+			return ""
+		}
+	}
+	b, err := json.Marshal(struct {
+		Mounts   []Mount
+		Files    map[string]string
+		UID, GID uint32
+	}{spec.Mounts, spec.Files, spec.InitUID, spec.InitGID})
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// clone gives a copy of spec's template, building the template if there is
+// none yet or it is too old; -1 when spec's root is to be built the classic
+// way.
+func (t *templates) clone(spec *Spec) int {
+	key := templateKey(spec)
+	if key == "" {
+		return -1
+	}
+	now := time.Now()
+	tp := t.byKey[key]
+	if tp != nil && now.Sub(tp.made) > templateMaxAge {
+		t.drop(key)
+		tp = nil
+	}
+	if tp == nil {
+		if len(t.byKey) >= maxTemplates {
+			for k := range t.byKey {
+				t.drop(k)
+			}
+		}
+		if t.byKey == nil {
+			t.byKey = map[string]*rootTemplate{}
+		}
+		fd, err := buildTemplate(spec)
+		tp = &rootTemplate{fd: fd, made: now, err: err}
+		t.byKey[key] = tp
+	}
+	if tp.fd < 0 {
+		return -1
+	}
+	fd, err := unix.OpenTree(tp.fd, "", unix.OPEN_TREE_CLONE|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		// This kernel copies no detached tree: never again.
+		unix.Close(tp.fd)
+		tp.fd, tp.made, tp.err = -1, now.Add(time.Duration(1<<62)), err
+		return -1
+	}
+	return fd
+}
+
+func (t *templates) drop(key string) {
+	if tp := t.byKey[key]; tp != nil && tp.fd >= 0 {
+		unix.Close(tp.fd)
+	}
+	delete(t.byKey, key)
+}
+
+// templateSource names a template's tmpfs in mountinfo.
+const templateSource = "sandboxd-root"
+
+// tmplBuilder builds a template beneath root, a detached tmpfs. Every path
+// it resolves stays beneath root, on root's own file system, without
+// following a symlink: the helper is root on the host, and the template
+// holds the host's symlinks and mounts.
+type tmplBuilder struct {
+	root     int
+	uid, gid int
+}
+
+// errNested: a path inside another mount of the template (a bind); the
+// classic way builds such a root.
+var errNested = errors.New("beneath another mount of the root")
+
+const beneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV
+
+// dir opens rel (relative to root, "" for root) as an O_PATH directory,
+// making it and its parents (owned by the init's ids) when missing.
+func (b *tmplBuilder) dir(rel string) (int, error) {
+	fd, err := unix.Openat2(b.root, dotIfEmpty(rel), &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: beneath})
+	if err == nil || err != unix.ENOENT {
+		if err == unix.EXDEV {
+			err = errNested
+		}
+		return fd, err
+	}
+	parent, err := b.dir(filepath.Dir(rel))
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	base := filepath.Base(rel)
+	if err := unix.Mkdirat(parent, base, 0o755); err != nil && err != unix.EEXIST {
+		return -1, err
+	}
+	if err := unix.Fchownat(parent, base, b.uid, b.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return -1, err
+	}
+	return unix.Openat2(parent, base, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: beneath})
+}
+
+func dotIfEmpty(rel string) string {
+	if rel == "" || rel == "." {
+		return "."
+	}
+	return rel
+}
+
+// parent opens rel's parent directory (made when missing) and gives it
+// with rel's last element.
+func (b *tmplBuilder) parent(rel string) (int, string, error) {
+	fd, err := b.dir(filepath.Dir(rel))
+	return fd, filepath.Base(rel), err
+}
+
+// file creates rel empty (a mount point) or with data, owned by the init.
+func (b *tmplBuilder) file(rel string, data []byte, mustBeNew bool) error {
+	dir, base, err := b.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dir)
+	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if mustBeNew {
+		flags |= unix.O_EXCL
+	}
+	fd, err := unix.Openat2(dir, base, &unix.OpenHow{Flags: uint64(flags), Mode: 0o644, Resolve: beneath})
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), base)
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return unix.Fchown(fd, b.uid, b.gid)
+}
+
+// attach moves the detached tree tree to rel, and closes tree.
+func (b *tmplBuilder) attach(tree int, rel string) error {
+	defer unix.Close(tree)
+	dir, base, err := b.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dir)
+	return unix.MoveMount(tree, "", dir, base, unix.MOVE_MOUNT_F_EMPTY_PATH)
+}
+
+// copyOf is a detached copy of the host's path (with the mounts beneath
+// it when recursive), private, with attrs added to its flags.
+func copyOf(path string, recursive bool, attrs uint64) (int, error) {
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	at := unix.AT_EMPTY_PATH
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+		at |= unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, path, flags)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.MountSetattr(fd, "", uint(at), &unix.MountAttr{Attr_set: attrs, Propagation: unix.MS_PRIVATE}); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// detachedTmpfs is a new tmpfs, not attached anywhere, with options
+// (key, value pairs) and mount attributes attrs.
+func detachedTmpfs(attrs uint64, options ...string) (int, error) {
+	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(fsfd)
+	for i := 0; i+1 < len(options); i += 2 {
+		if err := unix.FsconfigSetString(fsfd, options[i], options[i+1]); err != nil {
+			return -1, fmt.Errorf("tmpfs option %s=%s: %w", options[i], options[i+1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, err
+	}
+	return unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, int(attrs))
+}
+
+// buildTemplate builds spec's root but for /tmp, /dev/shm, /proc and the
+// workspace, which get mount points: what planRoot lays out, done by the
+// helper in no namespace of its own, on detached mounts.
+func buildTemplate(spec *Spec) (int, error) {
+	uid, gid := fmt.Sprint(spec.InitUID), fmt.Sprint(spec.InitGID)
+	root, err := detachedTmpfs(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, "source", templateSource, "mode", "755", "size", "4194304", "uid", uid, "gid", gid)
+	if err != nil {
+		return -1, &SetupError{"template: mount tmpfs /", err}
+	}
+	b := &tmplBuilder{root: root, uid: int(spec.InitUID), gid: int(spec.InitGID)}
+	if err := b.fill(spec); err != nil {
+		unix.Close(root)
+		return -1, err
+	}
+	return root, nil
+}
+
+func (b *tmplBuilder) fill(spec *Spec) error {
+	const ro = unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	for _, m := range spec.Mounts {
+		rel := strings.TrimPrefix(filepath.Clean("/"+m.Target), "/")
+		if rel == "" {
+			return &SetupError{"template: mount " + m.Target, errNested}
+		}
+		switch m.Kind {
+		case MountTmpfs:
+			mode := m.Mode
+			if mode == 0 {
+				mode = 0o755
+			}
+			opts := []string{"mode", fmt.Sprintf("%o", mode&0o7777), "uid", fmt.Sprint(b.uid), "gid", fmt.Sprint(b.gid)}
+			if m.SizeBytes > 0 {
+				opts = append(opts, "size", fmt.Sprint(m.SizeBytes))
+			}
+			fd, err := detachedTmpfs(ro, opts...)
+			if err == nil {
+				if err = closeIfErr(fd, b.mountPoint(rel, true)); err == nil {
+					err = b.attach(fd, rel)
+				}
+			}
+			if err != nil {
+				return &SetupError{"template: mount tmpfs " + m.Target, err}
+			}
+		case MountBind:
+			var st unix.Stat_t
+			if err := unix.Lstat(m.Source, &st); err != nil {
+				if m.Optional && (err == unix.ENOENT || err == unix.ENOTDIR) {
+					continue
+				}
+				return &SetupError{"bind " + m.Source, err}
+			}
+			if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				dest, err := os.Readlink(m.Source)
+				if err == nil {
+					err = b.symlink(dest, rel)
+				}
+				if err != nil {
+					return &SetupError{"template: symlink " + m.Target, err}
+				}
+				continue
+			}
+			fi, err := os.Stat(m.Source)
+			if err != nil {
+				return &SetupError{"bind " + m.Source, err}
+			}
+			attrs := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)
+			if !m.Writable {
+				attrs |= unix.MOUNT_ATTR_RDONLY
+			}
+			fd, err := copyOf(m.Source, true, attrs)
+			if err == nil {
+				if err = closeIfErr(fd, b.mountPoint(rel, fi.IsDir())); err == nil {
+					err = b.attach(fd, rel)
+				}
+			}
+			if err != nil {
+				return &SetupError{"template: bind " + m.Source, err}
+			}
+		default:
+			return &SetupError{"mount " + m.Target, fmt.Errorf("unknown kind %q", m.Kind)}
+		}
+	}
+	if err := b.dev(); err != nil {
+		return &SetupError{"template: /dev", err}
+	}
+	for _, d := range []string{"proc", "tmp", strings.TrimPrefix(WorkspaceDir, "/")} {
+		if err := b.mountPoint(d, true); err != nil {
+			return &SetupError{"template: mkdir /" + d, err}
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(spec.Files)) {
+		rel := strings.TrimPrefix(filepath.Clean("/"+p), "/")
+		if rel == "" || filepath.Clean(p) != p || !filepath.IsAbs(p) {
+			return &SetupError{"write " + p, unix.EINVAL}
+		}
+		if err := b.file(rel, []byte(spec.Files[p]), true); err != nil {
+			return &SetupError{"template: write " + p, err}
+		}
+	}
+	if err := unix.MountSetattr(b.root, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		return &SetupError{"template: read-only /", err}
+	}
+	return nil
+}
+
+// dev is /dev: a read-only tmpfs with the host's device nodes bound in,
+// the usual links, and a mount point for /dev/shm.
+func (b *tmplBuilder) dev() error {
+	if err := b.mountPoint("dev", true); err != nil {
+		return err
+	}
+	dev, err := detachedTmpfs(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, "source", templateSource, "mode", "755", "size", "65536",
+		"uid", fmt.Sprint(b.uid), "gid", fmt.Sprint(b.gid))
+	if err != nil {
+		return err
+	}
+	d := &tmplBuilder{root: dev, uid: b.uid, gid: b.gid}
+	err = func() error {
+		for _, name := range devices {
+			fd, err := copyOf("/dev/"+name, false, 0)
+			if err != nil {
+				return err
+			}
+			if err := closeIfErr(fd, d.file(name, nil, true)); err != nil {
+				return err
+			}
+			if err := d.attach(fd, name); err != nil {
+				return err
+			}
+		}
+		links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"}
+		for _, link := range slices.Sorted(maps.Keys(links)) {
+			if err := d.symlink(links[link], link); err != nil {
+				return err
+			}
+		}
+		if err := d.mountPoint("shm", true); err != nil {
+			return err
+		}
+		return unix.MountSetattr(dev, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
+	}()
+	if err != nil {
+		unix.Close(dev)
+		return err
+	}
+	return b.attach(dev, "dev")
+}
+
+// mountPoint makes rel, a directory or an empty file, unless it is there.
+func (b *tmplBuilder) mountPoint(rel string, dir bool) error {
+	if dir {
+		fd, err := b.dir(rel)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err
+	}
+	return b.file(rel, nil, false)
+}
+
+func (b *tmplBuilder) symlink(dest, rel string) error {
+	dir, base, err := b.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dir)
+	if err := unix.Symlinkat(dest, dir, base); err != nil {
+		return err
+	}
+	return unix.Fchownat(dir, base, b.uid, b.gid, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// closeIfErr closes fd when err is not nil, and gives err.
+func closeIfErr(fd int, err error) error {
+	if err != nil {
+		unix.Close(fd)
+	}
+	return err
+}
+
+// planTemplateRoot lays out, for rawInitMain, a root made from a copy of a
+// template: the copy is on descriptor treeFD when the init runs.
+func planTemplateRoot(spec *Spec, treeFD int) (*rootPlan, error) {
+	root := filepath.Clean(spec.RootDir)
+	r := &rootPlan{root: root, created: map[string]bool{}}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, &SetupError{"mkdir " + root, err}
+	}
+	dev := filepath.Join(root, "dev")
+	for _, d := range []string{dev, filepath.Join(dev, "shm"), filepath.Join(root, "proc"), filepath.Join(root, "tmp"), filepath.Join(root, WorkspaceDir)} {
+		r.created[d] = true
+	}
+	r.mount("make / private", "", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
+	r.call("attach the root", unix.SYS_MOVE_MOUNT, 0, uintptr(treeFD), r.str(""), atFDCWD, r.str(root), unix.MOVE_MOUNT_F_EMPTY_PATH)
+	r.call("close the root's descriptor", unix.SYS_CLOSE, 0, uintptr(treeFD))
+	r.tmpfs(filepath.Join(dev, "shm"), 0o1777, spec.TmpBytes, unix.MS_NOEXEC, sandboxOwned)
+	r.mount("mount proc /proc", "proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	r.tmpfs(filepath.Join(root, "tmp"), 0o1777, spec.TmpBytes, 0, sandboxOwned)
+	r.pivot()
+	r.identity(spec)
+	return r, nil
+}

@@ -1,0 +1,166 @@
+package nsjail
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// templateMark is in the root's mountinfo line when the root is a copy of
+// a template.
+const templateMark = " tmpfs " + templateSource + " "
+
+// rootLine is the mountinfo line of / in a program's output.
+func rootLine(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == "/" {
+			return l
+		}
+	}
+	return ""
+}
+
+// A root from a template is what a root built in full is: read-only, the
+// files written and owned by root inside, /dev, /proc, a private /tmp.
+func TestTemplateRoot(t *testing.T) {
+	spec := testSpec(t, "sh", "-c", `cat /proc/self/mountinfo; echo ==; cat /etc/passwd; stat -c '%u %g %a' / /etc/passwd /dev /tmp;
+		touch /etc/x 2>/dev/null && echo etc-writable; touch /x 2>/dev/null && echo root-writable;
+		echo tmp > /tmp/f && cat /tmp/f; echo shm > /dev/shm/f && cat /dev/shm/f; head -c 4 /dev/zero | wc -c; echo > /dev/null && echo null-ok;
+		ls /proc/1/ >/dev/null && echo proc-ok; readlink /dev/stdout /lib`)
+	o := run(t, spec)
+	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {
+		t.Fatalf("last event %+v, stderr %q", ev, o.stderr)
+	}
+	mounts, rest, _ := strings.Cut(o.stdout, "==\n")
+	if root := rootLine(mounts); !strings.Contains(root, templateMark) || !strings.Contains(root, " ro,") {
+		t.Errorf("the root is not a read-only copy of a template: %q", root)
+	}
+	want := "sandbox:x:1000:1000::/workspace:/bin/sh\n" +
+		"0 0 755\n0 0 644\n0 0 755\n1000 1000 1777\n" +
+		"tmp\nshm\n4\nnull-ok\nproc-ok\n/proc/self/fd/1\n"
+	if lib, err := os.Readlink("/lib"); err == nil {
+		want += lib + "\n"
+	}
+	if rest != want {
+		t.Errorf("inside:\n%s\nwant:\n%s", rest, want)
+	}
+}
+
+// A sandbox's writes to its /tmp are not in the next one's, nor in the
+// template they share.
+func TestTemplateSharesNothingWritable(t *testing.T) {
+	spec := testSpec(t, "sh", "-c", "find /tmp /dev/shm -mindepth 1; echo a > /tmp/a; echo b > /dev/shm/b")
+	for i := range 2 {
+		o := run(t, spec)
+		if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {
+			t.Fatalf("run %d: last event %+v, stderr %q", i, ev, o.stderr)
+		}
+		if o.stdout != "" {
+			t.Fatalf("run %d found earlier files: %q", i, o.stdout)
+		}
+	}
+}
+
+// A Spec with a writable tmpfs of its own is built in full, as before.
+func TestTemplateNotForWritableTmpfs(t *testing.T) {
+	spec := testSpec(t, "sh", "-c", "cat /proc/self/mountinfo; echo x > /opt/w/x && cat /opt/w/x")
+	spec.Mounts = append(spec.Mounts, Mount{Kind: MountTmpfs, Target: "/opt/w", Mode: 0o777, SizeBytes: 1 << 20, Writable: true})
+	o := run(t, spec)
+	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {
+		t.Fatalf("last event %+v, stderr %q", ev, o.stderr)
+	}
+	if root := rootLine(o.stdout); root == "" || strings.Contains(root, templateMark) {
+		t.Errorf("root %q: want one the init built", root)
+	}
+	if !strings.HasSuffix(o.stdout, "x\n") {
+		t.Errorf("the writable tmpfs: %q", o.stdout)
+	}
+}
+
+// The helper builds templates as root on the host: a file of the Spec
+// beneath a bind or a symlink must never reach the host's file system.
+func TestTemplateWritesNothingOnTheHost(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	if err := os.Mkdir(target, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec(t, "/bin/true")
+	spec.Mounts = append(spec.Mounts,
+		Mount{Kind: MountBind, Source: link, Target: "/opt/link"},
+		Mount{Kind: MountBind, Source: dir, Target: "/opt/dir", Writable: true})
+	spec.Files["/opt/link/through-symlink"] = "x"
+	spec.Files["/opt/dir/through-bind"] = "x"
+	for _, f := range []string{"/opt/link/through-symlink", "/opt/dir/through-bind"} {
+		one := *spec
+		one.Files = map[string]string{f: "x"}
+		if fd, err := buildTemplate(&one); err == nil {
+			unix.Close(fd)
+			t.Errorf("a template with %s built", f)
+		} else {
+			t.Logf("%s: %v", f, err)
+		}
+	}
+	o := run(t, spec)
+	t.Logf("last event %+v", last(o))
+	for _, p := range []string{filepath.Join(target, "through-symlink"), filepath.Join(dir, "through-bind")} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s was written on the host", p)
+		}
+	}
+}
+
+// One template per kind of root, built again once too old; too many kinds
+// and all are dropped.
+func TestTemplateCache(t *testing.T) {
+	spec := testSpec(t, "/bin/true")
+	var ts templates
+	defer func() {
+		for k := range ts.byKey {
+			ts.drop(k)
+		}
+	}()
+	clone := func(s *Spec) {
+		t.Helper()
+		fd := ts.clone(s)
+		if fd < 0 {
+			t.Fatalf("no copy of a template: %v", ts.byKey[templateKey(s)].err)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, "etc", &st, 0); err != nil {
+			t.Errorf("the copy has no etc: %v", err)
+		}
+		unix.Close(fd)
+	}
+	clone(spec)
+	first := ts.byKey[templateKey(spec)]
+	clone(spec)
+	if len(ts.byKey) != 1 || ts.byKey[templateKey(spec)] != first {
+		t.Fatalf("a second template for the same root: %d", len(ts.byKey))
+	}
+	first.made = first.made.Add(-templateMaxAge - time.Second)
+	clone(spec)
+	if ts.byKey[templateKey(spec)] == first {
+		t.Fatal("a template older than templateMaxAge still serves")
+	}
+	for i := range maxTemplates {
+		s := *spec
+		s.Files = map[string]string{"/etc/n": fmt.Sprint(i)}
+		clone(&s)
+	}
+	if len(ts.byKey) > maxTemplates {
+		t.Fatalf("%d templates kept, at most %d", len(ts.byKey), maxTemplates)
+	}
+	if templateKey(&Spec{Mounts: []Mount{{Kind: MountTmpfs, Target: "/w", Writable: true}}}) != "" {
+		t.Error("a writable tmpfs would be shared through a template")
+	}
+}
