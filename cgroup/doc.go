@@ -10,8 +10,8 @@
 // the run is then populated by two parties:
 //
 //   - the sandbox supervisor (nsjail's pid-1 init) is cloned straight into
-//     the cgroup2 init leaf: clone3(CLONE_INTO_CGROUP) with the directory
-//     fd from SupervisorDir;
+//     its cgroup2 group (the init leaf on pure v2, the run group on hybrid):
+//     clone3(CLONE_INTO_CGROUP) with the directory fd from SupervisorDir;
 //   - the program joins its groups itself: the caller hands it the files
 //     from JoinFiles (cgroup.procs of the program leaf in every hierarchy,
 //     opened by us as root on the host), and the program writes "0" to each
@@ -49,12 +49,15 @@
 // Hybrid (v1 controllers plus a controller-less cgroup2 at Root/unified):
 // the unified tree gives the init/prog split, cgroup.kill and
 // CLONE_INTO_CGROUP, and its prog leaf's cpu.stat is the CPU clock (a
-// cpuacct hierarchy, mounted or not, is left alone: one group fewer to
-// make and remove per run); the v1 hierarchies hold the program tree only
+// cpuacct hierarchy, mounted or not, is left alone). With no controllers
+// there, the run group may hold processes itself, so the supervisor goes
+// straight into it rather than into an init leaf. Each is a group fewer to
+// make and remove per run. The v1 hierarchies hold the program tree only
 // (the supervisor stays outside them) and carry the limits and the memory
 // and pids statistics.
 //
-//	unified/<own>/S/<run>/{init,prog}      no writes: no controllers there; prog/cpu.stat
+//	unified/<own>/S/<run>/prog             no writes: no controllers there; the supervisor
+//	                                       in <run>, the program tree in prog; prog/cpu.stat
 //	memory/<own>/S/<run>                   memory.limit_in_bytes, memory.memsw.limit_in_bytes
 //	                                       (same value: no swap); swappiness 0 set once on S
 //	pids/<own>/S/<run>                     pids.max

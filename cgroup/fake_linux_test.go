@@ -429,7 +429,8 @@ func TestFakeHybrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{uni + "/r1", uni + "/r1/init", uni + "/r1/prog", mem + "/r1", pid + "/r1"})
+	// No init leaf on hybrid: the init sits in the run group itself.
+	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{uni + "/r1", uni + "/r1/prog", mem + "/r1", pid + "/r1"})
 	wantStrings(t, "Create's writes", k.relWrites(), []string{
 		mem + "/r1/memory.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.memsw.limit_in_bytes <- 33554432",
@@ -443,7 +444,7 @@ func TestFakeHybrid(t *testing.T) {
 		uni + "/r1/prog/cgroup.procs", mem + "/r1/cgroup.procs", pid + "/r1/cgroup.procs",
 	})
 	dir, err := g.SupervisorDir()
-	if err != nil || k.rel(dir.Name()) != uni+"/r1/init" {
+	if err != nil || k.rel(dir.Name()) != uni+"/r1" {
 		t.Fatalf("SupervisorDir = %v, %v", dir, err)
 	}
 	dir.Close()
@@ -456,9 +457,9 @@ func TestFakeHybrid(t *testing.T) {
 		t.Errorf("stats = %+v, %v; PIDsPeak must be 0 without pids.peak", st, err)
 	}
 
-	// The supervisor sits in the unified init leaf only; the program in the
+	// The supervisor sits in the unified run group only; the program in the
 	// unified prog leaf and every v1 group; a stray joined only v1 groups.
-	k.put(7001, k.root+uni+"/r1/init")
+	k.put(7001, k.root+uni+"/r1")
 	k.put(7002, k.root+uni+"/r1/prog", k.root+mem+"/r1", k.root+pid+"/r1")
 	k.put(7003, k.root+mem+"/r1")
 	k.resetLog()
@@ -476,7 +477,7 @@ func TestFakeHybrid(t *testing.T) {
 	if err := g.Destroy(); err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{uni + "/r1/prog", uni + "/r1/init", uni + "/r1", mem + "/r1", pid + "/r1"})
+	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{uni + "/r1/prog", uni + "/r1", mem + "/r1", pid + "/r1"})
 	wantStrings(t, "Destroy's writes after Kill", k.relWrites(), nil)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)

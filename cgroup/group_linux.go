@@ -18,9 +18,14 @@ type Group struct {
 	m    *Manager
 	name string
 
-	// unified is S/<name> in the cgroup2 hierarchy, with the leaves init
-	// and prog; "" on pure v1.
+	// unified is S/<name> in the cgroup2 hierarchy, with the leaf prog;
+	// "" on pure v1.
 	unified string
+	// init is where the sandbox's init goes in the cgroup2 hierarchy: the
+	// leaf S/<name>/init on pure v2, where S/<name> has controllers and so
+	// no process of its own; S/<name> itself on hybrid, whose cgroup2 tree
+	// has no controllers (a directory fewer to make and remove per run).
+	init string
 	// v1 is S/<name> in each v1 hierarchy, in Manager.v1 order.
 	v1 []string
 	// Role directories of the program's groups.
@@ -51,6 +56,10 @@ func (m *Manager) group(name string) *Group {
 	if m.unified != nil {
 		g.unified = path.Join(m.unified.dir, name)
 		g.prog = path.Join(g.unified, "prog")
+		g.init = g.unified
+		if m.mode == ModeV2 {
+			g.init = path.Join(g.unified, "init")
+		}
 	}
 	for _, h := range m.v1 {
 		g.v1 = append(g.v1, path.Join(h.dir, name))
@@ -90,7 +99,8 @@ func (m *Manager) group(name string) *Group {
 
 // Create makes the groups of run name with limits lim:
 //
-//	cgroup2: S/<name>/{init,prog}, limits on prog (pure v2 only)
+//	cgroup2: S/<name>/{init,prog}, limits on prog (pure v2);
+//	         S/<name>/prog, the init in S/<name> (hybrid)
 //	v1:      S/<name> in each v1 hierarchy, limits there
 //
 // name must be a single path element of letters, digits and "-_." not
@@ -138,8 +148,10 @@ func (g *Group) build(lim Limits, mkdir func(string) error) error {
 				return err
 			}
 		}
-		if err := mkdir(path.Join(g.unified, "init")); err != nil {
-			return err
+		if g.init != g.unified {
+			if err := mkdir(g.init); err != nil {
+				return err
+			}
 		}
 		if err := mkdir(g.prog); err != nil {
 			return err
@@ -272,7 +284,7 @@ func (g *Group) JoinFiles() ([]*os.File, error) {
 	return files, nil
 }
 
-// SupervisorDir opens the cgroup2 init leaf S/<name>/init as a directory,
+// SupervisorDir opens the init's cgroup2 group (see Group.init) as a directory,
 // for clone3(CLONE_INTO_CGROUP) of the sandbox's init. It returns (nil, nil)
 // on pure v1, where the supervisor stays outside the run's groups. The
 // caller closes the file.
@@ -280,7 +292,7 @@ func (g *Group) SupervisorDir() (*os.File, error) {
 	if g.unified == "" {
 		return nil, nil
 	}
-	f, err := g.m.k.openFile(path.Join(g.unified, "init"), os.O_RDONLY|unix.O_DIRECTORY)
+	f, err := g.m.k.openFile(g.init, os.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup: supervisor dir of %s: %w", g.name, err)
 	}

@@ -397,11 +397,11 @@ func TestHostRunLifecycle(t *testing.T) {
 				_ = sup.Wait()
 			}
 		})
-		if got := cgroupOf(t, sup.Process.Pid, ""); !strings.HasSuffix(got, "/"+hostSubtree()+"/r1/init") {
-			t.Errorf("supervisor is in %s, want .../r1/init", got)
+		if got := cgroupOf(t, sup.Process.Pid, ""); !strings.HasSuffix(got, strings.TrimPrefix(g.init, m.unified.dir)) {
+			t.Errorf("supervisor is in %s, want %s", got, g.init)
 		}
-		if got := procs(t, g.unified+"/init"); !slices.Equal(got, []int{sup.Process.Pid}) {
-			t.Errorf("init leaf holds %v", got)
+		if got := procs(t, g.init); !slices.Equal(got, []int{sup.Process.Pid}) {
+			t.Errorf("the init's group holds %v", got)
 		}
 	}
 

@@ -285,12 +285,16 @@ func (g *Group) destroy() error {
 }
 
 // removeDirs removes the run's directories, children first: cgroup2 prog,
-// init and the run group, then the v1 groups. With firstOnly it stops at
+// init (pure v2) and the run group, then the v1 groups. With firstOnly it stops at
 // the first error.
 func (g *Group) removeDirs(busyUntil time.Time, firstOnly bool) error {
 	var dirs []string
 	if g.unified != "" {
-		dirs = append(dirs, g.prog, path.Join(g.unified, "init"), g.unified)
+		dirs = append(dirs, g.prog)
+		if g.init != g.unified {
+			dirs = append(dirs, g.init)
+		}
+		dirs = append(dirs, g.unified)
 	}
 	dirs = append(dirs, g.v1...)
 	var errs []error

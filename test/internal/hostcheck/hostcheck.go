@@ -160,14 +160,15 @@ func AllGroups(subtree string) []string {
 
 // StrayGroups lists the run cgroups beneath subtree that are not a warm
 // sandbox's. A warm sandbox's group holds its idle init in the cgroup2
-// "init" leaf, and nothing but its waiting child elsewhere.
+// "init" leaf (pure v2) or in the run group itself (hybrid), and nothing
+// but its waiting child elsewhere.
 func StrayGroups(subtree string) []string {
 	warm := idle(Procs())
 	var found []string
 	for _, dirs := range RunGroups(subtree) {
 		hasInit, busy := false, false
 		for _, d := range dirs {
-			for _, pid := range pids(filepath.Join(d, "init")) {
+			for _, pid := range append(pids(filepath.Join(d, "init")), pids(d)...) {
 				hasInit = hasInit || warm[pid]
 			}
 			for _, pid := range append(pids(filepath.Join(d, "prog")), pids(d)...) {
