@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,7 +75,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	go func() { errc <- srv.Serve(ln) }()
 	d.log.WithFields(logrus.Fields{
 		"socket": d.cfg.Socket, "concurrency": d.cfg.Concurrency, "queue": d.cfg.QueueSize,
-		"cgroups": d.engine.Cgroups().Mode(), "version": d.version,
+		"cgroups": d.engine.Cgroups().Mode(), "version": d.version, "go_procs": runtime.GOMAXPROCS(0),
 	}).Info("sandboxd serving")
 
 	select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -41,6 +42,9 @@ func serveMain(args []string) int {
 		cfg.Socket = *socket
 	}
 	log := newLogger(cfg.LogFormat)
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(daemonProcs(runtime.GOMAXPROCS(0)))
+	}
 	d, err := daemon.New(cfg, version, log)
 	if err != nil {
 		log.WithError(err).Error("cannot start")
@@ -58,6 +62,16 @@ func serveMain(args []string) int {
 	}
 	return 0
 }
+
+// daemonProcs is how many CPUs the daemon runs Go code on at once, of the
+// n the runtime would take: half, at least one. Its own work is a small
+// share of a run's (the kernel's namespaces, mounts and cgroups are most of
+// it, and the programs' own), and every P beyond what it needs is a thread
+// that spins, parks and is woken again between the events of a run: on 2
+// CPUs, one P instead of two cut the daemon's CPU per /bin/true run by a
+// third and raised 2-client throughput by about 15%. GOMAXPROCS in the
+// environment overrides it.
+func daemonProcs(n int) int { return max(1, n/2) }
 
 // newLogger logs text on a terminal and JSON otherwise, unless the config
 // says which.
