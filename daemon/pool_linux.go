@@ -245,13 +245,11 @@ func (p *pool) take(ctx context.Context) (*sandbox, error) {
 			}
 			return nil, r.err
 		}
-		select {
-		case <-r.sb.proc.Done():
-			// Its init died while it waited (killed from outside): take
-			// another.
+		if !r.sb.proc.Alive() {
+			// Its init died while it waited (killed from outside, or with
+			// its helper): take another.
 			r.sb.teardown(p.e)
 			continue
-		default:
 		}
 		return r.sb, nil
 	}

@@ -433,6 +433,13 @@ func (h *helperClient) read() {
 	h.mu.Unlock()
 }
 
+// ended tells whether the helper is gone.
+func (h *helperClient) ended() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gone != nil
+}
+
 // spawn asks the helper for an init; it returns the init's pid, a pidfd,
 // where the program's image goes, and a channel that gets the init's end.
 func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *os.File, <-chan string, error) {

@@ -325,10 +325,16 @@ func TestHelperDeath(t *testing.T) {
 	if ev := <-p.Events(); ev.Kind != Ready {
 		t.Fatalf("first event %+v, want Ready", ev)
 	}
+	if !p.Alive() {
+		t.Fatal("a ready sandbox is not Alive")
+	}
 	helperMu.Lock()
 	h := theHelper
 	helperMu.Unlock()
 	h.cmd.Process.Kill()
+	// Alive knows as soon as the daemon's side has seen the helper go,
+	// before the sandbox's events are read.
+	waitUntil(t, "Alive says no", func() bool { return !p.Alive() })
 	select {
 	case <-p.Done():
 	case <-time.After(10 * time.Second):
@@ -347,6 +353,37 @@ func TestHelperDeath(t *testing.T) {
 	o := run(t, testSpec(t, "/bin/sh", "-c", "exit 3"))
 	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 3 {
 		t.Fatalf("after a new helper: %+v", ev)
+	}
+}
+
+// An init killed from outside: Alive says so before anyone reads its end.
+func TestAliveSeesTheInitDie(t *testing.T) {
+	p, err := Prepare(testSpec(t, "/bin/true"), Files{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-p.Events(); ev.Kind != Ready {
+		t.Fatalf("first event %+v, want Ready", ev)
+	}
+	if !p.Alive() {
+		t.Fatal("a ready sandbox is not Alive")
+	}
+	syscall.Kill(p.Pid(), syscall.SIGKILL)
+	waitUntil(t, "Alive says no", func() bool { return !p.Alive() })
+	for range p.Events() {
+	}
+	if p.Alive() {
+		t.Error("Alive after Done")
+	}
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 5 s: %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

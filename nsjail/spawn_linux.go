@@ -80,6 +80,7 @@ type Process struct {
 	pidfd  *os.File
 	image  uint64 // where the program's image goes, in the init's memory
 	ended  <-chan string
+	helper *helperClient
 	events chan Event
 	done   chan struct{}
 
@@ -109,6 +110,30 @@ func (p *Process) Kill() {
 
 // Done is closed once the init has been reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Alive tells whether the sandbox may still take its command: its init has
+// not exited, nor has the helper it came from (whose death kills it). Done
+// closes only after the init's end has been read and reaped; Alive knows
+// at once. False is final; true may turn false at any moment.
+func (p *Process) Alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+	}
+	if p.helper != nil && p.helper.ended() {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pidfd == nil {
+		return false
+	}
+	// A pidfd polls readable once its process has exited.
+	pfd := []unix.PollFd{{Fd: int32(p.pidfd.Fd()), Events: unix.POLLIN}}
+	n, err := unix.Poll(pfd, 0)
+	return err != nil || n == 0
+}
 
 // Start launches a sandbox for spec and runs spec.Command in it at once:
 // Prepare, then Run. It returns once the init runs; the program's start,
@@ -187,7 +212,7 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 	if err != nil {
 		return fail(&SetupError{"start init", err})
 	}
-	p := &Process{pid: reply.PID, pidfd: pidfd, image: reply.Image, ended: ended, events: make(chan Event, 5), done: make(chan struct{}), specW: specW, control: control}
+	p := &Process{pid: reply.PID, pidfd: pidfd, image: reply.Image, ended: ended, helper: h, events: make(chan Event, 5), done: make(chan struct{}), specW: specW, control: control}
 	go p.watch(reportR)
 	return p, nil
 }
