@@ -26,8 +26,9 @@
 // mountable inside a user namespace (no locked over-mounts on /proc), seccomp
 // filters with SECCOMP_FILTER_FLAG_NEW_LISTENER (5.0), close_range (5.11),
 // and clone3 CLONE_INTO_CGROUP (5.7) where a cgroup2 directory is given.
-// Roots come from shared templates where the kernel copies a detached mount
-// tree (6.15); elsewhere each init builds its whole root.
+// Roots come from shared templates where the kernel attaches mounts to a
+// detached mount tree and copies one (6.15); elsewhere each init builds its
+// whole root.
 //
 // # The init helper, and inits without exec
 //

@@ -24,7 +24,7 @@ import (
 // the device nodes, as when each init built its root: the sandboxes
 // share its tmpfs's contents and can change none of them.
 //
-// Copying a detached tree needs Linux 6.15. Where a template cannot be
+// Attaching mounts to a detached tree and copying one need Linux 6.15. Where a template cannot be
 // made or copied, the init builds its root the classic way (planRoot),
 // which is also how a Spec with a writable tmpfs of its own is built.
 
