@@ -484,6 +484,38 @@ func TestFakeHybrid(t *testing.T) {
 	}
 }
 
+// Another sandboxd process on the same subtree removed it, empty, when it
+// stopped: the next Create makes it again.
+func TestFakeCreateRemakesTheSubtree(t *testing.T) {
+	for _, mode := range []Mode{ModeV2, ModeV1, ModeHybrid} {
+		t.Run(string(mode), func(t *testing.T) {
+			k, cfg := newFakeHost(t, mode, fakeOpts{})
+			m := openFake(t, k, cfg)
+			hs := m.hierarchies()
+			// One hierarchy, then all of them.
+			for _, gone := range [][]*hierarchy{hs[len(hs)-1:], hs} {
+				for _, h := range gone {
+					if err := k.rmdir(h.dir); err != nil {
+						t.Fatal(err)
+					}
+				}
+				g, err := m.Create("r1", Limits{MemoryBytes: 1 << 20, PIDs: 4})
+				if err != nil {
+					t.Fatalf("Create after the subtree went: %v", err)
+				}
+				for _, h := range hs {
+					if !k.exists(h.dir) {
+						t.Errorf("%s not made again", h.dir)
+					}
+				}
+				if err := g.Destroy(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func TestFakeCreateFailureLeavesNothing(t *testing.T) {
 	for _, mode := range []Mode{ModeV2, ModeV1, ModeHybrid} {
 		t.Run(string(mode), func(t *testing.T) {

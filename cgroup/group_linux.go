@@ -114,23 +114,39 @@ func (m *Manager) Create(name string, lim Limits) (*Group, error) {
 	}
 	g := m.group(name)
 	var made []string
-	err := g.build(lim, func(dir string) error {
+	mkdir := func(dir string) error {
 		if err := m.k.mkdir(dir); err != nil {
 			return err
 		}
 		made = append(made, dir)
 		return nil
-	})
-	if err != nil {
-		// No process can be inside yet (JoinFiles was not handed out), so
-		// plain rmdir in reverse order undoes everything; a group that
-		// existed before is not in made and stays.
-		errs := []error{err}
+	}
+	// No process can be inside yet (JoinFiles was not handed out), so plain
+	// rmdir in reverse order undoes everything; a group that existed before
+	// is not in made and stays.
+	undo := func() (errs []error) {
 		for i := len(made) - 1; i >= 0; i-- {
 			if rerr := m.k.rmdir(made[i]); rerr != nil {
 				errs = append(errs, fmt.Errorf("undo: %w", rerr))
 			}
 		}
+		made = nil
+		return errs
+	}
+	err := g.build(lim, mkdir)
+	var undone []error
+	if err != nil && isNotExist(err) {
+		// The subtree is gone in some hierarchy: another sandboxd process
+		// on the same subtree removed it, empty, when it stopped. Make it
+		// again, once.
+		if undone = undo(); len(undone) == 0 {
+			if err = m.makeSubtree(); err == nil {
+				err = g.build(lim, mkdir)
+			}
+		}
+	}
+	if err != nil {
+		errs := append(append([]error{err}, undone...), undo()...)
 		return nil, fmt.Errorf("cgroup: create %s: %w", name, errors.Join(errs...))
 	}
 	return g, nil

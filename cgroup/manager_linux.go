@@ -200,6 +200,16 @@ func (m *Manager) setup() (err error) {
 			return err
 		}
 	}
+	if err := m.makeSubtree(); err != nil {
+		return err
+	}
+	m.probeFeatures()
+	return nil
+}
+
+// makeSubtree makes S in every hierarchy where it is missing and sets it
+// up; on failure it removes the directories it made.
+func (m *Manager) makeSubtree() (err error) {
 	var made []string
 	defer func() {
 		if err != nil {
@@ -222,7 +232,6 @@ func (m *Manager) setup() (err error) {
 			return err
 		}
 	}
-	m.probeFeatures()
 	if m.memory != nil {
 		// New v1 memory groups copy their parent's swappiness, so setting
 		// it once on the subtree covers every run. Best effort: the file is

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -114,7 +115,12 @@ type execResult struct {
 // fails the test unless the run produced a result with exit status 0.
 func sandboxExec(t *testing.T, args ...string) execResult {
 	t.Helper()
+	before := cgroupDirs()
 	r := sandboxExecRaw(t, args...)
+	// Not one cgroup more than before: no run's, nor the subtree's.
+	if added := newDirs(before, cgroupDirs()); len(added) > 0 {
+		t.Errorf("cgroups left by sandboxd exec: %v", added)
+	}
 	if r.exitCode != 0 {
 		t.Fatalf("sandboxd exec %q: exit %d\nstderr: %s\nstdout: %s", args, r.exitCode, r.stderr, r.raw)
 	}
@@ -174,6 +180,34 @@ func sandboxProcesses() []string { return hostcheck.All() }
 // busyProcesses lists the processes under sandbox uids but a running
 // daemon's warm sandboxes (idle inits): what a finished job must not leave.
 func busyProcesses() []string { return hostcheck.Busy() }
+
+// cgroupDirs lists every cgroup directory, to the depth run groups sit at.
+func cgroupDirs() map[string]bool {
+	dirs := map[string]bool{}
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Count(p, "/") > 9 {
+			return fs.SkipDir
+		}
+		dirs[p] = true
+		return nil
+	})
+	return dirs
+}
+
+// newDirs lists what after has and before had not.
+func newDirs(before, after map[string]bool) []string {
+	var added []string
+	for d := range after {
+		if !before[d] {
+			added = append(added, d)
+		}
+	}
+	slices.Sort(added)
+	return added
+}
 
 func execCgroups() []string {
 	var found []string

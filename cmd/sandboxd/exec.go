@@ -139,8 +139,13 @@ func execMain(args []string) int {
 	}
 
 	// The sandbox is torn down after the result is out; the workdir goes
-	// back to its owner after that.
-	defer eng.Close()
+	// back to its owner after that. The cgroup subtree goes too, unless
+	// another sandboxd process has runs in it (one that starts later makes
+	// it again).
+	defer func() {
+		eng.Close()
+		eng.Cgroups().Close()
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	res, err := eng.RunStep(ctx, req)
