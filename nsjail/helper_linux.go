@@ -58,6 +58,11 @@ type helperMessage struct {
 
 const helperFD = 3
 
+// maxSpawnRequest bounds a spawnRequest as JSON (the Spec, mostly): the
+// helper reads each into a buffer of this size, and one message of a
+// SOCK_SEQPACKET socket must fit the socket's send buffer.
+const maxSpawnRequest = 128 << 10
+
 // Init runs the helper: it never returns. Programs that use Prepare call
 // it first thing in main when IsInit says so.
 func Init() {
@@ -77,7 +82,7 @@ func Init() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGCHLD)
 	go h.reap(sig)
-	buf := make([]byte, 128<<10)
+	buf := make([]byte, maxSpawnRequest+1) // one more: a longer one shows
 	oob := make([]byte, unix.CmsgSpace(4*(maxInitFDs+1)))
 	for {
 		n, oobn, _, _, err := h.conn.ReadMsgUnix(buf, oob)
@@ -454,7 +459,13 @@ func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *
 	h.pending[req.ID] = ch
 	h.mu.Unlock()
 	b, err := json.Marshal(req)
+	if err == nil && len(b) > maxSpawnRequest {
+		err = fmt.Errorf("sandbox spec: %d bytes as JSON, at most %d (its files and mounts)", len(b), maxSpawnRequest)
+	}
 	if err != nil {
+		h.mu.Lock()
+		delete(h.pending, req.ID)
+		h.mu.Unlock()
 		return spawnReply{}, nil, nil, err
 	}
 	fds := make([]int, len(files))

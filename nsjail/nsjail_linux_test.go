@@ -314,6 +314,21 @@ func TestRootFailureNamesTheStep(t *testing.T) {
 	}
 }
 
+// A Spec too large for one message to the helper fails Prepare, saying so,
+// and the helper goes on. (The helper used to read it cut short and answer
+// a request it could not name: Prepare waited for ever.)
+func TestSpecTooLarge(t *testing.T) {
+	spec := testSpec(t, "/bin/true")
+	spec.Files["/etc/big"] = strings.Repeat("x", maxSpawnRequest)
+	if _, err := Prepare(spec, Files{}); err == nil || !strings.Contains(err.Error(), "bytes as JSON, at most") {
+		t.Fatalf("Prepare with a %d-byte file: %v", maxSpawnRequest, err)
+	}
+	o := run(t, testSpec(t, "/bin/sh", "-c", "exit 4"))
+	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 4 {
+		t.Fatalf("after the refused spec: %+v", ev)
+	}
+}
+
 // The helper's death ends its sandboxes, each with a Failed event; the
 // next Prepare starts another helper.
 func TestHelperDeath(t *testing.T) {
