@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -62,6 +63,11 @@ const helperFD = 3
 // helper reads each into a buffer of this size, and one message of a
 // SOCK_SEQPACKET socket must fit the socket's send buffer.
 const maxSpawnRequest = 128 << 10
+
+// spawnWait bounds the wait for the helper's answer to a spawn request; a
+// late answer's init is killed. It answers within milliseconds, but a reply
+// it could not address (never seen) would leave Prepare waiting for ever.
+var spawnWait = 30 * time.Second
 
 // Init runs the helper: it never returns. Programs that use Prepare call
 // it first thing in main when IsInit says so.
@@ -412,6 +418,9 @@ func (h *helperClient) read() {
 		h.mu.Unlock()
 		if ch == nil {
 			if pidfd != nil {
+				// Nobody waits for this init any more (see spawnWait):
+				// it would wait for a command for ever.
+				unix.PidfdSendSignal(int(pidfd.Fd()), unix.SIGKILL, nil, 0)
 				pidfd.Close()
 			}
 			continue
@@ -482,7 +491,21 @@ func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *
 		h.mu.Unlock()
 		return spawnReply{}, nil, nil, fmt.Errorf("send to the init helper: %w", err)
 	}
-	r := <-ch
+	var r helperResult
+	t := time.NewTimer(spawnWait)
+	select {
+	case r = <-ch:
+		t.Stop()
+	case <-t.C:
+		h.mu.Lock()
+		_, waiting := h.pending[req.ID]
+		delete(h.pending, req.ID)
+		h.mu.Unlock()
+		if waiting {
+			return spawnReply{}, nil, nil, fmt.Errorf("the init helper did not answer within %v", spawnWait)
+		}
+		r = <-ch // read took it already: it comes at once
+	}
 	if r.err != nil {
 		return spawnReply{}, nil, nil, r.err
 	}

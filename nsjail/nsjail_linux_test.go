@@ -329,6 +329,40 @@ func TestSpecTooLarge(t *testing.T) {
 	}
 }
 
+// A helper that does not answer in time: Prepare fails saying so, and the
+// init the helper makes later ends (its command pipe is closed, and the
+// late reply's pidfd kills it) rather than wait for a command.
+func TestSpawnWaitKillsALateInit(t *testing.T) {
+	run(t, testSpec(t, "/bin/true")) // a helper, running
+	helperMu.Lock()
+	h := theHelper
+	helperMu.Unlock()
+	hpid := h.cmd.Process.Pid
+	defer func(w time.Duration) { spawnWait = w }(spawnWait)
+	spawnWait = 300 * time.Millisecond
+	syscall.Kill(hpid, syscall.SIGSTOP)
+	time.AfterFunc(time.Second, func() { syscall.Kill(hpid, syscall.SIGCONT) })
+	if _, err := Prepare(testSpec(t, "/bin/true"), Files{}); err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Fatalf("Prepare while the helper is stopped: %v", err)
+	}
+	children := func() string {
+		var all string
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", hpid))
+		for _, task := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", hpid, task.Name()))
+			all += string(b)
+		}
+		return strings.TrimSpace(all)
+	}
+	// It made the init once it ran again, and that init must be gone.
+	time.Sleep(1500 * time.Millisecond)
+	waitUntil(t, "the late init killed and reaped", func() bool { return children() == "" })
+	o := run(t, testSpec(t, "/bin/sh", "-c", "exit 5"))
+	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 5 {
+		t.Fatalf("after the late init: %+v", ev)
+	}
+}
+
 // The helper's death ends its sandboxes, each with a Failed event; the
 // next Prepare starts another helper.
 func TestHelperDeath(t *testing.T) {
