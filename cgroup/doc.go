@@ -12,11 +12,18 @@
 //   - the sandbox supervisor (nsjail's pid-1 init) is cloned straight into
 //     its cgroup2 group (the init leaf on pure v2, the run group on hybrid):
 //     clone3(CLONE_INTO_CGROUP) with the directory fd from SupervisorDir;
-//   - the program joins its groups itself: the caller hands it the files
-//     from JoinFiles (cgroup.procs of the program leaf in every hierarchy,
-//     opened by us as root on the host), and the program writes "0" to each
-//     before exec. The kernel checks the opener's credentials, so this works
-//     from inside the sandbox's user and cgroup namespaces.
+//   - the program's process is cloned by the supervisor straight into the
+//     cgroup2 prog leaf (CLONE_INTO_CGROUP with the directory from
+//     ProgramDir; DelegateJoin gives the supervisor's uid the two
+//     cgroup.procs files the kernel asks it to be able to write), and joins
+//     the v1 groups itself: the caller hands it the "tasks" files from
+//     ThreadJoinFiles, opened by us as root on the host, and it writes "0"
+//     to each before exec. The kernel checks the opener's credentials, so
+//     this works from inside the sandbox's user and cgroup namespaces. No
+//     cgroup.procs is written: each such write waits for an RCU grace
+//     period while it holds the global cgroup mutex. (JoinFiles, with the
+//     cgroup.procs files of every hierarchy, remains for a program that
+//     joins all of them by itself.)
 //
 // While the run goes, CPUUsage and OOMKills are cheap to poll (one pread on
 // a file kept open, no allocation). At the end, Kill SIGKILLs every process
@@ -24,7 +31,8 @@
 // still there after Kill; Destroy removes the groups. After a restart,
 // Leftovers lists the runs a previous daemon left and Remove reclaims each.
 //
-//	Open ─► Create ─► SupervisorDir ─► clone3 init ─► JoinFiles ─► program joins, execs
+//	Open ─► Create ─► DelegateJoin, SupervisorDir, ProgramDir, ThreadJoinFiles
+//	        ─► clone3 init ─► clone3 program into prog ─► it joins v1, execs
 //	                                                    │
 //	        CPUUsage/OOMKills (poll) ◄──────────────────┘
 //	        Kill ─► Stats ─► Destroy

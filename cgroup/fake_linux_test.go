@@ -448,6 +448,25 @@ func TestFakeHybrid(t *testing.T) {
 		t.Fatalf("SupervisorDir = %v, %v", dir, err)
 	}
 	dir.Close()
+	// The program cloned into the prog leaf by the init, which may do so
+	// once it has the run's cgroup.procs files; then only v1 to join, by
+	// thread.
+	if dir, err = g.ProgramDir(); err != nil || k.rel(dir.Name()) != uni+"/r1/prog" {
+		t.Fatalf("ProgramDir = %v, %v", dir, err)
+	}
+	dir.Close()
+	k.resetLog()
+	if err := g.DelegateJoin(4242, 4343); err != nil {
+		t.Fatal(err)
+	}
+	wantStrings(t, "DelegateJoin's chowns", k.relPaths(k.chowned), []string{
+		uni + "/r1/cgroup.procs 4242:4343", uni + "/r1/prog/cgroup.procs 4242:4343",
+	})
+	files, err = g.ThreadJoinFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStrings(t, "ThreadJoinFiles", k.relPaths(fileNames(files)), []string{mem + "/r1/tasks", pid + "/r1/tasks"})
 
 	k.set(k.root+uni+"/r1/prog/cpu.stat", "usage_usec 42\nuser_usec 40\nsystem_usec 2\n")
 	if cpuUsed, err := g.CPUUsage(); err != nil || cpuUsed != 42*time.Microsecond {

@@ -46,6 +46,7 @@ type fakeKernel struct {
 	writes  []fakeWrite // successful writes, in order
 	refused []fakeWrite // writes the fake kernel refused
 	opened  []string    // files opened or read whole, when logging
+	chowned []string    // "path uid:gid", when logging
 	mkdirs  []string
 	rmdirs  []string
 	killed  []int
@@ -345,6 +346,16 @@ func (k *fakeKernel) openFile(p string, flag int) (*os.File, error) {
 	}
 	k.mu.Unlock()
 	return os.OpenFile(p, flag, 0)
+}
+
+func (k *fakeKernel) chown(p string, uid, gid int) error {
+	k.mustBeInside(p)
+	k.mu.Lock()
+	if k.logging {
+		k.chowned = append(k.chowned, fmt.Sprintf("%s %d:%d", p, uid, gid))
+	}
+	k.mu.Unlock()
+	return os.Lchown(p, uid, gid)
 }
 
 func (k *fakeKernel) exists(p string) bool {
@@ -664,7 +675,7 @@ func newFakeHost(t *testing.T, mode Mode, opts fakeOpts) (*fakeKernel, Config) {
 func (k *fakeKernel) resetLog() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.writes, k.refused, k.mkdirs, k.rmdirs, k.killed, k.opened = nil, nil, nil, nil, nil, nil
+	k.writes, k.refused, k.mkdirs, k.rmdirs, k.killed, k.opened, k.chowned = nil, nil, nil, nil, nil, nil, nil
 }
 
 // rel shortens the fake's paths to the part below root, for messages and

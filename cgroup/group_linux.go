@@ -281,14 +281,33 @@ func (g *Group) Name() string { return g.name }
 // exec; the kernel checks the opener's (our) credentials. The caller closes
 // the files.
 func (g *Group) JoinFiles() ([]*os.File, error) {
+	return g.joinFiles(true)
+}
+
+// ThreadJoinFiles is JoinFiles for a program that enters the cgroup2 prog
+// leaf at its clone (ProgramDir) and so joins only the v1 groups: their
+// "tasks" files, each of which moves the one thread that writes "0" to it.
+// For a single-threaded process that is the same move as cgroup.procs,
+// without the kernel's wait for an RCU grace period under the global
+// cgroup mutex, which a cgroup.procs write costs (it locks out forks of
+// every thread group, all cgroup mkdirs and rmdirs included, meanwhile).
+func (g *Group) ThreadJoinFiles() ([]*os.File, error) {
+	return g.joinFiles(false)
+}
+
+func (g *Group) joinFiles(unified bool) ([]*os.File, error) {
 	var dirs []string
-	if g.prog != "" {
+	if g.prog != "" && unified {
 		dirs = append(dirs, g.prog)
 	}
 	dirs = append(dirs, g.v1...)
+	name := "cgroup.procs"
+	if !unified {
+		name = "tasks"
+	}
 	files := make([]*os.File, 0, len(dirs))
 	for _, d := range dirs {
-		f, err := g.m.k.openFile(path.Join(d, "cgroup.procs"), os.O_WRONLY)
+		f, err := g.m.k.openFile(path.Join(d, name), os.O_WRONLY)
 		if err != nil {
 			for _, f := range files {
 				f.Close()
@@ -298,6 +317,38 @@ func (g *Group) JoinFiles() ([]*os.File, error) {
 		files = append(files, f)
 	}
 	return files, nil
+}
+
+// ProgramDir opens the cgroup2 prog leaf as a directory, for
+// clone3(CLONE_INTO_CGROUP) of the program's process by the supervisor,
+// after DelegateJoin has let the supervisor's uid do so; (nil, nil) on pure
+// v1. The caller closes the file.
+func (g *Group) ProgramDir() (*os.File, error) {
+	if g.prog == "" {
+		return nil, nil
+	}
+	f, err := g.m.k.openFile(g.prog, os.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: program dir of %s: %w", g.name, err)
+	}
+	return f, nil
+}
+
+// DelegateJoin lets uid and gid (the supervisor's) move a process from the
+// supervisor's cgroup2 group into the prog leaf: the kernel asks for write
+// access to cgroup.procs of the destination and of the common ancestor,
+// the run group. Nothing else of the run is theirs; pure v1 has nothing to
+// give.
+func (g *Group) DelegateJoin(uid, gid int) error {
+	if g.unified == "" {
+		return nil
+	}
+	for _, d := range []string{g.unified, g.prog} {
+		if err := g.m.k.chown(path.Join(d, "cgroup.procs"), uid, gid); err != nil {
+			return fmt.Errorf("cgroup: delegate %s: %w", g.name, err)
+		}
+	}
+	return nil
 }
 
 // SupervisorDir opens the init's cgroup2 group (see Group.init) as a directory,

@@ -25,6 +25,8 @@ type kernel interface {
 	// writeFile writes value with one write(2), without O_CREAT or O_TRUNC.
 	writeFile(path, value string) error
 	openFile(path string, flag int) (*os.File, error)
+	// chown gives a control file to uid and gid.
+	chown(path string, uid, gid int) error
 	exists(path string) bool
 	// subdirs lists the child groups of a group.
 	subdirs(path string) ([]string, error)
@@ -128,6 +130,15 @@ func (hostKernel) openFile(path string, flag int) (*os.File, error) {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+func (hostKernel) chown(path string, uid, gid int) error {
+	return ignoringEINTR(func() error {
+		if err := unix.Fchownat(unix.AT_FDCWD, path, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "chown", Path: path, Err: err}
+		}
+		return nil
+	})
 }
 
 func (hostKernel) exists(path string) bool {

@@ -50,11 +50,25 @@ func (e *Engine) prepare(profile *Profile, hostID uint32) (sb *sandbox, err erro
 	if err := sb.grp.Preopen(); err != nil {
 		return sb, err
 	}
-	join, err := sb.grp.JoinFiles()
+	// The init clones the program's process straight into its cgroup2
+	// leaf, and the process joins the v1 groups thread-wise (see
+	// ThreadJoinFiles): no cgroup.procs write, whose RCU wait under the
+	// global cgroup mutex held up every other sandbox's cgroups.
+	if err := sb.grp.DelegateJoin(int(e.initID), int(e.initID)); err != nil {
+		return sb, err
+	}
+	join, err := sb.grp.ThreadJoinFiles()
 	if err != nil {
 		return sb, fmt.Errorf("cgroup join files: %w", err)
 	}
 	defer closeAll(join)
+	program, err := sb.grp.ProgramDir()
+	if err != nil {
+		return sb, err
+	}
+	if program != nil {
+		defer program.Close()
+	}
 	supervisor, err := sb.grp.SupervisorDir()
 	if err != nil {
 		return sb, fmt.Errorf("cgroup supervisor dir: %w", err)
@@ -62,7 +76,7 @@ func (e *Engine) prepare(profile *Profile, hostID uint32) (sb *sandbox, err erro
 	if supervisor != nil {
 		defer supervisor.Close()
 	}
-	sb.proc, err = nsjail.Prepare(e.spec(profile, sb.hostID), nsjail.Files{Join: join, Supervisor: supervisor})
+	sb.proc, err = nsjail.Prepare(e.spec(profile, sb.hostID), nsjail.Files{Join: join, Program: program, Supervisor: supervisor})
 	return sb, err
 }
 

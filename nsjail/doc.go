@@ -71,8 +71,10 @@
 //	                                                 remounted read-only)
 //	                                                 pivot_root
 //	                                                 hostname, loopback up
-//	                                                 clone3(VM) -- the program's process:
-//	                                                    join cgroups (write "0" to each fd)
+//	                                                 clone3(VM [INTO_CGROUP Program]) --
+//	                                                 the program's process:
+//	                                                    join the other cgroups (write "0"
+//	                                                    to each Join fd)
 //	                                                    unshare(CLONE_NEWCGROUP); setsid;
 //	                                                    reset signals; drop bounding,
 //	                                                    ambient; no_new_privs;

@@ -28,12 +28,14 @@ import (
 // spawnReply with a pidfd; a deathNotice when it has reaped an init.
 
 // spawnRequest asks the helper for a sandbox init. Its descriptors:
-// fdSpec's, fdReport's and fdControl's ends for the init, the cgroup.procs
-// files, then the supervisor cgroup directory when Supervisor is set.
+// fdSpec's, fdReport's and fdControl's ends for the init, the join files,
+// the program's cgroup directory when Program is set, then the supervisor
+// cgroup directory when Supervisor is set.
 type spawnRequest struct {
 	ID         uint64 `json:"id"`
 	Spec       Spec   `json:"spec"`
 	JoinFiles  int    `json:"join_files"`
+	Program    bool   `json:"program,omitempty"`
 	Supervisor bool   `json:"supervisor"`
 }
 
@@ -163,6 +165,9 @@ func (h *helper) spawn(req *spawnRequest, fds []*os.File) (spawnReply, int) {
 		return reply, -1
 	}
 	want := 3 + req.JoinFiles
+	if req.Program {
+		want++
+	}
 	if req.Supervisor {
 		want++
 	}
@@ -177,6 +182,11 @@ func (h *helper) spawn(req *spawnRequest, fds []*os.File) (spawnReply, int) {
 		h.null = null
 	}
 	files := append([]*os.File{h.null, h.null, h.null}, fds[:3+req.JoinFiles]...)
+	program := -1
+	if req.Program {
+		files = append(files, fds[3+req.JoinFiles])
+		program = len(files) - 1
+	}
 	tree := -1
 	if fd := h.templates.clone(&req.Spec); fd >= 0 {
 		// The init's copy of the root, after the cgroup files.
@@ -185,7 +195,7 @@ func (h *helper) spawn(req *spawnRequest, fds []*os.File) (spawnReply, int) {
 		files = append(files, f)
 		tree = len(files) - 1
 	}
-	raw, err := newRawInit(&req.Spec, req.JoinFiles, tree)
+	raw, err := newRawInit(&req.Spec, req.JoinFiles, program, tree)
 	if err != nil {
 		return fail(err)
 	}

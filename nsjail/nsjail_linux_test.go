@@ -238,6 +238,68 @@ func TestInitClonedIntoCgroup(t *testing.T) {
 	}
 }
 
+// The init clones the program's process straight into Files.Program, with
+// its own credentials: those given the run's cgroup.procs files.
+func TestProgramClonedIntoCgroup(t *testing.T) {
+	spec := testSpec(t, "sleep", "1")
+	mountPoint, own := ownCgroup2(t)
+	if mountPoint == "" {
+		t.Skip("no cgroup2 hierarchy is mounted: CLONE_INTO_CGROUP needs one")
+	}
+	group := filepath.Join(own, fmt.Sprintf("nsjail-prog-test-%d", os.Getpid()))
+	dir := filepath.Join(mountPoint, group)
+	for _, d := range []string{dir, filepath.Join(dir, "prog")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			deadline := time.Now().Add(2 * time.Second)
+			for unix.Rmdir(d) == unix.EBUSY && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+		if err := os.Chown(filepath.Join(d, "cgroup.procs"), int(spec.InitUID), int(spec.InitGID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sup, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sup.Close()
+	prog, err := os.Open(filepath.Join(dir, "prog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prog.Close()
+	p, err := Start(spec, Files{Supervisor: sup, Program: prog}, IO{})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer p.Kill()
+	var last Event
+	for ev := range p.Events() {
+		last = ev
+		if ev.Kind == Started {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Pid(), p.Pid()))
+			pid := strings.Fields(string(b))
+			if len(pid) != 1 {
+				t.Fatalf("the init's children: %q", b)
+			}
+			cg, _ := os.ReadFile("/proc/" + pid[0] + "/cgroup")
+			if want := "0::" + group + "/prog\n"; !strings.Contains(string(cg), want) {
+				t.Errorf("the program's cgroups:\n%s\nwant the line %q", cg, strings.TrimSpace(want))
+			}
+		}
+		if ev.Kind == Exited || ev.Kind == Failed {
+			p.Kill()
+		}
+	}
+	if last.Kind != Exited || last.Exit.Code != 0 {
+		t.Errorf("last event %+v, want exit 0", last)
+	}
+}
+
 // The program's umask is 022 whatever the forking process had at the
 // fork: the daemon narrows its own while it creates its socket, and a
 // compiler run then would make binaries nobody may execute.

@@ -91,9 +91,11 @@ type rawInit struct {
 	started    int64
 }
 
-// newRawInit lays out an init for spec; tree is the descriptor the init
-// gets its copy of a root template on, or -1 for a root built in full.
-func newRawInit(spec *Spec, joinFiles, tree int) (*rawInit, error) {
+// newRawInit lays out an init for spec; program is the descriptor of the
+// cgroup2 directory to clone the program's process into, or -1; tree is the
+// descriptor the init gets its copy of a root template on, or -1 for a root
+// built in full.
+func newRawInit(spec *Spec, joinFiles, program, tree int) (*rawInit, error) {
 	var root *rootPlan
 	var err error
 	if tree >= 0 {
@@ -121,6 +123,10 @@ func newRawInit(spec *Spec, joinFiles, tree int) (*rawInit, error) {
 	}
 	q.child = p
 	q.cargs = cloneArgs{exitSignal: uint64(syscall.SIGCHLD), flags: unix.CLONE_VM}
+	if program >= 0 {
+		q.cargs.flags |= unix.CLONE_INTO_CGROUP
+		q.cargs.cgroup = uint64(program)
+	}
 	q.cargs.stack = uint64(uintptr(unsafe.Pointer(&p.stack[0])))
 	q.cargs.stackSize = uint64(stackTop(p.stack) - uintptr(unsafe.Pointer(&p.stack[0])))
 	q.chld = 1 << (uint(syscall.SIGCHLD) - 1)

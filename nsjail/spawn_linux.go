@@ -23,6 +23,12 @@ type Files struct {
 	// Supervisor is a cgroup2 directory the init is cloned into
 	// (CLONE_INTO_CGROUP). Nil: the init stays in its parent's cgroups.
 	Supervisor *os.File
+	// Program is a cgroup2 directory the init clones the program's process
+	// into (CLONE_INTO_CGROUP), with the init's own credentials: they must
+	// be allowed to write its cgroup.procs and that of its common ancestor
+	// with the init's group. Then Join holds only the other hierarchies'
+	// files. Nil: the program joins every group through Join.
+	Program *os.File
 }
 
 // IO are the descriptors of one command, given to Run. Run does not close
@@ -161,10 +167,11 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("sandbox spec: %w", err)
 	}
-	// The init's descriptors: the layout up to fdJoin, then the join files.
-	// One more descriptor may come: the init's copy of a root template.
-	if fdJoin+len(files.Join)+1 > maxInitFDs {
-		return nil, fmt.Errorf("sandbox: %d cgroup files, at most %d", len(files.Join), maxInitFDs-fdJoin-1)
+	// The init's descriptors: the layout up to fdJoin, then the join files,
+	// then the program's cgroup directory. One more descriptor may come:
+	// the init's copy of a root template.
+	if fdJoin+len(files.Join)+2 > maxInitFDs {
+		return nil, fmt.Errorf("sandbox: %d cgroup files, at most %d", len(files.Join), maxInitFDs-fdJoin-2)
 	}
 	h, err := currentHelper()
 	if err != nil {
@@ -202,9 +209,12 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 		control.Close()
 		return nil, err
 	}
-	req := &spawnRequest{Spec: *spec, JoinFiles: len(files.Join), Supervisor: files.Supervisor != nil}
+	req := &spawnRequest{Spec: *spec, JoinFiles: len(files.Join), Program: files.Program != nil, Supervisor: files.Supervisor != nil}
 	req.Spec.Command = Command{}
 	sent := append([]*os.File{specR, reportW, initControl}, files.Join...)
+	if files.Program != nil {
+		sent = append(sent, files.Program)
+	}
 	if files.Supervisor != nil {
 		sent = append(sent, files.Supervisor)
 	}
