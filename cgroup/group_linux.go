@@ -323,16 +323,7 @@ func (g *Group) joinFiles(unified bool) ([]*os.File, error) {
 // clone3(CLONE_INTO_CGROUP) of the program's process by the supervisor,
 // after DelegateJoin has let the supervisor's uid do so; (nil, nil) on pure
 // v1. The caller closes the file.
-func (g *Group) ProgramDir() (*os.File, error) {
-	if g.prog == "" {
-		return nil, nil
-	}
-	f, err := g.m.k.openFile(g.prog, os.O_RDONLY|unix.O_DIRECTORY)
-	if err != nil {
-		return nil, fmt.Errorf("cgroup: program dir of %s: %w", g.name, err)
-	}
-	return f, nil
-}
+func (g *Group) ProgramDir() (*os.File, error) { return g.openDir(g.prog, "program") }
 
 // DelegateJoin lets uid and gid (the supervisor's) move a process from the
 // supervisor's cgroup2 group into the prog leaf: the kernel asks for write
@@ -355,13 +346,17 @@ func (g *Group) DelegateJoin(uid, gid int) error {
 // for clone3(CLONE_INTO_CGROUP) of the sandbox's init. It returns (nil, nil)
 // on pure v1, where the supervisor stays outside the run's groups. The
 // caller closes the file.
-func (g *Group) SupervisorDir() (*os.File, error) {
-	if g.unified == "" {
+func (g *Group) SupervisorDir() (*os.File, error) { return g.openDir(g.init, "supervisor") }
+
+// openDir opens a cgroup2 directory of the run for CLONE_INTO_CGROUP;
+// (nil, nil) when there is none (dir is "").
+func (g *Group) openDir(dir, role string) (*os.File, error) {
+	if dir == "" {
 		return nil, nil
 	}
-	f, err := g.m.k.openFile(g.init, os.O_RDONLY|unix.O_DIRECTORY)
+	f, err := g.m.k.openFile(dir, os.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return nil, fmt.Errorf("cgroup: supervisor dir of %s: %w", g.name, err)
+		return nil, fmt.Errorf("cgroup: %s dir of %s: %w", role, g.name, err)
 	}
 	return f, nil
 }

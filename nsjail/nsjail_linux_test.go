@@ -178,35 +178,50 @@ func ownCgroup2(t *testing.T) (mountPoint, group string) {
 	return "", ""
 }
 
-func TestInitClonedIntoCgroup(t *testing.T) {
-	spec := testSpec(t, "sleep", "1")
+// cgroup2Group makes a group of our own beneath our own cgroup2 group, with
+// the given children, each removed at the test's end; it gives the
+// group's path in the hierarchy and its directory. No controllers are
+// enabled in ours: a process may be cloned into it on pure v2 and hybrid
+// alike.
+func cgroup2Group(t *testing.T, name string, children ...string) (group, dir string) {
+	t.Helper()
 	mountPoint, own := ownCgroup2(t)
 	if mountPoint == "" {
 		t.Skip("no cgroup2 hierarchy is mounted: CLONE_INTO_CGROUP needs one")
 	}
-	// A group of our own beneath our own, with no controllers enabled in
-	// ours: a process may be cloned into it on pure v2 and hybrid alike.
-	group := filepath.Join(own, fmt.Sprintf("nsjail-test-%d", os.Getpid()))
-	dir := filepath.Join(mountPoint, group)
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
+	group = filepath.Join(own, fmt.Sprintf("%s-%d", name, os.Getpid()))
+	dir = filepath.Join(mountPoint, group)
+	dirs := []string{dir}
+	for _, c := range children {
+		dirs = append(dirs, filepath.Join(dir, c))
 	}
-	defer func() {
-		// The init and its program are reaped by now; the kernel may take
-		// a moment to let go of the group.
-		deadline := time.Now().Add(2 * time.Second)
-		for {
-			err := unix.Rmdir(dir)
-			if err == unix.EBUSY && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-				continue
-			}
-			if err != nil {
-				t.Errorf("rmdir %s: %v", dir, err)
-			}
-			return
+	for _, d := range dirs {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
 		}
-	}()
+		t.Cleanup(func() {
+			// The processes are reaped by now; the kernel may take a
+			// moment to let go of the group.
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				err := unix.Rmdir(d)
+				if err == unix.EBUSY && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				if err != nil {
+					t.Errorf("rmdir %s: %v", d, err)
+				}
+				return
+			}
+		})
+	}
+	return group, dir
+}
+
+func TestInitClonedIntoCgroup(t *testing.T) {
+	spec := testSpec(t, "sleep", "1")
+	group, dir := cgroup2Group(t, "nsjail-test")
 	sup, err := os.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -242,22 +257,8 @@ func TestInitClonedIntoCgroup(t *testing.T) {
 // its own credentials: those given the run's cgroup.procs files.
 func TestProgramClonedIntoCgroup(t *testing.T) {
 	spec := testSpec(t, "sleep", "1")
-	mountPoint, own := ownCgroup2(t)
-	if mountPoint == "" {
-		t.Skip("no cgroup2 hierarchy is mounted: CLONE_INTO_CGROUP needs one")
-	}
-	group := filepath.Join(own, fmt.Sprintf("nsjail-prog-test-%d", os.Getpid()))
-	dir := filepath.Join(mountPoint, group)
+	group, dir := cgroup2Group(t, "nsjail-prog-test", "prog")
 	for _, d := range []string{dir, filepath.Join(dir, "prog")} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			deadline := time.Now().Add(2 * time.Second)
-			for unix.Rmdir(d) == unix.EBUSY && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
-		}()
 		if err := os.Chown(filepath.Join(d, "cgroup.procs"), int(spec.InitUID), int(spec.InitGID)); err != nil {
 			t.Fatal(err)
 		}
