@@ -14,8 +14,9 @@ all: build
 
 build: $(BINS)
 
-# The sandbox init is a small program of its own, embedded in sandboxd: it
-# starts much faster than the whole daemon binary would, on every run.
+# The init helper is a small program of its own, embedded in sandboxd and
+# started once by the daemon: every sandbox's init is a clone of it, which
+# shares its memory, so it is kept far smaller than the daemon binary.
 nsjail/sandboxd-init: FORCE
 	$(GO) build $(GOFLAGS) -trimpath -ldflags '-s -w' -o $@ ./cmd/sandboxd-init
 
