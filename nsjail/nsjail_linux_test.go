@@ -429,17 +429,7 @@ func TestSpawnWaitKillsALateInit(t *testing.T) {
 // The helper's death ends its sandboxes, each with a Failed event; the
 // next Prepare starts another helper.
 func TestHelperDeath(t *testing.T) {
-	spec := testSpec(t, "/bin/sleep", "60")
-	p, err := Prepare(spec, Files{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ev := <-p.Events(); ev.Kind != Ready {
-		t.Fatalf("first event %+v, want Ready", ev)
-	}
-	if !p.Alive() {
-		t.Fatal("a ready sandbox is not Alive")
-	}
+	p := readySandbox(t, testSpec(t, "/bin/sleep", "60"))
 	helperMu.Lock()
 	h := theHelper
 	helperMu.Unlock()
@@ -470,7 +460,21 @@ func TestHelperDeath(t *testing.T) {
 
 // An init killed from outside: Alive says so before anyone reads its end.
 func TestAliveSeesTheInitDie(t *testing.T) {
-	p, err := Prepare(testSpec(t, "/bin/true"), Files{})
+	p := readySandbox(t, testSpec(t, "/bin/true"))
+	syscall.Kill(p.Pid(), syscall.SIGKILL)
+	waitUntil(t, "Alive says no", func() bool { return !p.Alive() })
+	for range p.Events() {
+	}
+	if p.Alive() {
+		t.Error("Alive after Done")
+	}
+}
+
+// readySandbox prepares a sandbox for spec and waits until it is Ready,
+// and Alive.
+func readySandbox(t *testing.T, spec *Spec) *Process {
+	t.Helper()
+	p, err := Prepare(spec, Files{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,13 +484,7 @@ func TestAliveSeesTheInitDie(t *testing.T) {
 	if !p.Alive() {
 		t.Fatal("a ready sandbox is not Alive")
 	}
-	syscall.Kill(p.Pid(), syscall.SIGKILL)
-	waitUntil(t, "Alive says no", func() bool { return !p.Alive() })
-	for range p.Events() {
-	}
-	if p.Alive() {
-		t.Error("Alive after Done")
-	}
+	return p
 }
 
 func waitUntil(t *testing.T, what string, ok func() bool) {
