@@ -190,8 +190,9 @@ func removeWorkspaceDir(dir string) error {
 // workspaces' dir, unless the state dir is a tmpfs already: each workspace
 // is a directory made and removed there, which costs several times more on
 // a disk file system (ext4 journals it) than in memory. A tmpfs a previous
-// daemon left there (after reclaimWorkspaces, empty) is replaced. mounted
-// tells whether unmountWorkspacesDir has something to do.
+// daemon left there (after reclaimWorkspaces, empty) is replaced; a mount
+// of anyone else's there is used as it is. mounted tells whether
+// unmountWorkspacesDir has something to do.
 func mountWorkspacesDir(stateDir string) (mounted bool, err error) {
 	dir := workspacesDir(stateDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -204,17 +205,15 @@ func mountWorkspacesDir(stateDir string) (mounted bool, err error) {
 	if fs.Type == unix.TMPFS_MAGIC {
 		return false, nil
 	}
-	var parent, own unix.Stat_t
-	if err := unix.Stat(stateDir, &parent); err != nil {
-		return false, fmt.Errorf("workspaces: %w", &os.PathError{Op: "stat", Path: stateDir, Err: err})
-	}
-	if err := unix.Stat(dir, &own); err != nil {
-		return false, fmt.Errorf("workspaces: %w", &os.PathError{Op: "stat", Path: dir, Err: err})
-	}
-	if own.Dev != parent.Dev {
+	switch src, err := mountSource(dir); {
+	case err != nil:
+		return false, fmt.Errorf("workspaces: %w", err)
+	case src == workspacesSource:
 		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
 			return false, fmt.Errorf("workspaces: %w", &os.PathError{Op: "unmount the previous tmpfs", Path: dir, Err: err})
 		}
+	case src != "":
+		return false, nil
 	}
 	// Only empty directories live here, as mount points: the size is room
 	// for nothing else, and each directory is an inode.
@@ -226,6 +225,25 @@ func mountWorkspacesDir(stateDir string) (mounted bool, err error) {
 
 // workspacesSource names the workspaces' tmpfs in mountinfo.
 const workspacesSource = "sandboxd-workspaces"
+
+// mountSource is the source of the topmost mount on dir, as mountinfo
+// gives it; "" when nothing is mounted there.
+func mountSource(dir string) (string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	src := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		// "<id> <parent> <dev> <root> <mount point> ... - <type> <source> <options>"
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if ok && len(f) >= 5 && len(g) >= 2 && f[4] == dir {
+			src = g[1]
+		}
+	}
+	return src, nil
+}
 
 // unmountWorkspacesDir takes down what mountWorkspacesDir mounted, with
 // every workspace still under it.
