@@ -99,10 +99,16 @@ func (t *templates) clone(spec *Spec) int {
 		return -1
 	}
 	fd, err := unix.OpenTree(tp.fd, "", unix.OPEN_TREE_CLONE|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH|unix.OPEN_TREE_CLOEXEC)
-	if err != nil {
+	if err == unix.EINVAL || err == unix.EPERM || err == unix.ENOSYS {
 		// This kernel copies no detached tree: never again.
 		unix.Close(tp.fd)
 		tp.fd, tp.made, tp.err = -1, now.Add(time.Duration(1<<62)), err
+		return -1
+	}
+	if err != nil {
+		// Out of something for now: this root is built in full, and the
+		// next one tries a new template.
+		t.drop(key)
 		return -1
 	}
 	return fd
