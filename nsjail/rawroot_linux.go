@@ -180,15 +180,12 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 		r.mountPoint(target, false)
 		r.mount("bind /dev/"+name, "/dev/"+name, target, "", unix.MS_BIND, "")
 	}
-	links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"}
-	for _, link := range slices.Sorted(maps.Keys(links)) {
-		r.call("symlink /dev/"+link, unix.SYS_SYMLINKAT, 0, r.str(links[link]), atFDCWD, r.str(filepath.Join(dev, link)))
+	for _, link := range slices.Sorted(maps.Keys(devLinks)) {
+		r.call("symlink /dev/"+link, unix.SYS_SYMLINKAT, 0, r.str(devLinks[link]), atFDCWD, r.str(filepath.Join(dev, link)))
 	}
-	r.tmpfs(filepath.Join(dev, "shm"), 0o1777, spec.TmpBytes, unix.MS_NOEXEC, sandboxOwned)
+	r.mkdirAll(filepath.Join(dev, "shm"))
 	r.remount(dev, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
-	r.mkdirAll(filepath.Join(root, "proc"))
-	r.mount("mount proc /proc", "proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
-	r.tmpfs(filepath.Join(root, "tmp"), 0o1777, spec.TmpBytes, 0, sandboxOwned)
+	r.sandboxMounts(spec)
 	r.mkdirAll(filepath.Join(root, WorkspaceDir))
 	for _, p := range slices.Sorted(maps.Keys(spec.Files)) {
 		target := filepath.Join(root, p)
@@ -208,6 +205,16 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 	r.remount("/", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
 	r.identity(spec)
 	return r, nil
+}
+
+// sandboxMounts are the mounts each sandbox gets of its own, however its
+// root was made: /dev/shm and /tmp, and /proc of its pid namespace.
+func (r *rootPlan) sandboxMounts(spec *Spec) {
+	r.tmpfs(filepath.Join(r.root, "dev", "shm"), 0o1777, spec.TmpBytes, unix.MS_NOEXEC, sandboxOwned)
+	proc := filepath.Join(r.root, "proc")
+	r.mkdirAll(proc)
+	r.mount("mount proc /proc", "proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	r.tmpfs(filepath.Join(r.root, "tmp"), 0o1777, spec.TmpBytes, 0, sandboxOwned)
 }
 
 // pivot makes the root built at r.root the namespace's root, and lets go

@@ -381,9 +381,8 @@ func (b *tmplBuilder) dev() error {
 				return err
 			}
 		}
-		links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"}
-		for _, link := range slices.Sorted(maps.Keys(links)) {
-			if err := d.symlink(links[link], link); err != nil {
+		for _, link := range slices.Sorted(maps.Keys(devLinks)) {
+			if err := d.symlink(devLinks[link], link); err != nil {
 				return err
 			}
 		}
@@ -446,9 +445,7 @@ func planTemplateRoot(spec *Spec, treeFD int) (*rootPlan, error) {
 	r.mount("make / private", "", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
 	r.call("attach the root", unix.SYS_MOVE_MOUNT, 0, uintptr(treeFD), r.str(""), atFDCWD, r.str(root), unix.MOVE_MOUNT_F_EMPTY_PATH)
 	r.call("close the root's descriptor", unix.SYS_CLOSE, 0, uintptr(treeFD))
-	r.tmpfs(filepath.Join(dev, "shm"), 0o1777, spec.TmpBytes, unix.MS_NOEXEC, sandboxOwned)
-	r.mount("mount proc /proc", "proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
-	r.tmpfs(filepath.Join(root, "tmp"), 0o1777, spec.TmpBytes, 0, sandboxOwned)
+	r.sandboxMounts(spec)
 	r.pivot()
 	r.identity(spec)
 	return r, nil
