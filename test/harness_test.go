@@ -211,19 +211,12 @@ func newDirs(before, after map[string]bool) []string {
 
 func execCgroups() []string {
 	var found []string
-	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
-			return nil
+	for d := range cgroupDirs() {
+		if strings.HasPrefix(filepath.Base(d), "exec-") && strings.Contains(d, "/sandboxd/") {
+			found = append(found, d)
 		}
-		if strings.Count(p, "/") > 8 {
-			return fs.SkipDir
-		}
-		if strings.HasPrefix(d.Name(), "exec-") && strings.Contains(p, "/sandboxd/") {
-			found = append(found, p)
-			return fs.SkipDir
-		}
-		return nil
-	})
+	}
+	slices.Sort(found)
 	return found
 }
 
