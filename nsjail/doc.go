@@ -27,8 +27,9 @@
 // filters with SECCOMP_FILTER_FLAG_NEW_LISTENER (5.0), close_range (5.11),
 // and clone3 CLONE_INTO_CGROUP (5.7) where a cgroup2 directory is given.
 // Roots come from shared templates where the kernel attaches mounts to a
-// detached mount tree and copies one (6.15); elsewhere each init builds its
-// whole root.
+// detached mount tree (6.15): each init is cloned in a template mount
+// namespace and starts with its root in place; elsewhere each init builds
+// its whole root.
 //
 // # The init helper, and inits without exec
 //
@@ -57,19 +58,19 @@
 //	daemon (Prepare, Run)     helper               init (pid 1; root of the user ns,
 //	                                                 mapped to InitUID: every capability
 //	                                                 in its namespaces, none outside)
-//	  Spec, fds ------------>  plan the root; copy its
-//	                           template (template_linux.go)
+//	  Spec, fds ------------>  plan the root; enter its
+//	                           template namespace (template_linux.go)
 //	                           clone3(VM|NEWUSER|NEWPID|NEWNS|...)
 //	                           [CLONE_INTO_CGROUP supervisor dir]
 //	                           write uid_map/gid_map, release -->  setresuid/gid 0;
 //	                                                 death signal; lay out fds 0..
-//	  <-- pid, pidfd, image ---                      make "/" private; the root:
-//	                                                 a template's copy attached at
-//	                                                 RootDir, /dev/shm, /proc, /tmp
-//	                                                 (or: tmpfs on RootDir, binds (ro),
-//	                                                 /proc, /dev, /tmp, files; "/"
-//	                                                 remounted read-only)
-//	                                                 pivot_root
+//	  <-- pid, pidfd, image ---                      the root is the template's (a copy
+//	                                                 of its namespace): mount /dev/shm,
+//	                                                 /proc, /tmp on it
+//	                                                 (or: make "/" private; tmpfs on
+//	                                                 RootDir, binds (ro), /proc, /dev,
+//	                                                 /tmp, files; "/" remounted
+//	                                                 read-only; pivot_root)
 //	                                                 hostname, loopback up
 //	                                                 clone3(VM [INTO_CGROUP Program]) --
 //	                                                 the program's process:

@@ -78,6 +78,8 @@ func Init() {
 	// signal follows the thread that made them.
 	runtime.LockOSThread()
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte("sandboxd-init\x00")[0])), 0, 0, 0)
+	var tmpl templates
+	tmpl.enableNamespaces()
 	unix.Umask(0o022)
 	f := os.NewFile(helperFD, "helper")
 	c, err := net.FileConn(f)
@@ -86,7 +88,7 @@ func Init() {
 		os.Exit(2)
 	}
 	f.Close()
-	h := &helper{conn: c.(*net.UnixConn), live: map[int]*liveInit{}}
+	h := &helper{conn: c.(*net.UnixConn), live: map[int]*liveInit{}, templates: tmpl}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGCHLD)
 	go h.reap(sig)
@@ -187,15 +189,15 @@ func (h *helper) spawn(req *spawnRequest, fds []*os.File) (spawnReply, int) {
 		files = append(files, fds[3+req.JoinFiles])
 		program = len(files) - 1
 	}
-	tree := -1
-	if fd := h.templates.clone(&req.Spec); fd >= 0 {
+	ns, tree := h.templates.root(&req.Spec)
+	if tree >= 0 {
 		// The init's copy of the root, after the cgroup files.
-		f := os.NewFile(uintptr(fd), "root")
+		f := os.NewFile(uintptr(tree), "root")
 		defer f.Close()
 		files = append(files, f)
 		tree = len(files) - 1
 	}
-	raw, err := newRawInit(&req.Spec, req.JoinFiles, program, tree)
+	raw, err := newRawInit(&req.Spec, req.JoinFiles, program, tree, ns >= 0)
 	if err != nil {
 		return fail(err)
 	}
@@ -215,6 +217,9 @@ func (h *helper) spawn(req *spawnRequest, fds []*os.File) (spawnReply, int) {
 		uidMap: idMap([3]uint32{0, spec.InitUID, 1}, [3]uint32{SandboxUID, spec.HostUID, 1}),
 		gidMap: idMap([3]uint32{0, spec.InitGID, 1}, [3]uint32{SandboxGID, spec.HostGID, 1}),
 		raw:    raw,
+	}
+	if ns >= 0 {
+		is.ns = &nsSwitch{enter: ns, back: h.templates.hostNS}
 	}
 	// The reaper waits while we hold mu: until the init is registered and
 	// has its pidfd, its pid cannot be reaped and reused under us.

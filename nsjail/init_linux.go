@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 )
 
 // initArg0 marks a re-executed binary as the sandboxes' init helper.
@@ -26,8 +27,11 @@ type seccompNotif struct {
 	args  [6]uint64
 }
 
-// lastCap is the highest capability number this kernel knows.
-func lastCap() int {
+// lastCap is the highest capability number this kernel knows: read once,
+// as every sandbox's plan needs it.
+var lastCap = sync.OnceValue(readLastCap)
+
+func readLastCap() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return 63

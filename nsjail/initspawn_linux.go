@@ -24,9 +24,15 @@ type initSpawn struct {
 	uidMap string     // contents of /proc/PID/uid_map
 	gidMap string     // of gid_map (setgroups is denied)
 	raw    *rawInit   // not nil: the init runs rawInitMain instead of its exec
+	ns     *nsSwitch  // not nil: the mount namespace to clone the init in
 
 	plan *initPlan // set by startInit: what a raw init runs on, to keep while it lives
 }
+
+// nsSwitch is a mount namespace to clone an init in: the calling thread
+// (with a file system context of its own) enters it for the clone, and
+// goes back to its own.
+type nsSwitch struct{ enter, back int }
 
 // initPlan is everything the init's process needs between its clone and
 // its exec, laid out beforehand: like childMain, initChildMain allocates
@@ -143,9 +149,23 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	defer runtime.KeepAlive(p)
 	defer runtime.KeepAlive(s)
 	syscall.ForkLock.Lock()
+	if s.ns != nil {
+		if err := unix.Setns(s.ns.enter, unix.CLONE_NEWNS); err != nil {
+			syscall.ForkLock.Unlock()
+			return nil, fmt.Errorf("enter the template namespace: %w", err)
+		}
+	}
 	runtimeBeforeFork()
 	pid, errno := startClone(&args, p.stack, cloneInit, unsafe.Pointer(p))
 	runtimeAfterFork()
+	if s.ns != nil {
+		if err := unix.Setns(s.ns.back, unix.CLONE_NEWNS); err != nil {
+			// Every later init would start from the template's namespace,
+			// and every file this process opens would be looked up there.
+			fmt.Fprintf(os.Stderr, "sandboxd-init: back from a template namespace: %v\n", err)
+			os.Exit(2)
+		}
+	}
 	syscall.ForkLock.Unlock()
 	if errno != 0 {
 		return nil, os.NewSyscallError("clone3", errno)

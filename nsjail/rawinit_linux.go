@@ -92,13 +92,16 @@ type rawInit struct {
 }
 
 // newRawInit lays out an init for spec; program is the descriptor of the
-// cgroup2 directory to clone the program's process into, or -1; tree is the
-// descriptor the init gets its copy of a root template on, or -1 for a root
-// built in full.
-func newRawInit(spec *Spec, joinFiles, program, tree int) (*rawInit, error) {
+// cgroup2 directory to clone the program's process into, or -1. The root:
+// inTemplate, the init is cloned in a template namespace and has it
+// already; else tree is the descriptor the init gets its copy of a root
+// template on, or -1 for a root built in full.
+func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*rawInit, error) {
 	var root *rootPlan
 	var err error
-	if tree >= 0 {
+	if inTemplate {
+		root = planNamespaceRoot(spec)
+	} else if tree >= 0 {
 		root, err = planTemplateRoot(spec, tree)
 	} else {
 		root, err = planRoot(spec)

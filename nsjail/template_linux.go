@@ -16,17 +16,30 @@ import (
 
 // Root templates. Most of a sandbox's root is the same for every sandbox
 // of a profile: the read-only binds, /dev, the files in /etc. The helper
-// builds that part once, as a detached mount tree (never attached in any
-// namespace), and gives each init a copy of it (open_tree with
-// OPEN_TREE_CLONE), which the init attaches at its RootDir. The init then
-// adds only what is its own: /tmp, /dev/shm, /proc, and later the
-// workspace. The template is read-only, and so is every mount in it but
-// the device nodes, as when each init built its root: the sandboxes
-// share its tmpfs's contents and can change none of them.
+// builds that part once, as a detached mount tree, and makes it the root
+// of a mount namespace of its own (a template namespace), with nothing
+// else in it but a proc mount. Each init is cloned from within that
+// namespace: its new mount namespace is a copy of the template, its root
+// is the template's root, and it adds only what is its own: /tmp,
+// /dev/shm, /proc (over the template's), and later the workspace. No copy
+// of the host's mounts, no pivot_root and no detach of an old root: the
+// last waited for an RCU grace period in every sandbox.
 //
-// Attaching mounts to a detached tree and copying one need Linux 6.15. Where a template cannot be
-// made or copied, the init builds its root the classic way (planRoot),
-// which is also how a Spec with a writable tmpfs of its own is built.
+// The template is read-only, and so is every mount in it but the device
+// nodes, as when each init built its root; in the init's namespace every
+// one of them is locked besides (a copy made for a less privileged user
+// namespace), so that nothing in the sandbox can unmount one or remount
+// it writable. The proc mount is there because the kernel lets a user
+// namespace mount a proc only where its mount namespace holds one in
+// full view already; it is the host's, mounted with hidepid=invisible,
+// and each init's own /proc covers it before anything else runs.
+//
+// Where no template namespace can be made, each init gets a copy of the
+// template's tree (open_tree with OPEN_TREE_CLONE) and attaches it at its
+// RootDir, then pivots. Attaching mounts to a detached tree and copying
+// one need Linux 6.15. Where a template cannot be made or copied, the init
+// builds its root the classic way (planRoot), which is also how a Spec
+// with a writable tmpfs of its own is built.
 
 // templateMaxAge bounds how long a template serves: it holds copies of the
 // host's mounts as they were when it was built, so a mount made or removed
@@ -38,15 +51,39 @@ const templateMaxAge = 30 * time.Second
 const maxTemplates = 8
 
 type rootTemplate struct {
-	fd   int       // the detached tree; -1 if building it failed
+	fd   int       // the detached tree; -1 if building it failed, or it is ns's root
+	ns   int       // the template namespace, or -1
 	made time.Time // when it was built, or when building failed
 	err  error
 }
 
 // templates are the helper's, by templateKey. Only the helper's main loop
-// uses them.
+// uses them, on its own thread.
 type templates struct {
 	byKey map[string]*rootTemplate
+	// nsOn: template namespaces are made, from the thread that called
+	// enableNamespaces, whose own mount namespace (the host's) hostNS is.
+	nsOn   bool
+	hostNS int
+	// nsErr says why template namespaces are off for good.
+	nsErr error
+}
+
+// enableNamespaces lets the calling thread, which must be locked to its
+// goroutine for good, make template namespaces and clone inits from them:
+// it takes a file system context of its own (setns into a mount
+// namespace needs that), and keeps a descriptor of its mount namespace.
+func (t *templates) enableNamespaces() {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		t.nsErr = fmt.Errorf("unshare CLONE_FS: %w", err)
+		return
+	}
+	fd, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.nsErr = err
+		return
+	}
+	t.hostNS, t.nsOn = fd, true
 }
 
 // templateKey is what a template is made of; "" when spec's root cannot
@@ -68,13 +105,14 @@ func templateKey(spec *Spec) string {
 	return string(b)
 }
 
-// clone gives a copy of spec's template, building the template if there is
-// none yet or it is too old; -1 when spec's root is to be built the classic
-// way.
-func (t *templates) clone(spec *Spec) int {
+// root says where spec's root comes from: a template namespace to clone
+// the init in (ns), or a copy of a template's tree to attach (tree), each
+// -1 when not; both -1: the root is built the classic way. It builds the
+// template when there is none yet or it is too old.
+func (t *templates) root(spec *Spec) (ns, tree int) {
 	key := templateKey(spec)
 	if key == "" {
-		return -1
+		return -1, -1
 	}
 	now := time.Now()
 	tp := t.byKey[key]
@@ -91,32 +129,109 @@ func (t *templates) clone(spec *Spec) int {
 		if t.byKey == nil {
 			t.byKey = map[string]*rootTemplate{}
 		}
-		fd, err := buildTemplate(spec)
-		tp = &rootTemplate{fd: fd, made: now, err: err}
+		tp = t.build(spec, now)
 		t.byKey[key] = tp
 	}
+	if tp.ns >= 0 {
+		return tp.ns, -1
+	}
 	if tp.fd < 0 {
-		return -1
+		return -1, -1
 	}
 	fd, err := unix.OpenTree(tp.fd, "", unix.OPEN_TREE_CLONE|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH|unix.OPEN_TREE_CLOEXEC)
 	if err == unix.EINVAL || err == unix.EPERM || err == unix.ENOSYS {
 		// This kernel copies no detached tree: never again.
 		unix.Close(tp.fd)
 		tp.fd, tp.made, tp.err = -1, now.Add(time.Duration(1<<62)), err
-		return -1
+		return -1, -1
 	}
 	if err != nil {
 		// Out of something for now: this root is built in full, and the
 		// next one tries a new template.
 		t.drop(key)
-		return -1
+		return -1, -1
 	}
-	return fd
+	return -1, fd
+}
+
+// build makes spec's template: a template namespace where it can, else
+// the detached tree alone.
+func (t *templates) build(spec *Spec, now time.Time) *rootTemplate {
+	tp := &rootTemplate{fd: -1, ns: -1, made: now}
+	tp.fd, tp.err = buildTemplate(spec)
+	if tp.fd < 0 || !t.nsOn {
+		return tp
+	}
+	ns, err := t.namespace(tp.fd, spec.RootDir)
+	if err == nil {
+		unix.Close(tp.fd)
+		tp.fd, tp.ns = -1, ns
+		return tp
+	}
+	// Copies of the tree, from now on. The tree was moved into the failed
+	// namespace, which is gone: build it again.
+	t.nsOn, t.nsErr = false, err
+	unix.Close(tp.fd)
+	tp.fd, tp.err = buildTemplate(spec)
+	return tp
+}
+
+// namespace makes a template namespace with the detached tree as its root
+// (the tree is moved there), and returns a descriptor of it. The calling
+// thread goes into a new mount namespace to build it, and comes back to
+// hostNS before it returns; when it cannot come back, the helper exits:
+// it would clone every init from there.
+func (t *templates) namespace(tree int, rootDir string) (ns int, err error) {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return -1, &SetupError{"template namespace: unshare", err}
+	}
+	defer func() {
+		if serr := unix.Setns(t.hostNS, unix.CLONE_NEWNS); serr != nil {
+			fmt.Fprintf(os.Stderr, "sandboxd-init: back from a template namespace: %v\n", serr)
+			os.Exit(2)
+		}
+	}()
+	step := func(name string, err error) error {
+		if err != nil {
+			return &SetupError{"template namespace: " + name, err}
+		}
+		return nil
+	}
+	root := filepath.Clean(rootDir)
+	// Nothing done here may show in the host's namespace.
+	if err := step("make / private", unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")); err != nil {
+		return -1, err
+	}
+	if err := step("mkdir "+root, os.MkdirAll(root, 0o755)); err != nil {
+		return -1, err
+	}
+	if err := step("attach the root", unix.MoveMount(tree, "", unix.AT_FDCWD, root, unix.MOVE_MOUNT_F_EMPTY_PATH)); err != nil {
+		return -1, err
+	}
+	if err := step("mount proc", unix.Mount("proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "hidepid=invisible")); err != nil {
+		return -1, err
+	}
+	if err := step("chdir "+root, unix.Chdir(root)); err != nil {
+		return -1, err
+	}
+	if err := step("pivot_root", unix.PivotRoot(".", ".")); err != nil {
+		return -1, err
+	}
+	if err := step("detach the old root", unix.Unmount(".", unix.MNT_DETACH)); err != nil {
+		return -1, err
+	}
+	ns, err = unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	return ns, step("open", err)
 }
 
 func (t *templates) drop(key string) {
-	if tp := t.byKey[key]; tp != nil && tp.fd >= 0 {
-		unix.Close(tp.fd)
+	if tp := t.byKey[key]; tp != nil {
+		if tp.fd >= 0 {
+			unix.Close(tp.fd)
+		}
+		if tp.ns >= 0 {
+			unix.Close(tp.ns)
+		}
 	}
 	delete(t.byKey, key)
 }
@@ -449,4 +564,15 @@ func planTemplateRoot(spec *Spec, treeFD int) (*rootPlan, error) {
 	r.pivot()
 	r.identity(spec)
 	return r, nil
+}
+
+// planNamespaceRoot lays out, for rawInitMain, a root that is there
+// already: the init was cloned in a template namespace, and its own is a
+// copy of it, root and all.
+func planNamespaceRoot(spec *Spec) *rootPlan {
+	r := &rootPlan{root: "/", created: map[string]bool{}}
+	r.sandboxMounts(spec)
+	r.call("chdir /", unix.SYS_CHDIR, 0, r.str("/"))
+	r.identity(spec)
+	return r
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -148,7 +150,10 @@ func TestTemplateCache(t *testing.T) {
 	}()
 	clone := func(s *Spec) {
 		t.Helper()
-		fd := ts.clone(s)
+		ns, fd := ts.root(s)
+		if ns >= 0 {
+			t.Fatal("a template namespace from templates that were not given one")
+		}
 		if fd < 0 {
 			t.Fatalf("no copy of a template: %v", ts.byKey[templateKey(s)].err)
 		}
@@ -161,7 +166,7 @@ func TestTemplateCache(t *testing.T) {
 	if !templatesExpected(t) {
 		// This kernel cannot: no copy, the failure kept so that it is not
 		// tried again for every sandbox.
-		if fd := ts.clone(spec); fd >= 0 {
+		if _, fd := ts.root(spec); fd >= 0 {
 			unix.Close(fd)
 			t.Fatal("a copy of a template on a kernel before 6.15")
 		}
@@ -191,5 +196,85 @@ func TestTemplateCache(t *testing.T) {
 	}
 	if templateKey(&Spec{Mounts: []Mount{{Kind: MountTmpfs, Target: "/w", Writable: true}}}) != "" {
 		t.Error("a writable tmpfs would be shared through a template")
+	}
+}
+
+// A template namespace is made on the calling thread, which comes back to
+// its own mount namespace, and leaves no mount in it; a sandbox cloned
+// from one sees its own pid namespace in /proc, not the host's under it.
+func TestTemplateNamespace(t *testing.T) {
+	if !templatesExpected(t) {
+		t.Skip("template namespaces are made from detached trees, which need Linux 6.15")
+	}
+	// This thread's file system context becomes its own: it must never
+	// serve another goroutine, so it ends with this one (no unlock).
+	runtime.LockOSThread()
+	var ts templates
+	ts.enableNamespaces()
+	if !ts.nsOn {
+		t.Fatalf("no template namespaces: %v", ts.nsErr)
+	}
+	defer func() {
+		for k := range ts.byKey {
+			ts.drop(k)
+		}
+		unix.Close(ts.hostNS)
+	}()
+	before, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec(t, "/bin/true")
+	ns, tree := ts.root(spec)
+	if ns < 0 || tree >= 0 {
+		t.Fatalf("root: namespace %d, tree %d (%v, %v)", ns, tree, ts.byKey[templateKey(spec)].err, ts.nsErr)
+	}
+	if again, _ := ts.root(spec); again != ns {
+		t.Errorf("a second template namespace for the same root: %d, then %d", ns, again)
+	}
+	var host, self, tmpl unix.Stat_t
+	if err := unix.Fstat(ts.hostNS, &host); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Stat("/proc/thread-self/ns/mnt", &self); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fstat(ns, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	if self.Ino != host.Ino {
+		t.Errorf("the thread is in mount namespace %d, not back in its own, %d", self.Ino, host.Ino)
+	}
+	if tmpl.Ino == host.Ino {
+		t.Error("the template namespace is the thread's own")
+	}
+	after, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after) != string(before) {
+		t.Errorf("the host's mounts changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// The helper's sandboxes come from a template namespace too: the
+	// template's proc is in their mountinfo, beneath their own.
+	inside := testSpec(t, "sh", "-c", "ls /proc | grep -c '^[0-9]'; cat /proc/1/comm; grep -c ' /proc .* proc proc rw,hidepid=invisible$' /proc/self/mountinfo")
+	o := run(t, inside)
+	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {
+		t.Fatalf("last event %+v, stderr %q", ev, o.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(o.stdout), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("inside: %q", o.stdout)
+	}
+	n, comm := lines[0], lines[1]
+	if lines[2] != "1" {
+		t.Errorf("%s mounts of the template's proc in the sandbox's mountinfo, want 1 (a sandbox not cloned in a template namespace?)", lines[2])
+	}
+	if k, err := strconv.Atoi(n); err != nil || k > 4 {
+		t.Errorf("the sandbox's /proc lists %s processes: the host's?", n)
+	}
+	if comm == "systemd" || comm == "init" {
+		t.Errorf("pid 1 in the sandbox's /proc is %q", comm)
 	}
 }
