@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxd/sandboxd/cgroup"
+	"github.com/sandboxd/sandboxd/nsjail"
 	"github.com/sandboxd/sandboxd/seccomp"
 )
 
@@ -65,6 +66,9 @@ type Engine struct {
 
 	poolsMu sync.Mutex
 	pools   map[string]*pool // by profile name; nil until StartPools
+
+	specsMu sync.Mutex
+	specs   map[*Profile]*nsjail.Spec // what each profile's sandboxes share
 
 	retiring sync.WaitGroup // teardowns of finished steps' sandboxes
 	gate     gate           // holds the pools' refills back while jobs run

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -220,22 +221,40 @@ func (e *Engine) sandboxFor(ctx context.Context, req *StepRequest) (*sandbox, er
 // spec is the sandbox a profile describes, for the program to run as
 // hostID.
 func (e *Engine) spec(p *Profile, hostID uint32) *nsjail.Spec {
-	mounts := make([]nsjail.Mount, 0, len(p.Binds))
-	for _, b := range p.Binds {
-		mounts = append(mounts, nsjail.Mount{Kind: nsjail.MountBind, Source: b, Target: b, Optional: true})
+	e.specsMu.Lock()
+	shared := e.specs[p]
+	if shared == nil {
+		mounts := make([]nsjail.Mount, 0, len(p.Binds))
+		for _, b := range p.Binds {
+			mounts = append(mounts, nsjail.Mount{Kind: nsjail.MountBind, Source: b, Target: b, Optional: true})
+		}
+		shared = &nsjail.Spec{
+			InitUID:  e.initID,
+			InitGID:  e.initID,
+			RootDir:  e.rootDir,
+			Mounts:   mounts,
+			Files:    etcFiles("sandbox"),
+			TmpBytes: p.TmpBytes,
+			Seccomp:  e.filter,
+			// The helper keeps this part of the Spec by its key: each
+			// sandbox sends only its host ids. Keys are the process's
+			// own, as the helper is.
+			Key: fmt.Sprintf("%s#%d", p.Name, specKeys.Add(1)),
+		}
+		if e.specs == nil {
+			e.specs = map[*Profile]*nsjail.Spec{}
+		}
+		e.specs[p] = shared
 	}
-	return &nsjail.Spec{
-		HostUID:  hostID,
-		HostGID:  hostID,
-		InitUID:  e.initID,
-		InitGID:  e.initID,
-		RootDir:  e.rootDir,
-		Mounts:   mounts,
-		Files:    etcFiles("sandbox"),
-		TmpBytes: p.TmpBytes,
-		Seccomp:  e.filter,
-	}
+	e.specsMu.Unlock()
+	spec := *shared
+	spec.HostUID, spec.HostGID = hostID, hostID
+	return &spec
 }
+
+// specKeys numbers the Specs of every engine of the process (see
+// nsjail.Spec.Key).
+var specKeys atomic.Uint64
 
 // command turns a request into the jail's plain-data command.
 func (e *Engine) command(req *StepRequest, lim api.Limits) *nsjail.Command {

@@ -47,7 +47,8 @@
 // memory: the helper's garbage collector may be marking it meanwhile.
 //
 // The daemon talks to the helper over a SOCK_SEQPACKET socket: a spawn
-// request (the Spec as JSON, with the init's descriptors) is answered with
+// request (the Spec as JSON, or only its Key once the helper has it, with
+// the sandbox's host ids and the init's descriptors) is answered with
 // the init's pid, a pidfd and where the command's image goes in the init's
 // memory; the helper reports each init it reaps. The helper dies with the
 // daemon (its death signal), and the inits with the helper (theirs); the

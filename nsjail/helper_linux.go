@@ -31,13 +31,29 @@ import (
 // fdSpec's, fdReport's and fdControl's ends for the init, the join files,
 // the program's cgroup directory when Program is set, then the supervisor
 // cgroup directory when Supervisor is set.
+//
+// Spec is nil when Key names a Spec the helper was sent before; the
+// helper keeps at most maxKeyedSpecs of them, and answers errUnknownKey for
+// one it no longer has. HostUID and HostGID are the sandbox's own, with
+// either.
 type spawnRequest struct {
 	ID         uint64 `json:"id"`
-	Spec       Spec   `json:"spec"`
+	Spec       *Spec  `json:"spec,omitempty"`
+	Key        string `json:"key,omitempty"`
+	HostUID    uint32 `json:"host_uid"`
+	HostGID    uint32 `json:"host_gid"`
 	JoinFiles  int    `json:"join_files"`
 	Program    bool   `json:"program,omitempty"`
 	Supervisor bool   `json:"supervisor"`
 }
+
+// maxKeyedSpecs bounds the Specs the helper keeps by Key; more, and it
+// forgets them all.
+const maxKeyedSpecs = 64
+
+// errUnknownKey is the helper's answer to a Key it does not have: the
+// daemon sends the whole Spec again.
+const errUnknownKey = "unknown spec key"
 
 // spawnReply answers a spawnRequest; with a pidfd of the init when it runs.
 type spawnReply struct {
@@ -118,8 +134,10 @@ func Init() {
 		var req spawnRequest
 		if err := json.Unmarshal(buf[:n], &req); err != nil {
 			reply.Error = "bad request: " + err.Error()
+		} else if spec, tmplKey, ok := h.specOf(&req); !ok {
+			reply = spawnReply{ID: req.ID, Error: errUnknownKey}
 		} else {
-			reply, pidfd = h.spawn(&req, files)
+			reply, pidfd = h.spawn(&req, spec, tmplKey, files)
 		}
 		for _, f := range files {
 			f.Close()
@@ -140,6 +158,43 @@ type helper struct {
 	null *os.File
 
 	templates templates // roots built ahead, for the main loop only
+	specs     map[string]*keyedSpec
+}
+
+// keyedSpec is a Spec the daemon named with a Key, and its template key.
+type keyedSpec struct {
+	spec    *Spec
+	tmplKey string
+}
+
+// specOf is the request's Spec, for its sandbox's host ids, and the
+// Spec's template key; false when it names a Spec by a Key the helper does
+// not have.
+func (h *helper) specOf(req *spawnRequest) (*Spec, string, bool) {
+	var ks *keyedSpec
+	switch {
+	case req.Spec != nil:
+		ks = &keyedSpec{spec: req.Spec, tmplKey: templateKey(req.Spec)}
+		if req.Key != "" {
+			if len(h.specs) >= maxKeyedSpecs {
+				clear(h.specs)
+			}
+			if h.specs == nil {
+				h.specs = map[string]*keyedSpec{}
+			}
+			h.specs[req.Key] = ks
+		}
+	case req.Key != "":
+		if ks = h.specs[req.Key]; ks == nil {
+			return nil, "", false
+		}
+	default:
+		return nil, "", false
+	}
+	// The kept Spec's slices and maps are shared, and never written.
+	spec := *ks.spec
+	spec.HostUID, spec.HostGID = req.HostUID, req.HostGID
+	return &spec, ks.tmplKey, true
 }
 
 type liveInit struct {
@@ -160,7 +215,7 @@ func (h *helper) send(m helperMessage, fd int) {
 	}
 }
 
-func (h *helper) spawn(req *spawnRequest, fds []*os.File) (spawnReply, int) {
+func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.File) (spawnReply, int) {
 	reply := spawnReply{ID: req.ID}
 	fail := func(err error) (spawnReply, int) {
 		reply.Error = err.Error()
@@ -189,7 +244,7 @@ func (h *helper) spawn(req *spawnRequest, fds []*os.File) (spawnReply, int) {
 		files = append(files, fds[3+req.JoinFiles])
 		program = len(files) - 1
 	}
-	ns, tree := h.templates.root(&req.Spec)
+	ns, tree := h.templates.root(spec, tmplKey)
 	if tree >= 0 {
 		// The init's copy of the root, after the cgroup files.
 		f := os.NewFile(uintptr(tree), "root")
@@ -197,7 +252,7 @@ func (h *helper) spawn(req *spawnRequest, fds []*os.File) (spawnReply, int) {
 		files = append(files, f)
 		tree = len(files) - 1
 	}
-	raw, err := newRawInit(&req.Spec, req.JoinFiles, program, tree, ns >= 0)
+	raw, err := newRawInit(spec, req.JoinFiles, program, tree, ns >= 0)
 	if err != nil {
 		return fail(err)
 	}
@@ -205,7 +260,6 @@ func (h *helper) spawn(req *spawnRequest, fds []*os.File) (spawnReply, int) {
 	if req.Supervisor {
 		supervisor = fds[len(fds)-1]
 	}
-	spec := &req.Spec
 	is := &initSpawn{
 		files: files,
 		flags: unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNS |
@@ -293,6 +347,7 @@ type helperClient struct {
 	cmd  *exec.Cmd
 
 	sendMu sync.Mutex
+	sent   map[string]bool // Keys whose Spec went to the helper; under sendMu
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -472,54 +527,10 @@ func (h *helperClient) ended() bool {
 // spawn asks the helper for an init; it returns the init's pid, a pidfd,
 // where the program's image goes, and a channel that gets the init's end.
 func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *os.File, <-chan string, error) {
-	ch := make(chan helperResult, 1)
-	h.mu.Lock()
-	if h.gone != nil {
-		h.mu.Unlock()
-		return spawnReply{}, nil, nil, h.gone
-	}
-	h.nextID++
-	req.ID = h.nextID
-	h.pending[req.ID] = ch
-	h.mu.Unlock()
-	b, err := json.Marshal(req)
-	if err == nil && len(b) > maxSpawnRequest {
-		err = fmt.Errorf("sandbox spec: %d bytes as JSON, at most %d (its files and mounts)", len(b), maxSpawnRequest)
-	}
-	if err != nil {
-		h.mu.Lock()
-		delete(h.pending, req.ID)
-		h.mu.Unlock()
-		return spawnReply{}, nil, nil, err
-	}
-	fds := make([]int, len(files))
-	for i, f := range files {
-		fds[i] = int(f.Fd())
-	}
-	h.sendMu.Lock()
-	_, _, err = h.conn.WriteMsgUnix(b, unix.UnixRights(fds...), nil)
-	h.sendMu.Unlock()
-	runtime.KeepAlive(files)
-	if err != nil {
-		h.mu.Lock()
-		delete(h.pending, req.ID)
-		h.mu.Unlock()
-		return spawnReply{}, nil, nil, fmt.Errorf("send to the init helper: %w", err)
-	}
-	var r helperResult
-	t := time.NewTimer(spawnWait)
-	select {
-	case r = <-ch:
-		t.Stop()
-	case <-t.C:
-		h.mu.Lock()
-		_, waiting := h.pending[req.ID]
-		delete(h.pending, req.ID)
-		h.mu.Unlock()
-		if waiting {
-			return spawnReply{}, nil, nil, fmt.Errorf("the init helper did not answer within %v", spawnWait)
-		}
-		r = <-ch // read took it already: it comes at once
+	r := h.ask(req, files, false)
+	if r.err == nil && r.reply.Error == errUnknownKey && req.Key != "" {
+		// The helper forgot this Key's Spec (it keeps a few): send it.
+		r = h.ask(req, files, true)
 	}
 	if r.err != nil {
 		return spawnReply{}, nil, nil, r.err
@@ -545,4 +556,70 @@ func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *
 	}
 	h.mu.Unlock()
 	return r.reply, r.pidfd, dead, nil
+}
+
+// ask sends req to the helper and waits for its answer. The Spec goes
+// along when whole is set or the helper has not had req's Key yet; else
+// only the Key.
+func (h *helperClient) ask(req *spawnRequest, files []*os.File, whole bool) helperResult {
+	ch := make(chan helperResult, 1)
+	h.mu.Lock()
+	if h.gone != nil {
+		h.mu.Unlock()
+		return helperResult{err: h.gone}
+	}
+	h.nextID++
+	req.ID = h.nextID
+	h.pending[req.ID] = ch
+	h.mu.Unlock()
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	h.sendMu.Lock()
+	spec := req.Spec
+	byKey := !whole && req.Key != "" && h.sent[req.Key]
+	if byKey {
+		req.Spec = nil
+	}
+	b, err := json.Marshal(req)
+	req.Spec = spec
+	if err == nil && len(b) > maxSpawnRequest {
+		err = fmt.Errorf("sandbox spec: %d bytes as JSON, at most %d (its files and mounts)", len(b), maxSpawnRequest)
+	}
+	if err == nil {
+		// The helper reads requests in order: one sent after this one
+		// finds the Spec there.
+		if _, _, err = h.conn.WriteMsgUnix(b, unix.UnixRights(fds...), nil); err != nil {
+			err = fmt.Errorf("send to the init helper: %w", err)
+		} else if !byKey && req.Key != "" {
+			if h.sent == nil {
+				h.sent = map[string]bool{}
+			}
+			h.sent[req.Key] = true
+		}
+	}
+	h.sendMu.Unlock()
+	runtime.KeepAlive(files)
+	if err != nil {
+		h.mu.Lock()
+		delete(h.pending, req.ID)
+		h.mu.Unlock()
+		return helperResult{err: err}
+	}
+	t := time.NewTimer(spawnWait)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r
+	case <-t.C:
+		h.mu.Lock()
+		_, waiting := h.pending[req.ID]
+		delete(h.pending, req.ID)
+		h.mu.Unlock()
+		if waiting {
+			return helperResult{err: fmt.Errorf("the init helper did not answer within %v", spawnWait)}
+		}
+		return <-ch // read took it already: it comes at once
+	}
 }

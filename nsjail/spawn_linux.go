@@ -209,8 +209,10 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 		control.Close()
 		return nil, err
 	}
-	req := &spawnRequest{Spec: *spec, JoinFiles: len(files.Join), Program: files.Program != nil, Supervisor: files.Supervisor != nil}
-	req.Spec.Command = Command{}
+	sandbox := *spec
+	sandbox.Command = Command{}
+	req := &spawnRequest{Spec: &sandbox, Key: spec.Key, HostUID: spec.HostUID, HostGID: spec.HostGID,
+		JoinFiles: len(files.Join), Program: files.Program != nil, Supervisor: files.Supervisor != nil}
 	sent := append([]*os.File{specR, reportW, initControl}, files.Join...)
 	if files.Program != nil {
 		sent = append(sent, files.Program)

@@ -106,6 +106,12 @@ type Spec struct {
 	// which Validate refuses unless AllowNoSeccomp is set (tests only).
 	Seccomp        Filter `json:"seccomp"`
 	AllowNoSeccomp bool   `json:"allow_no_seccomp,omitempty"`
+
+	// Key, when not empty, names everything in this Spec but HostUID,
+	// HostGID and the Command: Prepare sends the rest to the init helper
+	// with the first sandbox of a Key, and later only the Key. Specs given
+	// the same Key must not differ in anything else.
+	Key string `json:"-"`
 }
 
 // Filter is a compiled seccomp program. In JSON it is the base64 of the

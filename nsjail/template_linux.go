@@ -108,9 +108,9 @@ func templateKey(spec *Spec) string {
 // root says where spec's root comes from: a template namespace to clone
 // the init in (ns), or a copy of a template's tree to attach (tree), each
 // -1 when not; both -1: the root is built the classic way. It builds the
-// template when there is none yet or it is too old.
-func (t *templates) root(spec *Spec) (ns, tree int) {
-	key := templateKey(spec)
+// template when there is none yet or it is too old. key is
+// templateKey(spec).
+func (t *templates) root(spec *Spec, key string) (ns, tree int) {
 	if key == "" {
 		return -1, -1
 	}

@@ -150,7 +150,7 @@ func TestTemplateCache(t *testing.T) {
 	}()
 	clone := func(s *Spec) {
 		t.Helper()
-		ns, fd := ts.root(s)
+		ns, fd := ts.root(s, templateKey(s))
 		if ns >= 0 {
 			t.Fatal("a template namespace from templates that were not given one")
 		}
@@ -166,7 +166,7 @@ func TestTemplateCache(t *testing.T) {
 	if !templatesExpected(t) {
 		// This kernel cannot: no copy, the failure kept so that it is not
 		// tried again for every sandbox.
-		if _, fd := ts.root(spec); fd >= 0 {
+		if _, fd := ts.root(spec, templateKey(spec)); fd >= 0 {
 			unix.Close(fd)
 			t.Fatal("a copy of a template on a kernel before 6.15")
 		}
@@ -225,11 +225,11 @@ func TestTemplateNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := testSpec(t, "/bin/true")
-	ns, tree := ts.root(spec)
+	ns, tree := ts.root(spec, templateKey(spec))
 	if ns < 0 || tree >= 0 {
 		t.Fatalf("root: namespace %d, tree %d (%v, %v)", ns, tree, ts.byKey[templateKey(spec)].err, ts.nsErr)
 	}
-	if again, _ := ts.root(spec); again != ns {
+	if again, _ := ts.root(spec, templateKey(spec)); again != ns {
 		t.Errorf("a second template namespace for the same root: %d, then %d", ns, again)
 	}
 	var host, self, tmpl unix.Stat_t
