@@ -10,12 +10,15 @@
 // the run is then populated by two parties:
 //
 //   - the sandbox supervisor (nsjail's pid-1 init) is cloned straight into
-//     its cgroup2 group (the init leaf on pure v2, the run group on hybrid):
-//     clone3(CLONE_INTO_CGROUP) with the directory fd from SupervisorDir;
+//     the supervisors' cgroup2 group S/_inits-<pid>, one for every run of
+//     this process and outside them all: clone3(CLONE_INTO_CGROUP) with the
+//     directory fd from SupervisorDir. A run costs one cgroup2 directory;
 //   - the program's process is cloned by the supervisor straight into the
-//     cgroup2 prog leaf (CLONE_INTO_CGROUP with the directory from
+//     run's cgroup2 group (CLONE_INTO_CGROUP with the directory from
 //     ProgramDir; DelegateJoin gives the supervisor's uid the two
-//     cgroup.procs files the kernel asks it to be able to write), and joins
+//     cgroup.procs files the kernel asks it to be able to write: the run
+//     group's and S's, the common ancestor; the supervisor, pid 1 of its
+//     sandbox's pid namespace, can name no process but its own), and joins
 //     the v1 groups itself: the caller hands it the "tasks" files from
 //     ThreadJoinFiles, opened by us as root on the host, and it writes "0"
 //     to each before exec. The kernel checks the opener's credentials, so
@@ -32,7 +35,7 @@
 // Leftovers lists the runs a previous daemon left and Remove reclaims each.
 //
 //	Open ─► Create ─► DelegateJoin, SupervisorDir, ProgramDir, ThreadJoinFiles
-//	        ─► clone3 init ─► clone3 program into prog ─► it joins v1, execs
+//	        ─► clone3 init ─► clone3 program into <run> ─► it joins v1, execs
 //	                                                    │
 //	        CPUUsage/OOMKills (poll) ◄──────────────────┘
 //	        Kill ─► Stats ─► Destroy
@@ -40,39 +43,37 @@
 // # Layouts
 //
 // Pure v2 (the usual systemd host, Delegate=yes). Limits and statistics
-// apply to prog; init holds the supervisor. Controllers are enabled in
-// every group's cgroup.subtree_control from our own group down. If our own
-// group holds this process, the kernel's no-internal-processes rule forbids
-// that, so Open first moves this process into the leaf <Subtree>-self.
+// apply to the run's leaf. Controllers are enabled in every group's
+// cgroup.subtree_control from our own group down. If our own group holds
+// this process, the kernel's no-internal-processes rule forbids that, so
+// Open first moves this process into the leaf <Subtree>-self.
 //
 //	<own group>/                 subtree_control: +memory +pids (+cpu)
 //	├── sandboxd-self/           this process, when it had to move
 //	└── sandboxd/  (S)           subtree_control: +memory +pids (+cpu)
-//	    └── <run>/               subtree_control: +memory +pids (+cpu); cgroup.kill
-//	        ├── init/            supervisor (CLONE_INTO_CGROUP)
-//	        └── prog/            program tree: memory.max, memory.swap.max=0,
+//	    ├── _inits-<pid>/        every run's supervisor (CLONE_INTO_CGROUP); no limits
+//	    └── <run>/               program tree: memory.max, memory.swap.max=0,
 //	                             memory.oom.group=1, pids.max; cpu.stat,
-//	                             memory.peak, memory.events, pids.peak
+//	                             memory.peak, memory.events, pids.peak; cgroup.kill
 //
 // Hybrid (v1 controllers plus a controller-less cgroup2 at Root/unified):
-// the unified tree gives the init/prog split, cgroup.kill and
-// CLONE_INTO_CGROUP, and its prog leaf's cpu.stat is the CPU clock (a
-// cpuacct hierarchy, mounted or not, is left alone). With no controllers
-// there, the run group may hold processes itself, so the supervisor goes
-// straight into it rather than into an init leaf. Each is a group fewer to
-// make and remove per run. The v1 hierarchies hold the program tree only
-// (the supervisor stays outside them) and carry the limits and the memory
-// and pids statistics.
+// the unified tree gives the supervisor/program split, cgroup.kill and
+// CLONE_INTO_CGROUP, and the run group's cpu.stat is the CPU clock (a
+// cpuacct hierarchy, mounted or not, is left alone). The v1 hierarchies
+// hold the program tree only (the supervisor stays outside them) and carry
+// the limits and the memory and pids statistics.
 //
-//	unified/<own>/S/<run>/prog             no writes: no controllers there; the supervisor
-//	                                       in <run>, the program tree in prog; prog/cpu.stat
+//	unified/<own>/S/_inits-<pid>           every run's supervisor
+//	unified/<own>/S/<run>                  no writes: no controllers there; the program
+//	                                       tree; cpu.stat
 //	memory/<own>/S/<run>                   memory.limit_in_bytes, memory.memsw.limit_in_bytes
 //	                                       (same value: no swap); swappiness 0 set once on S
 //	pids/<own>/S/<run>                     pids.max
 //
 // Pure v1: as hybrid without the unified tree, plus cpuacct/<own>/S/<run>
 // (cpuacct.usage*, the CPU clock) and freezer/<own>/S/<run>,
-// which Kill uses; there is no init leaf and SupervisorDir returns nil.
+// which Kill uses; there is no supervisors' group and SupervisorDir
+// returns nil.
 //
 // # Killing
 //
@@ -115,5 +116,6 @@
 // group is a hierarchy's root (on hybrid hosts, typically every hierarchy
 // but a nested memory one), two daemons with the same Subtree share S;
 // Leftovers would show, and Remove would kill, each other's runs. Give each
-// daemon on a host its own Subtree.
+// daemon on a host its own Subtree. (Each process has its own supervisors'
+// group there; Open removes those of processes that are gone.)
 package cgroup

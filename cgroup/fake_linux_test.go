@@ -64,6 +64,7 @@ func TestFakeV2(t *testing.T) {
 	k, cfg := newFakeHost(t, ModeV2, fakeOpts{})
 	const own = "/system.slice/sandboxd.service"
 	const s = own + "/sandboxd"
+	inits := s + "/_inits-" + strconv.Itoa(os.Getpid())
 	m := openFake(t, k, cfg)
 
 	// Open: enabling controllers in our own group fails while we sit in it,
@@ -75,7 +76,7 @@ func TestFakeV2(t *testing.T) {
 		own + "/cgroup.subtree_control <- +cpu",
 		s + "/cgroup.subtree_control <- +cpu +memory +pids",
 	})
-	wantStrings(t, "Open's mkdirs", k.relPaths(k.mkdirs), []string{own + "/sandboxd-self", s})
+	wantStrings(t, "Open's mkdirs", k.relPaths(k.mkdirs), []string{own + "/sandboxd-self", s, inits})
 	assertWritesUnder(t, k, own)
 	if got := k.value(own + "/cgroup.procs"); got != "" {
 		t.Errorf("own group still holds %q", got)
@@ -102,17 +103,18 @@ func TestFakeV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{s + "/r1", s + "/r1/init", s + "/r1/prog"})
+	// One leaf, the program's, with the limits; the init goes to the
+	// inits' group, made at Open.
+	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{s + "/r1"})
 	wantStrings(t, "Create's writes", k.relWrites(), []string{
-		s + "/r1/cgroup.subtree_control <- +cpu +memory +pids",
-		s + "/r1/prog/memory.swap.max <- 0",
-		s + "/r1/prog/memory.oom.group <- 1",
-		s + "/r1/prog/memory.max <- 33554432",
-		s + "/r1/prog/pids.max <- 8",
+		s + "/r1/memory.swap.max <- 0",
+		s + "/r1/memory.oom.group <- 1",
+		s + "/r1/memory.max <- 33554432",
+		s + "/r1/pids.max <- 8",
 	})
 	assertWritesUnder(t, k, s+"/r1")
-	if got := k.value(s + "/r1/init/memory.max"); got != "max" {
-		t.Errorf("init leaf got a memory limit: %q", got)
+	if got := k.value(inits + "/memory.max"); got != "max" {
+		t.Errorf("the inits' group got a memory limit: %q", got)
 	}
 
 	// A group made ahead gets its run's limits later; zero keeps one.
@@ -120,7 +122,7 @@ func TestFakeV2(t *testing.T) {
 	if err := g.SetLimits(Limits{PIDs: 20}); err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "SetLimits' writes", k.relWrites(), []string{s + "/r1/prog/pids.max <- 20"})
+	wantStrings(t, "SetLimits' writes", k.relWrites(), []string{s + "/r1/pids.max <- 20"})
 	if err := g.SetLimits(Limits{MemoryBytes: -1}); err == nil {
 		t.Error("SetLimits took a negative memory limit")
 	}
@@ -129,18 +131,18 @@ func TestFakeV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "JoinFiles", k.relPaths(fileNames(files)), []string{s + "/r1/prog/cgroup.procs"})
+	wantStrings(t, "JoinFiles", k.relPaths(fileNames(files)), []string{s + "/r1/cgroup.procs"})
 	dir, err := g.SupervisorDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.rel(dir.Name()) != s+"/r1/init" {
+	if k.rel(dir.Name()) != inits {
 		t.Errorf("SupervisorDir = %s", dir.Name())
 	}
 	dir.Close()
 
-	// Stats come from the prog leaf.
-	prog := path.Join(k.root, s, "r1/prog")
+	// Stats come from the program's leaf.
+	prog := path.Join(k.root, s, "r1")
 	k.set(prog+"/cpu.stat", "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnice_usec 0\n")
 	k.set(prog+"/memory.peak", "31457280\n")
 	k.set(prog+"/memory.events", "low 0\nhigh 0\nmax 9\noom 1\noom_kill 2\noom_group_kill 1\n")
@@ -171,8 +173,9 @@ func TestFakeV2(t *testing.T) {
 		t.Errorf("Stats after MarkStart = %+v, %v", st, err)
 	}
 
-	// Kill through cgroup.kill, then remove children first.
-	k.put(4001, path.Join(k.root, s, "r1/init"))
+	// Kill through cgroup.kill, then remove the leaf; the supervisor, in
+	// the inits' group, is not the run's to kill.
+	k.put(4001, path.Join(k.root, inits))
 	k.put(4002, prog)
 	k.put(4003, prog)
 	k.resetLog()
@@ -180,7 +183,11 @@ func TestFakeV2(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStrings(t, "Destroy's writes", k.relWrites(), []string{s + "/r1/cgroup.kill <- 1"})
-	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{s + "/r1/prog", s + "/r1/init", s + "/r1"})
+	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{s + "/r1"})
+	if got := k.pidsIn(path.Join(k.root, inits)); !slices.Equal(got, []int{4001}) {
+		t.Errorf("the inits' group holds %v after Destroy, want the supervisor", got)
+	}
+	k.removeEverywhere(4001)
 	if !k.fileExists(s) || k.fileExists(s+"/r1") {
 		t.Error("Destroy removed the wrong directories")
 	}
@@ -202,7 +209,7 @@ func TestFakeV2(t *testing.T) {
 	k.resetLog()
 	m2 := openFake(t, k, cfg)
 	wantStrings(t, "second Open's writes", k.relWrites(), []string{s + "/cgroup.subtree_control <- +cpu +memory +pids"})
-	wantStrings(t, "second Open's mkdirs", k.relPaths(k.mkdirs), []string{s})
+	wantStrings(t, "second Open's mkdirs", k.relPaths(k.mkdirs), []string{s, inits})
 	if err := m2.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -228,11 +235,10 @@ func TestFakeV2OldKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStrings(t, "Create's writes", k.relWrites(), []string{
-		s + "/r1/cgroup.subtree_control <- +memory +pids",
-		s + "/r1/prog/memory.oom.group <- 1",
-		s + "/r1/prog/memory.max <- 1073741824",
+		s + "/r1/memory.oom.group <- 1",
+		s + "/r1/memory.max <- 1073741824",
 	})
-	prog := path.Join(k.root, s, "r1/prog")
+	prog := path.Join(k.root, s, "r1")
 	k.set(prog+"/cpu.stat", "usage_usec 10\nuser_usec 6\nsystem_usec 4\n")
 	st, err := g.Stats()
 	if err != nil {
@@ -243,7 +249,7 @@ func TestFakeV2OldKernel(t *testing.T) {
 	}
 
 	// Without cgroup.kill: freeze, signal each process, thaw.
-	k.put(5001, path.Join(k.root, s, "r1/init"))
+	k.put(5001, prog)
 	k.put(5002, prog)
 	k.resetLog()
 	if err := g.Kill(); err != nil {
@@ -414,6 +420,7 @@ func TestFakeHybrid(t *testing.T) {
 		mem = "/memory/process_api/abc/sandboxd"
 		pid = "/pids/sandboxd"
 	)
+	inits := uni + "/_inits-" + strconv.Itoa(os.Getpid())
 	if m.Mode() != ModeHybrid {
 		t.Fatalf("mode = %s", m.Mode())
 	}
@@ -421,7 +428,7 @@ func TestFakeHybrid(t *testing.T) {
 	if want := (Features{CgroupKill: true, CloneIntoCgroup: true, MemoryPeak: true, SwapLimit: true}); m.Features() != want {
 		t.Errorf("features = %+v, want %+v", m.Features(), want)
 	}
-	wantStrings(t, "Open's mkdirs", k.relPaths(k.mkdirs), []string{uni, mem, pid})
+	wantStrings(t, "Open's mkdirs", k.relPaths(k.mkdirs), []string{uni, mem, pid, inits})
 	wantStrings(t, "Open's writes", k.relWrites(), []string{mem + "/memory.swappiness <- 0"})
 
 	k.resetLog()
@@ -429,8 +436,8 @@ func TestFakeHybrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No init leaf on hybrid: the init sits in the run group itself.
-	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{uni + "/r1", uni + "/r1/prog", mem + "/r1", pid + "/r1"})
+	// One cgroup2 group, the program's; the init goes to the inits' group.
+	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{uni + "/r1", mem + "/r1", pid + "/r1"})
 	wantStrings(t, "Create's writes", k.relWrites(), []string{
 		mem + "/r1/memory.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.memsw.limit_in_bytes <- 33554432",
@@ -441,17 +448,17 @@ func TestFakeHybrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStrings(t, "JoinFiles", k.relPaths(fileNames(files)), []string{
-		uni + "/r1/prog/cgroup.procs", mem + "/r1/cgroup.procs", pid + "/r1/cgroup.procs",
+		uni + "/r1/cgroup.procs", mem + "/r1/cgroup.procs", pid + "/r1/cgroup.procs",
 	})
 	dir, err := g.SupervisorDir()
-	if err != nil || k.rel(dir.Name()) != uni+"/r1" {
+	if err != nil || k.rel(dir.Name()) != inits {
 		t.Fatalf("SupervisorDir = %v, %v", dir, err)
 	}
 	dir.Close()
-	// The program cloned into the prog leaf by the init, which may do so
-	// once it has the run's cgroup.procs files; then only v1 to join, by
-	// thread.
-	if dir, err = g.ProgramDir(); err != nil || k.rel(dir.Name()) != uni+"/r1/prog" {
+	// The program cloned into its group by the init, which may do so once
+	// it has that group's cgroup.procs and the subtree's (the common
+	// ancestor); then only v1 to join, by thread.
+	if dir, err = g.ProgramDir(); err != nil || k.rel(dir.Name()) != uni+"/r1" {
 		t.Fatalf("ProgramDir = %v, %v", dir, err)
 	}
 	dir.Close()
@@ -460,7 +467,7 @@ func TestFakeHybrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStrings(t, "DelegateJoin's chowns", k.relPaths(k.chowned), []string{
-		uni + "/r1/cgroup.procs 4242:4343", uni + "/r1/prog/cgroup.procs 4242:4343",
+		uni + "/cgroup.procs 4242:4343", uni + "/r1/cgroup.procs 4242:4343",
 	})
 	files, err = g.ThreadJoinFiles()
 	if err != nil {
@@ -468,7 +475,7 @@ func TestFakeHybrid(t *testing.T) {
 	}
 	wantStrings(t, "ThreadJoinFiles", k.relPaths(fileNames(files)), []string{mem + "/r1/tasks", pid + "/r1/tasks"})
 
-	k.set(k.root+uni+"/r1/prog/cpu.stat", "usage_usec 42\nuser_usec 40\nsystem_usec 2\n")
+	k.set(k.root+uni+"/r1/cpu.stat", "usage_usec 42\nuser_usec 40\nsystem_usec 2\n")
 	if cpuUsed, err := g.CPUUsage(); err != nil || cpuUsed != 42*time.Microsecond {
 		t.Errorf("CPUUsage = %v, %v", cpuUsed, err)
 	}
@@ -476,16 +483,15 @@ func TestFakeHybrid(t *testing.T) {
 		t.Errorf("stats = %+v, %v; PIDsPeak must be 0 without pids.peak", st, err)
 	}
 
-	// The supervisor sits in the unified run group only; the program in the
-	// unified prog leaf and every v1 group; a stray joined only v1 groups.
-	k.put(7001, k.root+uni+"/r1")
-	k.put(7002, k.root+uni+"/r1/prog", k.root+mem+"/r1", k.root+pid+"/r1")
+	// The program in the unified group and every v1 group; a stray joined
+	// only v1 groups.
+	k.put(7002, k.root+uni+"/r1", k.root+mem+"/r1", k.root+pid+"/r1")
 	k.put(7003, k.root+mem+"/r1")
 	k.resetLog()
 	if err := g.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if slices.Sort(k.killed); !slices.Equal(k.killed, []int{7001, 7002, 7003}) {
+	if slices.Sort(k.killed); !slices.Equal(k.killed, []int{7002, 7003}) {
 		t.Errorf("killed %v", k.killed)
 	}
 	if w := k.relWrites(); len(w) == 0 || w[0] != uni+"/r1/cgroup.kill <- 1" {
@@ -496,7 +502,7 @@ func TestFakeHybrid(t *testing.T) {
 	if err := g.Destroy(); err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{uni + "/r1/prog", uni + "/r1", mem + "/r1", pid + "/r1"})
+	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{uni + "/r1", mem + "/r1", pid + "/r1"})
 	wantStrings(t, "Destroy's writes after Kill", k.relWrites(), nil)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -511,9 +517,15 @@ func TestFakeCreateRemakesTheSubtree(t *testing.T) {
 			k, cfg := newFakeHost(t, mode, fakeOpts{})
 			m := openFake(t, k, cfg)
 			hs := m.hierarchies()
-			// One hierarchy, then all of them.
+			// One hierarchy, then all of them; the cgroup2 one with the
+			// inits' group in it, as if someone removed both.
 			for _, gone := range [][]*hierarchy{hs[len(hs)-1:], hs} {
 				for _, h := range gone {
+					if h.v2 {
+						if err := k.rmdir(m.inits); err != nil {
+							t.Fatal(err)
+						}
+					}
 					if err := k.rmdir(h.dir); err != nil {
 						t.Fatal(err)
 					}
@@ -526,6 +538,9 @@ func TestFakeCreateRemakesTheSubtree(t *testing.T) {
 					if !k.exists(h.dir) {
 						t.Errorf("%s not made again", h.dir)
 					}
+				}
+				if m.inits != "" && !k.exists(m.inits) {
+					t.Errorf("%s not made again", m.inits)
 				}
 				if err := g.Destroy(); err != nil {
 					t.Fatal(err)
@@ -542,7 +557,7 @@ func TestFakeCreateFailureLeavesNothing(t *testing.T) {
 			m := openFake(t, k, cfg)
 			pidsMax := path.Join(m.Paths()["pids"], "r1", "pids.max")
 			if mode == ModeV2 {
-				pidsMax = path.Join(m.Paths()["unified"], "r1", "prog", "pids.max")
+				pidsMax = path.Join(m.Paths()["unified"], "r1", "pids.max")
 			}
 			k.failWrite[pidsMax] = syscall.EINVAL
 			g, err := m.Create("r1", Limits{MemoryBytes: 1 << 20, PIDs: 4})
@@ -601,12 +616,8 @@ func TestFakeLeftoversAndRemove(t *testing.T) {
 			}
 			// A previous daemon's run with a process still in it.
 			var dirs []string
-			for key, p := range m.Paths() {
-				if key == "unified" {
-					dirs = append(dirs, path.Join(p, "a", "prog"))
-				} else {
-					dirs = append(dirs, path.Join(p, "a"))
-				}
+			for _, p := range m.Paths() {
+				dirs = append(dirs, path.Join(p, "a"))
 			}
 			k.put(8001, dirs...)
 
@@ -647,7 +658,7 @@ func TestFakeKillSurvivor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prog := path.Join(m.Paths()["unified"], "r1", "prog")
+	prog := path.Join(m.Paths()["unified"], "r1")
 	k.put(9001, prog)
 	k.immortal[9001] = true
 	err = g.Kill()

@@ -358,6 +358,15 @@ func (k *fakeKernel) chown(p string, uid, gid int) error {
 	return os.Lchown(p, uid, gid)
 }
 
+func (k *fakeKernel) owner(p string) ([2]int, error) {
+	k.mustBeInside(p)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return [2]int{-1, -1}, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	return [2]int{int(st.Uid), int(st.Gid)}, nil
+}
+
 func (k *fakeKernel) exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil

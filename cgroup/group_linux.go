@@ -3,6 +3,7 @@ package cgroup
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"sync"
@@ -18,18 +19,17 @@ type Group struct {
 	m    *Manager
 	name string
 
-	// unified is S/<name> in the cgroup2 hierarchy, with the leaf prog;
-	// "" on pure v1.
+	// unified is S/<name> in the cgroup2 hierarchy, the program's group
+	// (a leaf, with the limits on pure v2); "" on pure v1.
 	unified string
 	// init is where the sandbox's init goes in the cgroup2 hierarchy: the
-	// leaf S/<name>/init on pure v2, where S/<name> has controllers and so
-	// no process of its own; S/<name> itself on hybrid, whose cgroup2 tree
-	// has no controllers (a directory fewer to make and remove per run).
+	// Manager's group for every init (Manager.inits), outside the run,
+	// so that a run costs one cgroup2 directory to make and remove.
 	init string
 	// v1 is S/<name> in each v1 hierarchy, in Manager.v1 order.
 	v1 []string
 	// Role directories of the program's groups.
-	prog                                string // unified/prog, or ""
+	prog                                string // unified, or ""
 	memDir, pidsDir, cpuacctDir, frzDir string // v1 only
 
 	// The polled files, chosen at Create.
@@ -55,11 +55,8 @@ func (m *Manager) group(name string) *Group {
 	g := &Group{m: m, name: name}
 	if m.unified != nil {
 		g.unified = path.Join(m.unified.dir, name)
-		g.prog = path.Join(g.unified, "prog")
-		g.init = g.unified
-		if m.mode == ModeV2 {
-			g.init = path.Join(g.unified, "init")
-		}
+		g.prog = g.unified
+		g.init = m.inits
 	}
 	for _, h := range m.v1 {
 		g.v1 = append(g.v1, path.Join(h.dir, name))
@@ -99,8 +96,8 @@ func (m *Manager) group(name string) *Group {
 
 // Create makes the groups of run name with limits lim:
 //
-//	cgroup2: S/<name>/{init,prog}, limits on prog (pure v2);
-//	         S/<name>/prog, the init in S/<name> (hybrid)
+//	cgroup2: S/<name>, the program's, with the limits on pure v2 (the
+//	         init goes to the Manager's group of inits)
 //	v1:      S/<name> in each v1 hierarchy, limits there
 //
 // name must be a single path element of letters, digits and "-_." not
@@ -157,19 +154,6 @@ func (g *Group) build(lim Limits, mkdir func(string) error) error {
 	write := func(dir, file, value string) error { return m.k.writeFile(path.Join(dir, file), value) }
 	if g.unified != "" {
 		if err := mkdir(g.unified); err != nil {
-			return err
-		}
-		if m.mode == ModeV2 {
-			if err := write(g.unified, "cgroup.subtree_control", plusList(m.v2Controllers)); err != nil {
-				return err
-			}
-		}
-		if g.init != g.unified {
-			if err := mkdir(g.init); err != nil {
-				return err
-			}
-		}
-		if err := mkdir(g.prog); err != nil {
 			return err
 		}
 	}
@@ -326,27 +310,44 @@ func (g *Group) joinFiles(unified bool) ([]*os.File, error) {
 func (g *Group) ProgramDir() (*os.File, error) { return g.openDir(g.prog, "program") }
 
 // DelegateJoin lets uid and gid (the supervisor's) move a process from the
-// supervisor's cgroup2 group into the prog leaf: the kernel asks for write
-// access to cgroup.procs of the destination and of the common ancestor,
-// the run group. Nothing else of the run is theirs; pure v1 has nothing to
-// give.
+// supervisors' cgroup2 group into the program's: the kernel asks for write
+// access to cgroup.procs of the destination and of the common ancestor, S.
+// A process can name only processes in its own pid namespace, so a
+// supervisor (its sandbox's pid 1) can move none but its own sandbox's.
+// Nothing else is theirs; pure v1 has nothing to give.
 func (g *Group) DelegateJoin(uid, gid int) error {
 	if g.unified == "" {
 		return nil
 	}
-	for _, d := range []string{g.unified, g.prog} {
-		if err := g.m.k.chown(path.Join(d, "cgroup.procs"), uid, gid); err != nil {
+	k := g.m.k
+	// S is given once, but looked at every time: another sandboxd on the
+	// same subtree may have removed it and made it again.
+	subtree := path.Join(path.Dir(g.unified), "cgroup.procs")
+	if o, err := k.owner(subtree); err != nil || o != [2]int{uid, gid} {
+		if err := k.chown(subtree, uid, gid); err != nil {
 			return fmt.Errorf("cgroup: delegate %s: %w", g.name, err)
 		}
+	}
+	if err := k.chown(path.Join(g.prog, "cgroup.procs"), uid, gid); err != nil {
+		return fmt.Errorf("cgroup: delegate %s: %w", g.name, err)
 	}
 	return nil
 }
 
-// SupervisorDir opens the init's cgroup2 group (see Group.init) as a directory,
-// for clone3(CLONE_INTO_CGROUP) of the sandbox's init. It returns (nil, nil)
-// on pure v1, where the supervisor stays outside the run's groups. The
-// caller closes the file.
-func (g *Group) SupervisorDir() (*os.File, error) { return g.openDir(g.init, "supervisor") }
+// SupervisorDir opens the supervisors' cgroup2 group (see Group.init) as a
+// directory, for clone3(CLONE_INTO_CGROUP) of the sandbox's init; it makes
+// it again when another sandboxd on the same subtree removed it. It
+// returns (nil, nil) on pure v1, where the supervisor stays outside the
+// run's groups. The caller closes the file.
+func (g *Group) SupervisorDir() (*os.File, error) {
+	f, err := g.openDir(g.init, "supervisor")
+	if err != nil && isNotExist(err) {
+		if merr := g.m.k.mkdir(g.init); merr == nil || errors.Is(merr, fs.ErrExist) {
+			f, err = g.openDir(g.init, "supervisor")
+		}
+	}
+	return f, err
+}
 
 // openDir opens a cgroup2 directory of the run for CLONE_INTO_CGROUP;
 // (nil, nil) when there is none (dir is "").

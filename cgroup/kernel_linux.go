@@ -27,6 +27,8 @@ type kernel interface {
 	openFile(path string, flag int) (*os.File, error)
 	// chown gives a control file to uid and gid.
 	chown(path string, uid, gid int) error
+	// owner is a file's uid and gid.
+	owner(path string) ([2]int, error)
 	exists(path string) bool
 	// subdirs lists the child groups of a group.
 	subdirs(path string) ([]string, error)
@@ -139,6 +141,15 @@ func (hostKernel) chown(path string, uid, gid int) error {
 		}
 		return nil
 	})
+}
+
+func (hostKernel) owner(path string) ([2]int, error) {
+	var st unix.Stat_t
+	err := ignoringEINTR(func() error { return unix.Fstatat(unix.AT_FDCWD, path, &st, unix.AT_SYMLINK_NOFOLLOW) })
+	if err != nil {
+		return [2]int{-1, -1}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return [2]int{int(st.Uid), int(st.Gid)}, nil
 }
 
 func (hostKernel) exists(path string) bool {

@@ -284,16 +284,11 @@ func (g *Group) destroy() error {
 	return err
 }
 
-// removeDirs removes the run's directories, children first: cgroup2 prog,
-// init (pure v2) and the run group, then the v1 groups. With firstOnly it stops at
-// the first error.
+// removeDirs removes the run's directories: the cgroup2 group, then the
+// v1 groups. With firstOnly it stops at the first error.
 func (g *Group) removeDirs(busyUntil time.Time, firstOnly bool) error {
 	var dirs []string
 	if g.unified != "" {
-		dirs = append(dirs, g.prog)
-		if g.init != g.unified {
-			dirs = append(dirs, g.init)
-		}
 		dirs = append(dirs, g.unified)
 	}
 	dirs = append(dirs, g.v1...)

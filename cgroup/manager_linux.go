@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // hierarchy is one mounted cgroup hierarchy that runs are placed in.
@@ -47,7 +49,16 @@ type Manager struct {
 	hasFreeze bool
 
 	killTimeout time.Duration
+
+	// inits is S/<initsPrefix><pid> in the cgroup2 hierarchy: the group
+	// of every sandbox's init of this process (see Group.SupervisorDir);
+	// "" on pure v1.
+	inits string
 }
+
+// initsPrefix starts the names of the inits' groups: no run group can
+// have it (validateName), and the pid after it tells whose it is.
+const initsPrefix = "_inits-"
 
 const (
 	defaultKillTimeout = 2 * time.Second
@@ -93,6 +104,9 @@ func open(cfg Config, k kernel) (*Manager, error) {
 	m := &Manager{k: k, mode: lay.mode, subtree: cfg.Subtree, killTimeout: defaultKillTimeout}
 	if err := m.resolve(lay, self, cfg); err != nil {
 		return nil, fmt.Errorf("cgroup: open (%s): %w", lay.mode, err)
+	}
+	if m.unified != nil {
+		m.inits = path.Join(m.unified.dir, initsPrefix+strconv.Itoa(os.Getpid()))
 	}
 	if err := m.setup(); err != nil {
 		return nil, fmt.Errorf("cgroup: open (%s): %w", lay.mode, err)
@@ -238,7 +252,42 @@ func (m *Manager) makeSubtree() (err error) {
 		// read-only on some kernels.
 		_ = m.k.writeFile(path.Join(m.memory.dir, "memory.swappiness"), "0")
 	}
+	if m.inits != "" {
+		m.removeDeadInits()
+		switch err := m.k.mkdir(m.inits); {
+		case err == nil:
+			made = append(made, m.inits)
+		case errors.Is(err, fs.ErrExist):
+		default:
+			return err
+		}
+	}
 	return nil
+}
+
+// removeDeadInits removes the inits' groups of processes that are gone (a
+// daemon that was killed); they are empty, as its inits died with it.
+func (m *Manager) removeDeadInits() {
+	names, err := m.k.subdirs(m.unified.dir)
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		pid, ok := initsOwner(n)
+		if ok && pid != os.Getpid() && unix.Kill(pid, 0) == unix.ESRCH {
+			_ = m.k.rmdir(path.Join(m.unified.dir, n))
+		}
+	}
+}
+
+// initsOwner is the pid whose inits' group name is, if name is one.
+func initsOwner(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, initsPrefix)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil && n > 0
 }
 
 // requiredV2 are the controllers a pure v2 host must delegate to us.
@@ -428,7 +477,9 @@ func (m *Manager) Leftovers() ([]string, error) {
 			return nil, fmt.Errorf("cgroup: leftovers: %w", err)
 		}
 		for _, n := range names {
-			seen[n] = true
+			if _, inits := initsOwner(n); !inits {
+				seen[n] = true
+			}
 		}
 	}
 	return sortedKeys(seen), nil
@@ -453,6 +504,11 @@ func (m *Manager) Remove(name string) error {
 // <Subtree>-self leaf on v2, which is where it has to live.
 func (m *Manager) Close() error {
 	var errs []error
+	if m.inits != "" {
+		if err := m.k.rmdir(m.inits); err != nil && !isNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
 	hs := m.hierarchies()
 	for i := len(hs) - 1; i >= 0; i-- {
 		if err := m.k.rmdir(hs[i].dir); err != nil && !isNotExist(err) {

@@ -406,9 +406,10 @@ func TestDaemonFaultCgroupCreate(t *testing.T) {
 	}
 	info, _ := d.c.Info(ctxT(t))
 	warm := info.Pool.WarmSandboxes
-	// A run's group may be made beneath the subtree, but not its leaves:
-	// each try makes half a run group, which must be undone.
-	remove := inject(t, filepath.Join(sub, "cgroup.max.depth"), "1", "max")
+	// No run's cgroup2 group may be made beneath the subtree any more
+	// (the daemon's inits' group is there already): each try fails after
+	// the run's uid was taken, which must be given back.
+	remove := inject(t, filepath.Join(sub, "cgroup.max.depth"), "0", "max")
 
 	// The sandboxes made ahead still serve; every other step fails. Each
 	// failed sandbox had a uid of the few: more failures than uids, and

@@ -158,20 +158,24 @@ func AllGroups(subtree string) []string {
 	return found
 }
 
+// InitsPrefix starts the name of a daemon's group of sandbox inits, in
+// the cgroup2 subtree: the daemon's own while it runs, not a run's.
+const InitsPrefix = "_inits-"
+
 // StrayGroups lists the run cgroups beneath subtree that are not a warm
-// sandbox's. A warm sandbox's group holds its idle init in the cgroup2
-// "init" leaf (pure v2) or in the run group itself (hybrid), and nothing
-// but its waiting child elsewhere.
+// sandbox's. A warm sandbox's groups hold nothing but its waiting child,
+// its idle init's; the init itself is in the daemon's inits' group.
 func StrayGroups(subtree string) []string {
 	warm := idle(Procs())
 	var found []string
-	for _, dirs := range RunGroups(subtree) {
+	for name, dirs := range RunGroups(subtree) {
+		if strings.HasPrefix(name, InitsPrefix) {
+			continue
+		}
 		hasInit, busy := false, false
 		for _, d := range dirs {
-			for _, pid := range append(pids(filepath.Join(d, "init")), pids(d)...) {
+			for _, pid := range pids(d) {
 				hasInit = hasInit || warm[pid]
-			}
-			for _, pid := range append(pids(filepath.Join(d, "prog")), pids(d)...) {
 				busy = busy || !warm[pid]
 			}
 		}
