@@ -822,7 +822,7 @@ func TestHostErrorNamesFile(t *testing.T) {
 	_, err := m.Create("bad", Limits{PIDs: 1 << 40})
 	var file string
 	if m.Mode() == ModeV2 {
-		file = path.Join(m.Paths()["unified"], "bad", "prog", "pids.max")
+		file = path.Join(m.Paths()["unified"], "bad", "pids.max")
 	} else {
 		file = path.Join(m.pids.dir, "bad", "pids.max")
 	}
