@@ -471,13 +471,18 @@ func (b *tmplBuilder) fill(spec *Spec) error {
 	return nil
 }
 
-// dev is /dev: a read-only tmpfs with the host's device nodes bound in,
-// the usual links, and a mount point for /dev/shm.
+// dev is /dev: a read-only tmpfs with nodes of the host's devices (made
+// by the helper, root on the host: a sandbox's init could not), the usual
+// links, and a mount point for /dev/shm. Nodes rather than binds of the
+// host's: five mounts fewer for every sandbox to copy and tear down. The
+// tmpfs is the only mount of a template without nodev, for these nodes;
+// nothing in a sandbox can add one (it is read-only, its copy is locked,
+// and mknod of a device needs a capability the host's root has alone).
 func (b *tmplBuilder) dev() error {
 	if err := b.mountPoint("dev", true); err != nil {
 		return err
 	}
-	dev, err := detachedTmpfs(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, "source", templateSource, "mode", "755", "size", "65536",
+	dev, err := detachedTmpfs(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC, "source", templateSource, "mode", "755", "size", "65536",
 		"uid", fmt.Sprint(b.uid), "gid", fmt.Sprint(b.gid))
 	if err != nil {
 		return err
@@ -485,14 +490,18 @@ func (b *tmplBuilder) dev() error {
 	d := &tmplBuilder{root: dev, uid: b.uid, gid: b.gid}
 	err = func() error {
 		for _, name := range devices {
-			fd, err := copyOf("/dev/"+name, false, 0)
-			if err != nil {
+			var st unix.Stat_t
+			if err := unix.Stat("/dev/"+name, &st); err != nil {
 				return err
 			}
-			if err := closeIfErr(fd, d.file(name, nil, true)); err != nil {
-				return err
+			if st.Mode&unix.S_IFMT != unix.S_IFCHR {
+				return fmt.Errorf("/dev/%s is not a character device", name)
 			}
-			if err := d.attach(fd, name); err != nil {
+			if err := unix.Mknodat(dev, name, unix.S_IFCHR|0o600, int(st.Rdev)); err != nil {
+				return fmt.Errorf("mknod %s: %w", name, err)
+			}
+			// As the host's, but for the umask mknod went through.
+			if err := unix.Fchmodat(dev, name, st.Mode&0o777, 0); err != nil {
 				return err
 			}
 		}
