@@ -550,6 +550,34 @@ func TestFakeCreateRemakesTheSubtree(t *testing.T) {
 	}
 }
 
+// Another sandboxd process on the same subtree removes it, empty, just as
+// this one made it and is about to make its supervisors' group in it: Open
+// makes it again.
+func TestFakeOpenWhileTheSubtreeGoes(t *testing.T) {
+	for _, mode := range []Mode{ModeV2, ModeHybrid} {
+		t.Run(string(mode), func(t *testing.T) {
+			k, cfg := newFakeHost(t, mode, fakeOpts{})
+			removed := 0
+			k.beforeMkdir = func(p string) {
+				if strings.HasPrefix(path.Base(p), initsPrefix) && removed < 2 {
+					removed++
+					if err := k.rmdir(path.Dir(p)); err != nil {
+						t.Errorf("the other process's rmdir: %v", err)
+					}
+				}
+			}
+			m := openFake(t, k, cfg)
+			k.beforeMkdir = nil
+			if removed != 2 || !k.exists(m.inits) {
+				t.Fatalf("subtree removed %d times; supervisors' group %s there: %v", removed, m.inits, k.exists(m.inits))
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestFakeCreateFailureLeavesNothing(t *testing.T) {
 	for _, mode := range []Mode{ModeV2, ModeV1, ModeHybrid} {
 		t.Run(string(mode), func(t *testing.T) {

@@ -42,6 +42,9 @@ type fakeKernel struct {
 	failWrite  map[string]error // injected write errors, by path
 	immortal   map[int]bool     // pids that survive kill
 	logging    bool
+	// beforeMkdir, when set, runs before each mkdir (without mu): another
+	// process's doing at that moment.
+	beforeMkdir func(p string)
 
 	writes  []fakeWrite // successful writes, in order
 	refused []fakeWrite // writes the fake kernel refused
@@ -85,6 +88,9 @@ func (k *fakeKernel) isMountPoint(p string) bool {
 // --- the kernel interface ---
 
 func (k *fakeKernel) mkdir(p string) error {
+	if k.beforeMkdir != nil {
+		k.beforeMkdir(p)
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.mkdirLocked(p)

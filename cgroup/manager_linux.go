@@ -222,8 +222,19 @@ func (m *Manager) setup() (err error) {
 }
 
 // makeSubtree makes S in every hierarchy where it is missing and sets it
-// up; on failure it removes the directories it made.
-func (m *Manager) makeSubtree() (err error) {
+// up; on failure it removes the directories it made. Another process on
+// the same subtree may remove S, empty, while this one makes what goes in
+// it: then it starts again, twice at most.
+func (m *Manager) makeSubtree() error {
+	for try := 1; ; try++ {
+		err := m.makeSubtreeOnce()
+		if err == nil || !isNotExist(err) || try == 3 {
+			return err
+		}
+	}
+}
+
+func (m *Manager) makeSubtreeOnce() (err error) {
 	var made []string
 	defer func() {
 		if err != nil {
