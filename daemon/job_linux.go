@@ -35,29 +35,36 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 		}
 		return res
 	}
-	// The workspace is named by the daemon, never by the client's id. Each
-	// step's sandbox gets its files under its own uid.
-	ws, err := d.ws.take(pj.wsBytes)
-	if err != nil {
-		// Host paths stay in the daemon's log; the caller gets the
-		// operation and the kernel's reason.
-		d.log.WithError(err).WithField("job", j.id).Error("workspace")
-		return fail(fmt.Errorf("the job's workspace could not be made: %s (the daemon's log names the path)", withoutPath(err)))
-	}
-	// The workspace goes once the result is out, as a used sandbox does;
-	// shutdown waits for it.
-	defer func() {
-		d.cleanup.Add(1)
-		go func() {
-			defer d.cleanup.Done()
-			d.engine.backgroundTurn()
-			if err := ws.remove(); err != nil {
-				d.log.WithError(err).Error("workspace teardown")
-			}
+	// A job with one step, no files in and none tracked out has nothing
+	// for the daemon to put in its workspace or take from it: its sandbox
+	// mounts a fresh tmpfs of its own there, of the same size, and no
+	// workspace is made, mounted or removed on the host.
+	var ws *workspace
+	if len(pj.steps) > 1 || len(pj.files) > 0 || len(pj.job.TrackedFiles) > 0 {
+		// The workspace is named by the daemon, never by the client's id.
+		// Each step's sandbox gets its files under its own uid.
+		var err error
+		if ws, err = d.ws.take(pj.wsBytes); err != nil {
+			// Host paths stay in the daemon's log; the caller gets the
+			// operation and the kernel's reason.
+			d.log.WithError(err).WithField("job", j.id).Error("workspace")
+			return fail(fmt.Errorf("the job's workspace could not be made: %s (the daemon's log names the path)", withoutPath(err)))
+		}
+		// The workspace goes once the result is out, as a used sandbox
+		// does; shutdown waits for it.
+		defer func() {
+			d.cleanup.Add(1)
+			go func() {
+				defer d.cleanup.Done()
+				d.engine.backgroundTurn()
+				if err := ws.remove(); err != nil {
+					d.log.WithError(err).Error("workspace teardown")
+				}
+			}()
 		}()
-	}()
-	if err := ws.writeFiles(pj.files); err != nil {
-		return fail(errors.New(strings.ReplaceAll(err.Error(), ws.dir+"/", "")))
+		if err := ws.writeFiles(pj.files); err != nil {
+			return fail(errors.New(strings.ReplaceAll(err.Error(), ws.dir+"/", "")))
+		}
 	}
 	res.Timing.SetupMS = ms(time.Since(start))
 
@@ -101,19 +108,23 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 	return res
 }
 
-// runStep runs one step of a job in its workspace.
+// runStep runs one step of a job in its workspace, or (ws nil) in a fresh
+// one of the sandbox's own.
 func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *preparedJob, ws *workspace, emit emitFunc) (api.StepResult, error) {
 	req := &StepRequest{
-		Argv:    ps.step.Argv,
-		Env:     ps.step.Env,
-		Limits:  ps.limits,
-		Workdir: ws.dir,
+		Argv:           ps.step.Argv,
+		Env:            ps.step.Env,
+		Limits:         ps.limits,
+		WorkspaceBytes: pj.wsBytes,
+		Profile:        pj.profile,
+		Held:           true, // runJob runs under the engine's Hold
+	}
+	if ws != nil {
+		req.Workdir = ws.dir
 		// A fresh workspace without files has nothing in it before its
 		// first step.
-		WorkdirEmpty: i == 0 && len(pj.files) == 0,
-		WorkdirMount: ws.takeMount(), // the first step's
-		Profile:      pj.profile,
-		Held:         true, // runJob runs under the engine's Hold
+		req.WorkdirEmpty = i == 0 && len(pj.files) == 0
+		req.WorkdirMount = ws.takeMount() // the first step's
 	}
 	if req.WorkdirMount != nil {
 		defer req.WorkdirMount.Close()

@@ -712,7 +712,7 @@ func rawCommandBytes(base uint64, c *Command, workdir bool) ([]byte, error) {
 	if workdir {
 		h.flags |= rawWorkdir
 	} else {
-		tmpfs = fmt.Sprintf("mode=755,size=%d,%s", c.WorkspaceBytes, sandboxOwned)
+		tmpfs = fmt.Sprintf("mode=755,size=%d,nr_inodes=%d,%s", c.WorkspaceBytes, WorkspaceInodes, sandboxOwned)
 	}
 	nfStep := jsonStringContents("exec "+name, 511)
 	h.tmpfsN, h.nfStepN, h.nfErrorN = uint32(len(tmpfs)), uint32(len(nfStep)), uint32(len(nfError))

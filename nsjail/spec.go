@@ -22,6 +22,9 @@ const (
 // WorkspaceDir is the program's working directory inside the sandbox.
 const WorkspaceDir = "/workspace"
 
+// WorkspaceInodes caps the files of a workspace tmpfs, whoever mounts it.
+const WorkspaceInodes = 1 << 20
+
 // MountKind says what a Mount puts at its target.
 type MountKind string
 

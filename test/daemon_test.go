@@ -681,3 +681,29 @@ func TestDaemonBatchClientDisconnect(t *testing.T) {
 		t.Fatalf("jobs still live: %+v", runs)
 	}
 }
+
+// A job with one step and no files in or out gets a workspace its sandbox
+// mounts itself, of the job's size; a job with files gets the daemon's.
+// From inside, both are an empty (or filled) tmpfs the sandbox user owns.
+func TestDaemonWorkspaceOfItsOwn(t *testing.T) {
+	d := startDaemon(t, "")
+	look := `grep ' /workspace ' /proc/self/mountinfo; stat -c '%U %a' .; echo x > new && cat new`
+	res, err := d.c.Run(ctxT(t), &api.Job{WorkspaceBytes: 3 << 20, Steps: []api.Step{{Argv: []string{"sh", "-c", look}}}})
+	if err != nil || res.Steps[0].Verdict != api.VerdictOK {
+		t.Fatalf("file-less job: %v %+v", err, res)
+	}
+	out := res.Steps[0].Stdout
+	if !strings.Contains(out, " - tmpfs tmpfs rw,size=3072k,nr_inodes=1048576,") || !strings.HasSuffix(out, "sandbox 755\nx\n") {
+		t.Errorf("file-less job's workspace:\n%s", out)
+	}
+	res, err = d.c.Run(ctxT(t), &api.Job{WorkspaceBytes: 3 << 20, Files: map[string]api.File{"in": {Content: "y"}},
+		Steps: []api.Step{{Argv: []string{"sh", "-c", look + "; cat in"}}}})
+	if err != nil || res.Steps[0].Verdict != api.VerdictOK {
+		t.Fatalf("job with a file: %v %+v", err, res)
+	}
+	out = res.Steps[0].Stdout
+	if !strings.Contains(out, " - tmpfs sandboxd-ws rw,size=3072k,nr_inodes=1048576,") || !strings.HasSuffix(out, "sandbox 755\nx\ny") {
+		t.Errorf("the daemon's workspace:\n%s", out)
+	}
+	d.assertNoJobLeft(t)
+}
