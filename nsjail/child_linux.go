@@ -2,6 +2,7 @@ package nsjail
 
 import (
 	"fmt"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -170,15 +171,12 @@ type childPlan struct {
 func (p *childPlan) prepare() error {
 	p.zero[0] = '0'
 	p.readyByte[0] = 'R'
-	// Mapped, not allocated: the pages come only as a command fills them,
-	// and go back whole when the sandbox ends (release). A buffer from
-	// the heap would be cleared in full before each reuse.
-	image, err := unix.Mmap(-1, 0, imageCap, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	image, err := spawnBuffers.image()
 	if err != nil {
 		return fmt.Errorf("map the command's buffer: %w", err)
 	}
 	p.image = image
-	p.stack = make([]byte, 64<<10)
+	p.stack = spawnBuffers.stack()
 	p.recvIov.Base = &p.image[0]
 	p.recvIov.SetLen(len(p.image))
 	p.recvCmsg = make([]byte, unix.CmsgSpace(3*4))
@@ -202,13 +200,82 @@ func (p *childPlan) prepare() error {
 	return nil
 }
 
-// release unmaps the command's buffer, once no process of the sandbox is
-// left to use it.
+// release gives the command's buffer and the stack back for another
+// sandbox, once no process of this one is left to use them.
 func (p *childPlan) release() {
 	if p.image != nil {
-		unix.Munmap(p.image)
+		spawnBuffers.putImage(p.image)
 		p.image = nil
 	}
+	if p.stack != nil {
+		spawnBuffers.putStack(p.stack)
+		p.stack = nil
+	}
+}
+
+// spawnBuffers keeps the memory of ended sandboxes' plans for the next
+// ones: the stacks their clones run on and the buffers commands' images
+// come into. A fresh stack is 64 KiB for the helper to clear and then to
+// collect, at hundreds of sandboxes a second; a buffer's unmap flushed
+// the TLB of every CPU an init was running on. What a kept buffer still
+// holds of an earlier command (an argv, an environment) is never read:
+// each command's image comes with its length, and no program can see
+// this memory (it is the helper's, and a program's process leaves it at
+// its exec).
+var spawnBuffers buffers
+
+type buffers struct {
+	mu             sync.Mutex
+	stacks, images [][]byte
+}
+
+// keptBuffers bounds the buffers of each kind kept.
+const keptBuffers = 16
+
+const stackSize = 64 << 10
+
+func (b *buffers) stack() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n := len(b.stacks); n > 0 {
+		s := b.stacks[n-1]
+		b.stacks = b.stacks[:n-1]
+		return s
+	}
+	return make([]byte, stackSize)
+}
+
+func (b *buffers) putStack(s []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(s) == stackSize && len(b.stacks) < keptBuffers {
+		b.stacks = append(b.stacks, s)
+	}
+}
+
+// image is a command's buffer: mapped, not allocated, so that its pages
+// come only as commands fill them (the kernel takes up to imageCap).
+func (b *buffers) image() ([]byte, error) {
+	b.mu.Lock()
+	if n := len(b.images); n > 0 {
+		img := b.images[n-1]
+		b.images = b.images[:n-1]
+		b.mu.Unlock()
+		return img, nil
+	}
+	b.mu.Unlock()
+	return unix.Mmap(-1, 0, imageCap, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+}
+
+func (b *buffers) putImage(img []byte) {
+	b.mu.Lock()
+	if len(b.images) < keptBuffers {
+		b.images = append(b.images, img)
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Unlock()
+	unix.Munmap(img)
 }
 
 // layImage lays out a command for an image buffer at base, of capacity

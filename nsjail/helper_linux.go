@@ -281,7 +281,11 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 	defer h.mu.Unlock()
 	proc, err := startInit(is)
 	if err != nil {
+		// No init runs on these any more (startInit killed and reaped it).
 		raw.child.release()
+		if is.plan != nil {
+			spawnBuffers.putStack(is.plan.stack)
+		}
 		return fail(err)
 	}
 	pid := proc.Pid
@@ -314,6 +318,9 @@ func (h *helper) reap(sig <-chan os.Signal) {
 					// pid 1 is gone, and with it every process of its
 					// sandbox: nothing uses this memory any more.
 					l.raw.child.release()
+					if l.plan != nil {
+						spawnBuffers.putStack(l.plan.stack)
+					}
 					delete(h.live, pid)
 				}
 			}

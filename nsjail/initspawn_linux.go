@@ -99,10 +99,14 @@ func initStepName(s childStep) string {
 // when the parent goes), but the child shares the caller's memory instead
 // of a copy of it (see startClone): until its exec, or for its whole life.
 func startInit(s *initSpawn) (*os.Process, error) {
-	p := &initPlan{stack: make([]byte, 16<<10), raw: s.raw}
+	p := &initPlan{raw: s.raw}
 	if s.raw != nil {
-		p.stack = make([]byte, 64<<10)
+		// The init's whole life runs on it: the helper takes it back
+		// once it has reaped the init (helper.reap).
+		p.stack = spawnBuffers.stack()
 		s.plan = p
+	} else {
+		p.stack = make([]byte, 16<<10)
 	}
 	var err error
 	if p.path, err = unix.BytePtrFromString(s.path); err != nil {
