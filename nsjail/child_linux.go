@@ -368,8 +368,11 @@ func childMain(p *childPlan) {
 		goto fail
 	}
 	// Default dispositions for every signal and an empty mask: what the init
-	// inherited or ignored is not the program's business.
-	if errno = resetSignals(&p.sigDfl, &p.sigEmpty); errno != 0 {
+	// inherited or ignored is not the program's business. The init set
+	// every disposition to the default (initChildMain), and this process
+	// was cloned with CLONE_CLEAR_SIGHAND besides: only the mask (the
+	// init's SIGCHLD, blocked for its signalfd) is left to clear.
+	if errno = resetSignalsIn(&p.sigDfl, &p.sigEmpty, 0); errno != 0 {
 		step = stepSignals
 		goto fail
 	}
@@ -493,8 +496,20 @@ fail:
 //
 //go:nosplit
 func resetSignals(dfl *kernelSigaction, mask *uint64) syscall.Errno {
+	return resetSignalsIn(dfl, mask, allSignals)
+}
+
+// allSignals has a bit (1<<(sig-1)) for every signal whose disposition
+// can be set: all but SIGKILL and SIGSTOP.
+const allSignals = ^uint64(0) &^ (1<<(syscall.SIGKILL-1) | 1<<(syscall.SIGSTOP-1))
+
+// resetSignalsIn is resetSignals for the signals in set only (bits as in
+// allSignals); the mask is set all the same.
+//
+//go:nosplit
+func resetSignalsIn(dfl *kernelSigaction, mask *uint64, set uint64) syscall.Errno {
 	for sig := uintptr(1); sig <= 64; sig++ {
-		if sig == uintptr(syscall.SIGKILL) || sig == uintptr(syscall.SIGSTOP) {
+		if set&(1<<(sig-1)) == 0 {
 			continue
 		}
 		if _, _, errno := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(dfl)), 0, 8, 0, 0); errno != 0 {
@@ -504,6 +519,27 @@ func resetSignals(dfl *kernelSigaction, mask *uint64) syscall.Errno {
 	_, _, errno := syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(mask)), 0, 8, 0, 0)
 	return errno
 }
+
+// ignoredSignals are the signals this process ignores (SIG_IGN): what a
+// clone with CLONE_CLEAR_SIGHAND still ignores, the kernel resetting only
+// handlers. A Go program ignores only what it was started ignoring
+// (SIGHUP and SIGINT at most), so this is read once.
+var ignoredSignals = sync.OnceValue(func() uint64 {
+	var set uint64
+	for sig := uintptr(1); sig <= 64; sig++ {
+		if allSignals&(1<<(sig-1)) == 0 {
+			continue
+		}
+		var old kernelSigaction
+		if _, _, errno := syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, sig, 0, uintptr(unsafe.Pointer(&old)), 8, 0, 0); errno != 0 || old.handler == sigIgn {
+			set |= 1 << (sig - 1) // unknown counts as ignored: reset it
+		}
+	}
+	return set
+})
+
+// sigIgn is SIG_IGN as the kernel's sigaction holds it.
+const sigIgn = 1
 
 // exitReporting ends a child that failed before its exec: the step and
 // the errno go to fd (through buf, the child may not allocate) for

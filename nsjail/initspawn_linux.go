@@ -53,6 +53,7 @@ type initPlan struct {
 	errBuf   [8]byte
 	sigDfl   kernelSigaction
 	sigEmpty uint64
+	sigReset uint64 // the signals whose disposition goes back to the default (allSignals bits)
 	stack    []byte
 	raw      *rawInit
 }
@@ -145,6 +146,15 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	}()
 
 	args := cloneArgs{flags: s.flags, exitSignal: uint64(syscall.SIGCHLD)}
+	p.sigReset = allSignals
+	if s.raw != nil {
+		// The kernel gives the clone default handlers (an init that
+		// never execs would otherwise keep the Go runtime's); what this
+		// process ignores it resets itself, usually nothing: 62 calls
+		// fewer per sandbox.
+		args.flags |= unix.CLONE_CLEAR_SIGHAND
+		p.sigReset = ignoredSignals()
+	}
 	if s.cgroup != nil {
 		args.flags |= unix.CLONE_INTO_CGROUP
 		args.cgroup = uint64(s.cgroup.Fd())
@@ -359,7 +369,7 @@ func initChildMain(p *initPlan) {
 	// back to the default: the parent's handlers are the Go runtime's, and
 	// one run here, on the parent's memory, would corrupt it (a terminal's
 	// SIGINT or a service manager's SIGTERM reaches the whole group).
-	if errno = resetSignals(&p.sigDfl, &p.sigEmpty); errno != 0 {
+	if errno = resetSignalsIn(&p.sigDfl, &p.sigEmpty, p.sigReset); errno != 0 {
 		step = initStepSignals
 		goto fail
 	}

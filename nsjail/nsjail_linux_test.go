@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -528,5 +530,49 @@ func TestHelperReleasesMemory(t *testing.T) {
 	}
 	if after := rss(); after > before+32<<20 {
 		t.Errorf("the helper's RSS grew from %d to %d bytes over 100 sandboxes", before, after)
+	}
+}
+
+// A helper started ignoring a signal (a daemon run under nohup ignores
+// SIGHUP) clones inits that neither ignore it nor keep any of the
+// helper's handlers, and programs that start with every disposition at
+// the default and nothing blocked.
+func TestSandboxSignalsStartClean(t *testing.T) {
+	spec := testSpec(t, "/bin/sh", "-c", "exec cat /proc/1/status /proc/self/status")
+	// A new helper, started while this process ignores SIGHUP.
+	signal.Ignore(syscall.SIGHUP)
+	defer signal.Reset(syscall.SIGHUP)
+	helperMu.Lock()
+	h := theHelper
+	helperMu.Unlock()
+	if h != nil {
+		h.cmd.Process.Kill()
+		waitUntil(t, "the old helper is gone", h.ended)
+	}
+	o := run(t, spec)
+	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {
+		t.Fatalf("last event %+v, stderr %q", ev, o.stderr)
+	}
+	helperMu.Lock()
+	h = theHelper
+	helperMu.Unlock()
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid)); err != nil || !strings.Contains(string(b), "SigIgn:\t0000000000000001\n") {
+		t.Fatalf("the new helper does not ignore SIGHUP (the test's premise): %v\n%s", err, b)
+	}
+	// The init's status, then the program's (cat, which sets no handler).
+	var lines []string
+	for _, l := range strings.Split(o.stdout, "\n") {
+		if strings.HasPrefix(l, "SigBlk:") || strings.HasPrefix(l, "SigIgn:") || strings.HasPrefix(l, "SigCgt:") {
+			lines = append(lines, l)
+		}
+	}
+	want := []string{
+		// The init blocks SIGCHLD for its signalfd; nothing else is
+		// blocked, caught or ignored, in the init or the program.
+		"SigBlk:\t0000000000010000", "SigIgn:\t0000000000000000", "SigCgt:\t0000000000000000",
+		"SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000", "SigCgt:\t0000000000000000",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("the init's and the program's signals:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -125,7 +125,7 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 		p.filter.Filter = &spec.Seccomp[0]
 	}
 	q.child = p
-	q.cargs = cloneArgs{exitSignal: uint64(syscall.SIGCHLD), flags: unix.CLONE_VM}
+	q.cargs = cloneArgs{exitSignal: uint64(syscall.SIGCHLD), flags: unix.CLONE_VM | unix.CLONE_CLEAR_SIGHAND}
 	if program >= 0 {
 		q.cargs.flags |= unix.CLONE_INTO_CGROUP
 		q.cargs.cgroup = uint64(program)
