@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"reflect"
 	"slices"
@@ -578,6 +579,44 @@ func TestFakeOpenWhileTheSubtreeGoes(t *testing.T) {
 	}
 }
 
+// A killed daemon's supervisors' group is removed by the next Open in its
+// subtree, its last init (still exiting) killed; a live process's stays.
+func TestFakeOpenRemovesDeadInits(t *testing.T) {
+	for _, mode := range []Mode{ModeV2, ModeHybrid} {
+		t.Run(string(mode), func(t *testing.T) {
+			k, cfg := newFakeHost(t, mode, fakeOpts{})
+			m := openFake(t, k, cfg)
+			s := m.unified.dir
+			// A pid that is gone: a process that ran and was reaped.
+			gone := exec.Command("true")
+			if err := gone.Run(); err != nil {
+				t.Fatal(err)
+			}
+			dead := path.Join(s, initsPrefix+strconv.Itoa(gone.Process.Pid))
+			live := path.Join(s, initsPrefix+"1") // pid 1 never goes
+			for _, d := range []string{dead, live} {
+				if err := k.mkdir(d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			k.put(6001, dead)
+			m2 := openFake(t, k, cfg)
+			if k.exists(dead) || !slices.Contains(k.killed, 6001) {
+				t.Errorf("the dead daemon's group: there %v; killed %v", k.exists(dead), k.killed)
+			}
+			if !k.exists(live) {
+				t.Error("a live process's supervisors' group was removed")
+			}
+			if err := k.rmdir(live); err != nil {
+				t.Fatal(err)
+			}
+			if err := m2.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestFakeCreateFailureLeavesNothing(t *testing.T) {
 	for _, mode := range []Mode{ModeV2, ModeV1, ModeHybrid} {
 		t.Run(string(mode), func(t *testing.T) {
@@ -815,5 +854,32 @@ func TestFakeSetLimitsWritesOnlyChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantStrings(t, fmt.Sprintf("SetLimits(%+v) writes", c.lim), k.relWrites(), c.want)
+	}
+}
+
+// A process that died is gone, reaped or not (a killed daemon's parent
+// may leave it a zombie for a while); this one is not.
+func TestGone(t *testing.T) {
+	c := exec.Command("true")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := c.Process.Pid
+	deadline := time.Now().Add(5 * time.Second)
+	for !gone(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d, a zombie, is not gone", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || !strings.Contains(string(b), ") Z ") {
+		t.Errorf("not a zombie yet: %q, %v", b, err)
+	}
+	c.Wait()
+	if !gone(pid) {
+		t.Errorf("pid %d, reaped, is not gone", pid)
+	}
+	if gone(os.Getpid()) {
+		t.Error("this process is gone")
 	}
 }

@@ -218,6 +218,7 @@ func (m *Manager) setup() (err error) {
 		return err
 	}
 	m.probeFeatures()
+	m.removeDeadInits()
 	return nil
 }
 
@@ -264,7 +265,6 @@ func (m *Manager) makeSubtreeOnce() (err error) {
 		_ = m.k.writeFile(path.Join(m.memory.dir, "memory.swappiness"), "0")
 	}
 	if m.inits != "" {
-		m.removeDeadInits()
 		switch err := m.k.mkdir(m.inits); {
 		case err == nil:
 			made = append(made, m.inits)
@@ -277,18 +277,58 @@ func (m *Manager) makeSubtreeOnce() (err error) {
 }
 
 // removeDeadInits removes the inits' groups of processes that are gone (a
-// daemon that was killed); they are empty, as its inits died with it.
+// daemon that was killed). Its inits die with its helper, which dies with
+// it; one may still be on its way out when the next daemon starts: it is
+// killed again, and waited for, killTimeout at most.
 func (m *Manager) removeDeadInits() {
+	if m.inits == "" {
+		return
+	}
 	names, err := m.k.subdirs(m.unified.dir)
 	if err != nil {
 		return
 	}
 	for _, n := range names {
 		pid, ok := initsOwner(n)
-		if ok && pid != os.Getpid() && unix.Kill(pid, 0) == unix.ESRCH {
-			_ = m.k.rmdir(path.Join(m.unified.dir, n))
+		if !ok || pid == os.Getpid() || !gone(pid) {
+			continue
+		}
+		dir := path.Join(m.unified.dir, n)
+		deadline := time.Now().Add(m.killTimeout)
+		for {
+			err := m.k.rmdir(dir)
+			if err == nil || !isBusy(err) || time.Now().After(deadline) {
+				break
+			}
+			if m.features.CgroupKill {
+				_ = m.k.writeFile(path.Join(dir, "cgroup.kill"), "1")
+			} else if pids, err := m.readPIDs(path.Join(dir, "cgroup.procs")); err == nil {
+				for _, p := range pids {
+					_ = m.k.kill(p)
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
+}
+
+// gone reports whether process pid has ended: no such process, or one
+// that died and waits to be reaped (a killed daemon's parent may take its
+// time).
+func gone(pid int) bool {
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		return true
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return os.IsNotExist(err)
+	}
+	// The state follows the command, in parentheses, which may hold
+	// anything: look after the last ")".
+	if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] == 'Z' || b[i+2] == 'X'
+	}
+	return false
 }
 
 // initsOwner is the pid whose inits' group name is, if name is one.
@@ -515,6 +555,7 @@ func (m *Manager) Remove(name string) error {
 // <Subtree>-self leaf on v2, which is where it has to live.
 func (m *Manager) Close() error {
 	var errs []error
+	m.removeDeadInits()
 	if m.inits != "" {
 		if err := m.k.rmdir(m.inits); err != nil && !isNotExist(err) {
 			errs = append(errs, err)
