@@ -87,6 +87,8 @@ func (k *fakeKernel) isMountPoint(p string) bool {
 
 // --- the kernel interface ---
 
+func (k *fakeKernel) keepDir(string) {}
+
 func (k *fakeKernel) mkdir(p string) error {
 	if k.beforeMkdir != nil {
 		k.beforeMkdir(p)

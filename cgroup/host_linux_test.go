@@ -323,7 +323,7 @@ func TestHostOpen(t *testing.T) {
 			t.Errorf("subtree %s: %v", p, err)
 		}
 	}
-	rel := hostKernel{}.release()
+	rel := (&hostKernel{}).release()
 	if m.Mode() != ModeV1 {
 		if f.CgroupKill != kernelAtLeast(rel, 5, 14) {
 			t.Errorf("CgroupKill = %v on kernel %s", f.CgroupKill, rel)

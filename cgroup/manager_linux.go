@@ -27,7 +27,8 @@ type hierarchy struct {
 }
 
 // Manager owns our subtree in every hierarchy and creates run groups in it.
-// Its methods are safe for concurrent use; it holds no open files.
+// Its methods are safe for concurrent use. It holds a descriptor of each
+// directory it made (or found as its subtree) until it removes it.
 type Manager struct {
 	k       kernel
 	mode    Mode
@@ -73,7 +74,7 @@ const (
 // missing. Open may be called again after a restart: an existing subtree is
 // reused, and Leftovers lists the runs a previous daemon left.
 func Open(cfg Config) (*Manager, error) {
-	return open(cfg, hostKernel{})
+	return open(cfg, &hostKernel{})
 }
 
 func open(cfg Config, k kernel) (*Manager, error) {
@@ -249,6 +250,7 @@ func (m *Manager) makeSubtreeOnce() (err error) {
 		case err == nil:
 			made = append(made, h.dir)
 		case errors.Is(err, fs.ErrExist):
+			m.k.keepDir(h.dir)
 		default:
 			return err
 		}
@@ -269,6 +271,7 @@ func (m *Manager) makeSubtreeOnce() (err error) {
 		case err == nil:
 			made = append(made, m.inits)
 		case errors.Is(err, fs.ErrExist):
+			m.k.keepDir(m.inits)
 		default:
 			return err
 		}
