@@ -895,3 +895,41 @@ func BenchmarkKillEmpty(b *testing.B) {
 		}
 	}
 }
+
+// Another process on the same subtree removes it, empty, and makes it
+// again (one sandboxd exec stops as another starts): the directory this
+// Manager kept a descriptor of is gone, and Create makes the run in the
+// new one all the same.
+func TestHostSubtreeMadeAgainByAnother(t *testing.T) {
+	m := hostManager(t, Config{})
+	g, err := m.Create("before", Limits{PIDs: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	// The other process: the subtree goes in every hierarchy where it is
+	// empty (the supervisors' group keeps the cgroup2 one), and comes back.
+	for _, p := range m.Paths() {
+		if err := os.Remove(p); err != nil {
+			continue
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err = m.Create("after", Limits{PIDs: 8})
+	if err != nil {
+		t.Fatalf("Create in the subtree made again: %v", err)
+	}
+	for _, d := range g.dirs() {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("the run's group: %v", err)
+		}
+	}
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	wantGone(t, g.dirs()...)
+}
