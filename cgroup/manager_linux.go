@@ -245,13 +245,20 @@ func (m *Manager) makeSubtreeOnce() (err error) {
 			}
 		}
 	}()
-	for _, h := range m.hierarchies() {
-		switch err := m.k.mkdir(h.dir); {
+	// makeOrKeep makes dir, or keeps it as it is there.
+	makeOrKeep := func(dir string) error {
+		switch err := m.k.mkdir(dir); {
 		case err == nil:
-			made = append(made, h.dir)
+			made = append(made, dir)
 		case errors.Is(err, fs.ErrExist):
-			m.k.keepDir(h.dir)
+			m.k.keepDir(dir)
 		default:
+			return err
+		}
+		return nil
+	}
+	for _, h := range m.hierarchies() {
+		if err := makeOrKeep(h.dir); err != nil {
 			return err
 		}
 	}
@@ -267,14 +274,7 @@ func (m *Manager) makeSubtreeOnce() (err error) {
 		_ = m.k.writeFile(path.Join(m.memory.dir, "memory.swappiness"), "0")
 	}
 	if m.inits != "" {
-		switch err := m.k.mkdir(m.inits); {
-		case err == nil:
-			made = append(made, m.inits)
-		case errors.Is(err, fs.ErrExist):
-			m.k.keepDir(m.inits)
-		default:
-			return err
-		}
+		return makeOrKeep(m.inits)
 	}
 	return nil
 }
