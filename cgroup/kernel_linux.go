@@ -59,71 +59,97 @@ type kernel interface {
 // (the subtree is made again, and kept anew).
 type hostKernel struct {
 	mu   sync.Mutex
-	dirs map[string]int
+	dirs map[string]*keptDir
+}
+
+// keptDir is a kept directory's descriptor. It is closed only once no
+// call uses it any more: a descriptor closed under a call on another
+// thread could be reused for another file by then, and the call would act
+// on whatever that is.
+type keptDir struct {
+	fd    int
+	users int
+	gone  bool // let go of: closed when the last user is done
 }
 
 // at gives the directory descriptor and the last element to reach path
-// by, or AT_FDCWD and path.
-func (k *hostKernel) at(p string) (int, string) {
+// by (or AT_FDCWD and path), and done, to call once the descriptor is
+// used.
+func (k *hostKernel) at(p string) (dirfd int, name string, done func()) {
 	dir, base := path.Split(p)
 	dir = strings.TrimSuffix(dir, "/")
 	k.mu.Lock()
-	fd, ok := k.dirs[dir]
-	k.mu.Unlock()
-	if !ok || base == "" {
-		return unix.AT_FDCWD, p
+	defer k.mu.Unlock()
+	d := k.dirs[dir]
+	if d == nil || base == "" {
+		return unix.AT_FDCWD, p, func() {}
 	}
-	return fd, base
+	d.users++
+	return d.fd, base, func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		d.users--
+		d.closeIfDone()
+	}
 }
 
-// keep opens dir (O_PATH) and keeps it, in place of what was kept for it.
-func (k *hostKernel) keep(dir string) {
+func (d *keptDir) closeIfDone() {
+	if d.gone && d.users == 0 {
+		unix.Close(d.fd)
+	}
+}
+
+// keepDir opens dir (O_PATH) and keeps it, in place of what was kept for
+// it: a directory this kernel made (mkdir), or one that exists (our
+// subtree, made by another process or before a restart).
+func (k *hostKernel) keepDir(dir string) {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if old, ok := k.dirs[dir]; ok {
-		unix.Close(old)
-		delete(k.dirs, dir)
-	}
+	k.dropLocked(dir)
 	if err != nil {
 		return
 	}
 	if k.dirs == nil {
-		k.dirs = map[string]int{}
+		k.dirs = map[string]*keptDir{}
 	}
-	k.dirs[dir] = fd
+	k.dirs[dir] = &keptDir{fd: fd}
 }
 
 // drop lets go of what is kept for dir.
 func (k *hostKernel) drop(dir string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if fd, ok := k.dirs[dir]; ok {
-		unix.Close(fd)
-		delete(k.dirs, dir)
-	}
+	k.dropLocked(dir)
 }
 
-// keepDir keeps a directory that exists (our subtree, made by another
-// process or before a restart), as mkdir keeps those it makes.
-func (k *hostKernel) keepDir(dir string) { k.keep(dir) }
+func (k *hostKernel) dropLocked(dir string) {
+	if d := k.dirs[dir]; d != nil {
+		delete(k.dirs, dir)
+		d.gone = true
+		d.closeIfDone()
+	}
+}
 
 // maxControlFile caps reads of control files; the largest we read
 // (cgroup.procs of a busy group) stays well below.
 const maxControlFile = 1 << 20
 
 func (k *hostKernel) mkdir(path string) error {
-	dirfd, name := k.at(path)
-	if err := ignoringEINTR(func() error { return unix.Mkdirat(dirfd, name, 0o755) }); err != nil {
+	dirfd, name, done := k.at(path)
+	err := ignoringEINTR(func() error { return unix.Mkdirat(dirfd, name, 0o755) })
+	done()
+	if err != nil {
 		return &os.PathError{Op: "mkdir", Path: path, Err: err}
 	}
-	k.keep(path)
+	k.keepDir(path)
 	return nil
 }
 
 func (k *hostKernel) rmdir(path string) error {
 	k.drop(path)
-	dirfd, name := k.at(path)
+	dirfd, name, done := k.at(path)
+	defer done()
 	if err := ignoringEINTR(func() error { return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) }); err != nil {
 		return &os.PathError{Op: "rmdir", Path: path, Err: err}
 	}
@@ -131,7 +157,8 @@ func (k *hostKernel) rmdir(path string) error {
 }
 
 func (k *hostKernel) openRaw(path string, flag int) (int, error) {
-	dirfd, name := k.at(path)
+	dirfd, name, done := k.at(path)
+	defer done()
 	var fd int
 	err := ignoringEINTR(func() (err error) {
 		fd, err = unix.Openat(dirfd, name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -203,7 +230,8 @@ func (k *hostKernel) openFile(path string, flag int) (*os.File, error) {
 }
 
 func (k *hostKernel) chown(path string, uid, gid int) error {
-	dirfd, name := k.at(path)
+	dirfd, name, done := k.at(path)
+	defer done()
 	return ignoringEINTR(func() error {
 		if err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &os.PathError{Op: "chown", Path: path, Err: err}
@@ -213,7 +241,8 @@ func (k *hostKernel) chown(path string, uid, gid int) error {
 }
 
 func (k *hostKernel) owner(path string) ([2]int, error) {
-	dirfd, name := k.at(path)
+	dirfd, name, done := k.at(path)
+	defer done()
 	var st unix.Stat_t
 	err := ignoringEINTR(func() error { return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) })
 	if err != nil {
