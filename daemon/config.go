@@ -53,6 +53,11 @@ type Config struct {
 	ResultTTL     Duration `toml:"result_ttl"`
 	// LogFormat: "auto" (text on a terminal, JSON otherwise), "text", "json".
 	LogFormat string `toml:"log_format"`
+	// BatchScheduling runs the daemon, its init helper and the sandboxes'
+	// inits under SCHED_BATCH (see SetBatchScheduling); the programs run
+	// under SCHED_OTHER all the same. false leaves the policy the daemon
+	// was started with, and the programs inherit it.
+	BatchScheduling bool `toml:"batch_scheduling"`
 	// Profiles by name; "default" always exists.
 	Profiles map[string]ProfileConfig `toml:"profiles"`
 }
@@ -112,6 +117,7 @@ func DefaultConfig() Config {
 		ShutdownGrace:    Duration{10 * time.Second},
 		ResultTTL:        Duration{10 * time.Minute},
 		LogFormat:        "auto",
+		BatchScheduling:  true,
 	}
 }
 

@@ -22,7 +22,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Socket != "/run/sandboxd/sandboxd.sock" || cfg.Concurrency < 1 || cfg.ShutdownGrace.Duration != 10*time.Second {
+	if cfg.Socket != "/run/sandboxd/sandboxd.sock" || cfg.Concurrency < 1 || cfg.ShutdownGrace.Duration != 10*time.Second || !cfg.BatchScheduling {
 		t.Fatalf("%+v", cfg)
 	}
 	if p, err := cfg.Profile("default"); err != nil || p.Defaults.CPUTimeMS == 0 {
@@ -64,6 +64,7 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"concurrency = \"two\"\n", "concurrency"},
 		{"shutdown_grace = \"soon\"\n", "shutdown_grace"},
 		{"log_format = \"xml\"\n", "log_format"},
+		{"batch_scheduling = \"yes\"\n", "batch_scheduling"},
 		{"uid_base = 0\n", "uid_base"},
 		{"socket = \"relative.sock\"\n", "socket"},
 		{"[profiles.x.default_limits]\ncpu_time_ms = 999999999\n", "profiles.x.default_limits.cpu_time_ms"},

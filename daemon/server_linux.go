@@ -75,7 +75,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	go func() { errc <- srv.Serve(ln) }()
 	d.log.WithFields(logrus.Fields{
 		"socket": d.cfg.Socket, "concurrency": d.cfg.Concurrency, "queue": d.cfg.QueueSize,
-		"cgroups": d.engine.Cgroups().Mode(), "version": d.version, "go_procs": runtime.GOMAXPROCS(0),
+		"cgroups": d.engine.Cgroups().Mode(), "version": d.version, "go_procs": runtime.GOMAXPROCS(0), "sched": schedPolicy(),
 	}).Info("sandboxd serving")
 
 	select {

@@ -43,6 +43,7 @@ const (
 	stepSendListener
 	stepCloseRange
 	stepExec
+	stepSchedPolicy
 )
 
 func (s childStep) String() string {
@@ -85,6 +86,8 @@ func (s childStep) String() string {
 		return "close_range"
 	case stepExec:
 		return "execve"
+	case stepSchedPolicy:
+		return "set the scheduling policy SCHED_OTHER"
 	}
 	return "unknown step"
 }
@@ -157,6 +160,15 @@ type childPlan struct {
 
 	errFD  int // close-on-exec pipe: step and errno on failure, EOF on exec
 	errBuf [8]byte
+
+	// otherSched: the helper runs under a batch or real-time policy, which
+	// the program does not inherit. Its process does its setup under it,
+	// then takes SCHED_OTHER (at its nice value) before it reports ready;
+	// the init does the same before it reports its sandbox ready. A
+	// program starts as one started from a shell would, and the init
+	// that supervises and times it wakes as promptly as before.
+	otherSched bool
+	schedParam [1]int32 // struct sched_param: priority 0
 
 	// inPlace: the image is written into image before the command comes,
 	// which is then one byte (into scratch) with the stdio descriptors.
@@ -397,6 +409,12 @@ func childMain(p *childPlan) {
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); errno != 0 {
 		step = stepNoNewPrivs
 		goto fail
+	}
+	if p.otherSched {
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, unix.SCHED_NORMAL, uintptr(unsafe.Pointer(&p.schedParam[0]))); errno != 0 {
+			step = stepSchedPolicy
+			goto fail
+		}
 	}
 	// Ready is one byte on sock; with a filter, it carries the listener,
 	// through which every forbidden call reaches the init.

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // initArg0 marks a re-executed binary as the sandboxes' init helper.
@@ -30,6 +32,24 @@ type seccompNotif struct {
 // lastCap is the highest capability number this kernel knows: read once,
 // as every sandbox's plan needs it.
 var lastCap = sync.OnceValue(readLastCap)
+
+// programLeavesPolicy says whether the program's process must leave the
+// scheduling policy it inherits from this process for SCHED_OTHER: under
+// SCHED_BATCH (the daemon's own, see Daemon's batch_scheduling) and the
+// real-time policies it must. SCHED_IDLE stays: leaving it takes a
+// privilege a sandbox does not have, and a daemon run idle means its
+// programs to be too.
+var programLeavesPolicy = sync.OnceValue(func() bool {
+	attr, err := unix.SchedGetAttr(0, 0)
+	if err != nil {
+		return false
+	}
+	switch attr.Policy {
+	case unix.SCHED_BATCH, unix.SCHED_FIFO, unix.SCHED_RR:
+		return true
+	}
+	return false
+})
 
 func readLastCap() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")

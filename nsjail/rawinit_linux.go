@@ -110,7 +110,7 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 		return nil, err
 	}
 	q := &rawInit{root: root}
-	p := &childPlan{lastCap: lastCap()}
+	p := &childPlan{lastCap: lastCap(), otherSched: programLeavesPolicy()}
 	for i := 0; i < joinFiles; i++ {
 		p.joinFDs = append(p.joinFDs, fdJoin+i)
 	}
@@ -345,6 +345,11 @@ func (q *rawInit) forkChild() {
 	}
 	if q.rMsg.Controllen >= uint64(unix.CmsgLen(4)) {
 		q.listen = uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[unix.CmsgLen(0)])))
+	}
+	if q.child.otherSched {
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, unix.SCHED_NORMAL, uintptr(unsafe.Pointer(&p.schedParam[0]))); errno != 0 {
+			q.failed("set the scheduling policy SCHED_OTHER", errno)
+		}
 	}
 	q.put(`{"kind":"ready"`)
 	q.send()

@@ -45,6 +45,12 @@ func serveMain(args []string) int {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(daemonProcs(runtime.GOMAXPROCS(0)))
 	}
+	if cfg.BatchScheduling {
+		// Before the daemon starts its init helper, which inherits it.
+		if err := daemon.SetBatchScheduling(); err != nil {
+			log.WithError(err).Warn("the daemon runs under the policy it was started with")
+		}
+	}
 	d, err := daemon.New(cfg, version, log)
 	if err != nil {
 		log.WithError(err).Error("cannot start")
