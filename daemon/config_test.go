@@ -25,6 +25,18 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if cfg.Socket != "/run/sandboxd/sandboxd.sock" || cfg.Concurrency < 1 || cfg.ShutdownGrace.Duration != 10*time.Second || !cfg.BatchScheduling {
 		t.Fatalf("%+v", cfg)
 	}
+	if cfg.WarmSandboxes != min(2*cfg.Concurrency, 64) {
+		t.Errorf("warm_sandboxes %d with concurrency %d, want twice that", cfg.WarmSandboxes, cfg.Concurrency)
+	}
+	for _, tc := range []struct {
+		text string
+		warm int
+	}{{"concurrency = 3\n", 6}, {"concurrency = 40\n", 64}, {"concurrency = 3\nwarm_sandboxes = 1\n", 1}, {"warm_sandboxes = 0\n", 0}} {
+		c, err := LoadConfig(writeConfig(t, tc.text))
+		if err != nil || c.WarmSandboxes != tc.warm {
+			t.Errorf("%q: warm_sandboxes %d (%v), want %d", tc.text, c.WarmSandboxes, err, tc.warm)
+		}
+	}
 	if p, err := cfg.Profile("default"); err != nil || p.Defaults.CPUTimeMS == 0 {
 		t.Fatalf("default profile: %+v %v", p, err)
 	}
@@ -66,6 +78,7 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"log_format = \"xml\"\n", "log_format"},
 		{"batch_scheduling = \"yes\"\n", "batch_scheduling"},
 		{"uid_base = 0\n", "uid_base"},
+		{"uid_count = 5\nconcurrency = 2\nwarm_sandboxes = 2\n[profiles.x]\n", "uid_count: 5 uids are fewer than the 6"},
 		{"socket = \"relative.sock\"\n", "socket"},
 		{"[profiles.x.default_limits]\ncpu_time_ms = 999999999\n", "profiles.x.default_limits.cpu_time_ms"},
 		{"[profiles.x]\nbinds = [\"usr\"]\n", "profiles.x.binds[0]"},

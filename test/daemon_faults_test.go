@@ -399,7 +399,7 @@ func subtreeDir(t *testing.T, d *testDaemon, key string) string {
 
 func TestDaemonFaultCgroupCreate(t *testing.T) {
 	// Few uids: a failed sandbox that kept its uid would soon leave none.
-	d := startDaemon(t, "uid_count = 4\n")
+	d := startDaemon(t, "uid_count = 4\nconcurrency = 2\nwarm_sandboxes = 2\n")
 	sub := subtreeDir(t, d, "unified")
 	if sub == "" {
 		t.Skip("a pure v1 host: no cgroup2 tree whose cgroup.max.depth could refuse a run's groups")
