@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -35,6 +37,8 @@ type Daemon struct {
 	ws       *wsPool        // workspaces mounted ahead
 	wsTmpfs  bool           // the workspaces' dir is a tmpfs this daemon mounted
 	wsDone   sync.Once
+	// subtreeLock is held while the daemon runs (lockSubtree).
+	subtreeLock *os.File
 
 	// base is cancelled when the daemon gives up on its running jobs
 	// (shutdown grace over).
@@ -77,6 +81,11 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 	}
 	d.metrics = newMetrics(d.sched.load, eng)
 	d.base, d.cancelBase = context.WithCancel(context.Background())
+	if d.subtreeLock, err = lockSubtree(eng.Cgroups().Paths(), cfg.CgroupSubtree); err != nil {
+		eng.Close()
+		eng.Cgroups().Close()
+		return nil, err
+	}
 	if err := d.reclaim(); err != nil {
 		return nil, fmt.Errorf("reclaiming a previous instance's leftovers: %w", err)
 	}
@@ -96,6 +105,32 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 	}
 	d.ws = newWSPool(cfg.StateDir, cfg.WarmSandboxes, sizes, eng.backgroundTurn, func(err error) { log.WithError(err).Warn("workspace made ahead") })
 	return d, nil
+}
+
+// lockSubtree takes an exclusive lock on the daemon's cgroup subtree: on
+// its directory in the first hierarchy by name (flock works on cgroupfs).
+// The daemon holds it while it runs, and its end (a crash included)
+// releases it. A second daemon on the same subtree would take the first's
+// runs and warm sandboxes for a crashed instance's leftovers and kill them;
+// it is refused instead, naming the key. sandboxd exec does not lock: its
+// runs have a prefix of their own, which no daemon reclaims.
+func lockSubtree(paths map[string]string, subtree string) (*os.File, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("cgroup_subtree: no cgroup hierarchy to lock")
+	}
+	dir := paths[slices.Min(slices.Collect(maps.Keys(paths)))]
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup_subtree: lock %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if err == unix.EWOULDBLOCK {
+			return nil, fmt.Errorf("cgroup_subtree: %q is in use by another sandboxd daemon (%s is locked); give each daemon a subtree of its own", subtree, dir)
+		}
+		return nil, fmt.Errorf("cgroup_subtree: lock %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 // reclaim removes what a crashed daemon left: run cgroups with our prefix

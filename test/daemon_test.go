@@ -707,3 +707,61 @@ func TestDaemonWorkspaceOfItsOwn(t *testing.T) {
 	}
 	d.assertNoJobLeft(t)
 }
+
+// TestDaemonSecondOnOneSubtree: a second daemon on a cgroup subtree in use
+// is refused at start, naming the key, and the first's warm sandboxes and
+// jobs are untouched (it used to take them for a crashed instance's
+// leftovers and kill them).
+func TestDaemonSecondOnOneSubtree(t *testing.T) {
+	d := startDaemon(t, "")
+	waitFor(t, "the warm pool filled", func() bool {
+		info, err := d.c.Info(context.Background())
+		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
+	})
+	stateDir, err := os.MkdirTemp("", "sandboxd-state-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(stateDir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(stateDir) })
+	cfgPath := filepath.Join(stateDir, "config.toml")
+	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\nuid_base = 1900000000\n", stateDir, d.subtree)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := osexec.Command(sandboxdBin, "serve", "--socket", filepath.Join(stateDir, "s.sock"), "--config", cfgPath)
+	var stderr syncBuffer
+	second.Stderr = &stderr
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- second.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(stderr.String(), "cgroup_subtree") || !strings.Contains(stderr.String(), "in use by another sandboxd daemon") {
+			t.Errorf("the second daemon: %v, stderr:\n%s\nwant a failure naming cgroup_subtree", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		// It serves: stop it as an operator would, so that it cleans up.
+		second.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			second.Process.Kill()
+			<-done
+		}
+		t.Fatalf("the second daemon on subtree %s did not exit; stderr:\n%s", d.subtree, stderr.String())
+	}
+	info, err := d.c.Info(ctxT(t))
+	if err != nil || info.Pool.WarmReady != info.Pool.WarmSandboxes {
+		t.Errorf("the first daemon's warm sandboxes after the second's start: %+v %v", info.Pool, err)
+	}
+	for i := range info.Pool.WarmSandboxes + 1 {
+		res, err := d.c.Run(ctxT(t), job("echo", "still here"))
+		if err != nil || res.Steps[0].Verdict != api.VerdictOK || res.Steps[0].Stdout != "still here\n" {
+			t.Fatalf("job %d on the first daemon: %v %+v", i, err, res)
+		}
+	}
+	d.assertNoJobLeft(t)
+}
