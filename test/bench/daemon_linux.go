@@ -8,11 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/sandboxd/sandboxd/api/client"
 )
@@ -262,10 +265,14 @@ func procKB(pid int, file, key string) (int64, error) {
 	return 0, nil
 }
 
-// descendantsRSS sums the proportional set size (Pss) of every process
-// below pid but skip: the daemon's sandboxes (and any it keeps ready). A
-// sandbox's init shares the memory of the helper it was cloned from, which
-// Pss splits among them. Processes that end during the walk are skipped.
+// descendantsRSS sums the proportional set size (Pss) of the memory of
+// every process below pid but skip (the init helper): the daemon's
+// sandboxes (and any it keeps ready). Pss is per address space, and a
+// sandbox's init and its waiting program process share the helper's (they
+// are clones of it with CLONE_VM), so each reports the helper's whole Pss:
+// an address space is counted once, and the helper's (in the daemon's RSS
+// already) not at all. n counts the processes. Processes that end during
+// the walk are skipped.
 func descendantsRSS(pid, skip int) (n int, rss int64) {
 	entries, _ := os.ReadDir("/proc")
 	parent := map[int]int{}
@@ -278,15 +285,28 @@ func descendantsRSS(pid, skip int) (n int, rss int64) {
 			parent[p], _ = strconv.Atoi(f[1])
 		}
 	}
+	counted := []int{skip}
 	for p := range parent {
 		// Bounded: a pid reused during the walk could make a cycle.
 		for a, depth := parent[p], 0; a > 1 && depth < 64; a, depth = parent[a], depth+1 {
 			if a == pid && p != skip {
-				r, _ := readPss(p)
-				n, rss = n+1, rss+r
+				n++
+				if !slices.ContainsFunc(counted, func(c int) bool { return sameVM(p, c) }) {
+					r, _ := readPss(p)
+					rss += r
+					counted = append(counted, p)
+				}
 				break
 			}
 		}
 	}
 	return n, rss
+}
+
+// sameVM reports whether two processes share one address space (kcmp(2)
+// with KCMP_VM).
+func sameVM(a, b int) bool {
+	const kcmpVM = 1
+	r, _, errno := syscall.Syscall6(unix.SYS_KCMP, uintptr(a), uintptr(b), kcmpVM, 0, 0, 0)
+	return errno == 0 && r == 0
 }

@@ -211,7 +211,7 @@ func (r *Report) print(w io.Writer) {
 	d := r.Daemon
 	fmt.Fprintf(w, "daemon RSS (with its init helper): idle %.1f MiB at start, %.1f MiB after the load; under load at most %.1f MiB (sampled every 50 ms)\n",
 		mib(d.IdleStart.RSSBytes), mib(d.IdleEnd.RSSBytes), mib(d.LoadMaxRSSBytes))
-	fmt.Fprintf(w, "sandboxes idle: %d processes, %.1f MiB Pss in all at start; %d, %.1f MiB after the load\n",
+	fmt.Fprintf(w, "sandboxes idle: %d processes, %.1f MiB Pss of their own at start (they share the helper's memory); %d, %.1f MiB after the load\n",
 		d.IdleStart.Sandboxes, mib(d.IdleStart.SandboxesRSSBytes), d.IdleEnd.Sandboxes, mib(d.IdleEnd.SandboxesRSSBytes))
 	l := r.CPULimit
 	fmt.Fprintf(w, "CPU limit %.0f ms, %d runs of an endless loop: overshoot median %.1f ms, max %.1f ms (wall median %.0f ms)\n",
