@@ -244,6 +244,12 @@ func (e *Engine) spec(p *Profile, hostID uint32) *nsjail.Spec {
 		if e.specs == nil {
 			e.specs = map[*Profile]*nsjail.Spec{}
 		}
+		if len(e.specs) >= maxSpecs {
+			// A caller that makes a Profile per step would grow the
+			// cache without end: start it again. A Spec made anew gets
+			// a new key, which the helper asks for in full once.
+			clear(e.specs)
+		}
 		e.specs[p] = shared
 	}
 	e.specsMu.Unlock()
@@ -251,6 +257,10 @@ func (e *Engine) spec(p *Profile, hostID uint32) *nsjail.Spec {
 	spec.HostUID, spec.HostGID = hostID, hostID
 	return &spec
 }
+
+// maxSpecs bounds the engine's Specs by profile: the daemon's profiles are
+// a handful, fixed at start.
+const maxSpecs = 64
 
 // specKeys numbers the Specs of every engine of the process (see
 // nsjail.Spec.Key).

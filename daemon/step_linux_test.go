@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/api"
@@ -18,5 +19,21 @@ func TestStepCancelledWaitingForSandbox(t *testing.T) {
 	res, err := e.RunStep(ctx, &StepRequest{Argv: []string{"true"}, Profile: prof})
 	if err != nil || res.Verdict != api.VerdictCancelled {
 		t.Fatalf("verdict %s, error %v; want cancelled and no error", res.Verdict, err)
+	}
+}
+
+// TestSpecCacheBounded: a Profile per step does not grow the engine's
+// cache of Specs without end, and a profile's Spec is shared until then.
+func TestSpecCacheBounded(t *testing.T) {
+	e := &Engine{}
+	p := &Profile{Name: "p"}
+	if a, b := e.spec(p, 1), e.spec(p, 2); a.Key != b.Key || a.HostUID != 1 || b.HostUID != 2 {
+		t.Fatalf("one profile's Specs: keys %q, %q; host uids %d, %d", a.Key, b.Key, a.HostUID, b.HostUID)
+	}
+	for i := range 3 * maxSpecs {
+		e.spec(&Profile{Name: fmt.Sprint(i)}, 1)
+		if n := len(e.specs); n > maxSpecs {
+			t.Fatalf("%d Specs cached after %d profiles, want at most %d", n, i+1, maxSpecs)
+		}
 	}
 }
