@@ -225,6 +225,15 @@ func runningInit(t *testing.T, d *testDaemon) int {
 
 // helperPID is the pid of the daemon's init helper, the parent of its
 // sandboxes' inits; 0 if it has none.
+// waitWarm waits until every warm sandbox of the daemon is ready.
+func (d *testDaemon) waitWarm(t *testing.T, what string) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		info, err := d.c.Info(context.Background())
+		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
+	})
+}
+
 func (d *testDaemon) helperPID() int {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -277,10 +286,7 @@ func TestDaemonFaultInitKilled(t *testing.T) {
 	if err != nil || res.Steps[0].Verdict != api.VerdictOK {
 		t.Fatalf("after the init's death: %v %+v", err, res)
 	}
-	waitFor(t, "the warm pool refilled", func() bool {
-		info, err := d.c.Info(context.Background())
-		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
-	})
+	d.waitWarm(t, "the warm pool refilled")
 }
 
 // The init helper killed under a running job and its warm sandboxes: the
@@ -322,19 +328,13 @@ func TestDaemonFaultHelperKilled(t *testing.T) {
 	if h := d.helperPID(); h == 0 || h == helper {
 		t.Errorf("helper pid %d after the old one (%d) died, want a new one", h, helper)
 	}
-	waitFor(t, "the warm pool refilled", func() bool {
-		info, err := d.c.Info(context.Background())
-		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
-	})
+	d.waitWarm(t, "the warm pool refilled")
 	d.assertNoJobLeft(t)
 }
 
 func TestDaemonFaultIdleInitKilled(t *testing.T) {
 	d := startDaemon(t, "")
-	waitFor(t, "the warm pool filled", func() bool {
-		info, err := d.c.Info(context.Background())
-		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
-	})
+	d.waitWarm(t, "the warm pool filled")
 	var killed []int
 	procs := hostcheck.Procs()
 	helper := d.helperPID()
@@ -444,10 +444,7 @@ func TestDaemonFaultCgroupCreate(t *testing.T) {
 	if err != nil || res.Steps[0].Verdict != api.VerdictOK || res.Steps[0].Stdout != "again\n" {
 		t.Fatalf("after the fault was removed: %v %+v", err, res)
 	}
-	waitFor(t, "the warm pool refilled", func() bool {
-		info, err := d.c.Info(context.Background())
-		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
-	})
+	d.waitWarm(t, "the warm pool refilled")
 	d.assertNoJobLeft(t)
 }
 

@@ -714,10 +714,7 @@ func TestDaemonWorkspaceOfItsOwn(t *testing.T) {
 // leftovers and kill them).
 func TestDaemonSecondOnOneSubtree(t *testing.T) {
 	d := startDaemon(t, "")
-	waitFor(t, "the warm pool filled", func() bool {
-		info, err := d.c.Info(context.Background())
-		return err == nil && info.Pool.WarmReady == info.Pool.WarmSandboxes
-	})
+	d.waitWarm(t, "the warm pool filled")
 	stateDir, err := os.MkdirTemp("", "sandboxd-state-")
 	if err != nil {
 		t.Fatal(err)

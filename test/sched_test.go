@@ -3,7 +3,6 @@ package test
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -33,21 +32,6 @@ func threadPolicies(t *testing.T, pid int) map[string]int {
 		}
 	}
 	return got
-}
-
-// helperPid is the init helper's pid: the daemon's one child process.
-func helperPid(t *testing.T, daemon int) int {
-	t.Helper()
-	kids, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", daemon))
-	for _, k := range kids {
-		b, _ := os.ReadFile(k)
-		if f := strings.Fields(string(b)); len(f) > 0 {
-			pid, _ := strconv.Atoi(f[0])
-			return pid
-		}
-	}
-	t.Fatalf("the daemon %d has no child", daemon)
-	return 0
 }
 
 // TestDaemonSchedulingPolicy: the daemon, its helper and the inits run
@@ -82,7 +66,11 @@ func TestDaemonSchedulingPolicy(t *testing.T) {
 			if got := threadPolicies(t, pid); len(got) != 1 || got[tc.daemon] == 0 {
 				t.Errorf("the daemon's threads: %v, want all %s", got, tc.daemon)
 			}
-			if got := threadPolicies(t, helperPid(t, pid)); len(got) != 1 || got[tc.daemon] == 0 {
+			helper := d.helperPID()
+			if helper == 0 {
+				t.Fatal("the daemon has no init helper")
+			}
+			if got := threadPolicies(t, helper); len(got) != 1 || got[tc.daemon] == 0 {
 				t.Errorf("the helper's threads: %v, want all %s", got, tc.daemon)
 			}
 			if !strings.Contains(d.log.String(), `"sched":"`+tc.daemon+`"`) {
