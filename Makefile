@@ -45,11 +45,11 @@ run: build
 
 # Every test, as root on the real kernel: unit, cgroup and jail tests, and the
 # end-to-end tests of the sandboxd binary.
-test: deps build
+test: deps build bin/sandboxd-bench
 	$(GO) vet -tags embedinit $(PKGS)
 	@# One package at a time: the end-to-end tests assert that no process runs
 	@# under a sandbox uid, which another package's sandboxes would break.
-	SANDBOXD_BIN=$(CURDIR)/bin/sandboxd $(GO) test -tags embedinit -p 1 -count=1 -timeout 8m $(PKGS)
+	SANDBOXD_BIN=$(CURDIR)/bin/sandboxd SANDBOXD_BENCH_BIN=$(CURDIR)/bin/sandboxd-bench $(GO) test -tags embedinit -p 1 -count=1 -timeout 8m $(PKGS)
 
 # soak runs SOAKJOBS mixed jobs (every verdict, cancels, disconnects,
 # batches) through one daemon from many clients at once, then checks that

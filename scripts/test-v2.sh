@@ -33,7 +33,11 @@ smp=${TEST_V2_SMP:-1}
 mem=${TEST_V2_MEM:-1024}
 # The daemon tests (test/daemon_test.go) run as a suite of their own, in a
 # cgroup placed for the daemons they start (see scripts/vm/guest-init.sh).
-skip_e2e='^TestDaemon[A-Z]'
+# TestBenchProgram runs make bench's program, a measurement of the machine it
+# runs on: it runs on the host only (the guest has no Go toolchain to build
+# it with).
+daemon_tests='^TestDaemon[A-Z]'
+skip_e2e="$daemon_tests|^TestBenchProgram\$"
 t0=$SECONDS
 
 step() { printf 'test-v2: %s (%ds)\n' "$*" $((SECONDS - t0)); }
@@ -133,7 +137,7 @@ cp scripts/vm/guest-init.sh "$payload/init"
 	printf 'RUN_NSJAIL=%q\n' "${TEST_V2_RUN_NSJAIL:-}"
 	printf 'RUN_E2E=%q\n' "${TEST_V2_RUN_E2E:-}"
 	printf 'SKIP_E2E=%q\n' "$skip_e2e"
-	printf 'RUN_DAEMON=%q\n' "${TEST_V2_RUN_DAEMON:-$skip_e2e}"
+	printf 'RUN_DAEMON=%q\n' "${TEST_V2_RUN_DAEMON:-$daemon_tests}"
 } >"$payload/params"
 run_img=$out/run.img
 rm -f "$run_img"

@@ -30,6 +30,7 @@ var (
 const (
 	wayBare  = "bare"           // os/exec from this program
 	wayFloor = "ns floor"       // the same in fresh namespaces, nothing else
+	wayCgrp  = "floor+cgroups"  // the floor in fresh cgroups too (cgroupFloor)
 	wayExec  = "sandboxd exec"  // one sandboxd exec process per run
 	wayRun   = "POST /v1/run"   // one request per run to the daemon
 	wayBatch = "POST /v1/batch" // every run in one request
@@ -57,6 +58,9 @@ type benchCase struct {
 	// block: the daemon's background work (refilling its warm sandboxes)
 	// is done before a request arrives, and does not count against it.
 	settle func(context.Context) error
+	// drain, if set, runs after a block, before its CPU is read: it waits
+	// for work that the block's runs left in the background.
+	drain func() error
 
 	latency  []time.Duration // one run at a time
 	rateRuns int             // runs of the throughput blocks, with workers at once
@@ -323,6 +327,11 @@ const settle = 50 * time.Millisecond
 
 // charge adds the CPU a block of n runs of c cost since before.
 func (b *bench) charge(c *benchCase, before counters, n int) error {
+	if c.drain != nil {
+		if err := c.drain(); err != nil {
+			return fmt.Errorf("%s: %w", c.label(), err)
+		}
+	}
 	viaDaemon := c.way == wayRun || c.way == wayBatch
 	if viaDaemon {
 		time.Sleep(settle)

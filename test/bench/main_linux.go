@@ -167,11 +167,22 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 	rep.Daemon.IdleStart = idleMemory(b.d)
 	b.d.resetMaxRSS()
 
+	cf, err := openCgroupFloor(ctx, b.d)
+	if err != nil {
+		return nil, fmt.Errorf("the floor's cgroups: %w", err)
+	}
+	defer func() {
+		if cerr := cf.close(); cerr != nil && err == nil {
+			err = fmt.Errorf("the floor's cgroups: %w", cerr)
+		}
+	}()
+
 	var cases []*benchCase
 	for _, cmd := range []command{cmdTrue, cmdPython} {
 		cs := []*benchCase{
 			{cmd: cmd, way: wayBare, run: bareRunner(cmd.argv, nil)},
 			{cmd: cmd, way: wayFloor, run: bareRunner(cmd.argv, floorAttr)},
+			{cmd: cmd, way: wayCgrp, run: cf.runner(cmd.argv), drain: cf.wait},
 			{cmd: cmd, way: wayExec, run: execRunner(b.sandboxd, b.dir, cmd.argv)},
 			{cmd: cmd, way: wayRun, run: runRunner(b.d.client, cmd.argv), settle: warmSettle(b.d.client)},
 		}

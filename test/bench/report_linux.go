@@ -58,6 +58,7 @@ type CaseResult struct {
 	P50VsFloor        float64 `json:"p50_vs_floor"`
 	RateVsBare        float64 `json:"rate_vs_bare"`
 	RateVsFloor       float64 `json:"rate_vs_floor"`
+	RateVsCgroupFloor float64 `json:"rate_vs_floor_cgroups"`
 	CPUMSPerRun       float64 `json:"cpu_ms_per_run"`
 	DaemonCPUMSPerRun float64 `json:"daemon_cpu_ms_per_run"`
 	ClientCPUMSPerRun float64 `json:"client_cpu_ms_per_run"`
@@ -136,6 +137,7 @@ func results(cases []*benchCase) []CaseResult {
 		bare, floor := find(out, r.Command, wayBare), find(out, r.Command, wayFloor)
 		r.P50VsBare, r.RateVsBare = ratio(r.P50MS, bare.P50MS), ratio(r.RunsPerS, bare.RunsPerS)
 		r.P50VsFloor, r.RateVsFloor = ratio(r.P50MS, floor.P50MS), ratio(r.RunsPerS, floor.RunsPerS)
+		r.RateVsCgroupFloor = ratio(r.RunsPerS, find(out, r.Command, wayCgrp).RunsPerS)
 	}
 	return out
 }
@@ -205,8 +207,18 @@ func (r *Report) print(w io.Writer) {
 			num(c.CPUMSPerRun, 2), num(c.DaemonCPUMSPerRun, 2))
 	}
 	fmt.Fprintf(w, "(%d runs a case one at a time and %d with %d workers, in %d rounds; the batch: %d jobs at concurrency %d;\n"+
-		" CPU total: the spawner (this program, or the daemon with its init helper) and the runs it reaped; daemon: the daemon's and its helper's own)\n\n",
+		" CPU total: the spawner (this program, or the daemon with its init helper) and the runs it reaped; daemon: the daemon's and its helper's own;\n"+
+		" floor+cgroups: the ns floor with a fresh group in each cgroup hierarchy a sandbox uses here, made, joined and removed as the daemon does)\n\n",
 		r.Settings.Runs, r.Settings.Runs, r.Settings.Workers, r.Settings.Rounds, r.Settings.BatchJobs, r.Settings.Workers)
+	var vs []string
+	for _, c := range r.Cases {
+		if c.Way == wayRun && c.RateVsCgroupFloor > 0 {
+			vs = append(vs, fmt.Sprintf("%s %.2fx", c.Command, c.RateVsCgroupFloor))
+		}
+	}
+	if len(vs) > 0 {
+		fmt.Fprintf(w, "%s, %d clients, runs/s against floor+cgroups: %s\n\n", wayRun, r.Settings.Workers, strings.Join(vs, ", "))
+	}
 
 	d := r.Daemon
 	fmt.Fprintf(w, "daemon RSS (with its init helper): idle %.1f MiB at start, %.1f MiB after the load; under load at most %.1f MiB (sampled every 50 ms)\n",

@@ -1,0 +1,101 @@
+package test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/test/internal/hostcheck"
+)
+
+// TestBenchProgram runs make bench's program, in a short form, against the
+// binary under test: every way of running both commands must be measured,
+// every target checked, the figures written as JSON, and nothing of the
+// run left on the host: no process under a sandbox uid, no cgroup of the
+// daemon's or of the floor+cgroups case. SANDBOXD_BENCH_BIN names the
+// program (make test builds it); without it the test builds it.
+func TestBenchProgram(t *testing.T) {
+	bin := os.Getenv("SANDBOXD_BENCH_BIN")
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "sandboxd-bench")
+		cmd := exec.Command("go", "build", "-o", bin, "./bench")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build the bench: %v\n%s", err, out)
+		}
+	}
+	before := cgroupDirs()
+	jsonPath := filepath.Join(t.TempDir(), "bench.json")
+	cmd := exec.Command(bin, "-quick", "-runs", "10", "-batch", "20", "-sandboxd", sandboxdBin, "-json", jsonPath)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sandboxd-bench: %v\n%s", err, out)
+	}
+	for _, want := range []string{"floor+cgroups", "runs/s against floor+cgroups", "targets", "CPU spread"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the printed report lacks %q:\n%s", want, out)
+		}
+	}
+
+	var rep struct {
+		Cases []struct {
+			Command           string  `json:"command"`
+			Way               string  `json:"way"`
+			P50MS             float64 `json:"p50_ms"`
+			RunsPerS          float64 `json:"runs_per_s"`
+			CPUMSPerRun       float64 `json:"cpu_ms_per_run"`
+			RateVsCgroupFloor float64 `json:"rate_vs_floor_cgroups"`
+		} `json:"cases"`
+		Targets []struct {
+			Name  string  `json:"name"`
+			Value float64 `json:"value"`
+		} `json:"targets"`
+	}
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("the JSON: %v\n%s", err, data)
+	}
+	measured := map[string]bool{}
+	for _, c := range rep.Cases {
+		key := c.Command + " / " + c.Way
+		measured[key] = true
+		if c.RunsPerS <= 0 || c.CPUMSPerRun <= 0 || c.RateVsCgroupFloor <= 0 {
+			t.Errorf("%s: runs/s %v, CPU ms/run %v, against floor+cgroups %v: want each above zero", key, c.RunsPerS, c.CPUMSPerRun, c.RateVsCgroupFloor)
+		}
+		if c.Way != "POST /v1/batch" && c.P50MS <= 0 {
+			t.Errorf("%s: p50 %v ms", key, c.P50MS)
+		}
+	}
+	for _, cmd := range []string{"/bin/true", "python3 -c 'print(1)'"} {
+		for _, way := range []string{"bare", "ns floor", "floor+cgroups", "sandboxd exec", "POST /v1/run"} {
+			if !measured[cmd+" / "+way] {
+				t.Errorf("no figures for %s / %s", cmd, way)
+			}
+		}
+	}
+	if !measured["python3 -c 'print(1)' / POST /v1/batch"] {
+		t.Error("no figures for the batch")
+	}
+	if len(rep.Targets) != 7 {
+		t.Errorf("%d targets checked, want 7", len(rep.Targets))
+	}
+	for _, tg := range rep.Targets {
+		if tg.Value <= 0 {
+			t.Errorf("target %q: value %v", tg.Name, tg.Value)
+		}
+	}
+
+	if left := newDirs(before, cgroupDirs()); len(left) > 0 {
+		t.Errorf("cgroups left by the bench: %v", left)
+	}
+	if procs := hostcheck.Settle(2*time.Second, sandboxProcesses); len(procs) > 0 {
+		t.Errorf("processes left under sandbox uids: %v", procs)
+	}
+}
