@@ -21,8 +21,9 @@ import (
 // uses on this host (three on a hybrid one: cgroup2, v1 memory, v1 pids),
 // made with the default profile's limits, joined, read and removed as the
 // daemon does it, and nothing else. No mounts, seccomp, supervisor or
-// daemon: what the kernel alone charges for fresh namespaces and fresh
-// cgroups together, the least any run that keeps both can cost.
+// daemon: what the kernel charges for fresh namespaces and fresh cgroups
+// together, spawned as the namespace floor is (a fork of this Go program,
+// dearer than the helper's clones a sandbox starts from).
 type cgroupFloor struct {
 	m    *cgroup.Manager
 	lim  cgroup.Limits
@@ -135,15 +136,18 @@ var zero = []byte("0")
 // locked to this goroutine, and Go ends it when the goroutine ends.
 func (f *cgroupFloor) startIn(cmd *exec.Cmd, tasks []*os.File) error {
 	runtime.LockOSThread()
+	var err error
 	for _, t := range tasks {
-		if _, err := t.Write(zero); err != nil {
-			f.goHome()
-			return fmt.Errorf("join %s: %w", t.Name(), err)
+		if _, werr := t.Write(zero); werr != nil {
+			err = fmt.Errorf("join %s: %w", t.Name(), werr)
+			break
 		}
 	}
-	err := cmd.Start()
+	if err == nil {
+		err = cmd.Start()
+	}
 	if herr := f.goHome(); herr != nil {
-		if err == nil {
+		if cmd.Process != nil {
 			cmd.Process.Kill()
 			cmd.Wait()
 		}
