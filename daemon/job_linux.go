@@ -152,7 +152,8 @@ func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *prepa
 	}
 	sr, err := d.engine.RunStep(ctx, req)
 	if ps.step.ExpectedStdout != nil {
-		ok := normalizeOutput(sr.Stdout) == normalizeOutput(*ps.step.ExpectedStdout)
+		// A truncated stdout is never an answer, whatever its prefix.
+		ok := !sr.StdoutTruncated && normalizeOutput(sr.Stdout) == normalizeOutput(*ps.step.ExpectedStdout)
 		sr.StdoutMatches = &ok
 	}
 	return sr, err

@@ -177,6 +177,11 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	facts.cpuLimit = time.Duration(lim.CPUTimeMS) * time.Millisecond
 	facts.oomKills = stats.OOMKills
 	facts.memPeak, facts.memLimit, facts.memLimitHits = stats.MemoryPeak, lim.MemoryBytes, stats.MemoryLimitHits
+	facts.wall, facts.wallLimit = w.exit.Wall, time.Duration(lim.WallTimeMS)*time.Millisecond
+	// A program that writes past its cap and exits at once may end
+	// before the watcher reads the overflow: the cut is the verdict.
+	facts.truncated = stdout.truncated || stderr.truncated
+	facts.fileSizeLimit, facts.diedFileSize = lim.FileSizeBytes, w.exit.FileSizeLimit
 
 	res.Verdict, res.Message = decide(facts)
 	res.ExitCode = facts.exitCode

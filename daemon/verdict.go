@@ -33,9 +33,19 @@ type stepFacts struct {
 	exitCode int
 	signal   int
 
-	cpu      time.Duration
-	cpuLimit time.Duration
-	oomKills int64
+	cpu       time.Duration
+	cpuLimit  time.Duration
+	wall      time.Duration
+	wallLimit time.Duration
+	oomKills  int64
+
+	// truncated says an output stream passed its cap, whether or not
+	// the program was still running when that was seen.
+	truncated bool
+	// fileSizeLimit is the sandbox's RLIMIT_FSIZE; diedFileSize the limit
+	// pid 2 had when SIGXFSZ ended it (nil: not known).
+	fileSizeLimit int64
+	diedFileSize  *uint64
 
 	memPeak      int64 // the step's memory peak, bytes; 0 if unknown
 	memLimit     int64 // its own memory limit, bytes
@@ -55,10 +65,13 @@ func (f stepFacts) metMemoryLimit() bool {
 	return f.memLimitHits > 0 || f.memLimit > 0 && f.memPeak >= f.memLimit-memorySlack
 }
 
-const (
-	sigXCPU = 24
-	sigXFSZ = 25
-)
+const sigXFSZ = 25
+
+// passedFileSizeLimit says SIGXFSZ ended the program at the sandbox's
+// file-size limit, not at a lower one it set itself.
+func (f stepFacts) passedFileSizeLimit() bool {
+	return f.signal == sigXFSZ && (f.diedFileSize == nil || *f.diedFileSize >= uint64(f.fileSizeLimit))
+}
 
 // decide gives the one verdict of a step, and a message where it helps.
 func decide(f stepFacts) (api.Verdict, string) {
@@ -73,7 +86,7 @@ func decide(f stepFacts) (api.Verdict, string) {
 		return api.VerdictSyscallBlocked, "blocked system call: " + f.blocked
 	case f.cause == causeCPU:
 		return api.VerdictCPUTimeLimit, ""
-	case f.cause == causeOutput:
+	case f.cause == causeOutput || f.cause == causeNone && f.truncated:
 		return api.VerdictOutputLimit, ""
 	case (f.cause == causeMemory || f.oomKills > 0) && !f.metMemoryLimit():
 		return api.VerdictInternalError, fmt.Sprintf("out of memory outside the sandbox: the kernel killed %d process(es) of the step at a peak of %d bytes, below its limit of %d; the daemon's cgroup or the host ran out of memory",
@@ -84,11 +97,11 @@ func decide(f stepFacts) (api.Verdict, string) {
 		return api.VerdictWallTimeLimit, ""
 	case f.cpuLimit > 0 && f.cpu > f.cpuLimit:
 		return api.VerdictCPUTimeLimit, ""
+	case f.wallLimit > 0 && f.wall > f.wallLimit:
+		return api.VerdictWallTimeLimit, ""
 	case !f.exited:
 		return api.VerdictInternalError, "the program's end was not seen"
-	case f.signal == sigXCPU:
-		return api.VerdictCPUTimeLimit, "SIGXCPU"
-	case f.signal == sigXFSZ:
+	case f.passedFileSizeLimit():
 		return api.VerdictOutputLimit, "file size limit (SIGXFSZ)"
 	case f.signal != 0:
 		return api.VerdictSignaled, ""

@@ -23,7 +23,11 @@ func TestDecide(t *testing.T) {
 		{"cpu budget killed it", stepFacts{exited: true, signal: 9, cause: causeCPU, cpu: sec, cpuLimit: sec}, api.VerdictCPUTimeLimit},
 		{"finished just past the cpu limit", stepFacts{exited: true, cpu: sec + time.Millisecond, cpuLimit: sec}, api.VerdictCPUTimeLimit},
 		{"finished at the cpu limit", stepFacts{exited: true, cpu: sec, cpuLimit: sec}, api.VerdictOK},
-		{"rlimit cpu backstop", stepFacts{exited: true, signal: sigXCPU}, api.VerdictCPUTimeLimit},
+		{"rlimit cpu backstop", stepFacts{exited: true, signal: 24, cpu: 3 * sec, cpuLimit: sec}, api.VerdictCPUTimeLimit},
+		{"SIGXCPU of its own rlimit, under the budget", stepFacts{exited: true, signal: 24, cpu: sec / 2, cpuLimit: sec}, api.VerdictSignaled},
+		{"ran past the wall limit, ended before the kill", stepFacts{exited: true, wall: sec + time.Millisecond, wallLimit: sec}, api.VerdictWallTimeLimit},
+		{"exited with its output cut", stepFacts{exited: true, truncated: true}, api.VerdictOutputLimit},
+		{"output cut, then the cpu budget", stepFacts{exited: true, signal: 9, cause: causeCPU, truncated: true}, api.VerdictCPUTimeLimit},
 		{"wall", stepFacts{exited: true, signal: 9, cause: causeWall}, api.VerdictWallTimeLimit},
 		{"oom killed main", stepFacts{exited: true, signal: 9, oomKills: 1, memLimitHits: 3}, api.VerdictMemoryLimit},
 		{"oom killed a child, main slept on", stepFacts{exited: true, signal: 9, cause: causeWall, oomKills: 1, memLimitHits: 1}, api.VerdictMemoryLimit},
@@ -36,6 +40,8 @@ func TestDecide(t *testing.T) {
 		{"cancelled while oom from outside", stepFacts{exited: true, signal: 9, cause: causeCancelled, oomKills: 1, memLimit: 256 << 20}, api.VerdictCancelled},
 		{"output cap", stepFacts{exited: true, signal: 9, cause: causeOutput}, api.VerdictOutputLimit},
 		{"file size", stepFacts{exited: true, signal: sigXFSZ}, api.VerdictOutputLimit},
+		{"file size at the sandbox's limit", stepFacts{exited: true, signal: sigXFSZ, fileSizeLimit: 1 << 20, diedFileSize: ptr(uint64(1 << 20))}, api.VerdictOutputLimit},
+		{"file size of its own, lower limit", stepFacts{exited: true, signal: sigXFSZ, fileSizeLimit: 1 << 20, diedFileSize: ptr(uint64(4096))}, api.VerdictSignaled},
 		{"blocked call", stepFacts{exited: true, signal: 9, cause: causeBlocked, blocked: "ptrace"}, api.VerdictSyscallBlocked},
 		{"blocked wins over later cpu", stepFacts{exited: true, signal: 9, cause: causeBlocked, cpu: 2 * sec, cpuLimit: sec}, api.VerdictSyscallBlocked},
 		{"cancelled", stepFacts{exited: true, signal: 9, cause: causeCancelled, oomKills: 1}, api.VerdictCancelled},
@@ -66,3 +72,5 @@ func TestDecideBlamesTheHostForAnOutsideOOM(t *testing.T) {
 		t.Fatalf("%s %q", v, msg)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -43,7 +43,9 @@ type message struct {
 	MaxRSSKiB int64 `json:"max_rss_kib,omitempty"`
 	UserNs    int64 `json:"user_ns,omitempty"`
 	SysNs     int64 `json:"sys_ns,omitempty"`
-	WallNs    int64 `json:"wall_ns,omitempty"` // exec seen to pid 2 reaped, by the init's clock
+	WallNs    int64 `json:"wall_ns,omitempty"` // command handed to pid 2 (before its exec) to pid 2 reaped, by the init's clock
+	// FileSizeLimit is pid 2's RLIMIT_FSIZE when SIGXFSZ ended it.
+	FileSizeLimit *uint64 `json:"file_size_limit,omitempty"`
 }
 
 // Exit is how the program ended, as its init saw it.
@@ -52,5 +54,8 @@ type Exit struct {
 	Signal    int           // the signal that ended it, or 0
 	MaxRSS    int64         // bytes: the largest RSS of pid 2 and the children it waited for
 	User, Sys time.Duration // rusage of pid 2 and its waited-for children
-	Wall      time.Duration // from exec to exit
+	Wall      time.Duration // from just before the exec to the exit: never shorter than the run
+	// FileSizeLimit is, when SIGXFSZ ended the program, the file-size
+	// limit it had then (it may have lowered the sandbox's); else nil.
+	FileSizeLimit *uint64
 }

@@ -89,7 +89,23 @@ type rawInit struct {
 	notif      seccompNotif
 	cbuf       [1]byte
 	started    int64
+	info       [128]byte // a siginfo_t from waitid
+	fsize      rlimit64  // pid 2's file-size limit when SIGXFSZ ended it
+	fsizeRead  bool
 }
+
+// rlimit64 is the kernel's struct rlimit64.
+type rlimit64 struct{ cur, max uint64 }
+
+// Offsets in a siginfo_t of SIGCHLD (x86_64 and the other 64-bit ABIs).
+const (
+	siCode   = 8
+	siPID    = 16
+	siStatus = 24
+
+	cldKilled = 2 // CLD_KILLED
+	cldDumped = 3 // CLD_DUMPED
+)
 
 // newRawInit lays out an init for spec; program is the descriptor of the
 // cgroup2 directory to clone the program's process into, or -1. The root:
@@ -488,7 +504,9 @@ func (q *rawInit) startProgram() {
 	for k := 0; k < 3; k++ {
 		syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[base+4*k]))), 0, 0)
 	}
-	t0 := now(&q.t0)
+	// The wall clock starts before the program can exec, so that a
+	// reported wall time is never shorter than the run.
+	q.started = now(&q.t0)
 	// EOF on the error pipe: the exec happened.
 	for {
 		r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(q.errPipe[0]), uintptr(unsafe.Pointer(&q.errBuf[0])), 8)
@@ -499,9 +517,8 @@ func (q *rawInit) startProgram() {
 	if r1 != 0 {
 		q.childFailed(r1)
 	}
-	q.started = now(&q.t1)
 	q.put(`{"kind":"started","wall_ns":`)
-	q.putInt(q.started - t0)
+	q.putInt(now(&q.t1) - q.started)
 	q.send()
 	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(q.pair[0]), 0, 0)
 }
@@ -564,6 +581,7 @@ func (q *rawInit) blocked() {
 //go:norace
 //go:nocheckptr
 func (q *rawInit) reap() {
+	q.peekFileSizeLimit()
 	for {
 		r1, _, errno := syscall.RawSyscall6(syscall.SYS_WAIT4, ^uintptr(0), uintptr(unsafe.Pointer(&q.status)), syscall.WNOHANG, uintptr(unsafe.Pointer(&q.ru)), 0, 0)
 		if errno == syscall.EINTR {
@@ -586,6 +604,14 @@ func (q *rawInit) reap() {
 	} else {
 		q.put(`0,"signal":`)
 		q.putInt(int64(q.status & 0x7f))
+	}
+	if q.fsizeRead {
+		q.put(`,"file_size_limit":`)
+		v := int64(q.fsize.cur)
+		if v < 0 { // RLIM_INFINITY
+			v = 1<<63 - 1
+		}
+		q.putInt(v)
 	}
 	q.put(`,"max_rss_kib":`)
 	q.putInt(q.ru.Maxrss)
@@ -611,6 +637,26 @@ func (q *rawInit) reap() {
 	}
 	for {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+	}
+}
+
+// peekFileSizeLimit reads the file-size limit pid 2 had when SIGXFSZ
+// ended it, while it is a zombie: the program may have lowered its own,
+// and then the signal is not the sandbox's limit.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) peekFileSizeLimit() {
+	q.info = [128]byte{}
+	_, _, errno := syscall.RawSyscall6(unix.SYS_WAITID, unix.P_PID, uintptr(q.zpid), uintptr(unsafe.Pointer(&q.info[0])), unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, 0, 0)
+	code := *(*int32)(unsafe.Pointer(&q.info[siCode]))
+	if errno != 0 || *(*int32)(unsafe.Pointer(&q.info[siPID])) != int32(q.zpid) ||
+		(code != cldKilled && code != cldDumped) || *(*int32)(unsafe.Pointer(&q.info[siStatus])) != int32(syscall.SIGXFSZ) {
+		return
+	}
+	if _, _, errno = syscall.RawSyscall6(unix.SYS_PRLIMIT64, uintptr(q.zpid), unix.RLIMIT_FSIZE, 0, uintptr(unsafe.Pointer(&q.fsize)), 0, 0); errno == 0 {
+		q.fsizeRead = true
 	}
 }
 

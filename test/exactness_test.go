@@ -1,0 +1,144 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// Verdicts and measurements a judge relies on, at their edges: a cut
+// output is always output_limit, a signal is the sandbox's limit only
+// when the sandbox's limit sent it, and measurements are the program's
+// own.
+
+// TestDaemonOutputCutIsAlwaysOutputLimit runs, many times, a program that
+// writes one byte past output_bytes and exits at once: the cut must be
+// output_limit every time (never ok with the output silently shortened),
+// the expected answer equal to the kept prefix must not match, and the job
+// must stop there.
+func TestDaemonOutputCutIsAlwaysOutputLimit(t *testing.T) {
+	d := startDaemon(t, "")
+	const limit = 1024
+	prefix := strings.Repeat("0", limit)
+	// dash's printf writes the 1,025 zeros in one write, then sh exits.
+	step := api.Step{
+		Argv:           []string{"sh", "-c", fmt.Sprintf("printf '%%0%dd' 0", limit+1)},
+		Limits:         api.Limits{OutputBytes: limit},
+		ExpectedStdout: &prefix,
+	}
+	const runs = 60
+	var wg sync.WaitGroup
+	errs := make(chan string, runs)
+	for i := 0; i < runs; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := d.c.Run(context.Background(), &api.Job{Steps: []api.Step{step, {Argv: []string{"true"}}}})
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			s := res.Steps[0]
+			switch {
+			case s.Verdict != api.VerdictOutputLimit:
+				errs <- fmt.Sprintf("verdict %s (stdout %d bytes, truncated %v)", s.Verdict, len(s.Stdout), s.StdoutTruncated)
+			case len(s.Stdout) != limit || !s.StdoutTruncated:
+				errs <- fmt.Sprintf("stdout %d bytes, truncated %v", len(s.Stdout), s.StdoutTruncated)
+			case s.StdoutMatches == nil || *s.StdoutMatches:
+				errs <- "a cut stdout matched the expected answer"
+			case res.Steps[1].Verdict != api.VerdictSkipped:
+				errs <- "the job went on after the output limit: second step " + string(res.Steps[1].Verdict)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for e := range errs {
+		if n++; n <= 5 {
+			t.Error(e)
+		}
+	}
+	if n > 0 {
+		t.Errorf("%d of %d runs wrong", n, runs)
+	}
+}
+
+// TestDaemonSignalsOfTheProgramsOwnLimits: a program that lowers its own
+// CPU or file-size rlimit and dies of SIGXCPU or SIGXFSZ did not pass the
+// sandbox's limits: it is signaled, with the signal's name. The sandbox's
+// own file-size limit is still output_limit.
+func TestDaemonSignalsOfTheProgramsOwnLimits(t *testing.T) {
+	d := startDaemon(t, "")
+	for _, tc := range []struct {
+		name   string
+		script string
+		limits api.Limits
+		want   api.Verdict
+		signal string
+	}{
+		{"own cpu rlimit", "ulimit -S -t 1; exec sh -c 'while :; do :; done'", api.Limits{CPUTimeMS: 10_000}, api.VerdictSignaled, "SIGXCPU"},
+		{"own file-size rlimit", "ulimit -f 8; exec head -c 100000 /dev/zero > f", api.Limits{FileSizeBytes: 1 << 20}, api.VerdictSignaled, "SIGXFSZ"},
+		{"the sandbox's file-size limit", "exec head -c 100000 /dev/zero > f", api.Limits{FileSizeBytes: 4096}, api.VerdictOutputLimit, "SIGXFSZ"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{Argv: []string{"sh", "-c", tc.script}, Limits: tc.limits}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := res.Steps[0]
+			if s.Verdict != tc.want || s.Signal != tc.signal {
+				t.Fatalf("verdict %s signal %q, want %s %s: %s", s.Verdict, s.Signal, tc.want, tc.signal, summary(s))
+			}
+		})
+	}
+}
+
+// TestDaemonWallTimeNeverShort runs sleeps while every CPU is busy: the
+// init may notice an exec late, but the reported wall time never reads
+// less than the time the program slept.
+func TestDaemonWallTimeNeverShort(t *testing.T) {
+	d := startDaemon(t, "concurrency = 10")
+	// Spinners in sandboxes of their own keep both CPUs busy.
+	ctx, stop := context.WithCancel(context.Background())
+	var spin sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		spin.Add(1)
+		go func() {
+			defer spin.Done()
+			d.c.Run(ctx, &api.Job{Steps: []api.Step{{Argv: []string{"sh", "-c", "while :; do :; done"}, Limits: api.Limits{WallTimeMS: 30_000}}}})
+		}()
+	}
+	defer func() { stop(); spin.Wait() }()
+	short := 0
+	var min float64 = 1e9
+	for i := 0; i < 100; i++ {
+		res, err := d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{Argv: []string{"sleep", "0.01"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := res.Steps[0]
+		if s.Verdict != api.VerdictOK {
+			t.Fatalf("verdict %s: %s", s.Verdict, summary(s))
+		}
+		if s.WallTimeMS < 10 {
+			short++
+		}
+		min = minf(min, s.WallTimeMS)
+	}
+	if short > 0 {
+		t.Errorf("%d of 100 sleeps of 10 ms reported less wall time (least %.2f ms)", short, min)
+	}
+	t.Logf("least wall time of a 10 ms sleep under load: %.2f ms", min)
+}
+
+func minf(a, b float64) float64 {
+	if a < b {
+		return a
+	}
+	return b
+}
