@@ -38,6 +38,10 @@ type Config struct {
 	MaxRequestBytes int64 `toml:"max_request_bytes"`
 	// TrackedFileBytes caps each tracked file read back.
 	TrackedFileBytes int64 `toml:"tracked_file_bytes"`
+	// JobOutputBytes caps all a job gives back: every step's stdout and
+	// stderr and its tracked files together. A step cut by it ends as
+	// output_limit; tracked files past it come back truncated.
+	JobOutputBytes int64 `toml:"job_output_bytes"`
 	// AllowedUIDs and AllowedGIDs may use the API. Empty both: root and
 	// members of the socket's group.
 	AllowedUIDs []uint32 `toml:"allowed_uids"`
@@ -111,6 +115,7 @@ func DefaultConfig() Config {
 		WarmSandboxes:    defaultWarm(runtime.NumCPU()),
 		MaxRequestBytes:  64 << 20,
 		TrackedFileBytes: 1 << 20,
+		JobOutputBytes:   64 << 20,
 		UIDBase:          DefaultUIDBase,
 		UIDCount:         DefaultUIDCount,
 		CgroupSubtree:    "sandboxd",
@@ -179,6 +184,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1<<10 {
 		errs = append(errs, fmt.Errorf("max_request_bytes: %d is below 1024", c.MaxRequestBytes))
+	}
+	if c.JobOutputBytes < 1<<10 {
+		errs = append(errs, fmt.Errorf("job_output_bytes: %d is below 1024", c.JobOutputBytes))
 	}
 	if c.TrackedFileBytes < 1 {
 		errs = append(errs, fmt.Errorf("tracked_file_bytes: %d must be positive", c.TrackedFileBytes))

@@ -67,6 +67,9 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 		}
 	}
 	res.Timing.SetupMS = ms(time.Since(start))
+	// Everything the job gives back comes out of one budget, so that the
+	// daemon's memory for a job is bounded whatever its steps write.
+	budget := NewOutputBudget(d.cfg.JobOutputBytes)
 
 	stopped := false
 	for i := range pj.steps {
@@ -76,7 +79,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 			continue
 		}
 		j.setState(api.StateRunning, i)
-		sr, err := d.runStep(ctx, i, ps, pj, ws, emit)
+		sr, err := d.runStep(ctx, i, ps, pj, ws, budget, emit)
 		d.metrics.stepFinished(sr)
 		encodeStep(&sr, pj.base64)
 		res.Steps = append(res.Steps, sr)
@@ -98,7 +101,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 	}
 
 	if len(pj.job.TrackedFiles) > 0 {
-		res.Files = ws.readTracked(pj.job.TrackedFiles, d.cfg.TrackedFileBytes)
+		res.Files = ws.readTracked(pj.job.TrackedFiles, d.cfg.TrackedFileBytes, budget)
 		for _, tf := range res.Files {
 			if tf != nil {
 				tf.Content = encodeOutput(tf.Content, pj.base64)
@@ -110,8 +113,9 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 
 // runStep runs one step of a job in its workspace, or (ws nil) in a fresh
 // one of the sandbox's own.
-func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *preparedJob, ws *workspace, emit emitFunc) (api.StepResult, error) {
+func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *preparedJob, ws *workspace, budget *OutputBudget, emit emitFunc) (api.StepResult, error) {
 	req := &StepRequest{
+		Output:         budget,
 		Argv:           ps.step.Argv,
 		Env:            ps.step.Env,
 		Limits:         ps.limits,

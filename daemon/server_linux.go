@@ -349,50 +349,20 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 	defer adm.finish()
 	if !wantsStream(r) {
 		res := adm.run(nil)
+		// The job is over and its slot free; a client that does not take
+		// its answer does not hold the connection and the result for long.
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		writeJSON(w, http.StatusOK, res)
 		return
 	}
-	sw := newStreamWriter(w)
+	// A client that stops reading cancels its job once its answer stalls;
+	// the job's own limits hold meanwhile, as the engine never waits on it.
+	sw := newStreamWriter(w, adm.cancel, int(2*s.d.cfg.JobOutputBytes)+1<<20, false)
+	defer sw.close()
 	sw.send(api.Event{Event: api.EventStarted, ID: adm.job.id})
 	res := adm.run(sw.send)
 	b, _ := json.Marshal(res)
 	sw.send(api.Event{Event: api.EventFinished, ID: adm.job.id, Result: b})
-}
-
-// streamWriter writes NDJSON lines, flushed one by one, from any
-// goroutine. A write error (the client left) is ignored: the request's
-// context ends the job.
-type streamWriter struct {
-	mu     sync.Mutex
-	w      http.ResponseWriter
-	rc     *http.ResponseController
-	onFail func() // called when a write fails: the client is gone
-}
-
-func newStreamWriter(w http.ResponseWriter) *streamWriter {
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	return &streamWriter{w: w, rc: http.NewResponseController(w)}
-}
-
-func (sw *streamWriter) send(v api.Event) { sw.write(v) }
-
-func (sw *streamWriter) write(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return
-	}
-	b = append(b, '\n')
-	sw.mu.Lock()
-	defer sw.mu.Unlock()
-	_, err = sw.w.Write(b)
-	if err == nil {
-		err = sw.rc.Flush()
-	}
-	if err != nil && sw.onFail != nil {
-		sw.onFail()
-	}
 }
 
 // admission is a job that was accepted: registered, with a place in line.
@@ -572,8 +542,8 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	ctx, cancelBatch := context.WithCancel(r.Context())
 	defer cancelBatch()
 	caller := peerOf(ctx).uid
-	sw := newStreamWriter(w)
-	sw.onFail = cancelBatch
+	sw := newStreamWriter(w, cancelBatch, batchBacklog, true)
+	defer sw.close()
 	start := time.Now()
 	sum := &api.BatchSummary{Statuses: map[string]int{}, Verdicts: map[string]int{}}
 	var sumMu sync.Mutex

@@ -47,6 +47,10 @@ type StepRequest struct {
 	// OnOutput, if set, sees the program's output as it comes (stream 1 is
 	// stdout, 2 is stderr), up to the output limit. It must not block long.
 	OnOutput func(stream int, data []byte)
+	// Output, if set, is what is left of the job's output budget: the
+	// step's stdout and stderr take from it as they come, and a stream cut
+	// because it ran out makes the step output_limit.
+	Output *OutputBudget
 	// Held says the caller holds the pools back for this step's job
 	// (Hold). Once its program has run for lendAfter, the step lets go
 	// until the program ends, so that the pools refill meanwhile.
@@ -149,8 +153,8 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 		overflow: make(chan struct{}, 2),
 	}
 	var readers sync.WaitGroup
-	stdout := &capture{limit: lim.OutputBytes, stream: 1, onOutput: req.OnOutput, overflow: w.overflow}
-	stderr := &capture{limit: lim.OutputBytes, stream: 2, onOutput: req.OnOutput, overflow: w.overflow}
+	stdout := &capture{limit: lim.OutputBytes, stream: 1, onOutput: req.OnOutput, overflow: w.overflow, budget: req.Output}
+	stderr := &capture{limit: lim.OutputBytes, stream: 2, onOutput: req.OnOutput, overflow: w.overflow, budget: req.Output}
 	readers.Add(2)
 	go func() { defer readers.Done(); stdout.drain(outR) }()
 	go func() { defer readers.Done(); stderr.drain(errR) }()
@@ -184,6 +188,9 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	facts.fileSizeLimit, facts.diedFileSize = lim.FileSizeBytes, w.exit.FileSizeLimit
 
 	res.Verdict, res.Message = decide(facts)
+	if res.Verdict == api.VerdictOutputLimit && (stdout.budgetCut || stderr.budgetCut) {
+		res.Message = fmt.Sprintf("the job's output reached its cap of %d bytes (all steps' stdout and stderr and the tracked files together)", req.Output.Cap)
+	}
 	res.ExitCode = facts.exitCode
 	if facts.signal != 0 {
 		res.Signal = unix.SignalName(unix.Signal(facts.signal))
@@ -431,16 +438,47 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 // garbage collection that a busy daemon pays thousands of times a minute.
 var chunks = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// capture reads one output stream, keeping at most limit bytes. Past the
-// limit it signals overflow once and goes on reading (and dropping) until
-// every writer is gone.
+// OutputBudget is what is left of a job's output cap, shared by its steps'
+// streams and its tracked files.
+type OutputBudget struct {
+	Cap  int64 // the whole cap, for messages
+	left atomic.Int64
+}
+
+// NewOutputBudget is a budget of n bytes.
+func NewOutputBudget(n int64) *OutputBudget {
+	b := &OutputBudget{Cap: n}
+	b.left.Store(n)
+	return b
+}
+
+// Take takes up to n bytes of the budget and says how many it got. A nil
+// budget gives all.
+func (b *OutputBudget) Take(n int64) int64 {
+	if b == nil {
+		return n
+	}
+	for {
+		left := b.left.Load()
+		k := min(n, left)
+		if b.left.CompareAndSwap(left, left-k) {
+			return k
+		}
+	}
+}
+
+// capture reads one output stream, keeping at most limit bytes (and no
+// more than its budget gives). Past either it signals overflow once and
+// goes on reading (and dropping) until every writer is gone.
 type capture struct {
 	limit     int64
 	stream    int
 	onOutput  func(int, []byte)
 	overflow  chan<- struct{}
+	budget    *OutputBudget // nil: no cap beyond limit
 	buf       []byte
 	truncated bool
+	budgetCut bool // the budget, not limit, cut the stream
 }
 
 func (c *capture) drain(r *os.File) {
@@ -450,9 +488,13 @@ func (c *capture) drain(r *os.File) {
 	for {
 		n, err := r.Read(chunk)
 		if n > 0 && !c.truncated {
-			keep := n
-			if room := c.limit - int64(len(c.buf)); int64(n) > room {
-				keep = int(room)
+			keep := min(int64(n), c.limit-int64(len(c.buf)))
+			if c.budget != nil {
+				if got := c.budget.Take(keep); got < keep {
+					keep, c.budgetCut = got, true
+				}
+			}
+			if keep < int64(n) {
 				c.truncated = true
 				c.overflow <- struct{}{}
 			}

@@ -125,8 +125,10 @@ func (w *workspace) mkdirs(rel string) error {
 
 // readTracked reads the named files back after the steps: never through a
 // symlink (at any depth), never out of the workspace, never beyond limit
-// bytes each, and only regular files. Anything else is nil, as if missing.
-func (w *workspace) readTracked(names []string, limit int64) map[string]*api.TrackedFile {
+// bytes each nor beyond what is left of the job's budget (a file cut by
+// either is truncated), and only regular files. Anything else is nil, as
+// if missing.
+func (w *workspace) readTracked(names []string, limit int64, budget *OutputBudget) map[string]*api.TrackedFile {
 	files := make(map[string]*api.TrackedFile, len(names))
 	dirfd, err := unix.Open(w.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -137,12 +139,12 @@ func (w *workspace) readTracked(names []string, limit int64) map[string]*api.Tra
 	}
 	defer unix.Close(dirfd)
 	for _, name := range names {
-		files[name] = readBeneath(dirfd, name, limit)
+		files[name] = readBeneath(dirfd, name, limit, budget)
 	}
 	return files
 }
 
-func readBeneath(dirfd int, name string, limit int64) *api.TrackedFile {
+func readBeneath(dirfd int, name string, limit int64, budget *OutputBudget) *api.TrackedFile {
 	fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
@@ -156,13 +158,16 @@ func readBeneath(dirfd int, name string, limit int64) *api.TrackedFile {
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil
 	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	data, err := io.ReadAll(io.LimitReader(f, min(limit, st.Size)+1))
 	if err != nil {
 		return nil
 	}
 	tf := &api.TrackedFile{}
 	if int64(len(data)) > limit {
 		data, tf.Truncated = data[:limit], true
+	}
+	if got := budget.Take(int64(len(data))); got < int64(len(data)) {
+		data, tf.Truncated = data[:got], true
 	}
 	tf.Content = string(data)
 	return tf

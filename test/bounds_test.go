@@ -1,0 +1,170 @@
+package test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// The daemon's own work for a job stays bounded whatever the job's
+// programs do: what it gives back, what it does between steps, and how
+// long a job holds its slot when its client stops reading.
+
+// TestDaemonJobOutputIsCapped runs a job of 12 steps that each write their
+// whole output cap to stdout and stderr: everything the job gives back
+// (outputs and tracked files) stays within job_output_bytes, the step that
+// meets the cap is output_limit and says so, and the tracked file past it
+// comes back truncated.
+func TestDaemonJobOutputIsCapped(t *testing.T) {
+	const jobCap = 1 << 20
+	d := startDaemon(t, fmt.Sprintf("job_output_bytes = %d", jobCap))
+	const perStream = 128 << 10
+	write := fmt.Sprintf("head -c %d /dev/zero | tr '\\0' o; head -c %d /dev/zero | tr '\\0' e >&2; head -c %d /dev/zero > big", perStream, perStream, perStream)
+	job := &api.Job{StopOn: api.StopOnNever, TrackedFiles: []string{"big"}}
+	for i := 0; i < 12; i++ {
+		job.Steps = append(job.Steps, api.Step{Argv: []string{"sh", "-c", write}, Limits: api.Limits{OutputBytes: perStream}})
+	}
+	res, err := d.c.Run(ctxT(t), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	firstCut := -1
+	for i, s := range res.Steps {
+		total += len(s.Stdout) + len(s.Stderr)
+		if s.Verdict == api.VerdictOutputLimit && firstCut < 0 {
+			firstCut = i
+			if !strings.Contains(s.Message, "job's output") || !strings.Contains(s.Message, strconv.Itoa(jobCap)) {
+				t.Errorf("step %d: message %q does not name the job's cap", i, s.Message)
+			}
+		}
+		if firstCut < 0 && s.Verdict != api.VerdictOK {
+			t.Errorf("step %d before the cap: %s", i, summary(s))
+		}
+	}
+	if firstCut != 4 {
+		// Four steps of 2 x 128 KiB fill 1 MiB; the fifth meets the cap.
+		t.Errorf("first step cut by the job's cap: %d, want 4", firstCut)
+	}
+	tf := res.Files["big"]
+	if tf == nil || !tf.Truncated || len(tf.Content) != 0 {
+		t.Errorf("tracked file past the cap: %+v", tf)
+	}
+	if total > jobCap {
+		t.Errorf("the job gave back %d bytes of output, above its cap of %d", total, jobCap)
+	}
+	t.Logf("12 steps of 2 x %d bytes: %d bytes given back, cut at step %d", perStream, total, firstCut)
+}
+
+// TestDaemonStepsCannotGrowTheWorkBetweenThem: a step that makes a
+// directory chain far deeper than PATH_MAX and as many files as it can
+// cannot make the next step fail, nor make the daemon re-own more than the
+// workspace's inode cap, nor put a host path into the result.
+func TestDaemonStepsCannotGrowTheWorkBetweenThem(t *testing.T) {
+	d := startDaemon(t, "")
+	deep := `import os
+for i in range(300):
+    os.mkdir("d" * 40)
+    os.chdir("d" * 40)
+print(len(os.getcwd()))`
+	many := `import os
+n = 0
+try:
+    while n < 200000:
+        open("f%d" % n, "w").close()
+        n += 1
+except OSError as e:
+    print(n, e.strerror)
+else:
+    print(n)`
+	res, err := d.c.Run(ctxT(t), &api.Job{
+		StopOn: api.StopOnNever,
+		Steps: []api.Step{
+			{Argv: []string{"python3", "-c", deep}},
+			{Argv: []string{"python3", "-c", many}, Limits: api.Limits{WallTimeMS: 60_000}},
+			{Argv: []string{"sh", "-c", "ls | wc -l; rm f0 && touch after && echo ok"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(res)
+	if res.Status != api.StatusCompleted {
+		t.Fatalf("status %s: %s", res.Status, res.Message)
+	}
+	if strings.Contains(string(b), d.stateDir) || strings.Contains(string(b), "/run/") {
+		t.Errorf("a host path in the result: %s", b)
+	}
+	for i, s := range res.Steps {
+		if s.Verdict != api.VerdictOK {
+			t.Fatalf("step %d: %s", i, summary(s))
+		}
+	}
+	fields := strings.Fields(res.Steps[1].Stdout)
+	n, _ := strconv.Atoi(fields[0])
+	if n >= 200000 || n > 1<<14 {
+		t.Errorf("the step made %d files: the workspace's inode cap did not hold", n)
+	}
+	if !strings.HasSuffix(res.Steps[2].Stdout, "ok\n") {
+		t.Errorf("the last step: %q", res.Steps[2].Stdout)
+	}
+	t.Logf("files made: %s", strings.TrimSpace(res.Steps[1].Stdout))
+}
+
+// TestDaemonStreamClientThatStopsReading: a client that asks for a stream
+// and never reads it does not keep its job running past the job's wall
+// limit, nor hold its slot: with one slot, the next job runs at once.
+func TestDaemonStreamClientThatStopsReading(t *testing.T) {
+	d := startDaemon(t, "concurrency = 1\nwarm_sandboxes = 1")
+	conn, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body, _ := json.Marshal(&api.Job{ID: "stalled", Steps: []api.Step{{
+		Argv:   []string{"sh", "-c", "head -c 4000000 /dev/zero | tr '\\0' x; sleep 100"},
+		Limits: api.Limits{WallTimeMS: 1000, OutputBytes: 8 << 20},
+	}}})
+	fmt.Fprintf(conn, "POST /v1/run HTTP/1.1\r\nHost: sandboxd\r\nAccept: application/x-ndjson\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	// Read the answer's head only, then nothing more.
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 512), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+
+	start := time.Now()
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		info, err := d.c.Get(context.Background(), "stalled")
+		if err == nil && info.Result != nil {
+			s := info.Result.Steps[0]
+			if s.Verdict != api.VerdictWallTimeLimit {
+				t.Errorf("the stalled job: %s", summary(s))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job of a client that stopped reading still runs %v after its start (wall limit 1 s): %+v %v", time.Since(start), info, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("the stalled client's job ended after %v", time.Since(start))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := d.c.Run(ctx, job("echo", "next"))
+	if err != nil || res.Steps[0].Stdout != "next\n" {
+		t.Fatalf("the next job with one slot: %v %+v", err, res)
+	}
+}
