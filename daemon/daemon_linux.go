@@ -188,6 +188,7 @@ func (d *Daemon) Info() api.Info {
 			"network_namespace":     true,
 			"pivot_root":            true,
 			"tracked_files_openat2": true,
+			"max_rss_own":           d.engine.PeakRSSOwn(),
 		},
 		Pool: api.PoolInfo{
 			Concurrency: d.cfg.Concurrency, QueueSize: d.cfg.QueueSize, Running: running, Queued: queued,

@@ -14,6 +14,7 @@ import (
 	"github.com/sandboxd/sandboxd/cgroup"
 	"github.com/sandboxd/sandboxd/nsjail"
 	"github.com/sandboxd/sandboxd/seccomp"
+	"github.com/sandboxd/sandboxd/taskstats"
 )
 
 // EngineConfig sets up an Engine. Zero values are documented per field.
@@ -69,6 +70,11 @@ type Engine struct {
 
 	specsMu sync.Mutex
 	specs   map[*Profile]*nsjail.Spec // what each profile's sandboxes share
+
+	// exits gives each program's own peak RSS (see package taskstats);
+	// nil where the kernel does not offer it, and max_rss_bytes is then
+	// rusage's, which includes the init helper's peak.
+	exits *taskstats.Listener
 
 	retiring sync.WaitGroup // teardowns of finished steps' sandboxes
 	gate     gate           // holds the pools' refills back while jobs run
@@ -143,7 +149,13 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		ids.f.Close()
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
+	exits, err := taskstats.Listen()
+	if err != nil {
+		logEngine(cfg.Log, fmt.Sprintf("max_rss_bytes will include the init helper's memory: %v", err))
+		exits = nil
+	}
 	return &Engine{
+		exits:   exits,
 		cgroups: cg,
 		filter:  filter,
 		profile: profile,
@@ -155,6 +167,19 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		log:     cfg.Log,
 	}, nil
 }
+
+// logEngine is logf before there is an Engine.
+func logEngine(log func(string), msg string) {
+	if log != nil {
+		log(msg)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "sandboxd: "+msg)
+}
+
+// PeakRSSOwn says whether max_rss_bytes is each program's own peak (from
+// the kernel's exit records) rather than rusage's.
+func (e *Engine) PeakRSSOwn() bool { return e.exits != nil }
 
 // checkUserNamespaces fails early, with the reason, where the kernel would
 // refuse every sandbox.

@@ -344,6 +344,9 @@ func (e *Engine) Close() {
 		p.close()
 	}
 	e.retiring.Wait()
+	if e.exits != nil {
+		e.exits.Close()
+	}
 }
 
 // logf reports what the engine cannot return to anyone.

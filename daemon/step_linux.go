@@ -15,6 +15,7 @@ import (
 	"github.com/sandboxd/sandboxd/cgroup"
 	"github.com/sandboxd/sandboxd/nsjail"
 	"github.com/sandboxd/sandboxd/seccomp"
+	"github.com/sandboxd/sandboxd/taskstats"
 )
 
 // StepRequest is one command to run. Limits must have passed Validate
@@ -141,10 +142,19 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 			return res, err
 		}
 	}
+	// The program runs as the sandbox's host uid, which no other live
+	// sandbox has: its processes' exit records are its own.
+	var exits *taskstats.Watch
+	if e.exits != nil {
+		exits = e.exits.Watch(sb.hostID)
+	}
 	err = proc.Run(e.command(req, lim), nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir, WorkdirMount: req.WorkdirMount})
 	outW.Close()
 	errW.Close()
 	if err != nil {
+		if exits != nil {
+			exits.End()
+		}
 		return res, err
 	}
 
@@ -203,6 +213,13 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	res.WallTimeMS = ms(w.exit.Wall)
 	res.MemoryPeakBytes = stats.MemoryPeak
 	res.MaxRSSBytes = w.exit.MaxRSS
+	if exits != nil {
+		// After the init's report of the program's end: the program's own
+		// record is queued by then.
+		if peak, ok := exits.End(); ok {
+			res.MaxRSSBytes = peak
+		}
+	}
 	res.PIDsPeak = stats.PIDsPeak
 	if res.Verdict == api.VerdictInternalError {
 		return res, errors.New(res.Message)

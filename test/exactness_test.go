@@ -142,3 +142,34 @@ func minf(a, b float64) float64 {
 	}
 	return b
 }
+
+// TestDaemonMaxRSSIsTheProgramsOwn: max_rss_bytes is the program's own
+// peak: /bin/true's is about a MiB (as bare), not the few MiB of the
+// memory its process was cloned from; a program that touches 64 MiB reads
+// a little above that.
+func TestDaemonMaxRSSIsTheProgramsOwn(t *testing.T) {
+	d := startDaemon(t, "")
+	info, err := d.c.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Features["max_rss_own"] {
+		t.Fatalf("max_rss_own is not offered: %v", info.Features)
+	}
+	small, err := d.c.Run(ctxT(t), job("/bin/true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := d.c.Run(ctxT(t), job("python3", "-c", "b = bytearray(64 << 20)"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, b := small.Steps[0], big.Steps[0]
+	t.Logf("max_rss_bytes: /bin/true %d KiB, python with 64 MiB %d KiB", s.MaxRSSBytes>>10, b.MaxRSSBytes>>10)
+	if s.MaxRSSBytes <= 0 || s.MaxRSSBytes > 2<<20 {
+		t.Errorf("/bin/true: max_rss_bytes %d, want its own peak (about 1 MiB)", s.MaxRSSBytes)
+	}
+	if b.MaxRSSBytes < 64<<20 || b.MaxRSSBytes > 100<<20 {
+		t.Errorf("python with 64 MiB: max_rss_bytes %d", b.MaxRSSBytes)
+	}
+}
