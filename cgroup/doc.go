@@ -67,7 +67,8 @@
 //	unified/<own>/S/<run>                  no writes: no controllers there; the program
 //	                                       tree; cpu.stat
 //	memory/<own>/S/<run>                   memory.limit_in_bytes, memory.memsw.limit_in_bytes
-//	                                       (same value: no swap); swappiness 0 set once on S
+//	                                       (same value: no swap), memory.kmem.tcp.limit_in_bytes
+//	                                       (same value: socket buffers); swappiness 0 set once on S
 //	pids/<own>/S/<run>                     pids.max
 //
 // Pure v1: as hybrid without the unified tree, plus cpuacct/<own>/S/<run>

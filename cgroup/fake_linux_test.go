@@ -92,7 +92,7 @@ func TestFakeV2(t *testing.T) {
 		t.Errorf("mode = %s", m.Mode())
 	}
 	wantStrings(t, "Controllers", m.Controllers(), []string{"cpu", "memory", "pids"})
-	if want := (Features{CgroupKill: true, CloneIntoCgroup: true, MemoryPeak: true, PIDsPeak: true, SwapLimit: true, OOMGroup: true}); m.Features() != want {
+	if want := (Features{CgroupKill: true, CloneIntoCgroup: true, MemoryPeak: true, PIDsPeak: true, SwapLimit: true, OOMGroup: true, SocketLimit: true}); m.Features() != want {
 		t.Errorf("features = %+v, want %+v", m.Features(), want)
 	}
 	if want := map[string]string{"unified": k.root + s}; !reflect.DeepEqual(m.Paths(), want) {
@@ -225,7 +225,7 @@ func TestFakeV2OldKernel(t *testing.T) {
 		offered: "memory pids",
 	})
 	m := openFake(t, k, cfg)
-	if want := (Features{CloneIntoCgroup: true, OOMGroup: true}); m.Features() != want {
+	if want := (Features{CloneIntoCgroup: true, OOMGroup: true, SocketLimit: true}); m.Features() != want {
 		t.Errorf("features = %+v, want %+v", m.Features(), want)
 	}
 	wantStrings(t, "Controllers", m.Controllers(), []string{"memory", "pids"})
@@ -332,7 +332,7 @@ func TestFakeV1(t *testing.T) {
 		t.Fatalf("mode = %s", m.Mode())
 	}
 	wantStrings(t, "Controllers", m.Controllers(), []string{"cpuacct", "freezer", "memory", "pids"})
-	if want := (Features{MemoryPeak: true, PIDsPeak: true, SwapLimit: true}); m.Features() != want {
+	if want := (Features{MemoryPeak: true, PIDsPeak: true, SwapLimit: true, SocketLimit: true}); m.Features() != want {
 		t.Errorf("features = %+v, want %+v", m.Features(), want)
 	}
 	if want := map[string]string{"cpu,cpuacct": k.root + cpu, "freezer": k.root + frz, "memory": k.root + mem, "pids": k.root + pid}; !reflect.DeepEqual(m.Paths(), want) {
@@ -350,6 +350,7 @@ func TestFakeV1(t *testing.T) {
 	wantStrings(t, "Create's writes", k.relWrites(), []string{
 		mem + "/r1/memory.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.memsw.limit_in_bytes <- 33554432",
+		mem + "/r1/memory.kmem.tcp.limit_in_bytes <- 33554432",
 		pid + "/r1/pids.max <- 8",
 	})
 	if got := k.value(mem + "/r1/memory.swappiness"); got != "0" {
@@ -426,7 +427,7 @@ func TestFakeHybrid(t *testing.T) {
 		t.Fatalf("mode = %s", m.Mode())
 	}
 	wantStrings(t, "Controllers", m.Controllers(), []string{"memory", "pids"})
-	if want := (Features{CgroupKill: true, CloneIntoCgroup: true, MemoryPeak: true, SwapLimit: true}); m.Features() != want {
+	if want := (Features{CgroupKill: true, CloneIntoCgroup: true, MemoryPeak: true, SwapLimit: true, SocketLimit: true}); m.Features() != want {
 		t.Errorf("features = %+v, want %+v", m.Features(), want)
 	}
 	wantStrings(t, "Open's mkdirs", k.relPaths(k.mkdirs), []string{uni, mem, pid, inits})
@@ -442,6 +443,7 @@ func TestFakeHybrid(t *testing.T) {
 	wantStrings(t, "Create's writes", k.relWrites(), []string{
 		mem + "/r1/memory.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.memsw.limit_in_bytes <- 33554432",
+		mem + "/r1/memory.kmem.tcp.limit_in_bytes <- 33554432",
 		pid + "/r1/pids.max <- 8",
 	})
 	files, err := g.JoinFiles()
@@ -841,10 +843,12 @@ func TestFakeSetLimitsWritesOnlyChanges(t *testing.T) {
 		{Limits{MemoryBytes: 64 << 20, PIDs: 8}, []string{
 			mem + "/memory.memsw.limit_in_bytes <- 67108864",
 			mem + "/memory.limit_in_bytes <- 67108864",
+			mem + "/memory.kmem.tcp.limit_in_bytes <- 67108864",
 		}},
 		{Limits{MemoryBytes: 16 << 20, PIDs: 4}, []string{
 			mem + "/memory.limit_in_bytes <- 16777216",
 			mem + "/memory.memsw.limit_in_bytes <- 16777216",
+			mem + "/memory.kmem.tcp.limit_in_bytes <- 16777216",
 			pid + "/pids.max <- 4",
 		}},
 		{Limits{MemoryBytes: 16 << 20, PIDs: 4}, nil},

@@ -167,7 +167,8 @@ var v2ControllerFiles = map[string]map[string]string{
 var v1ControllerFiles = map[string]map[string]string{
 	"memory": {
 		"memory.limit_in_bytes": "9223372036854771712\n", "memory.memsw.limit_in_bytes": "9223372036854771712\n",
-		"memory.max_usage_in_bytes": "0\n", "memory.usage_in_bytes": "0\n", "memory.failcnt": "0\n", "memory.memsw.failcnt": "0\n",
+		"memory.kmem.tcp.limit_in_bytes": "9223372036854771712\n",
+		"memory.max_usage_in_bytes":      "0\n", "memory.usage_in_bytes": "0\n", "memory.failcnt": "0\n", "memory.memsw.failcnt": "0\n",
 		"memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n", "memory.swappiness": "60\n",
 	},
 	"pids":    {"pids.max": "max\n", "pids.current": "0\n", "pids.peak": "0\n", "pids.events": "max 0\n"},

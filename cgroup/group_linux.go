@@ -241,6 +241,11 @@ func (g *Group) setLimits(lim Limits) error {
 			files[0], files[1] = files[1], files[0]
 			err = writeAll()
 		}
+		if err == nil && m.features.SocketLimit {
+			// v1 charges socket buffers to no cgroup until this limit is
+			// set; then to a counter of their own, bounded here.
+			err = write(g.memDir, "memory.kmem.tcp.limit_in_bytes", v)
+		}
 		if err != nil {
 			g.applied.MemoryBytes = -1 // unknown: written again next time
 			return err

@@ -369,6 +369,9 @@ func TestHostRunLifecycle(t *testing.T) {
 		if m.Features().SwapLimit {
 			wantValue(t, g.memDir+"/memory.memsw.limit_in_bytes", "67108864")
 		}
+		if m.Features().SocketLimit {
+			wantValue(t, g.memDir+"/memory.kmem.tcp.limit_in_bytes", "67108864")
+		}
 		wantValue(t, g.memDir+"/memory.swappiness", "0")
 		wantValue(t, g.pidsDir+"/pids.max", "16")
 	}

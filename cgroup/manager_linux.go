@@ -477,10 +477,12 @@ func (m *Manager) probeFeatures() {
 		m.features.PIDsPeak = has(s, "pids.peak")
 		m.features.SwapLimit = has(s, "memory.swap.max")
 		m.features.OOMGroup = has(s, "memory.oom.group")
+		m.features.SocketLimit = has(s, "memory.max")
 		return
 	}
 	m.features.MemoryPeak = has(m.memory.dir, "memory.max_usage_in_bytes")
 	m.features.SwapLimit = has(m.memory.dir, "memory.memsw.limit_in_bytes")
+	m.features.SocketLimit = has(m.memory.dir, "memory.kmem.tcp.limit_in_bytes")
 	m.features.PIDsPeak = has(m.pids.dir, "pids.peak")
 }
 

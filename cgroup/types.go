@@ -46,6 +46,13 @@ type Features struct {
 	// whole program tree. On v1 the kernel kills one process and the caller
 	// is expected to Kill the rest.
 	OOMGroup bool `json:"oom_group"`
+	// SocketLimit: the socket buffers of a run (TCP, UDP and the other
+	// protocols the kernel accounts per cgroup) are bounded by its memory
+	// limit. On v2 they count in memory.current. On v1 they count only once
+	// memory.kmem.tcp.limit_in_bytes is set, in a counter of their own,
+	// which Create sets to the memory limit; without that file (or on v2
+	// without the memory controller) they are charged to no cgroup.
+	SocketLimit bool `json:"socket_limit"`
 }
 
 // Config tells Open where to find the cgroup filesystems and what to call

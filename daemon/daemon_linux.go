@@ -185,6 +185,7 @@ func (d *Daemon) Info() api.Info {
 			"pids_peak":             f.PIDsPeak,
 			"swap_limit":            f.SwapLimit,
 			"memory_oom_group":      f.OOMGroup,
+			"socket_memory_limit":   f.SocketLimit,
 			"network_namespace":     true,
 			"pivot_root":            true,
 			"tracked_files_openat2": true,

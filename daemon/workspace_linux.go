@@ -40,7 +40,7 @@ func newWorkspace(stateDir, name string, size int64) (*workspace, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)
 	}
-	data := fmt.Sprintf("size=%d,mode=0755,nr_inodes=%d", size, nsjail.WorkspaceInodes)
+	data := fmt.Sprintf("size=%d,mode=0755,nr_inodes=%d", size, nsjail.TmpfsInodes(size))
 	if err := unix.Mount("sandboxd-ws", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 		os.Remove(dir)
 		return nil, fmt.Errorf("workspace: %w", &os.PathError{Op: "mount tmpfs", Path: dir, Err: err})

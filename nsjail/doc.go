@@ -67,7 +67,7 @@
 //	                                                 death signal; lay out fds 0..
 //	  <-- pid, pidfd, image ---                      the root is the template's (a copy
 //	                                                 of its namespace): mount /dev/shm,
-//	                                                 /proc, /tmp on it
+//	                                                 /proc (/proc/locks masked), /tmp on it
 //	                                                 (or: make "/" private; tmpfs on
 //	                                                 RootDir, binds (ro), /proc, /dev,
 //	                                                 /tmp, files; "/" remounted

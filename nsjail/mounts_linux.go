@@ -11,3 +11,12 @@ var devLinks = map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/
 // sandboxOwned is the tmpfs option that gives a tmpfs's root to the sandbox
 // user rather than to the init.
 var sandboxOwned = fmt.Sprintf("uid=%d,gid=%d", SandboxUID, SandboxGID)
+
+// procMasked are the files of the sandbox's /proc covered by /dev/null:
+// those that a sandbox user can read and that show what other sandboxes
+// or the host do. /proc/locks lists every lock of the host, the daemon's
+// OFD lock on each live sandbox's uid (one byte range per uid) among them.
+// (Of the other usual masks, kcore, sched_debug and sysrq-trigger do not
+// exist here, and timer_list, kmsg and the kpage files are root's alone;
+// keys and key-users show only what the sandbox's own user may see.)
+var procMasked = []string{"locks"}

@@ -747,7 +747,7 @@ func rawCommandBytes(base uint64, c *Command, workdir bool) ([]byte, error) {
 	if len(cands) > maxCandidates {
 		return nil, fmt.Errorf("PATH has %d entries, at most %d", len(cands), maxCandidates)
 	}
-	rlimits := append([]Rlimit{{Resource: unix.RLIMIT_CORE}}, c.Rlimits...)
+	rlimits := append(append([]Rlimit(nil), fixedRlimits...), c.Rlimits...)
 	img, addrs, err := layImage(uintptr(base), imageCap, cands[0], c.Argv, c.Env, rlimits, cands)
 	if err != nil {
 		if err == unix.E2BIG {
@@ -763,7 +763,7 @@ func rawCommandBytes(base uint64, c *Command, workdir bool) ([]byte, error) {
 	if workdir {
 		h.flags |= rawWorkdir
 	} else {
-		tmpfs = fmt.Sprintf("mode=755,size=%d,nr_inodes=%d,%s", c.WorkspaceBytes, WorkspaceInodes, sandboxOwned)
+		tmpfs = fmt.Sprintf("mode=755,size=%d,nr_inodes=%d,%s", c.WorkspaceBytes, TmpfsInodes(c.WorkspaceBytes), sandboxOwned)
 	}
 	nfStep := jsonStringContents("exec "+name, 511)
 	h.tmpfsN, h.nfStepN, h.nfErrorN = uint32(len(tmpfs)), uint32(len(nfStep)), uint32(len(nfError))

@@ -94,7 +94,7 @@ func (r *rootPlan) tmpfs(target string, mode uint32, size int64, extra uintptr, 
 	r.mkdirAll(target)
 	data := fmt.Sprintf("mode=%o", mode&0o7777)
 	if size > 0 {
-		data += fmt.Sprintf(",size=%d", size)
+		data += fmt.Sprintf(",size=%d,nr_inodes=%d", size, TmpfsInodes(size))
 	}
 	if options != "" {
 		data += "," + options
@@ -214,6 +214,9 @@ func (r *rootPlan) sandboxMounts(spec *Spec) {
 	proc := filepath.Join(r.root, "proc")
 	r.mkdirAll(proc)
 	r.mount("mount proc /proc", "proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	for _, f := range procMasked {
+		r.mount("mask /proc/"+f, filepath.Join(r.root, "dev/null"), filepath.Join(proc, f), "", unix.MS_BIND, "")
+	}
 	r.tmpfs(filepath.Join(r.root, "tmp"), 0o1777, spec.TmpBytes, 0, sandboxOwned)
 }
 

@@ -22,10 +22,30 @@ const (
 // WorkspaceDir is the program's working directory inside the sandbox.
 const WorkspaceDir = "/workspace"
 
-// WorkspaceInodes caps the files of a workspace tmpfs, whoever mounts it:
-// the kernel memory its inodes pin, and the work of giving a job's
-// workspace to each next step's uid (about 3 µs a file).
-const WorkspaceInodes = 1 << 14
+// TmpfsInodes caps the files of a sandbox's tmpfs of size bytes (the
+// workspace, /tmp, /dev/shm), whoever mounts it: one inode per 4 KiB of
+// the size, at least 1024 and at most MaxTmpfsInodes. An empty file takes
+// none of the size but pins an inode and a dentry (about 1 KiB of kernel
+// memory), and a workspace outlives the step whose cgroup they were
+// charged to.
+func TmpfsInodes(size int64) int64 {
+	return min(max(size/4096, 1024), MaxTmpfsInodes)
+}
+
+// MaxTmpfsInodes bounds every tmpfs's files whatever its size: the daemon
+// gives a job's workspace to each next step's uid, file by file (about
+// 3 µs a file).
+const MaxTmpfsInodes = 1 << 14
+
+// fixedRlimits are set in every program before the command's own:
+// no core dumps; few queued signals and no POSIX message queue bytes,
+// which count up the user namespaces to the limits of the namespaces'
+// owner, host root.
+var fixedRlimits = []Rlimit{
+	{Resource: unix.RLIMIT_CORE},
+	{Resource: unix.RLIMIT_SIGPENDING, Value: 256},
+	{Resource: unix.RLIMIT_MSGQUEUE},
+}
 
 // MountKind says what a Mount puts at its target.
 type MountKind string
@@ -65,7 +85,9 @@ type Command struct {
 	// Env is the program's whole environment, "K=V" each. Nothing else is
 	// passed on.
 	Env []string `json:"env"`
-	// Rlimits for the program. RLIMIT_CORE is always 0.
+	// Rlimits for the program, set after fixedRlimits (RLIMIT_CORE 0,
+	// RLIMIT_SIGPENDING 256, RLIMIT_MSGQUEUE 0): a command may lower
+	// those, and cannot raise them past the hard limits they set.
 	Rlimits []Rlimit `json:"rlimits,omitempty"`
 	// WorkspaceBytes caps the fresh tmpfs at WorkspaceDir, when IO.Workdir
 	// does not give a host directory instead.

@@ -150,13 +150,33 @@ func DefaultPolicy() Policy {
 			},
 			{
 				Syscall: "socket", Action: Errno, Errno: unix.EAFNOSUPPORT,
-				When:   &Cond{Arg: 0, Op: NotIn, Low32: true, Values: []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK}},
-				Reason: "other families (packet, alg, vsock, tipc, rds, can, ...) are rarely used kernel code, often loaded on demand, with a long bug record; programs fall back on EAFNOSUPPORT",
+				When:   &Cond{Arg: 0, Op: NotIn, Low32: true, Values: []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6}},
+				Reason: "other families (packet, alg, vsock, tipc, rds, can, ...) are rarely used kernel code, often loaded on demand, with a long bug record; " +
+					"netlink's queues are charged to no cgroup (the kernel's replies echo each request: a route socket alone pinned 4 MB of host memory), " +
+					"and in a namespace with loopback alone it tells nothing a program needs (glibc's getaddrinfo falls back); programs fall back on EAFNOSUPPORT",
 			},
 			{
 				Syscall: "socketpair", Action: Errno, Errno: unix.EAFNOSUPPORT,
-				When:   &Cond{Arg: 0, Op: NotIn, Low32: true, Values: []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK}},
+				When:   &Cond{Arg: 0, Op: NotIn, Low32: true, Values: []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6}},
 				Reason: "the same families as socket: socketpair reaches their creation code too",
+			},
+
+			// Host-wide kernel tables that no cgroup bounds: a sandbox could fill them for every process of the host.
+			{
+				Syscall: "io_setup", Action: Errno, Errno: unix.ENOSYS,
+				Reason: "Linux AIO contexts count in fs.aio-nr against the host-wide fs.aio-max-nr: one sandbox took them all and io_setup failed host-wide; glibc's POSIX AIO uses threads, and libaio users fall back on ENOSYS",
+			},
+			{
+				Syscall: "inotify_init", Action: Errno, Errno: unix.ENOSYS,
+				Reason: "inotify instances and watches count up the user namespaces to their owner's, host root's, limit; and a watch on a read-only bind of the host's /usr sees live what other sandboxes and the host run; tail and file watchers fall back to polling",
+			},
+			{
+				Syscall: "inotify_init1", Action: Errno, Errno: unix.ENOSYS,
+				Reason: "as inotify_init: host root's inotify limits, and a live view of the host's file accesses",
+			},
+			{
+				Syscall: "mq_open", Action: Errno, Errno: unix.ENOSYS,
+				Reason: "POSIX message queue bytes count up the user namespaces against host root's RLIMIT_MSGQUEUE; a program has pipes, sockets and SysV queues (charged to its cgroup)",
 			},
 		},
 	}

@@ -187,6 +187,11 @@ func liveProbes() []probe {
 		{name: "socket AF_ALG", d: x86("socket", unix.AF_ALG, unix.SOCK_SEQPACKET), closeFD: true},
 		{name: "socket AF_PACKET", d: x86("socket", unix.AF_PACKET, unix.SOCK_DGRAM), closeFD: true},
 		{name: "socketpair AF_VSOCK", d: x86("socketpair", unix.AF_VSOCK, unix.SOCK_STREAM, 0, bad)},
+		{name: "socket AF_NETLINK", d: x86("socket", unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_ROUTE), closeFD: true},
+		{name: "io_setup", d: x86("io_setup", 1, bad)},
+		{name: "inotify_init", d: x86("inotify_init"), closeFD: true},
+		{name: "inotify_init1", d: x86("inotify_init1", unix.IN_CLOEXEC), closeFD: true},
+		{name: "mq_open", d: x86("mq_open", bad, 0, 0, 0)},
 		{name: "x32 getpid", d: Data{Nr: unix.SYS_GETPID | x32SyscallBit, Arch: unix.AUDIT_ARCH_X86_64}},
 
 		// Allowed: the kernel answers.
@@ -199,7 +204,6 @@ func liveProbes() []probe {
 		{name: "socket AF_UNIX", d: x86("socket", unix.AF_UNIX, unix.SOCK_STREAM), kernel: 0, closeFD: true},
 		{name: "socket AF_UNIX with upper bits", d: x86("socket", 1<<40|unix.AF_UNIX, unix.SOCK_STREAM), kernel: 0, closeFD: true},
 		{name: "socket AF_INET", d: x86("socket", unix.AF_INET, unix.SOCK_DGRAM), kernel: 0, closeFD: true},
-		{name: "socket AF_NETLINK", d: x86("socket", unix.AF_NETLINK, unix.SOCK_RAW, unix.NETLINK_ROUTE), kernel: 0, closeFD: true},
 		{name: "socketpair AF_UNIX into a bad pointer", d: x86("socketpair", unix.AF_UNIX, unix.SOCK_STREAM, 0, bad), kernel: unix.EFAULT},
 		{name: "clone without namespace flags", d: x86("clone", invalidClone), kernel: unix.EINVAL},
 		{name: "number 999", d: Data{Nr: 999, Arch: unix.AUDIT_ARCH_X86_64}, kernel: unix.ENOSYS},

@@ -13,7 +13,7 @@ import (
 
 func cases() []escapeCase {
 	var all []escapeCase
-	for _, group := range [][]escapeCase{privilegeCases(), forbiddenCalls(), informationCases(), resourceCases(), persistenceCases(), apiCases()} {
+	for _, group := range [][]escapeCase{privilegeCases(), forbiddenCalls(), informationCases(), resourceCases(), kernelCases(), persistenceCases(), apiCases()} {
 		all = append(all, group...)
 	}
 	return all
