@@ -55,6 +55,9 @@ type Config struct {
 	// they are cancelled; ResultTTL how long finished results are kept.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	ResultTTL     Duration `toml:"result_ttl"`
+	// ResultBytes caps the finished results kept for GET /v1/runs/{id},
+	// all together: past it the oldest go before their ttl.
+	ResultBytes int64 `toml:"result_bytes"`
 	// LogFormat: "auto" (text on a terminal, JSON otherwise), "text", "json".
 	LogFormat string `toml:"log_format"`
 	// BatchScheduling runs the daemon, its init helper and the sandboxes'
@@ -121,6 +124,7 @@ func DefaultConfig() Config {
 		CgroupSubtree:    "sandboxd",
 		ShutdownGrace:    Duration{10 * time.Second},
 		ResultTTL:        Duration{10 * time.Minute},
+		ResultBytes:      256 << 20,
 		LogFormat:        "auto",
 		BatchScheduling:  true,
 	}
@@ -184,6 +188,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1<<10 {
 		errs = append(errs, fmt.Errorf("max_request_bytes: %d is below 1024", c.MaxRequestBytes))
+	}
+	if c.ResultBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("result_bytes: %d is below 1048576", c.ResultBytes))
 	}
 	if c.JobOutputBytes < 1<<10 {
 		errs = append(errs, fmt.Errorf("job_output_bytes: %d is below 1024", c.JobOutputBytes))

@@ -76,7 +76,7 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 	d := &Daemon{
 		cfg: cfg, version: version, engine: eng, profiles: profiles,
 		sched: newScheduler(cfg.Concurrency, cfg.QueueSize),
-		reg:   newRegistry(cfg.ResultTTL.Duration),
+		reg:   newRegistry(cfg.ResultTTL.Duration, cfg.ResultBytes),
 		log:   log,
 	}
 	d.metrics = newMetrics(d.sched.load, eng)

@@ -27,6 +27,7 @@ type job struct {
 	step     int
 	result   *api.Result
 	finished time.Time
+	size     int64 // resultSize(result), once finished
 }
 
 func (j *job) info(now time.Time) api.RunInfo {
@@ -45,16 +46,36 @@ func (j *job) setState(state string, step int) {
 }
 
 // registry knows the live jobs by id, and keeps finished results for a
-// while.
+// while: ttl long, and no more than maxBytes of them in all (the oldest
+// go first), so that the memory results hold is bounded however many jobs
+// finish.
 type registry struct {
-	ttl time.Duration
+	ttl      time.Duration
+	maxBytes int64
 
-	mu   sync.Mutex // guards jobs
-	jobs map[string]*job
+	mu       sync.Mutex // guards the fields below
+	jobs     map[string]*job
+	finished []*job // in the order they finished, oldest first
+	kept     int64  // the size of their results
 }
 
-func newRegistry(ttl time.Duration) *registry {
-	return &registry{ttl: ttl, jobs: map[string]*job{}}
+func newRegistry(ttl time.Duration, maxBytes int64) *registry {
+	return &registry{ttl: ttl, maxBytes: maxBytes, jobs: map[string]*job{}}
+}
+
+// resultSize is about what a result holds in memory.
+func resultSize(res *api.Result) int64 {
+	n := int64(256 + len(res.Message))
+	for _, s := range res.Steps {
+		n += int64(256 + len(s.Stdout) + len(s.Stderr) + len(s.Message))
+	}
+	for name, f := range res.Files {
+		n += int64(64 + len(name))
+		if f != nil {
+			n += int64(len(f.Content))
+		}
+	}
+	return n
 }
 
 // newID makes a job id: sortable by time, unguessable.
@@ -90,7 +111,28 @@ func (r *registry) get(id string) *job {
 func (r *registry) finish(j *job, res *api.Result) {
 	j.mu.Lock()
 	j.state, j.result, j.finished = api.StateFinished, res, time.Now()
+	j.size = resultSize(res)
 	j.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.finished = append(r.finished, j)
+	r.kept += j.size
+	for r.kept > r.maxBytes && len(r.finished) > 1 {
+		r.dropOldestLocked()
+	}
+}
+
+// dropOldestLocked forgets the result that finished first.
+//
+// Preconditions: r.mu is held; r.finished is not empty.
+func (r *registry) dropOldestLocked() {
+	old := r.finished[0]
+	r.finished[0] = nil
+	r.finished = r.finished[1:]
+	r.kept -= old.size
+	if r.jobs[old.id] == old {
+		delete(r.jobs, old.id)
+	}
 }
 
 // live lists the jobs queued or running, oldest first.
@@ -113,13 +155,15 @@ func (r *registry) live() []*job {
 func (r *registry) expire(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id, j := range r.jobs {
+	for len(r.finished) > 0 {
+		j := r.finished[0]
 		j.mu.Lock()
-		old := j.state == api.StateFinished && now.Sub(j.finished) > r.ttl
+		old := now.Sub(j.finished) > r.ttl
 		j.mu.Unlock()
-		if old {
-			delete(r.jobs, id)
+		if !old {
+			return
 		}
+		r.dropOldestLocked()
 	}
 }
 

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -8,7 +10,7 @@ import (
 )
 
 func TestRegistryExpire(t *testing.T) {
-	r := newRegistry(5 * time.Second)
+	r := newRegistry(5*time.Second, 1<<30)
 	j := &job{id: "a", state: api.StateQueued}
 	r.add(j)
 	r.finish(j, &api.Result{ID: "a"})
@@ -33,5 +35,35 @@ func TestExpireEvery(t *testing.T) {
 		if got := expireEvery(tc.ttl); got != tc.want {
 			t.Errorf("expireEvery(%v) = %v, want %v", tc.ttl, got, tc.want)
 		}
+	}
+}
+
+// Finished results hold at most maxBytes in all: past it the oldest go,
+// however young; the newest is kept even alone above it.
+func TestRegistryBoundsTheResultsKept(t *testing.T) {
+	r := newRegistry(time.Hour, 3<<20)
+	big := func(id string) *api.Result {
+		return &api.Result{ID: id, Steps: []api.StepResult{{Stdout: strings.Repeat("x", 1<<20)}}}
+	}
+	for i := 0; i < 10; i++ {
+		id := strconv.Itoa(i)
+		j := &job{id: id, state: api.StateQueued}
+		r.add(j)
+		r.finish(j, big(id))
+	}
+	for i := 0; i < 10; i++ {
+		kept := r.get(strconv.Itoa(i)) != nil
+		if want := i >= 8; kept != want {
+			t.Errorf("result %d kept %v, want %v", i, kept, want)
+		}
+	}
+	if r.kept > 3<<20 {
+		t.Errorf("%d bytes of results kept", r.kept)
+	}
+	j := &job{id: "huge", state: api.StateQueued}
+	r.add(j)
+	r.finish(j, &api.Result{ID: "huge", Steps: []api.StepResult{{Stdout: strings.Repeat("x", 5<<20)}}})
+	if r.get("huge") == nil || len(r.finished) != 1 {
+		t.Errorf("the newest result alone: kept %v, %d results", r.get("huge") != nil, len(r.finished))
 	}
 }

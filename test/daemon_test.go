@@ -693,7 +693,7 @@ func TestDaemonWorkspaceOfItsOwn(t *testing.T) {
 		t.Fatalf("file-less job: %v %+v", err, res)
 	}
 	out := res.Steps[0].Stdout
-	if !strings.Contains(out, " - tmpfs tmpfs rw,size=3072k,nr_inodes=1048576,") || !strings.HasSuffix(out, "sandbox 755\nx\n") {
+	if !strings.Contains(out, " - tmpfs tmpfs rw,size=3072k,nr_inodes=1024,") || !strings.HasSuffix(out, "sandbox 755\nx\n") {
 		t.Errorf("file-less job's workspace:\n%s", out)
 	}
 	res, err = d.c.Run(ctxT(t), &api.Job{WorkspaceBytes: 3 << 20, Files: map[string]api.File{"in": {Content: "y"}},
@@ -702,7 +702,7 @@ func TestDaemonWorkspaceOfItsOwn(t *testing.T) {
 		t.Fatalf("job with a file: %v %+v", err, res)
 	}
 	out = res.Steps[0].Stdout
-	if !strings.Contains(out, " - tmpfs sandboxd-ws rw,size=3072k,nr_inodes=1048576,") || !strings.HasSuffix(out, "sandbox 755\nx\ny") {
+	if !strings.Contains(out, " - tmpfs sandboxd-ws rw,size=3072k,nr_inodes=1024,") || !strings.HasSuffix(out, "sandbox 755\nx\ny") {
 		t.Errorf("the daemon's workspace:\n%s", out)
 	}
 	d.assertNoJobLeft(t)
