@@ -150,7 +150,7 @@ func DefaultPolicy() Policy {
 			},
 			{
 				Syscall: "socket", Action: Errno, Errno: unix.EAFNOSUPPORT,
-				When:   &Cond{Arg: 0, Op: NotIn, Low32: true, Values: []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6}},
+				When: &Cond{Arg: 0, Op: NotIn, Low32: true, Values: []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6}},
 				Reason: "other families (packet, alg, vsock, tipc, rds, can, ...) are rarely used kernel code, often loaded on demand, with a long bug record; " +
 					"netlink's queues are charged to no cgroup (the kernel's replies echo each request: a route socket alone pinned 4 MB of host memory), " +
 					"and in a namespace with loopback alone it tells nothing a program needs (glibc's getaddrinfo falls back); programs fall back on EAFNOSUPPORT",
