@@ -352,7 +352,9 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		// The job is over and its slot free; a client that does not take
 		// its answer does not hold the connection and the result for long.
 		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-		writeJSON(w, http.StatusOK, res)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		writeResult(w, res)
 		return
 	}
 	// A client that stops reading cancels its job once its answer stalls;

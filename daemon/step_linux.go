@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -205,8 +206,10 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	if facts.signal != 0 {
 		res.Signal = unix.SignalName(unix.Signal(facts.signal))
 	}
-	res.Stdout, res.StdoutTruncated = string(stdout.buf), stdout.truncated
-	res.Stderr, res.StderrTruncated = string(stderr.buf), stderr.truncated
+	// The buffers are the readers' no more: they become the strings as
+	// they are, without a copy (the job's output may be its whole budget).
+	res.Stdout, res.StdoutTruncated = unsafe.String(unsafe.SliceData(stdout.buf), len(stdout.buf)), stdout.truncated
+	res.Stderr, res.StderrTruncated = unsafe.String(unsafe.SliceData(stderr.buf), len(stderr.buf)), stderr.truncated
 	res.CPUTimeMS = ms(stats.CPU)
 	res.UserTimeMS = ms(stats.User)
 	res.SysTimeMS = ms(stats.System)

@@ -1,0 +1,71 @@
+package daemon
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"sort"
+
+	"github.com/sandboxd/sandboxd/api"
+)
+
+// writeResult writes res as encoding/json would (the same bytes, and a
+// newline), one step and one tracked file at a time: the answer of a job
+// whose outputs fill its whole budget costs one step's encoding more, not
+// the whole result's (and the doubling of a buffer that holds it all).
+func writeResult(w io.Writer, res *api.Result) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	put := func(prefix string, v any) error {
+		bw.WriteString(prefix)
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = bw.Write(b)
+		return err
+	}
+	if err := put(`{"id":`, res.ID); err != nil {
+		return err
+	}
+	put(`,"status":`, res.Status)
+	if res.Message != "" {
+		put(`,"message":`, res.Message)
+	}
+	if res.Steps == nil {
+		bw.WriteString(`,"steps":null`)
+	} else {
+		bw.WriteString(`,"steps":[`)
+		for i := range res.Steps {
+			sep := ","
+			if i == 0 {
+				sep = ""
+			}
+			if err := put(sep, &res.Steps[i]); err != nil {
+				return err
+			}
+		}
+		bw.WriteString("]")
+	}
+	if len(res.Files) > 0 {
+		names := make([]string, 0, len(res.Files))
+		for name := range res.Files {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		bw.WriteString(`,"files":{`)
+		for i, name := range names {
+			sep := ","
+			if i == 0 {
+				sep = ""
+			}
+			put(sep, name)
+			if err := put(":", res.Files[name]); err != nil {
+				return err
+			}
+		}
+		bw.WriteString("}")
+	}
+	put(`,"timing":`, res.Timing)
+	bw.WriteString("}\n")
+	return bw.Flush()
+}
