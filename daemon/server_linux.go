@@ -340,6 +340,9 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, 0, aerr)
 		return
 	}
+	if wantsStream(r) {
+		lineBuffered(pj)
+	}
 	caller := peerOf(r.Context()).uid
 	adm, aerr := s.d.admit(r.Context(), caller, pj, false)
 	if aerr != nil {

@@ -151,3 +151,29 @@ func (sw *streamWriter) loop() {
 		}
 	}
 }
+
+// streamEnv is set in each step of a streamed run where neither the step
+// nor its profile sets it: runtimes that fully buffer output to a pipe
+// then write each line as it is printed, so that it reaches the client
+// while the program runs. (C's stdio and others that offer no such switch
+// flush when the program says so.)
+var streamEnv = map[string]string{"PYTHONUNBUFFERED": "1"}
+
+// lineBuffered gives a streamed job's steps streamEnv.
+func lineBuffered(pj *preparedJob) {
+	for i := range pj.steps {
+		st := pj.steps[i].step
+		for k, v := range streamEnv {
+			if _, ok := st.Env[k]; ok {
+				continue
+			}
+			if _, ok := pj.profile.Env[k]; ok {
+				continue
+			}
+			if st.Env == nil {
+				st.Env = map[string]string{}
+			}
+			st.Env[k] = v
+		}
+	}
+}

@@ -762,3 +762,34 @@ func TestDaemonSecondOnOneSubtree(t *testing.T) {
 	}
 	d.assertNoJobLeft(t)
 }
+
+// TestDaemonStreamPython: a Python program's lines reach a streaming client
+// as they are printed, though Python buffers a pipe in full by default; a
+// job that sets PYTHONUNBUFFERED itself keeps its own value.
+func TestDaemonStreamPython(t *testing.T) {
+	d := startDaemon(t, "")
+	sawOutputBeforeEnd := false
+	res, err := d.c.RunStream(ctxT(t), job("python3", "-c", "import time, os\nprint('first', os.environ['PYTHONUNBUFFERED'])\ntime.sleep(1)\nprint('second')"), func(e *api.Event) error {
+		if e.Event == api.EventStdout && strings.HasPrefix(e.Data, "first") {
+			sawOutputBeforeEnd = len(busyProcesses()) > 0
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sawOutputBeforeEnd || res.Steps[0].Stdout != "first 1\nsecond\n" {
+		t.Errorf("python's first line was not streamed while it ran: %s", summary(res.Steps[0]))
+	}
+	j := job("python3", "-c", "import os; print(os.environ['PYTHONUNBUFFERED'])")
+	j.Steps[0].Env = map[string]string{"PYTHONUNBUFFERED": ""}
+	res, err = d.c.RunStream(ctxT(t), j, func(*api.Event) error { return nil })
+	if err != nil || res.Steps[0].Stdout != "\n" {
+		t.Errorf("a job's own PYTHONUNBUFFERED: %v %+v", err, res)
+	}
+	// Not streamed: the environment is the job's and the profile's only.
+	res, err = d.c.Run(ctxT(t), job("python3", "-c", "import os; print(os.environ.get('PYTHONUNBUFFERED'))"))
+	if err != nil || res.Steps[0].Stdout != "None\n" {
+		t.Errorf("a run not streamed: %v %+v", err, res)
+	}
+}
