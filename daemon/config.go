@@ -36,6 +36,11 @@ type Config struct {
 	WarmSandboxes int `toml:"warm_sandboxes"`
 	// MaxRequestBytes caps a request body (a batch's per line).
 	MaxRequestBytes int64 `toml:"max_request_bytes"`
+	// MaxInflightRequestBytes caps the request bodies (a batch's: lines)
+	// the daemon holds at once, queued and running jobs' included; a body
+	// past it is answered 429 (a batch's next line waits). Default: twice
+	// MaxRequestBytes.
+	MaxInflightRequestBytes int64 `toml:"max_inflight_request_bytes"`
 	// TrackedFileBytes caps each tracked file read back.
 	TrackedFileBytes int64 `toml:"tracked_file_bytes"`
 	// JobOutputBytes caps all a job gives back: every step's stdout and
@@ -111,22 +116,23 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // DefaultConfig is what the daemon runs with when no file says otherwise.
 func DefaultConfig() Config {
 	return Config{
-		Socket:           "/run/sandboxd/sandboxd.sock",
-		StateDir:         "/run/sandboxd",
-		Concurrency:      runtime.NumCPU(),
-		QueueSize:        256,
-		WarmSandboxes:    defaultWarm(runtime.NumCPU()),
-		MaxRequestBytes:  64 << 20,
-		TrackedFileBytes: 1 << 20,
-		JobOutputBytes:   64 << 20,
-		UIDBase:          DefaultUIDBase,
-		UIDCount:         DefaultUIDCount,
-		CgroupSubtree:    "sandboxd",
-		ShutdownGrace:    Duration{10 * time.Second},
-		ResultTTL:        Duration{10 * time.Minute},
-		ResultBytes:      256 << 20,
-		LogFormat:        "auto",
-		BatchScheduling:  true,
+		Socket:                  "/run/sandboxd/sandboxd.sock",
+		StateDir:                "/run/sandboxd",
+		Concurrency:             runtime.NumCPU(),
+		QueueSize:               256,
+		WarmSandboxes:           defaultWarm(runtime.NumCPU()),
+		MaxRequestBytes:         64 << 20,
+		MaxInflightRequestBytes: defaultInflight(64 << 20),
+		TrackedFileBytes:        1 << 20,
+		JobOutputBytes:          64 << 20,
+		UIDBase:                 DefaultUIDBase,
+		UIDCount:                DefaultUIDCount,
+		CgroupSubtree:           "sandboxd",
+		ShutdownGrace:           Duration{10 * time.Second},
+		ResultTTL:               Duration{10 * time.Minute},
+		ResultBytes:             256 << 20,
+		LogFormat:               "auto",
+		BatchScheduling:         true,
 	}
 }
 
@@ -155,6 +161,9 @@ func LoadConfig(path string) (Config, error) {
 	if !md.IsDefined("warm_sandboxes") {
 		cfg.WarmSandboxes = defaultWarm(cfg.Concurrency)
 	}
+	if !md.IsDefined("max_inflight_request_bytes") {
+		cfg.MaxInflightRequestBytes = defaultInflight(cfg.MaxRequestBytes)
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -167,6 +176,10 @@ func LoadConfig(path string) (Config, error) {
 // memory of its own (its two processes share the init helper's) beyond
 // the kernel's namespaces and cgroups.
 func defaultWarm(concurrency int) int { return min(2*concurrency, 64) }
+
+// defaultInflight is room for two bodies of the largest size at once (and
+// the byte the reader needs to see a body's end).
+func defaultInflight(maxRequest int64) int64 { return 2 * (maxRequest + 1) }
 
 // Validate checks the configuration; messages name the key.
 func (c *Config) Validate() error {
@@ -188,6 +201,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1<<10 {
 		errs = append(errs, fmt.Errorf("max_request_bytes: %d is below 1024", c.MaxRequestBytes))
+	}
+	if c.MaxInflightRequestBytes <= c.MaxRequestBytes {
+		errs = append(errs, fmt.Errorf("max_inflight_request_bytes: %d must be above max_request_bytes (%d): a body of the largest size must fit", c.MaxInflightRequestBytes, c.MaxRequestBytes))
 	}
 	if c.ResultBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("result_bytes: %d is below 1048576", c.ResultBytes))

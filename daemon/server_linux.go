@@ -45,6 +45,7 @@ type server struct {
 	d         *Daemon
 	socketGID uint32
 	draining  atomic.Bool
+	bodies    *byteBudget // request bodies in flight
 }
 
 // Serve answers the API on the configured Unix socket until ctx ends, then
@@ -61,7 +62,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return err
 	}
 	defer os.Remove(d.cfg.Socket)
-	s := &server{d: d, socketGID: gid}
+	s := &server{d: d, socketGID: gid, bodies: newByteBudget(d.cfg.MaxInflightRequestBytes)}
 	srv := &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -302,17 +303,74 @@ func (s *server) info(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.d.Info())
 }
 
-// readBody reads a request body up to the configured cap.
-func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *api.Error) {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.d.cfg.MaxRequestBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, invalid("body: larger than the cap of %d bytes", s.d.cfg.MaxRequestBytes)
-		}
-		return nil, invalid("body: %v", err)
+// readBody reads a request body up to the configured cap, holding its
+// size in the budget of bodies in flight until release is called (once
+// the job made of it is over). A body above the cap is 413 (before it is
+// read, when its length is announced); one that does not fit the budget
+// now is 429. On failure it answers the client itself and ok is false.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) (data []byte, release func(), ok bool) {
+	data, release, status, aerr := s.readBodyUnder(w, r)
+	if aerr != nil {
+		s.fail(w, status, aerr)
+		return nil, nil, false
 	}
-	return data, nil
+	return data, release, true
+}
+
+func (s *server) readBodyUnder(w http.ResponseWriter, r *http.Request) (data []byte, release func(), status int, aerr *api.Error) {
+	limit := s.d.cfg.MaxRequestBytes
+	tooLarge := &api.Error{Code: api.CodeInvalidArgument, Message: fmt.Sprintf("body: larger than the cap of %d bytes (max_request_bytes)", limit)}
+	if r.ContentLength > limit {
+		return nil, nil, http.StatusRequestEntityTooLarge, tooLarge
+	}
+	var held int64
+	release = func() { s.bodies.give(held) }
+	take := func(n int64) bool {
+		if !s.bodies.tryTake(n) {
+			return false
+		}
+		held += n
+		return true
+	}
+	busy := &api.Error{Code: api.CodeResourceExhausted, Message: fmt.Sprintf("request bodies in flight would pass %d bytes (max_inflight_request_bytes); retry later", s.bodies.total)}
+	// A body of known length goes into one buffer of its size (and a byte
+	// to see its end); one of unknown length into a buffer that doubles,
+	// each growth taken from the budget first.
+	size := int64(64 << 10)
+	if r.ContentLength >= 0 {
+		size = r.ContentLength + 1
+	}
+	if !take(size) {
+		return nil, nil, 0, busy
+	}
+	buf := make([]byte, 0, size)
+	body := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		if len(buf) == cap(buf) {
+			more := min(int64(cap(buf)), limit+1-int64(cap(buf)))
+			if more <= 0 || !take(more) {
+				release()
+				if more <= 0 {
+					return nil, nil, http.StatusRequestEntityTooLarge, tooLarge
+				}
+				return nil, nil, 0, busy
+			}
+			buf = slices.Grow(buf, int(more))
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, release, 0, nil
+		}
+		if err != nil {
+			release()
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, nil, http.StatusRequestEntityTooLarge, tooLarge
+			}
+			return nil, nil, 0, invalid("body: %v", err)
+		}
+	}
 }
 
 func wantsStream(r *http.Request) bool {
@@ -325,11 +383,11 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, 0, &api.Error{Code: api.CodeUnavailable, Message: "shutting down"})
 		return
 	}
-	data, aerr := s.readBody(w, r)
-	if aerr != nil {
-		s.fail(w, 0, aerr)
+	data, release, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
+	defer release()
 	job, aerr := decodeJob(data)
 	if aerr != nil {
 		s.fail(w, 0, aerr)
@@ -559,6 +617,8 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	// that goes away is noticed at once (its body read fails), not only when
 	// a slot frees; once the body has been read to its end, the server
 	// itself watches the connection and ends ctx.
+	// Each line's bytes are held in the budget of bodies in flight until
+	// its job is over: a line that does not fit waits.
 	type item struct {
 		raw []byte
 		err *api.Error
@@ -567,10 +627,14 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer close(items)
 		aerr, ioErr := readBatch(r.Body, s.d.cfg.MaxRequestBytes, func(raw []byte, rerr *api.Error) bool {
+			if s.bodies.take(ctx, int64(len(raw))) != nil {
+				return false
+			}
 			select {
 			case items <- item{raw, rerr}:
 				return true
 			case <-ctx.Done():
+				s.bodies.give(int64(len(raw)))
 				return false
 			}
 		})
@@ -590,6 +654,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	for it := range items {
 		i := index
 		index++
+		held := int64(len(it.raw))
 		line := api.BatchLine{Index: &i}
 		var pj *preparedJob
 		aerr := it.err
@@ -604,6 +669,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
+				s.bodies.give(held)
 				continue // drain: the reader stops on ctx too
 			}
 			var adm *admission
@@ -614,6 +680,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 				go func() {
 					defer wg.Done()
 					defer func() { <-sem }()
+					defer s.bodies.give(held)
 					defer adm.finish()
 					res := adm.run(nil)
 					line.Result = res
@@ -627,6 +694,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 		}
+		s.bodies.give(held)
 		line.Error = aerr
 		sumMu.Lock()
 		sum.Total++

@@ -4,15 +4,18 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/api/client"
 )
 
 // The daemon's own work for a job stays bounded whatever the job's
@@ -167,4 +170,89 @@ func TestDaemonStreamClientThatStopsReading(t *testing.T) {
 	if err != nil || res.Steps[0].Stdout != "next\n" {
 		t.Fatalf("the next job with one slot: %v %+v", err, res)
 	}
+}
+
+// TestDaemonRequestBodiesAreBounded: a body announced above
+// max_request_bytes is refused at once (413) without being read; bodies in
+// flight (their jobs queued or running) hold at most
+// max_inflight_request_bytes, past which a request is 429; and a large body's
+// memory goes back to the kernel once its job is over.
+func TestDaemonRequestBodiesAreBounded(t *testing.T) {
+	const maxBody = 8 << 20
+	d := startDaemon(t, fmt.Sprintf("max_request_bytes = %d\nmax_inflight_request_bytes = %d\nconcurrency = 2", maxBody, 2*maxBody+2))
+
+	// Announced above the cap: answered before the client sends a byte.
+	conn, err := net.Dial("unix", d.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /v1/run HTTP/1.1\r\nHost: sandboxd\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("a body announced above the cap was not answered at once: %v", err)
+	}
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body announced above the cap: status %d, want 413", resp.StatusCode)
+	}
+	conn.Close()
+
+	// Two bodies of 7 MB fit; a third while they are held does not.
+	file := strings.Repeat("a", 7<<20)
+	slow := &api.Job{Files: map[string]api.File{"f": {Content: file}}, Steps: []api.Step{{Argv: []string{"sleep", "2"}}}}
+	errs := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() { _, err := d.c.Run(context.Background(), slow); errs <- err }()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		runs, _ := d.c.Runs(context.Background())
+		if len(runs) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two jobs did not start: %+v", runs)
+		}
+	}
+	_, err = d.c.Run(context.Background(), slow)
+	var se *client.StatusError
+	if !errors.As(err, &se) || se.HTTPStatus != http.StatusTooManyRequests || !strings.Contains(err.Error(), "max_inflight_request_bytes") {
+		t.Errorf("a third body while two are held: %v, want 429 naming max_inflight_request_bytes", err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("a body that fit: %v", err)
+		}
+	}
+	rssBefore := daemonRSS(t, d)
+	if _, err := d.c.Run(ctxT(t), slow); err != nil {
+		t.Errorf("a body once the others are done: %v", err)
+	}
+	// Its memory goes back: within a few seconds the daemon is near where
+	// it was.
+	var rss int64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if rss = daemonRSS(t, d); rss < rssBefore+8<<20 {
+			break
+		}
+	}
+	t.Logf("daemon RSS before the last 7 MB body %d KiB, after its job %d KiB", rssBefore>>10, rss>>10)
+	if rss >= rssBefore+8<<20 {
+		t.Errorf("the daemon kept %d KiB more after a 7 MB body", (rss-rssBefore)>>10)
+	}
+}
+
+// daemonRSS is the test daemon's resident memory, bytes.
+func daemonRSS(t *testing.T, d *testDaemon) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
 }

@@ -1,0 +1,88 @@
+package daemon
+
+import (
+	"context"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// byteBudget bounds the bytes of request bodies the daemon holds at once:
+// a body's bytes are taken from it before they are read, and given back
+// when its job is over (its files, decoded from the body, live that long).
+type byteBudget struct {
+	total int64
+
+	mu       sync.Mutex // guards the fields below
+	free     int64
+	freed    *sync.Cond // on mu: bytes were given back
+	lastFree time.Time  // the heap was last given back to the kernel
+	pending  bool       // a give-back to the kernel is due
+}
+
+func newByteBudget(total int64) *byteBudget {
+	b := &byteBudget{total: total, free: total}
+	b.freed = sync.NewCond(&b.mu)
+	return b
+}
+
+// tryTake takes n bytes if they are free now.
+func (b *byteBudget) tryTake(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n > b.free {
+		return false
+	}
+	b.free -= n
+	return true
+}
+
+// take waits until n bytes are free, or ctx ends. n must not be above the
+// total.
+func (b *byteBudget) take(ctx context.Context, n int64) error {
+	stop := context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.freed.Broadcast()
+		b.mu.Unlock()
+	})
+	defer stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for n > b.free {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b.freed.Wait()
+	}
+	b.free -= n
+	return nil
+}
+
+// bigBody is the size past which a body given back is also given back to
+// the kernel: the heap's idle pages would otherwise stay in the daemon's
+// RSS for minutes.
+const bigBody = 8 << 20
+
+// give gives n bytes back.
+func (b *byteBudget) give(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.free += n
+	b.freed.Broadcast()
+	if n < bigBody || b.pending {
+		return
+	}
+	// Once the caller has dropped the body and its job, and at most once
+	// a second (it collects the whole heap).
+	b.pending = true
+	wait := max(100*time.Millisecond, time.Until(b.lastFree.Add(time.Second)))
+	time.AfterFunc(wait, func() {
+		b.mu.Lock()
+		b.pending, b.lastFree = false, time.Now()
+		b.mu.Unlock()
+		debug.FreeOSMemory()
+	})
+}
