@@ -105,8 +105,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err := d.engine.Cgroups().Close(); err != nil {
 		d.log.WithError(err).Debug("cgroup subtree left in place")
 	}
-	// Only now may another daemon take the subtree.
-	d.subtreeLock.Close()
+	// Only now may another daemon take the state dir (the subtree's lock
+	// went with Close).
+	d.stateLock.Close()
 	d.log.Info("sandboxd stopped")
 	return nil
 }
