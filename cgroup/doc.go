@@ -117,6 +117,8 @@
 // group is a hierarchy's root (on hybrid hosts, typically every hierarchy
 // but a nested memory one), two daemons with the same Subtree share S;
 // Leftovers would show, and Remove would kill, each other's runs. Give each
-// daemon on a host its own Subtree. (Each process has its own supervisors'
-// group there; Open removes those of processes that are gone.)
+// daemon on a host its own Subtree; Lock makes sure of it: a flock on S in
+// every hierarchy, held until Close, and Close removes no S that another
+// process holds. (Each process has its own supervisors' group there; Open
+// removes those of processes that are gone.)
 package cgroup

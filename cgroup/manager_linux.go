@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -55,6 +56,11 @@ type Manager struct {
 	// of every sandbox's init of this process (see Group.SupervisorDir);
 	// "" on pure v1.
 	inits string
+
+	lockMu sync.Mutex // guards locks
+	// locks holds our subtree's directory in each hierarchy, by path,
+	// locked (Lock) until Close.
+	locks map[string]*os.File
 }
 
 // initsPrefix starts the names of the inits' groups: no run group can
@@ -555,9 +561,11 @@ func (m *Manager) Remove(name string) error {
 	return nil
 }
 
-// Close removes our subtree directories. It fails if run groups remain
-// (Remove them first). It does not move this process back out of the
-// <Subtree>-self leaf on v2, which is where it has to live.
+// Close removes our subtree directories and lets go of the lock (Lock).
+// It fails if run groups remain (Remove them first). A directory another
+// process holds locked stays: a daemon runs on it. It does not move this
+// process back out of the <Subtree>-self leaf on v2, which is where it has
+// to live.
 func (m *Manager) Close() error {
 	var errs []error
 	m.removeDeadInits()
@@ -566,12 +574,23 @@ func (m *Manager) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	m.lockMu.Lock()
 	hs := m.hierarchies()
 	for i := len(hs) - 1; i >= 0; i-- {
+		done, ok := m.holdForRemoval(hs[i].dir)
+		if !ok {
+			continue
+		}
 		if err := m.k.rmdir(hs[i].dir); err != nil && !isNotExist(err) {
 			errs = append(errs, err)
 		}
+		done()
 	}
+	for _, f := range m.locks {
+		f.Close()
+	}
+	m.locks = nil
+	m.lockMu.Unlock()
 	if len(errs) > 0 {
 		return fmt.Errorf("cgroup: close: %w", errors.Join(errs...))
 	}

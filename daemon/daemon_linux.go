@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
+	"io"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/cgroup"
 )
 
 // RunPrefix starts the cgroup names of the daemon's runs; at start the
@@ -37,8 +40,9 @@ type Daemon struct {
 	ws       *wsPool        // workspaces mounted ahead
 	wsTmpfs  bool           // the workspaces' dir is a tmpfs this daemon mounted
 	wsDone   sync.Once
-	// subtreeLock is held while the daemon runs (lockSubtree).
-	subtreeLock *os.File
+	// stateLock is held while the daemon runs (lockStateDir); the cgroup
+	// subtree's lock is the cgroup manager's (lockSubtree).
+	stateLock *os.File
 
 	// base is cancelled when the daemon gives up on its running jobs
 	// (shutdown grace over).
@@ -61,6 +65,11 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 		}
 		profiles[name] = p
 	}
+	// Before anything touches the state dir or the subtree.
+	stateLock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
 	eng, err := NewEngine(EngineConfig{
 		StateDir:      cfg.StateDir,
 		UIDBase:       cfg.UIDBase,
@@ -71,6 +80,7 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 		Log:           func(msg string) { log.Warn(msg) },
 	})
 	if err != nil {
+		stateLock.Close()
 		return nil, err
 	}
 	d := &Daemon{
@@ -81,11 +91,13 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 	}
 	d.metrics = newMetrics(d.sched.load, eng)
 	d.base, d.cancelBase = context.WithCancel(context.Background())
-	if d.subtreeLock, err = lockSubtree(eng.Cgroups().Paths(), cfg.CgroupSubtree); err != nil {
+	if err := lockSubtree(eng.Cgroups(), cfg.CgroupSubtree); err != nil {
+		stateLock.Close()
 		eng.Close()
 		eng.Cgroups().Close()
 		return nil, err
 	}
+	d.stateLock = stateLock
 	if err := d.reclaim(); err != nil {
 		return nil, fmt.Errorf("reclaiming a previous instance's leftovers: %w", err)
 	}
@@ -107,28 +119,61 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 	return d, nil
 }
 
-// lockSubtree takes an exclusive lock on the daemon's cgroup subtree: on
-// its directory in the first hierarchy by name (flock works on cgroupfs).
-// The daemon holds it while it runs, and its end (a crash included)
-// releases it. A second daemon on the same subtree would take the first's
-// runs and warm sandboxes for a crashed instance's leftovers and kill them;
-// it is refused instead, naming the key. sandboxd exec does not lock: its
-// runs have a prefix of their own, which no daemon reclaims.
-func lockSubtree(paths map[string]string, subtree string) (*os.File, error) {
-	if len(paths) == 0 {
-		return nil, errors.New("cgroup_subtree: no cgroup hierarchy to lock")
+// lockSubtree locks the daemon's cgroup subtree in every hierarchy
+// (cgroup.Manager.Lock) while it runs; its end (a crash included) lets go.
+// A second daemon on the same subtree would take the first's runs and warm
+// sandboxes for a crashed instance's leftovers and kill them; it is refused
+// instead, naming the key and the daemon that holds it. sandboxd exec does
+// not lock: its runs have a prefix of their own, which no daemon reclaims.
+func lockSubtree(cg *cgroup.Manager, subtree string) error {
+	err := cg.Lock()
+	var le *cgroup.LockedError
+	if errors.As(err, &le) {
+		return fmt.Errorf("cgroup_subtree: %q is in use by another sandboxd daemon (%s); give each daemon a subtree of its own", subtree, holder(le.PID, le.Dir+" is locked"))
 	}
-	dir := paths[slices.Min(slices.Collect(maps.Keys(paths)))]
-	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("cgroup_subtree: lock %s: %w", dir, err)
+		return fmt.Errorf("cgroup_subtree: %w", err)
+	}
+	return nil
+}
+
+// holder names the process that holds a lock, for an error message.
+func holder(pid int, what string) string {
+	if pid <= 0 {
+		return what
+	}
+	return fmt.Sprintf("pid %d: %s", pid, what)
+}
+
+// stateLockName is the file in the state dir that a daemon holds locked
+// while it runs, with its pid in it.
+const stateLockName = "daemon.lock"
+
+// lockStateDir takes the state dir for this daemon while it runs: at start
+// a daemon removes the workspaces it finds there (a crashed predecessor's)
+// and mounts its own tmpfs over them, which on a state dir in use would be
+// a live daemon's jobs. A second daemon is refused, naming the holder.
+// sandboxd exec keeps no workspaces there and takes no lock.
+func lockStateDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	path := filepath.Join(dir, stateLockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("state_dir: lock: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
+		defer f.Close()
 		if err == unix.EWOULDBLOCK {
-			return nil, fmt.Errorf("cgroup_subtree: %q is in use by another sandboxd daemon (%s is locked); give each daemon a subtree of its own", subtree, dir)
+			b, _ := io.ReadAll(io.LimitReader(f, 32))
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			return nil, fmt.Errorf("state_dir: %q is in use by another sandboxd daemon (%s); give each daemon a state_dir of its own", dir, holder(pid, path+" is locked"))
 		}
-		return nil, fmt.Errorf("cgroup_subtree: lock %s: %w", dir, err)
+		return nil, fmt.Errorf("state_dir: lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
 }

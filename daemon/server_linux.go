@@ -45,12 +45,14 @@ type server struct {
 	d         *Daemon
 	socketGID uint32
 	draining  atomic.Bool
-	bodies    *byteBudget // request bodies in flight
+	bodies    *byteBudget  // request bodies in flight
+	inflight  atomic.Int64 // requests being answered
 }
 
 // Serve answers the API on the configured Unix socket until ctx ends, then
-// drains: it stops accepting, lets running jobs finish within the grace,
-// cancels the rest, removes the socket and returns.
+// drains: it refuses new jobs and answers /_ping with 503, lets running
+// jobs finish within the grace, cancels the rest, stops accepting, removes
+// the socket and returns.
 func (d *Daemon) Serve(ctx context.Context) error {
 	defer d.closeWorkspaces() // also when Serve fails before it drains
 	gid, err := socketGroup(d.cfg.SocketGroup)
@@ -65,15 +67,16 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	s := &server{d: d, socketGID: gid, bodies: newByteBudget(d.cfg.MaxInflightRequestBytes)}
 	srv := &http.Server{
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       idleConnTimeout,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, peerKey{}, credentials(c))
+			return context.WithValue(context.WithValue(ctx, connKey{}, c), peerKey{}, credentials(c))
 		},
 		ErrorLog: nil,
 	}
 	go d.expireLoop(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(timedListener{Listener: ln, rejected: d.metrics.reject}) }()
 	d.log.WithFields(logrus.Fields{
 		"socket": d.cfg.Socket, "concurrency": d.cfg.Concurrency, "queue": d.cfg.QueueSize,
 		"cgroups": d.engine.Cgroups().Mode(), "version": d.version, "go_procs": runtime.GOMAXPROCS(0), "sched": schedPolicy(),
@@ -87,16 +90,17 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	s.draining.Store(true)
 	running, queued := d.sched.load()
 	d.log.WithFields(logrus.Fields{"running": running, "queued": queued, "grace": d.cfg.ShutdownGrace.String()}).Info("draining")
-	graceCtx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownGrace.Duration)
-	defer cancel()
-	if err := srv.Shutdown(graceCtx); err != nil {
+	// The socket answers while the jobs finish (srv.Shutdown would close
+	// it at once): a load balancer's /_ping sees 503, not a refusal.
+	if !s.waitIdle(d.cfg.ShutdownGrace.Duration) {
 		// The grace is over: cancel what still runs, and wait for its
 		// teardown.
 		d.cancelBase()
-		closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		srv.Shutdown(closeCtx)
+		s.waitIdle(30 * time.Second)
 	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv.Shutdown(closeCtx)
 	d.cancelBase()
 	d.cleanup.Wait()
 	d.closeWorkspaces()
@@ -106,10 +110,24 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err := d.engine.Cgroups().Close(); err != nil {
 		d.log.WithError(err).Debug("cgroup subtree left in place")
 	}
-	// Only now may another daemon take the subtree.
-	d.subtreeLock.Close()
+	// Only now may another daemon take the state dir (the subtree's lock
+	// went with Close).
+	d.stateLock.Close()
 	d.log.Info("sandboxd stopped")
 	return nil
+}
+
+// waitIdle waits until no request is being answered, for d at most, and
+// says whether that came.
+func (s *server) waitIdle(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for s.inflight.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
 }
 
 // socketGroup resolves the configured group; empty is root's group.
@@ -170,6 +188,9 @@ func dirOf(p string) string {
 
 // credentials reads the peer of a Unix connection.
 func credentials(c net.Conn) peer {
+	if tc, ok := c.(*timedConn); ok {
+		c = tc.Conn
+	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return peer{uid: ^uint32(0), gid: ^uint32(0)}
@@ -246,6 +267,12 @@ func (s *server) routes() http.Handler {
 		mux.HandleFunc(r.pattern, r.h)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.inflight.Add(1)
+		defer s.inflight.Add(-1)
+		if c := connOf(r.Context()); c != nil {
+			c.enter()
+			defer c.leave()
+		}
 		p := peerOf(r.Context())
 		if !s.allowed(p) {
 			s.fail(w, http.StatusForbidden, &api.Error{Code: api.CodePermissionDenied,
@@ -253,11 +280,31 @@ func (s *server) routes() http.Handler {
 			return
 		}
 		if _, pattern := mux.Handler(r); pattern == "" {
+			if allow := allowedMethods(mux, r); allow != "" {
+				w.Header().Set("Allow", allow)
+				s.fail(w, http.StatusMethodNotAllowed, &api.Error{Code: api.CodeInvalidArgument,
+					Message: fmt.Sprintf("%s %s: method not allowed (allowed: %s)", r.Method, r.URL.Path, allow)})
+				return
+			}
 			s.fail(w, http.StatusNotFound, &api.Error{Code: api.CodeNotFound, Message: r.Method + " " + r.URL.Path + ": no such endpoint"})
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// allowedMethods lists the methods mux has a route for at r's path, for an
+// Allow header; "" if none.
+func allowedMethods(mux *http.ServeMux, r *http.Request) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return strings.Join(allow, ", ")
 }
 
 var httpStatus = map[string]int{
@@ -307,7 +354,8 @@ func (s *server) info(w http.ResponseWriter, r *http.Request) {
 // size in the budget of bodies in flight until release is called (once
 // the job made of it is over). A body above the cap is 413 (before it is
 // read, when its length is announced); one that does not fit the budget
-// now is 429. On failure it answers the client itself and ok is false.
+// now is 429; a client that stops sending gets a 408 (idleBody). On
+// failure it answers the client itself and ok is false.
 func (s *server) readBody(w http.ResponseWriter, r *http.Request) (data []byte, release func(), ok bool) {
 	data, release, status, aerr := s.readBodyUnder(w, r)
 	if aerr != nil {
@@ -344,7 +392,9 @@ func (s *server) readBodyUnder(w http.ResponseWriter, r *http.Request) (data []b
 		return nil, nil, 0, busy
 	}
 	buf := make([]byte, 0, size)
-	body := http.MaxBytesReader(w, r.Body, limit)
+	idle := newIdleBody(r.Body, w, nil)
+	defer idle.close()
+	body := http.MaxBytesReader(w, io.NopCloser(idle), limit)
 	for {
 		if len(buf) == cap(buf) {
 			more := min(int64(cap(buf)), limit+1-int64(cap(buf)))
@@ -365,13 +415,19 @@ func (s *server) readBodyUnder(w http.ResponseWriter, r *http.Request) (data []b
 		if err != nil {
 			release()
 			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
+			switch {
+			case errors.As(err, &mbe):
 				return nil, nil, http.StatusRequestEntityTooLarge, tooLarge
+			case errors.Is(err, errBodyIdle):
+				return nil, nil, http.StatusRequestTimeout, bodyIdleError
 			}
 			return nil, nil, 0, invalid("body: %v", err)
 		}
 	}
 }
+
+// bodyIdleError is readBody's answer to a client that stopped sending.
+var bodyIdleError = &api.Error{Code: api.CodeInvalidArgument, Message: errBodyIdle.Error() + "; send the body without pauses"}
 
 func wantsStream(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "application/x-ndjson")
@@ -577,6 +633,16 @@ func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, 0, &api.Error{Code: api.CodePermissionDenied, Message: fmt.Sprintf("run %q belongs to uid %d", j.id, j.caller)})
 		return
 	}
+	// A finished job has nothing left to cancel: a client must not take
+	// its result for a cancel's.
+	if info := j.info(time.Now()); info.State == api.StateFinished {
+		status := ""
+		if info.Result != nil {
+			status = info.Result.Status
+		}
+		s.fail(w, 0, &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf("run %q: already finished with status %s; nothing to cancel", j.id, status)})
+		return
+	}
 	j.cancel()
 	writeJSON(w, http.StatusOK, j.info(time.Now()))
 }
@@ -600,6 +666,12 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	rc.EnableFullDuplex()
+	// The answer's header goes out before the body is read, which stops
+	// net/http from sending the 100 Continue a client may wait for (curl
+	// -T waits a second): it is sent now.
+	if strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		w.WriteHeader(http.StatusContinue)
+	}
 	// The batch stops when its client goes: a body cut short, or an answer
 	// that cannot be written, cancels every job of it.
 	ctx, cancelBatch := context.WithCancel(r.Context())
@@ -624,9 +696,13 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 		err *api.Error
 	}
 	items := make(chan item, 1024)
+	// A client that stops sending while none of its jobs is left to wait
+	// for gets an error line; the jobs it sent run to their end.
+	body := newIdleBody(r.Body, w, func() bool { return len(sem) > 0 || len(items) > 0 })
+	defer body.close()
 	go func() {
 		defer close(items)
-		aerr, ioErr := readBatch(r.Body, s.d.cfg.MaxRequestBytes, func(raw []byte, rerr *api.Error) bool {
+		aerr, ioErr := readBatch(body, s.d.cfg.MaxRequestBytes, func(raw []byte, rerr *api.Error) bool {
 			if s.bodies.take(ctx, int64(len(raw))) != nil {
 				return false
 			}
@@ -638,7 +714,9 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 				return false
 			}
 		})
-		if ioErr != nil {
+		if errors.Is(ioErr, errBodyIdle) {
+			aerr = &api.Error{Code: api.CodeInvalidArgument, Message: ioErr.Error() + "; the batch ends here"}
+		} else if ioErr != nil {
 			cancelBatch()
 			return
 		}

@@ -1,7 +1,9 @@
 package test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,10 +30,15 @@ func TestBenchProgram(t *testing.T) {
 			t.Fatalf("build the bench: %v\n%s", err, out)
 		}
 	}
-	before := cgroupDirs()
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
-	cmd := exec.Command(bin, "-quick", "-runs", "10", "-batch", "20", "-sandboxd", sandboxdBin, "-json", jsonPath)
-	out, err := cmd.CombinedOutput()
+	// The bench's daemon gets this test process's uids, which the leftover
+	// check below looks at; its subtrees are named by the bench's pid.
+	cmd := exec.Command(bin, "-quick", "-runs", "10", "-batch", "20", "-sandboxd", sandboxdBin, "-json", jsonPath,
+		"-daemon-config", hostcheck.Config(""))
+	var outb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &outb, &outb
+	err := cmd.Run()
+	out := outb.Bytes()
 	if err != nil {
 		t.Fatalf("sandboxd-bench: %v\n%s", err, out)
 	}
@@ -92,7 +99,10 @@ func TestBenchProgram(t *testing.T) {
 		}
 	}
 
-	if left := newDirs(before, cgroupDirs()); len(left) > 0 {
+	if left := cgroupDirs(fmt.Sprintf("sandboxd-bench-%d", cmd.Process.Pid)); len(left) > 0 {
+		t.Errorf("cgroups left by the bench: %v", left)
+	}
+	if left := cgroupDirs(fmt.Sprintf("sandboxd-bench-floor-%d", cmd.Process.Pid)); len(left) > 0 {
 		t.Errorf("cgroups left by the bench: %v", left)
 	}
 	if procs := hostcheck.Settle(2*time.Second, sandboxProcesses); len(procs) > 0 {

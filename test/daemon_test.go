@@ -68,8 +68,8 @@ func startDaemonLogging(t testing.TB, config string, logTo *os.File) *testDaemon
 	}
 	os.Chmod(stateDir, 0o755)
 	d := &testDaemon{t: t, stateDir: stateDir, socket: filepath.Join(stateDir, "sandboxd.sock"),
-		subtree: fmt.Sprintf("sandboxd-test-%d", os.Getpid()), log: &syncBuffer{}}
-	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s\n", stateDir, d.subtree, config)
+		subtree: testSubtree, log: &syncBuffer{}}
+	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s\n", stateDir, d.subtree, hostcheck.Config(config))
 	cfgPath := filepath.Join(stateDir, "config.toml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o644)
 	d.logTo = logTo
@@ -726,7 +726,7 @@ func TestDaemonSecondOnOneSubtree(t *testing.T) {
 	os.Chmod(stateDir, 0o755)
 	t.Cleanup(func() { os.RemoveAll(stateDir) })
 	cfgPath := filepath.Join(stateDir, "config.toml")
-	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\nuid_base = 1900000000\n", stateDir, d.subtree)
+	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s", stateDir, d.subtree, hostcheck.Config(""))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/api"
-	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/test/internal/hostcheck"
 )
 
 func TestTrue(t *testing.T) {
@@ -202,10 +202,11 @@ func TestIdentity(t *testing.T) {
 	var in0, host0, n0, in1, host1, n1 int
 	fmt.Sscanf(lines[1], "%d %d %d", &in0, &host0, &n0)
 	fmt.Sscanf(lines[2], "%d %d %d", &in1, &host1, &n1)
-	if in0 != 0 || n0 != 1 || host0 != daemon.DefaultUIDBase-1 {
-		t.Errorf("uid_map %q: want 0 mapped to the inits' host uid %d", lines[1], daemon.DefaultUIDBase-1)
+	// The test gives exec its uids (--uid-base, --uid-count).
+	if in0 != 0 || n0 != 1 || int64(host0) != hostcheck.InitUID {
+		t.Errorf("uid_map %q: want 0 mapped to the inits' host uid %d", lines[1], hostcheck.InitUID)
 	}
-	if in1 != 1000 || n1 != 1 || host1 < daemon.DefaultUIDBase || host1 >= daemon.DefaultUIDBase+daemon.DefaultUIDCount {
+	if in1 != 1000 || n1 != 1 || host1 < int(hostcheck.UIDBase) || host1 >= int(hostcheck.UIDBase+hostcheck.UIDCount) {
 		t.Errorf("uid_map %q: want 1000 mapped to one unprivileged host uid", lines[2])
 	}
 }

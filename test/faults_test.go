@@ -18,7 +18,7 @@ import (
 // startExec starts `sandboxd exec ARGS...` in the background.
 func startExec(t *testing.T, args ...string) (*osexec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
-	cmd := osexec.Command(sandboxdBin, append([]string{"exec"}, args...)...)
+	cmd := osexec.Command(sandboxdBin, execArgs(args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {

@@ -115,10 +115,10 @@ type execResult struct {
 // fails the test unless the run produced a result with exit status 0.
 func sandboxExec(t *testing.T, args ...string) execResult {
 	t.Helper()
-	before := cgroupDirs()
+	before := cgroupDirs(testSubtree)
 	r := sandboxExecRaw(t, args...)
 	// Not one cgroup more than before: no run's, nor the subtree's.
-	if added := newDirs(before, cgroupDirs()); len(added) > 0 {
+	if added := newDirs(before, cgroupDirs(testSubtree)); len(added) > 0 {
 		t.Errorf("cgroups left by sandboxd exec: %v", added)
 	}
 	if r.exitCode != 0 {
@@ -132,9 +132,20 @@ func sandboxExec(t *testing.T, args ...string) execResult {
 	return r
 }
 
+// testSubtree is the cgroup subtree of this test process's daemons and
+// `sandboxd exec` runs; with hostcheck's uid range, what the leftover
+// checks look at, so that the tests pass beside other sandboxd processes.
+var testSubtree = fmt.Sprintf("sandboxd-test-%d", os.Getpid())
+
+// execArgs is the command line of `sandboxd exec ARGS...` with this test
+// process's uids and subtree.
+func execArgs(args ...string) []string {
+	return append(append([]string{"exec"}, hostcheck.ExecFlags(testSubtree)...), args...)
+}
+
 func sandboxExecRaw(t *testing.T, args ...string) execResult {
 	t.Helper()
-	cmd := exec.Command(sandboxdBin, append([]string{"exec"}, args...)...)
+	cmd := exec.Command(sandboxdBin, execArgs(args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -160,8 +171,8 @@ func wantVerdict(t *testing.T, r execResult, v api.Verdict) {
 	}
 }
 
-// assertNoLeftovers fails if any process runs under a sandbox uid, or any
-// run cgroup of `sandboxd exec` is left.
+// assertNoLeftovers fails if any process runs under this test process's
+// sandbox uids, or any run cgroup of its `sandboxd exec` runs is left.
 func assertNoLeftovers(t *testing.T) {
 	t.Helper()
 	if procs := sandboxProcesses(); len(procs) > 0 {
@@ -172,17 +183,18 @@ func assertNoLeftovers(t *testing.T) {
 	}
 }
 
-// sandboxProcesses lists every live process under a sandbox uid, idle
-// inits included: `sandboxd exec` keeps no warm sandboxes, and a stopped
-// daemon none either.
+// sandboxProcesses lists every live process under this test process's
+// sandbox uids, idle inits included: `sandboxd exec` keeps no warm
+// sandboxes, and a stopped daemon none either.
 func sandboxProcesses() []string { return hostcheck.All() }
 
 // busyProcesses lists the processes under sandbox uids but a running
 // daemon's warm sandboxes (idle inits): what a finished job must not leave.
 func busyProcesses() []string { return hostcheck.Busy() }
 
-// cgroupDirs lists every cgroup directory, to the depth run groups sit at.
-func cgroupDirs() map[string]bool {
+// cgroupDirs lists the cgroup directories, to the depth run groups sit
+// at, in or beneath the subtree named name (and on v2 its "-self" leaf).
+func cgroupDirs(name string) map[string]bool {
 	dirs := map[string]bool{}
 	filepath.WalkDir("/sys/fs/cgroup", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
@@ -191,7 +203,12 @@ func cgroupDirs() map[string]bool {
 		if strings.Count(p, "/") > 9 {
 			return fs.SkipDir
 		}
-		dirs[p] = true
+		for _, el := range strings.Split(p, "/") {
+			if el == name || el == name+"-self" {
+				dirs[p] = true
+				break
+			}
+		}
 		return nil
 	})
 	return dirs
@@ -211,8 +228,8 @@ func newDirs(before, after map[string]bool) []string {
 
 func execCgroups() []string {
 	var found []string
-	for d := range cgroupDirs() {
-		if strings.HasPrefix(filepath.Base(d), "exec-") && strings.Contains(d, "/sandboxd/") {
+	for d := range cgroupDirs(testSubtree) {
+		if strings.HasPrefix(filepath.Base(d), "exec-") && strings.Contains(d, "/"+testSubtree+"/") {
 			found = append(found, d)
 		}
 	}

@@ -54,6 +54,9 @@ func execMain(args []string) int {
 	env := envFlags{}
 	fs.Var(env, "env", "K=V set in the program's environment (repeatable)")
 	stateDir := fs.String("state-dir", "/run/sandboxd", "where the engine keeps its host state")
+	uidBase := fs.Uint("uid-base", daemon.DefaultUIDBase, "host uids for the sandbox (as the daemon's uid_base; the one below is the init's)")
+	uidCount := fs.Uint("uid-count", daemon.DefaultUIDCount, "how many host uids from --uid-base")
+	subtree := fs.String("cgroup-subtree", "sandboxd", "the cgroup subtree beneath this process's own cgroups (as the daemon's cgroup_subtree)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -81,6 +84,13 @@ func execMain(args []string) int {
 	if bad == nil {
 		bad = daemon.ValidateEnv(env, "--env")
 	}
+	// The same bounds as the daemon's uid_base, uid_count, cgroup_subtree.
+	if bad == nil && (*uidBase < 65536 || *uidCount < 1 || uint64(*uidBase)+uint64(*uidCount) > 1<<32-2) {
+		bad = fmt.Errorf("--uid-base, --uid-count: %d+%d must lie within 65536..4294967294", *uidBase, *uidCount)
+	}
+	if bad == nil && (*subtree == "" || strings.ContainsAny(*subtree, "/\x00") || (*subtree)[0] == '.') {
+		bad = fmt.Errorf("--cgroup-subtree: %q must be a plain name", *subtree)
+	}
 	if bad != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd exec:", bad)
 		return 2
@@ -105,8 +115,11 @@ func execMain(args []string) int {
 	}
 
 	eng, err := daemon.NewEngine(daemon.EngineConfig{
-		StateDir:  *stateDir,
-		RunPrefix: daemon.ExecRunPrefix(os.Getpid()),
+		StateDir:      *stateDir,
+		UIDBase:       uint32(*uidBase),
+		UIDCount:      uint32(*uidCount),
+		CgroupSubtree: *subtree,
+		RunPrefix:     daemon.ExecRunPrefix(os.Getpid()),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd exec:", err)

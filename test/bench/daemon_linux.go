@@ -35,12 +35,12 @@ type daemon struct {
 	helper atomic.Int64 // the init helper's pid last found, or 0
 }
 
-// startDaemon starts bin/sandboxd serve with two sandboxes at once and
-// waits until it answers /_ping.
-func startDaemon(bin, dir string) (*daemon, error) {
+// startDaemon starts bin/sandboxd serve with two sandboxes at once, and
+// extra added to its configuration, and waits until it answers /_ping.
+func startDaemon(bin, dir, extra string) (*daemon, error) {
 	socket := filepath.Join(dir, "sandboxd.sock")
-	config := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nconcurrency = 2\nlog_format = \"json\"\n",
-		dir, fmt.Sprintf("sandboxd-bench-%d", os.Getpid()))
+	config := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nconcurrency = 2\nlog_format = \"json\"\n%s\n",
+		dir, fmt.Sprintf("sandboxd-bench-%d", os.Getpid()), extra)
 	configPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
 		return nil, err

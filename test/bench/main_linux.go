@@ -46,6 +46,8 @@ type bench struct {
 	batchJobs  int
 	limitRuns  int
 	spreadRuns int
+	// daemonConfig is added to the daemon's configuration (-daemon-config).
+	daemonConfig string
 
 	dir      string
 	loopPath string
@@ -67,6 +69,7 @@ func benchMain() int {
 	jsonPath := fs.String("json", "run/bench/bench.json", "where to write every figure as JSON")
 	quick := fs.Bool("quick", false, "a short smoke run: few runs of everything (unless -runs or -batch say otherwise)")
 	check := fs.Bool("check", false, "exit 1 when a target is missed")
+	fs.StringVar(&b.daemonConfig, "daemon-config", "", "TOML lines added to the daemon's configuration (e.g. its uid_base)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -145,7 +148,7 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "starting %s serve\n", b.sandboxd)
-	if b.d, err = startDaemon(b.sandboxd, b.dir); err != nil {
+	if b.d, err = startDaemon(b.sandboxd, b.dir, b.daemonConfig); err != nil {
 		return nil, err
 	}
 	defer func() {

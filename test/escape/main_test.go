@@ -138,7 +138,7 @@ func startDaemon(t *testing.T, extra string) *testDaemon {
 		subtree:  fmt.Sprintf("sandboxd-escape-%d", os.Getpid()),
 		log:      &lockedBuffer{},
 	}
-	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s\n", stateDir, d.subtree, extra)
+	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s\n", stateDir, d.subtree, hostcheck.Config(extra))
 	if err := os.WriteFile(d.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,11 @@
-// Package hostcheck looks at the host for what sandboxes leave behind:
-// processes under sandbox uids and run cgroups. The daemon keeps warm
-// sandboxes (an init waiting for its command, in a run cgroup of its own)
-// while it runs; those are told apart from leftovers.
+// Package hostcheck looks at the host for what the tests' sandboxes leave
+// behind: processes under the test process's sandbox uids and run cgroups
+// under its subtrees. The daemon keeps warm sandboxes (an init waiting for
+// its command, in a run cgroup of its own) while it runs; those are told
+// apart from leftovers. What other sandboxd processes run on the host (a
+// service, another test process) is never looked at: each test process
+// gives its daemons and `sandboxd exec` runs a uid range of their own
+// (Config, ExecFlags).
 package hostcheck
 
 import (
@@ -11,12 +15,42 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/sandboxd/sandboxd/daemon"
 )
 
-// InitUID is the host uid every sandbox's init runs under.
-const InitUID = daemon.DefaultUIDBase - 1
+// uidBlock is how many host uids each test process has: its block starts
+// at uidFloor + pid*uidBlock, far from the default range (DefaultUIDBase),
+// and below 2^32-2 for every pid up to Linux's largest, 2^22.
+const (
+	uidFloor = 1_900_000_000
+	uidBlock = 512
+)
+
+var (
+	// InitUID is the host uid every sandbox's init of this test process
+	// runs under: the first of its block.
+	InitUID = int64(uidFloor) + int64(os.Getpid())*uidBlock
+	// UIDBase and UIDCount are this test process's sandbox uids, the rest
+	// of its block (a daemon's uid_base and uid_count).
+	UIDBase  = uint32(InitUID + 1)
+	UIDCount = uint32(uidBlock - 1)
+)
+
+// Config is the daemon configuration that gives it this test process's
+// uids; extra is the rest of the test's configuration, whose own uid_count
+// (a smaller one) stays.
+func Config(extra string) string {
+	c := fmt.Sprintf("uid_base = %d\n", UIDBase)
+	if !strings.Contains(extra, "uid_count") {
+		c += fmt.Sprintf("uid_count = %d\n", UIDCount)
+	}
+	return c + extra
+}
+
+// ExecFlags are the flags that give `sandboxd exec` this test process's
+// uids and the cgroup subtree.
+func ExecFlags(subtree string) []string {
+	return []string{"--uid-base", fmt.Sprint(UIDBase), "--uid-count", fmt.Sprint(UIDCount), "--cgroup-subtree", subtree}
+}
 
 // Proc is a live process (zombies aside: they run nothing, and their
 // parent reaps them in its own time) under a sandbox uid: the inits' shared
@@ -56,7 +90,7 @@ func idle(procs []Proc) map[int]bool {
 	return marks
 }
 
-// Procs lists the live processes under sandbox uids.
+// Procs lists the live processes under this test process's sandbox uids.
 func Procs() []Proc {
 	var found []Proc
 	ents, _ := os.ReadDir("/proc")
@@ -87,7 +121,7 @@ func Procs() []Proc {
 				p.UID, _ = strconv.ParseInt(f[1], 10, 64)
 			}
 		}
-		if state == "Z" || p.UID < InitUID || p.UID >= int64(daemon.DefaultUIDBase)+int64(daemon.DefaultUIDCount) {
+		if state == "Z" || p.UID < InitUID || p.UID >= int64(UIDBase)+int64(UIDCount) {
 			continue
 		}
 		kids, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
