@@ -148,7 +148,10 @@ type BatchLine struct {
 type BatchSummary struct {
 	Total    int            `json:"total"`
 	Statuses map[string]int `json:"statuses"`
-	Verdicts map[string]int `json:"verdicts"` // the last verdict of each job
+	// Verdicts counts each job that ran once: by the verdict of its first
+	// step that is not ok, wrong_answer (VerdictWrongAnswer) for an ok
+	// step whose stdout did not match, or ok.
+	Verdicts map[string]int `json:"verdicts"`
 	Invalid  int            `json:"invalid"`
 	WallMS   float64        `json:"wall_ms"`
 }

@@ -22,6 +22,11 @@ const (
 	VerdictInternalError  Verdict = "internal_error"
 )
 
+// VerdictWrongAnswer is never a step's verdict: a batch summary counts
+// under it the jobs whose first step that is not ok exited ok with a
+// stdout that did not match its expected_stdout.
+const VerdictWrongAnswer Verdict = "wrong_answer"
+
 // Limits bound one step. A zero field means "not set": the profile's
 // default applies.
 type Limits struct {
