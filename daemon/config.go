@@ -283,8 +283,11 @@ func (c *Config) Profile(name string) (*Profile, error) {
 	if pc.WorkspaceBytes > 0 {
 		p.WorkspaceBytes = pc.WorkspaceBytes
 	}
-	if pc.MaxWorkspaceBytes > 0 {
+	switch {
+	case pc.MaxWorkspaceBytes > 0:
 		p.MaxWorkspaceBytes = pc.MaxWorkspaceBytes
+	case p.WorkspaceBytes > p.MaxWorkspaceBytes:
+		p.MaxWorkspaceBytes = p.WorkspaceBytes // a larger default is also the maximum
 	}
 	if p.MaxWorkspaceBytes > maxWorkspaceCap {
 		return nil, fmt.Errorf("%s.max_workspace_bytes: %d is above %d", key, p.MaxWorkspaceBytes, int64(maxWorkspaceCap))

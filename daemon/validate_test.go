@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -175,5 +177,31 @@ func TestJobVerdictCountsWrongAnswers(t *testing.T) {
 		if got := jobVerdict(&api.Result{Steps: tc.steps}); got != tc.want {
 			t.Errorf("%+v: %s, want %s", tc.steps, got, tc.want)
 		}
+	}
+}
+
+// TestDecodeTakesWhatTheGoClientSends: the strict decoder knows every
+// field of the wire types, so a job with all of them set round-trips.
+func TestDecodeTakesWhatTheGoClientSends(t *testing.T) {
+	want := "hi\n"
+	job := api.Job{
+		ID: "j-1", Key: api.KeyOf(map[string]any{"case": 7, "tags": []string{"a"}}), Profile: "default",
+		Files: map[string]api.File{"a/b.txt": {Content: "x"}, "c": {Base64: "AAE=", Mode: "0755"}},
+		Steps: []api.Step{{
+			Argv: []string{"sh", "-c", "cat a/b.txt"}, Env: map[string]string{"A": "1"}, StdinBase64: "AAE=", ExpectedStdout: &want,
+			Limits: api.Limits{CPUTimeMS: 1, WallTimeMS: 2, MemoryBytes: 3, PIDs: 4, OutputBytes: 5, FileSizeBytes: 6, OpenFiles: 7, StackBytes: 8},
+		}},
+		StopOn: api.StopOnNever, TrackedFiles: []string{"c"}, WorkspaceBytes: 1 << 20, OutputEncoding: api.EncodingBase64,
+	}
+	b, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, aerr := decodeJob(b)
+	if aerr != nil {
+		t.Fatalf("%s: %v", b, aerr)
+	}
+	if !reflect.DeepEqual(*got, job) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", *got, job)
 	}
 }

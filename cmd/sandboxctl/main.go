@@ -67,6 +67,9 @@ type cli struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// jobFile is set when run sends a job file (--job): its errors are
+	// about the file, not about flags.
+	jobFile bool
 }
 
 // command is one subcommand: it parses its own arguments.

@@ -351,6 +351,14 @@ func TestDaemonErrors(t *testing.T) {
 		"sandboxctl: that limit is --memory-bytes\n" {
 		t.Errorf("run: exit %d, stderr %q", r.code, r.stderr)
 	}
+	r = f.sandboxctl(t, "", "run", "--cpu-time-ms", "5", "--", "x")
+	if strings.Count(r.stderr, "that limit is") != 1 {
+		t.Errorf("run: stderr %q", r.stderr)
+	}
+	r = f.sandboxctl(t, `{"steps":[{"argv":["x"],"limits":{"memory_bytes":99999999999}}]}`, "run", "--job", "-")
+	if r.code != 3 || strings.Contains(r.stderr, "that limit is") {
+		t.Errorf("run --job: exit %d, stderr %q: no flag to name", r.code, r.stderr)
+	}
 	r = f.sandboxctl(t, "", "cancel", "nope")
 	if r.code != 3 || !strings.Contains(r.stderr, `not_found: run "nope": no such job (HTTP 404)`) || r.stdout != "" {
 		t.Errorf("cancel: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)

@@ -103,6 +103,7 @@ func (c *cli) runJobFile(ctx context.Context, fs *flags, path string, asJSON, st
 	if err != nil {
 		return c.usageError(fs.Name(), fmt.Errorf("--job: %w", err))
 	}
+	c.jobFile = true
 	if stream {
 		return c.runStream(ctx, func(fn func(*api.Event) error) (*api.Result, error) {
 			return c.client().RunStreamJSON(ctx, body, fn)
@@ -160,12 +161,17 @@ func (c *cli) runStream(ctx context.Context, run func(fn func(*api.Event) error)
 }
 
 // failRun is fail, and names the flag behind a limit the daemon refused.
+// A job from a file (--job) set no flags, and gets no such word.
 func (c *cli) failRun(ctx context.Context, err error) int {
 	code := c.fail(ctx, err)
 	var apiErr *api.Error
-	if errors.As(err, &apiErr) && apiErr.Code == api.CodeInvalidArgument {
-		field, ok := strings.CutPrefix(apiErr.Message, "steps[0].limits.")
-		if field, _, _ = strings.Cut(field, ":"); ok && field != "" {
+	if c.jobFile || !errors.As(err, &apiErr) || apiErr.Code != api.CodeInvalidArgument {
+		return code
+	}
+	field, ok := strings.CutPrefix(apiErr.Message, "steps[0].limits.")
+	field, _, _ = strings.Cut(field, ":")
+	for _, f := range api.LimitFields {
+		if ok && f.JSON == field {
 			fmt.Fprintf(c.stderr, "sandboxctl: that limit is --%s\n", limitFlagName(field))
 		}
 	}
