@@ -27,8 +27,9 @@ const (
 // stdout that did not match its expected_stdout.
 const VerdictWrongAnswer Verdict = "wrong_answer"
 
-// Limits bound one step. A zero field means "not set": the profile's
-// default applies.
+// Limits bound one step. A zero field means "not set": it is left out on
+// the wire and the profile's default applies. On the wire a limit is at
+// least 1: a 0 sent is refused, never read as "not set".
 type Limits struct {
 	CPUTimeMS     int64 `json:"cpu_time_ms,omitempty"`
 	WallTimeMS    int64 `json:"wall_time_ms,omitempty"`
