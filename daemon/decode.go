@@ -109,7 +109,7 @@ func (w *strictWalker) value(t reflect.Type, path string, nullOK bool) *api.Erro
 	}
 	switch {
 	case t == rawMessageType:
-		return w.any(tok, path, 0)
+		return w.any(tok, path, path, 0)
 	case tok == nil && nullOK:
 		return nil
 	}
@@ -276,13 +276,14 @@ func (w *strictWalker) array(elem reflect.Type, path string) *api.Error {
 }
 
 // any checks a value of any shape (a job's key), after its first token:
-// no duplicate keys, and nesting within maxKeyDepth.
-func (w *strictWalker) any(tok json.Token, path string, depth int) *api.Error {
+// no duplicate keys, and nesting within maxKeyDepth. field is the field
+// the value is (its path would be as deep as the nesting).
+func (w *strictWalker) any(tok json.Token, field, path string, depth int) *api.Error {
 	if tok != json.Delim('{') && tok != json.Delim('[') {
 		return nil
 	}
 	if depth >= maxKeyDepth {
-		return invalid("%s: nested deeper than %d", path, maxKeyDepth)
+		return invalid("%s: nested deeper than %d", field, maxKeyDepth)
 	}
 	seen := map[string]bool{}
 	for i := 0; w.dec.More(); i++ {
@@ -302,7 +303,7 @@ func (w *strictWalker) any(tok json.Token, path string, depth int) *api.Error {
 		if aerr != nil {
 			return aerr
 		}
-		if aerr := w.any(v, ep, depth+1); aerr != nil {
+		if aerr := w.any(v, field, ep, depth+1); aerr != nil {
 			return aerr
 		}
 	}
