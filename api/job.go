@@ -9,7 +9,9 @@ import (
 // Job is one request: files into a private workspace, then steps in order.
 // See API.md.
 type Job struct {
-	ID             string          `json:"id,omitempty"`
+	ID string `json:"id,omitempty"`
+	// Key is any JSON value, echoed back; make it with KeyOf:
+	// KeyOf("case-7") or KeyOf(7).
 	Key            json.RawMessage `json:"key,omitempty"`
 	Profile        string          `json:"profile,omitempty"`
 	Files          map[string]File `json:"files,omitempty"`
@@ -18,6 +20,19 @@ type Job struct {
 	TrackedFiles   []string        `json:"tracked_files,omitempty"`
 	WorkspaceBytes int64           `json:"workspace_bytes,omitempty"`
 	OutputEncoding string          `json:"output_encoding,omitempty"`
+}
+
+// KeyOf makes a Job's key of v, as encoding/json encodes it: KeyOf("abc")
+// is the JSON string "abc" (where []byte("abc") is not JSON at all), and a
+// json.RawMessage is kept as it is. It panics when v cannot be encoded (a
+// channel, a function), as a key that cannot be sent is a mistake in the
+// program.
+func KeyOf(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("api.KeyOf: %v", err))
+	}
+	return b
 }
 
 // StopOn values.
@@ -148,7 +163,10 @@ type BatchLine struct {
 type BatchSummary struct {
 	Total    int            `json:"total"`
 	Statuses map[string]int `json:"statuses"`
-	Verdicts map[string]int `json:"verdicts"` // the last verdict of each job
+	// Verdicts counts each job that ran once: by the verdict of its first
+	// step that is not ok, wrong_answer (VerdictWrongAnswer) for an ok
+	// step whose stdout did not match, or ok.
+	Verdicts map[string]int `json:"verdicts"`
 	Invalid  int            `json:"invalid"`
 	WallMS   float64        `json:"wall_ms"`
 }
@@ -224,6 +242,10 @@ type ProfileInfo struct {
 	Name     string `json:"name"`
 	Defaults Limits `json:"default_limits"`
 	Max      Limits `json:"max_limits"`
+	// WorkspaceBytes is a job's workspace unless it asks for another
+	// size, at most MaxWorkspaceBytes.
+	WorkspaceBytes    int64 `json:"workspace_bytes"`
+	MaxWorkspaceBytes int64 `json:"max_workspace_bytes"`
 }
 
 // PoolInfo is the daemon's capacity and load.

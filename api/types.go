@@ -22,8 +22,14 @@ const (
 	VerdictInternalError  Verdict = "internal_error"
 )
 
-// Limits bound one step. A zero field means "not set": the profile's
-// default applies.
+// VerdictWrongAnswer is never a step's verdict: a batch summary counts
+// under it the jobs whose first step that is not ok exited ok with a
+// stdout that did not match its expected_stdout.
+const VerdictWrongAnswer Verdict = "wrong_answer"
+
+// Limits bound one step. A zero field means "not set": it is left out on
+// the wire and the profile's default applies. On the wire a limit is at
+// least 1: a 0 sent is refused, never read as "not set".
 type Limits struct {
 	CPUTimeMS     int64 `json:"cpu_time_ms,omitempty"`
 	WallTimeMS    int64 `json:"wall_time_ms,omitempty"`

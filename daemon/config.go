@@ -82,8 +82,10 @@ type ProfileConfig struct {
 	DefaultLimits  *LimitsConfig     `toml:"default_limits"`
 	MaxLimits      *LimitsConfig     `toml:"max_limits"`
 	WorkspaceBytes int64             `toml:"workspace_bytes"`
-	TmpBytes       int64             `toml:"tmp_bytes"`
-	Seccomp        string            `toml:"seccomp"`
+	// MaxWorkspaceBytes bounds the workspace_bytes a job may ask for.
+	MaxWorkspaceBytes int64  `toml:"max_workspace_bytes"`
+	TmpBytes          int64  `toml:"tmp_bytes"`
+	Seccomp           string `toml:"seccomp"`
 }
 
 // LimitsConfig is api.Limits with TOML names.
@@ -291,11 +293,23 @@ func (c *Config) Profile(name string) (*Profile, error) {
 	if err := p.Defaults.Validate(p.Max, func(f string) string { return key + ".default_limits." + f }); err != nil {
 		return nil, err
 	}
-	if pc.WorkspaceBytes < 0 || pc.TmpBytes < 0 {
-		return nil, fmt.Errorf("%s.workspace_bytes, tmp_bytes: negative", key)
+	if pc.WorkspaceBytes < 0 || pc.MaxWorkspaceBytes < 0 || pc.TmpBytes < 0 {
+		return nil, fmt.Errorf("%s.workspace_bytes, max_workspace_bytes, tmp_bytes: negative", key)
 	}
 	if pc.WorkspaceBytes > 0 {
 		p.WorkspaceBytes = pc.WorkspaceBytes
+	}
+	switch {
+	case pc.MaxWorkspaceBytes > 0:
+		p.MaxWorkspaceBytes = pc.MaxWorkspaceBytes
+	case p.WorkspaceBytes > p.MaxWorkspaceBytes:
+		p.MaxWorkspaceBytes = p.WorkspaceBytes // a larger default is also the maximum
+	}
+	if p.MaxWorkspaceBytes > maxWorkspaceCap {
+		return nil, fmt.Errorf("%s.max_workspace_bytes: %d is above %d", key, p.MaxWorkspaceBytes, int64(maxWorkspaceCap))
+	}
+	if p.WorkspaceBytes > p.MaxWorkspaceBytes {
+		return nil, fmt.Errorf("%s.workspace_bytes: %d is above max_workspace_bytes %d", key, p.WorkspaceBytes, p.MaxWorkspaceBytes)
 	}
 	if pc.TmpBytes > 0 {
 		p.TmpBytes = pc.TmpBytes

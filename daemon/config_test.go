@@ -83,6 +83,8 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"[profiles.x.default_limits]\ncpu_time_ms = 999999999\n", "profiles.x.default_limits.cpu_time_ms"},
 		{"[profiles.x]\nbinds = [\"usr\"]\n", "profiles.x.binds[0]"},
 		{"[profiles.x]\nseccomp = \"none\"\n", "profiles.x.seccomp"},
+		{"[profiles.x]\nmax_workspace_bytes = 9999999999\n", "profiles.x.max_workspace_bytes"},
+		{"[profiles.x]\nworkspace_bytes = 2000000000\nmax_workspace_bytes = 1000000000\n", "profiles.x.workspace_bytes: 2000000000 is above max_workspace_bytes"},
 	} {
 		_, err := LoadConfig(writeConfig(t, tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

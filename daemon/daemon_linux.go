@@ -244,7 +244,8 @@ func (d *Daemon) Info() api.Info {
 	}
 	for _, name := range d.cfg.profileNames() {
 		p := d.profiles[name]
-		info.Profiles = append(info.Profiles, api.ProfileInfo{Name: name, Defaults: p.Defaults, Max: p.Max})
+		info.Profiles = append(info.Profiles, api.ProfileInfo{Name: name, Defaults: p.Defaults, Max: p.Max,
+			WorkspaceBytes: p.WorkspaceBytes, MaxWorkspaceBytes: p.MaxWorkspaceBytes})
 	}
 	return info
 }

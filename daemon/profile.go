@@ -22,10 +22,12 @@ type Profile struct {
 	// Max bounds what a step may ask for; above it is an error, never
 	// silently lowered.
 	Max api.Limits
-	// WorkspaceBytes caps the private workspace tmpfs; TmpBytes caps /tmp
-	// and /dev/shm.
-	WorkspaceBytes int64
-	TmpBytes       int64
+	// WorkspaceBytes caps the private workspace tmpfs, unless a job asks
+	// for another size, at most MaxWorkspaceBytes; TmpBytes caps /tmp and
+	// /dev/shm.
+	WorkspaceBytes    int64
+	MaxWorkspaceBytes int64
+	TmpBytes          int64
 }
 
 // DefaultProfile is enough for shell, C, C++ and Python programs on a
@@ -64,8 +66,9 @@ func DefaultProfile() Profile {
 			OpenFiles:     65536,
 			StackBytes:    4 << 30,
 		},
-		WorkspaceBytes: 64 << 20,
-		TmpBytes:       64 << 20,
+		WorkspaceBytes:    64 << 20,
+		MaxWorkspaceBytes: 1 << 30,
+		TmpBytes:          64 << 20,
 	}
 }
 
@@ -94,7 +97,7 @@ func ValidateEnv(env map[string]string, name string) error {
 			return fmt.Errorf("%s: invalid variable name %q", name, k)
 		}
 		if strings.IndexByte(v, 0) >= 0 {
-			return fmt.Errorf("%s.%s: value contains a NUL byte", name, k)
+			return fmt.Errorf("%s[%q]: value contains a NUL byte", name, k)
 		}
 	}
 	return nil

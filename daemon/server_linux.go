@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -572,14 +573,9 @@ func (a *admission) run(emit emitFunc) *api.Result {
 		}
 		release()
 	}
-	if a.batch {
-		// A batch's results went out on its stream; keeping them all for
-		// result_ttl would hold every job's output of a large batch in
-		// memory.
-		d.reg.drop(j)
-	} else {
-		d.reg.finish(j, res)
-	}
+	// A batch's results too: the registry bounds what it keeps
+	// (result_bytes), however large the batch.
+	d.reg.finish(j, res)
 	d.metrics.jobFinished(res)
 	// The log line waits until the result is out (finish).
 	a.logged = func() {
@@ -692,8 +688,9 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	// Each line's bytes are held in the budget of bodies in flight until
 	// its job is over: a line that does not fit waits.
 	type item struct {
-		raw []byte
-		err *api.Error
+		raw   []byte
+		where string // "line 3" or "jobs[2]", for its errors
+		err   *api.Error
 	}
 	items := make(chan item, 1024)
 	// A client that stops sending while none of its jobs is left to wait
@@ -702,12 +699,12 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	defer body.close()
 	go func() {
 		defer close(items)
-		aerr, ioErr := readBatch(body, s.d.cfg.MaxRequestBytes, func(raw []byte, rerr *api.Error) bool {
+		aerr, ioErr := readBatch(body, s.d.cfg.MaxRequestBytes, func(raw []byte, where string, rerr *api.Error) bool {
 			if s.bodies.take(ctx, int64(len(raw))) != nil {
 				return false
 			}
 			select {
-			case items <- item{raw, rerr}:
+			case items <- item{raw, where, rerr}:
 				return true
 			case <-ctx.Done():
 				s.bodies.give(int64(len(raw)))
@@ -722,7 +719,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 		}
 		if aerr != nil {
 			select {
-			case items <- item{nil, aerr}:
+			case items <- item{nil, "", aerr}:
 			case <-ctx.Done():
 			}
 		}
@@ -774,6 +771,9 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 		}
 		s.bodies.give(held)
 		line.Error = aerr
+		if it.where != "" {
+			line.Error = atBatchItem(it.where, aerr)
+		}
 		sumMu.Lock()
 		sum.Total++
 		sum.Invalid++
@@ -785,33 +785,24 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	sw.write(api.BatchLine{Summary: sum})
 }
 
-// jobVerdict is what a batch summary counts for a job: its first verdict
-// that is not ok, or ok.
-func jobVerdict(res *api.Result) api.Verdict {
-	for _, s := range res.Steps {
-		if s.Verdict != api.VerdictOK {
-			return s.Verdict
-		}
-	}
-	return api.VerdictOK
-}
-
 // readBatch feeds each job of a batch body to each, in order, until each
-// says stop. NDJSON: one job a line, each at most maxLine bytes. A body
+// says stop, with where it is in the body ("line 3", counted from 1, or
+// "jobs[2]"). NDJSON: one job a line, each at most maxLine bytes. A body
 // that is one JSON object {"jobs": [...]} (on any number of lines) is
 // taken too. The first error describes a body that cannot be understood;
 // the second, one that cannot be read (the client went away).
-func readBatch(body io.Reader, maxLine int64, each func(raw []byte, err *api.Error) bool) (*api.Error, error) {
+func readBatch(body io.Reader, maxLine int64, each func(raw []byte, where string, err *api.Error) bool) (*api.Error, error) {
 	br := bufio.NewReaderSize(body, 64<<10)
 	first := true
-	for {
+	for n := 1; ; n++ {
+		where := "line " + strconv.Itoa(n)
 		line, err := readLine(br, maxLine)
 		if err != nil {
 			if err == io.EOF {
 				return nil, nil
 			}
 			if errors.Is(err, errLineTooLong) {
-				if !each(nil, invalid("line: longer than the cap of %d bytes", maxLine)) {
+				if !each(nil, where, invalid("body: longer than the cap of %d bytes", maxLine)) {
 					return nil, nil
 				}
 				continue
@@ -828,15 +819,15 @@ func readBatch(body io.Reader, maxLine int64, each func(raw []byte, err *api.Err
 				if aerr != nil {
 					return aerr, nil
 				}
-				for _, j := range jobs {
-					if !each(j, nil) {
+				for i, j := range jobs {
+					if !each(j, fmt.Sprintf("jobs[%d]", i), nil) {
 						return nil, nil
 					}
 				}
 				return nil, nil
 			}
 		}
-		if !each(line, nil) {
+		if !each(line, where, nil) {
 			return nil, nil
 		}
 	}
@@ -898,10 +889,12 @@ func wrapperJobs(first []byte, br *bufio.Reader, max int64) ([]json.RawMessage, 
 	var wrapper struct {
 		Jobs []json.RawMessage `json:"jobs"`
 	}
-	dec = json.NewDecoder(bytes.NewReader(doc))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&wrapper); err != nil {
-		return nil, true, jsonError(err)
+	// Each job is checked on its own when it is decoded.
+	if aerr := checkStrict(doc, reflect.TypeOf(wrapper), "the jobs", true); aerr != nil {
+		return nil, true, aerr
+	}
+	if err := json.Unmarshal(doc, &wrapper); err != nil {
+		return nil, true, invalid("body: %v", err)
 	}
 	return wrapper.Jobs, true, nil
 }

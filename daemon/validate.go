@@ -1,17 +1,17 @@
 package daemon
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/nsjail"
 )
 
 // Bounds on a job's shape, beyond its limits.
@@ -23,48 +23,21 @@ const (
 	maxArgs         = 100000
 	maxIDBytes      = 128
 	maxWorkspaceCap = 8 << 30
+
+	// What execve takes: a program path of at most PATH_MAX and each
+	// argument or "K=V" of at most MAX_ARG_STRLEN (32 pages), each with its
+	// NUL. argv and the environment together, each string with its NUL and
+	// pointer, are kept within 2 MiB: what the kernel takes under the usual
+	// 8 MiB stack (a quarter of it). It takes up to 6 MiB with a larger
+	// stack_bytes, and less below 8 MiB: a step that asks for that is
+	// exec_failed, "argument list too long".
+	maxProgramBytes = 4096 - 1
+	maxArgBytes     = 128<<10 - 1
+	maxExecBytes    = 2 << 20
 )
 
 func invalid(format string, args ...any) *api.Error {
 	return &api.Error{Code: api.CodeInvalidArgument, Message: fmt.Sprintf(format, args...)}
-}
-
-// decodeJob reads one job strictly: unknown fields, wrong types and
-// trailing data are errors that name the field.
-func decodeJob(data []byte) (*api.Job, *api.Error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var job api.Job
-	if err := dec.Decode(&job); err != nil {
-		return nil, jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, invalid("body: unexpected data after the job")
-	}
-	return &job, nil
-}
-
-// jsonError turns a decoding error into a message that names the field.
-func jsonError(err error) *api.Error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te):
-		field := te.Field
-		if field == "" {
-			field = "body"
-		}
-		return invalid("%s: wrong type (%s, want %s)", field, te.Value, te.Type)
-	case errors.As(err, &se):
-		return invalid("body: malformed JSON at byte %d: %v", se.Offset, se)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return invalid("%s: unknown field", strings.TrimPrefix(err.Error(), "json: unknown field "))
-	case errors.Is(err, io.EOF):
-		return invalid("body: empty")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return invalid("body: truncated JSON")
-	}
-	return invalid("body: %v", err)
 }
 
 // preparedJob is a validated job with everything resolved: its profile,
@@ -133,6 +106,9 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 		if err := ValidateEnv(s.Env, name+".env"); err != nil {
 			return nil, invalid("%v", err)
 		}
+		if aerr := checkExecSize(s, prof, name); aerr != nil {
+			return nil, aerr
+		}
 		if err := s.Limits.Validate(prof.Max, func(f string) string { return name + ".limits." + f }); err != nil {
 			return nil, invalid("%v", err)
 		}
@@ -155,10 +131,19 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 	if len(job.Files) > maxFiles {
 		return nil, invalid("files: %d files, at most %d", len(job.Files), maxFiles)
 	}
-	for name, f := range job.Files {
+	// In name order, so that of several bad files the same one is named
+	// each time.
+	for _, name := range slices.Sorted(maps.Keys(job.Files)) {
+		f := job.Files[name]
 		field := fmt.Sprintf("files[%q]", name)
 		if err := validRelPath(name); err != nil {
 			return nil, invalid("%s: %v", field, err)
+		}
+		// "a" and "a/b": one of them cannot be written.
+		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+			if _, ok := job.Files[dir]; ok {
+				return nil, invalid("%s: needs %q to be a directory, but files[%q] is a file", field, dir, dir)
+			}
 		}
 		pf := preparedFile{name: name, mode: 0o644}
 		switch {
@@ -205,10 +190,12 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 		return nil, invalid("output_encoding: %q is not utf8 or base64", job.OutputEncoding)
 	}
 	p.wsBytes = prof.WorkspaceBytes
-	if job.WorkspaceBytes < 0 || job.WorkspaceBytes > maxWorkspaceCap {
-		return nil, invalid("workspace_bytes: %d is not within 0..%d", job.WorkspaceBytes, int64(maxWorkspaceCap))
-	}
-	if job.WorkspaceBytes > 0 {
+	switch {
+	case job.WorkspaceBytes < 0:
+		return nil, invalid("workspace_bytes: must be at least 1, got %d", job.WorkspaceBytes)
+	case job.WorkspaceBytes > prof.MaxWorkspaceBytes:
+		return nil, invalid("workspace_bytes: %d is above the maximum %d", job.WorkspaceBytes, prof.MaxWorkspaceBytes)
+	case job.WorkspaceBytes > 0:
 		p.wsBytes = job.WorkspaceBytes
 	}
 	var total int64
@@ -219,6 +206,39 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 		return nil, invalid("files: %d bytes do not fit the workspace of %d bytes", total, p.wsBytes)
 	}
 	return p, nil
+}
+
+// checkExecSize keeps a step's argv and environment within what execve
+// takes (see maxExecBytes), and its PATH within the directories a program
+// is looked up in: beyond them the step could only fail in the sandbox.
+func checkExecSize(s *api.Step, prof *Profile, name string) *api.Error {
+	if n := len(s.Argv[0]); n > maxProgramBytes {
+		return invalid("%s.argv[0]: a program path of %d bytes, at most %d", name, n, maxProgramBytes)
+	}
+	total := 0
+	for j, a := range s.Argv {
+		if len(a) > maxArgBytes {
+			return invalid("%s.argv[%d]: %d bytes, at most %d (the kernel's limit on one argument)", name, j, len(a), maxArgBytes)
+		}
+		total += len(a) + 1 + 8
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		if n := len(k) + 1 + len(s.Env[k]); n > maxArgBytes {
+			return invalid("%s.env[%q]: %d bytes as %s=..., at most %d (the kernel's limit on one variable)", name, k, n, k, maxArgBytes)
+		}
+	}
+	if path, ok := s.Env["PATH"]; ok {
+		if n := strings.Count(path, ":") + 1; n > nsjail.MaxPathDirs {
+			return invalid("%s.env[\"PATH\"]: %d directories, at most %d", name, n, nsjail.MaxPathDirs)
+		}
+	}
+	for _, kv := range prof.environ(s.Env) {
+		total += len(kv) + 1 + 8
+	}
+	if total > maxExecBytes {
+		return invalid("%s.argv, %s.env: %d bytes with the profile's environment (each string with its NUL and pointer), at most %d", name, name, total, maxExecBytes)
+	}
+	return nil
 }
 
 // validRelPath accepts a clean relative path inside the workspace.

@@ -1,14 +1,19 @@
 package daemon
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/sandboxd/sandboxd/api"
 )
 
 // FuzzDecodeAndPrepare feeds arbitrary bodies to the request decoder and
 // validator: they must never panic, and whatever they accept must be safe
 // to act on: clean relative paths, limits within the profile's maximum,
-// known settings.
+// known settings. The decoder must take no key but the exact field names,
+// and no duplicates.
 func FuzzDecodeAndPrepare(f *testing.F) {
 	for _, seed := range []string{
 		`{"steps":[{"argv":["true"]}]}`,
@@ -20,6 +25,12 @@ func FuzzDecodeAndPrepare(f *testing.F) {
 		`[[[[[[[[[[[[[[[[[[[[`,
 		`{"steps":null}`,
 		``,
+		`{"steps":[{"argv":["true"],"limits":{"cpu_time_ms":100,"CPU_TIME_MS":250000}}]}`,
+		`{"steps":[{"argv":["true"],"limits":{"wall_time_ms":0,"pids":null}}]}`,
+		`{"steps":[{"argv":["true"],"env":{"A":"1","a":"2","PATH":"/a:/b"}}],"steps":[]}`,
+		`{"key":{"a":[{"b":1,"b":2}]},"files":{"a":"x","a/b":"y","a":{"content":"z"}},"steps":[{"argv":["true",null]}]}`,
+		`{"workspace_bytes":1e3,"steps":[{"argv":["true"],"expected_stdout":null,"limits":{"memory_bytes":99999999999999999999}}]}`,
+		`{"files":{"x":{"Content":"a","mode":"0755"}},"steps":[{"ARGV":["true"]}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -33,6 +44,26 @@ func FuzzDecodeAndPrepare(f *testing.F) {
 				t.Fatalf("decode error %+v", aerr)
 			}
 			return
+		}
+		var generic struct {
+			Top   map[string]json.RawMessage
+			Steps []map[string]json.RawMessage
+		}
+		json.Unmarshal(body, &generic.Top)
+		json.Unmarshal(generic.Top["steps"], &generic.Steps)
+		exact := func(obj map[string]json.RawMessage, typ reflect.Type) {
+			for k := range obj {
+				if _, ok := jsonFields(typ)[k]; !ok {
+					t.Fatalf("accepted key %q of %s", k, typ)
+				}
+			}
+		}
+		exact(generic.Top, reflect.TypeFor[api.Job]())
+		for _, st := range generic.Steps {
+			exact(st, reflect.TypeFor[api.Step]())
+			var lim map[string]json.RawMessage
+			json.Unmarshal(st["limits"], &lim)
+			exact(lim, reflect.TypeFor[api.Limits]())
 		}
 		pj, aerr := d.prepare(job)
 		if aerr != nil {
@@ -65,7 +96,7 @@ func FuzzDecodeAndPrepare(f *testing.F) {
 				t.Fatalf("step %d limits unset after defaults: %+v", i, s.limits)
 			}
 		}
-		if pj.wsBytes <= 0 || pj.wsBytes > maxWorkspaceCap {
+		if pj.wsBytes <= 0 || pj.wsBytes > p.MaxWorkspaceBytes {
 			t.Fatalf("workspace bytes %d", pj.wsBytes)
 		}
 	})

@@ -14,7 +14,7 @@ import (
 const atFDCWD = ^uintptr(99)
 
 // maxCandidates bounds the paths a command's program is looked up at.
-const maxCandidates = 64
+const maxCandidates = MaxPathDirs
 
 // rawCommand starts what Run writes on fdSpec for an init: then come
 // imageN bytes of the program's image (laid out for the init's buffer,

@@ -19,6 +19,10 @@ const (
 	SandboxGID = 1000
 )
 
+// MaxPathDirs bounds the directories of a command's PATH: a program
+// named without a slash is looked up in each.
+const MaxPathDirs = 64
+
 // WorkspaceDir is the program's working directory inside the sandbox.
 const WorkspaceDir = "/workspace"
 

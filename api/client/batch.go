@@ -71,10 +71,12 @@ func (c *Client) Batch(ctx context.Context, r io.Reader, concurrency int, fn fun
 func (c *Client) BatchJobs(ctx context.Context, jobs []api.Job, concurrency int, fn func(*api.BatchLine) error) (*api.BatchSummary, error) {
 	pr, pw := io.Pipe()
 	go func() {
-		enc := json.NewEncoder(pw) // one value and a newline per Encode
-		enc.SetEscapeHTML(false)
 		for i := range jobs {
-			if err := enc.Encode(&jobs[i]); err != nil {
+			b, err := encodeJob(&jobs[i])
+			if err == nil {
+				_, err = pw.Write(append(b, '\n'))
+			}
+			if err != nil {
 				pw.CloseWithError(fmt.Errorf("encoding job %d: %w", i, err))
 				return
 			}

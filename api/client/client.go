@@ -114,15 +114,36 @@ func (c *Client) Info(ctx context.Context) (*api.Info, error) {
 // Run runs one job and waits for its result. Cancelling ctx closes the
 // connection, which makes the daemon cancel the job.
 func (c *Client) Run(ctx context.Context, job *api.Job) (*api.Result, error) {
-	body, err := json.Marshal(job)
+	body, err := encodeJob(job)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the job: %w", err)
 	}
+	return c.RunJSON(ctx, body)
+}
+
+// RunJSON is Run with the job as JSON, sent as it is: the daemon decodes
+// it (strictly) as it would any client's.
+func (c *Client) RunJSON(ctx context.Context, job []byte) (*api.Result, error) {
 	var res api.Result
-	if err := c.Do(ctx, http.MethodPost, "/v1/run", bytes.NewReader(body), &res); err != nil {
+	if err := c.Do(ctx, http.MethodPost, "/v1/run", bytes.NewReader(job), &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
+}
+
+// encodeJob encodes a job for the wire, without a newline. A key that is
+// not JSON (Key: []byte("abc")) is refused with a word on how to make one.
+func encodeJob(job *api.Job) ([]byte, error) {
+	if len(job.Key) > 0 && !json.Valid(job.Key) {
+		return nil, fmt.Errorf("key: %.40q is not JSON; make a key with api.KeyOf (api.KeyOf(\"abc\") is the string \"abc\")", job.Key)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(job); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // Runs lists the jobs running or queued now.

@@ -598,3 +598,22 @@ func TestMissingSocket(t *testing.T) {
 		t.Errorf("run on a missing socket: %v", err)
 	}
 }
+
+// TestRunKeyNotJSON: a key set as raw bytes that are not JSON is refused
+// before anything is sent, with a message that says how to set one.
+func TestRunKeyNotJSON(t *testing.T) {
+	f := newFakeDaemon(t)
+	f.mux.HandleFunc("/v1/run", func(w http.ResponseWriter, r *http.Request) {
+		t.Error("a job with a bad key reached the daemon")
+	})
+	job := sampleJob()
+	job.Key = []byte("abc")
+	_, err := f.client().Run(context.Background(), job)
+	if err == nil || !strings.Contains(err.Error(), `key: "abc" is not JSON`) || !strings.Contains(err.Error(), "api.KeyOf") {
+		t.Errorf("Run with Key []byte(\"abc\"): %v", err)
+	}
+	_, err = f.client().BatchJobs(context.Background(), []api.Job{*sampleJob(), *job}, 1, nil)
+	if err == nil || !strings.Contains(err.Error(), "job 1: key:") {
+		t.Errorf("BatchJobs with a bad key: %v", err)
+	}
+}

@@ -20,12 +20,17 @@ import (
 // cancelling ctx, that closes the connection, so the daemon cancels the
 // job. fn may be nil.
 func (c *Client) RunStream(ctx context.Context, job *api.Job, fn func(*api.Event) error) (*api.Result, error) {
-	const method, path = http.MethodPost, "/v1/run"
-	body, err := json.Marshal(job)
+	body, err := encodeJob(job)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the job: %w", err)
 	}
-	resp, err := c.send(ctx, method, path, bytes.NewReader(body), contentJSON, contentNDJSON)
+	return c.RunStreamJSON(ctx, body, fn)
+}
+
+// RunStreamJSON is RunStream with the job as JSON, sent as it is.
+func (c *Client) RunStreamJSON(ctx context.Context, job []byte, fn func(*api.Event) error) (*api.Result, error) {
+	const method, path = http.MethodPost, "/v1/run"
+	resp, err := c.send(ctx, method, path, bytes.NewReader(job), contentJSON, contentNDJSON)
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/sandboxd/sandboxd/api"
 )
 
-// limitFlag is one limit: a count that is 0 (not set: the profile's
-// default) or more.
+// limitFlag is one limit: a count of at least 1. Left out, the profile's
+// default applies; a 0 is refused, as the daemon refuses it.
 type limitFlag struct{ v *int64 }
 
 func (f limitFlag) String() string {
@@ -28,8 +28,8 @@ func (f limitFlag) Set(s string) error {
 	if err != nil {
 		return errors.New("not a whole number")
 	}
-	if n < 0 {
-		return errors.New("must be 0 (not set) or more")
+	if n < 1 {
+		return errors.New("must be at least 1 (leave it out for the profile's default)")
 	}
 	*f.v = n
 	return nil
@@ -41,7 +41,7 @@ func limitFlagName(field string) string { return strings.ReplaceAll(field, "_", 
 // addLimitFlags adds --cpu-time-ms ... --stack-bytes, filling l.
 func addLimitFlags(fs *flag.FlagSet, l *api.Limits) {
 	for _, f := range api.LimitFields {
-		fs.Var(limitFlag{f.Get(l)}, limitFlagName(f.JSON), "the step's "+f.JSON+" limit (0: the profile's default)")
+		fs.Var(limitFlag{f.Get(l)}, limitFlagName(f.JSON), "the step's "+f.JSON+" limit (default: the profile's)")
 	}
 }
 
@@ -95,6 +95,16 @@ func hostFile(path string) (api.File, error) {
 		mode = "0755"
 	}
 	return api.File{Base64: base64.StdEncoding.EncodeToString(b), Mode: mode}, nil
+}
+
+// listFlags collects a repeated flag's values in order.
+type listFlags []string
+
+func (l *listFlags) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlags) Set(s string) error {
+	*l = append(*l, s)
+	return nil
 }
 
 // envFlags collects --env K=V.

@@ -36,6 +36,7 @@ const usage = `usage: sandboxctl [--socket PATH] COMMAND ...
 
 commands:
   run [flags] -- ARGV...     run one command in a sandbox and show its result
+  run --job FILE             run a job given as JSON (steps, files, limits, tracked files)
   batch [flags] FILE.jsonl   run the jobs of an NDJSON file ("-": stdin)
   ps                         list the jobs running or queued
   cancel ID                  cancel a job
@@ -46,9 +47,15 @@ commands:
 ` + client.DefaultSocket + `).
 Run "sandboxctl COMMAND -h" for a command's flags.
 
+--version prints the version.
+
 exit status: 0 ok; 1 a step's verdict is not ok; 2 bad usage;
-3 the daemon answered an error or could not be reached.
+3 the daemon answered an error or could not be reached;
+130 interrupted (the job is cancelled).
 `
+
+// version is set at build time.
+var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -60,6 +67,9 @@ type cli struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// jobFile is set when run sends a job file (--job): its errors are
+	// about the file, not about flags.
+	jobFile bool
 }
 
 // command is one subcommand: it parses its own arguments.
@@ -80,12 +90,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sandboxctl", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.socket, "socket", "", "the daemon's socket")
+	showVersion := fs.Bool("version", false, "print the version")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
 			return exitOK
 		}
 		return c.usageError("", err)
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "sandboxctl", version)
+		return exitOK
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprint(stderr, usage)

@@ -287,7 +287,7 @@ func TestRunBadUsage(t *testing.T) {
 		args []string
 		want string // in stderr
 	}{
-		{[]string{"--pids", "-1", "--", "x"}, "--pids: must be 0"},
+		{[]string{"--pids", "-1", "--", "x"}, "--pids: must be at least 1"},
 		{[]string{"--memory-bytes", "1GiB", "--", "x"}, "--memory-bytes: not a whole number"},
 		{[]string{"--cpu-time", "5", "--", "x"}, "not defined: --cpu-time"},
 		{[]string{"--file", "noequals", "--", "x"}, `--file: "noequals" is not NAME=@PATH or NAME=TEXT`},
@@ -350,6 +350,14 @@ func TestDaemonErrors(t *testing.T) {
 	if r.code != 3 || r.stderr != "sandboxctl: invalid_argument: steps[0].limits.memory_bytes: above the maximum 4294967296 (HTTP 400)\n"+
 		"sandboxctl: that limit is --memory-bytes\n" {
 		t.Errorf("run: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = f.sandboxctl(t, "", "run", "--cpu-time-ms", "5", "--", "x")
+	if strings.Count(r.stderr, "that limit is") != 1 {
+		t.Errorf("run: stderr %q", r.stderr)
+	}
+	r = f.sandboxctl(t, `{"steps":[{"argv":["x"],"limits":{"memory_bytes":99999999999}}]}`, "run", "--job", "-")
+	if r.code != 3 || strings.Contains(r.stderr, "that limit is") {
+		t.Errorf("run --job: exit %d, stderr %q: no flag to name", r.code, r.stderr)
 	}
 	r = f.sandboxctl(t, "", "cancel", "nope")
 	if r.code != 3 || !strings.Contains(r.stderr, `not_found: run "nope": no such job (HTTP 404)`) || r.stdout != "" {
@@ -632,5 +640,94 @@ func TestPing(t *testing.T) {
 	f.mux.HandleFunc("GET /_ping", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "OK") })
 	if r := f.sandboxctl(t, "", "ping"); r.code != 0 || r.stdout != "OK\n" {
 		t.Errorf("ping: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestVersionAndExitStatuses(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"--version"}, strings.NewReader(""), &out, &errOut); code != 0 || out.String() != "sandboxctl "+version+"\n" {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	run([]string{"-h"}, strings.NewReader(""), &out, &errOut)
+	if !strings.Contains(out.String(), "130 interrupted") {
+		t.Errorf("usage does not list exit status 130:\n%s", out.String())
+	}
+}
+
+func TestRunTrack(t *testing.T) {
+	f := newFakeDaemon(t)
+	f.mux.HandleFunc("POST /v1/run", func(w http.ResponseWriter, r *http.Request) {
+		job := decodeJob(t, r.Body)
+		if !reflect.DeepEqual(job.TrackedFiles, []string{"out.txt", "gone.txt"}) {
+			t.Errorf("tracked files %q", job.TrackedFiles)
+		}
+		res := okResult("r_7", "", "")
+		res.Files = map[string]*api.TrackedFile{"out.txt": {Content: "42\n"}, "gone.txt": nil}
+		writeJSON(w, 200, res)
+	})
+	r := f.sandboxctl(t, "", "run", "--track", "out.txt", "--track", "gone.txt", "--", "sh", "-c", "echo 42 > out.txt")
+	if r.code != 0 || !strings.Contains(r.stdout, "--- file out.txt ---\n42\n") || !strings.Contains(r.stdout, "--- file gone.txt: missing ---") {
+		t.Errorf("exit %d, stdout:\n%s\nstderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = f.sandboxctl(t, "", "run", "--json", "--track", "out.txt", "--track", "gone.txt", "--", "true")
+	var res api.Result
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || res.Files["out.txt"] == nil || res.Files["out.txt"].Content != "42\n" {
+		t.Errorf("--json: exit %d, %v, stdout:\n%s", r.code, err, r.stdout)
+	}
+}
+
+// TestRunJob: --job sends a job file as it is, steps and all.
+func TestRunJob(t *testing.T) {
+	jobJSON := `{"files": {"main.c": "int main(){return 0;}"},
+ "steps": [{"argv": ["gcc", "-o", "main", "main.c"]}, {"argv": ["./main"], "limits": {"cpu_time_ms": 1000}}]}
+`
+	path := filepath.Join(t.TempDir(), "job.json")
+	os.WriteFile(path, []byte(jobJSON), 0o644)
+	f := newFakeDaemon(t)
+	var bodies []string
+	f.mux.HandleFunc("POST /v1/run", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, string(b))
+		res := okResult("r_8", "", "")
+		res.Steps = append(res.Steps, res.Steps[0])
+		if strings.Contains(r.Header.Get("Accept"), "ndjson") {
+			raw, _ := json.Marshal(res)
+			ndjsonLine(w, api.Event{Event: api.EventFinished, ID: "r_8", Result: raw})
+			return
+		}
+		writeJSON(w, 200, res)
+	})
+	for _, args := range [][]string{{"run", "--job", path}, {"run", "--job", "-"}, {"run", "--stream", "--job", path}} {
+		r := f.sandboxctl(t, jobJSON, args...)
+		if r.code != 0 || !strings.Contains(r.stdout+r.stderr, "step 2 of 2") {
+			t.Errorf("%q: exit %d, stdout:\n%s\nstderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	for i, b := range bodies {
+		if b != jobJSON {
+			t.Errorf("request %d: body %q, want the file as it is", i, b)
+		}
+	}
+	if len(bodies) != 3 {
+		t.Errorf("%d requests, want 3", len(bodies))
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--job", path, "--", "true"}, "--job: the job file gives the steps; no ARGV with it"},
+		{[]string{"--job", path, "--cpu-time-ms", "5"}, "--job: the job file gives the whole job; --cpu-time-ms cannot be added"},
+		{[]string{"--job", path, "--track", "x"}, "--job: the job file gives the whole job; --track cannot be added"},
+		{[]string{"--job", "/does/not/exist.json"}, "--job: open /does/not/exist.json"},
+		{[]string{"--cpu-time-ms", "0", "--", "x"}, "--cpu-time-ms: must be at least 1 (leave it out for the profile's default)"},
+	} {
+		r := f.sandboxctl(t, "", append([]string{"run"}, tc.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("run %q: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	if len(bodies) != 3 {
+		t.Errorf("bad usage reached the daemon")
 	}
 }

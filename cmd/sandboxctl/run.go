@@ -16,13 +16,15 @@ import (
 	"github.com/sandboxd/sandboxd/api"
 )
 
-// runCmd is `sandboxctl run`: one job of one step.
+// runCmd is `sandboxctl run`: one job of one step, or the job of a file.
 func runCmd(ctx context.Context, c *cli, args []string) int {
-	fs := c.newFlags("run", "[flags] -- ARGV...")
+	fs := c.newFlags("run", "[flags] -- ARGV...\n       sandboxctl run [--json] [--stream] --job FILE")
 	var (
 		limits   api.Limits
 		files    = fileFlags{}
 		env      = envFlags{}
+		track    listFlags
+		jobFile  = fs.String("job", "", "run the job in `FILE` (\"-\": stdin) instead of ARGV: the JSON body of POST /v1/run, sent as it is (several steps, files, limits, tracked files)")
 		stdin    = fs.String("stdin", "", "`FILE` to give as standard input (\"-\": this command's stdin)")
 		expected = fs.String("expected-stdout", "", "`TEXT` the standard output should be (trailing whitespace aside)")
 		profile  = fs.String("profile", "", "the daemon's profile `NAME` (default: the daemon's default)")
@@ -32,8 +34,12 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 	addLimitFlags(fs.FlagSet, &limits)
 	fs.Var(files, "file", "a workspace file: `NAME=@PATH` (a host file, byte for byte) or NAME=TEXT (repeatable)")
 	fs.Var(env, "env", "an environment variable `K=V` (repeatable)")
+	fs.Var(&track, "track", "a workspace `FILE` to read back after the run and show (repeatable)")
 	if code, ok := c.parse(fs, args); !ok {
 		return code
+	}
+	if *jobFile != "" {
+		return c.runJobFile(ctx, fs, *jobFile, *asJSON, *stream)
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
@@ -60,19 +66,59 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 			step.StdinBase64 = base64.StdEncoding.EncodeToString(b)
 		}
 	}
-	job := &api.Job{Profile: *profile, Steps: []api.Step{step}}
+	job := &api.Job{Profile: *profile, Steps: []api.Step{step}, TrackedFiles: track}
 	if len(files) > 0 {
 		job.Files = files
 	}
 
 	if *stream {
-		return c.runStream(ctx, job, *asJSON)
+		return c.runStream(ctx, func(fn func(*api.Event) error) (*api.Result, error) {
+			return c.client().RunStream(ctx, job, fn)
+		}, *asJSON)
 	}
 	res, err := c.client().Run(ctx, job)
+	return c.showRun(ctx, res, err, *asJSON)
+}
+
+// runJobFile is `sandboxctl run --job FILE`: the file's job, sent as it
+// is, so that the daemon checks it as it would any client's.
+func (c *cli) runJobFile(ctx context.Context, fs *flags, path string, asJSON, stream bool) int {
+	if fs.NArg() > 0 {
+		return c.usageError(fs.Name(), errors.New("--job: the job file gives the steps; no ARGV with it"))
+	}
+	var extra string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "job", "json", "stream", "socket":
+		default:
+			if extra == "" {
+				extra = f.Name
+			}
+		}
+	})
+	if extra != "" {
+		return c.usageError(fs.Name(), fmt.Errorf("--job: the job file gives the whole job; --%s cannot be added", extra))
+	}
+	body, err := readInput(path, c.stdin)
+	if err != nil {
+		return c.usageError(fs.Name(), fmt.Errorf("--job: %w", err))
+	}
+	c.jobFile = true
+	if stream {
+		return c.runStream(ctx, func(fn func(*api.Event) error) (*api.Result, error) {
+			return c.client().RunStreamJSON(ctx, body, fn)
+		}, asJSON)
+	}
+	res, err := c.client().RunJSON(ctx, body)
+	return c.showRun(ctx, res, err, asJSON)
+}
+
+// showRun prints a run's result, or its error, and gives the exit status.
+func (c *cli) showRun(ctx context.Context, res *api.Result, err error, asJSON bool) int {
 	if err != nil {
 		return c.failRun(ctx, err)
 	}
-	if *asJSON {
+	if asJSON {
 		printJSON(c.stdout, res)
 		return c.judge(res, true)
 	}
@@ -80,11 +126,11 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 	return c.judge(res, false)
 }
 
-// runStream runs the job with events: the program's output is copied as
-// it comes (or, with asJSON, every event printed as a line), then the
-// result is shown on stderr, where it does not mix with the output.
-func (c *cli) runStream(ctx context.Context, job *api.Job, asJSON bool) int {
-	res, err := c.client().RunStream(ctx, job, func(ev *api.Event) error {
+// runStream runs a job with events: the program's output is copied as it
+// comes (or, with asJSON, every event printed as a line), then the result
+// is shown on stderr, where it does not mix with the output.
+func (c *cli) runStream(ctx context.Context, run func(fn func(*api.Event) error) (*api.Result, error), asJSON bool) int {
+	res, err := run(func(ev *api.Event) error {
 		if asJSON {
 			b, err := json.Marshal(ev)
 			if err != nil {
@@ -115,12 +161,17 @@ func (c *cli) runStream(ctx context.Context, job *api.Job, asJSON bool) int {
 }
 
 // failRun is fail, and names the flag behind a limit the daemon refused.
+// A job from a file (--job) set no flags, and gets no such word.
 func (c *cli) failRun(ctx context.Context, err error) int {
 	code := c.fail(ctx, err)
 	var apiErr *api.Error
-	if errors.As(err, &apiErr) && apiErr.Code == api.CodeInvalidArgument {
-		field, ok := strings.CutPrefix(apiErr.Message, "steps[0].limits.")
-		if field, _, _ = strings.Cut(field, ":"); ok && field != "" {
+	if c.jobFile || !errors.As(err, &apiErr) || apiErr.Code != api.CodeInvalidArgument {
+		return code
+	}
+	field, ok := strings.CutPrefix(apiErr.Message, "steps[0].limits.")
+	field, _, _ = strings.Cut(field, ":")
+	for _, f := range api.LimitFields {
+		if ok && f.JSON == field {
 			fmt.Fprintf(c.stderr, "sandboxctl: that limit is --%s\n", limitFlagName(field))
 		}
 	}

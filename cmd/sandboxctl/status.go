@@ -144,6 +144,7 @@ func printInfo(w io.Writer, info *api.Info) {
 		for _, f := range api.LimitFields {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.JSON, limitValue(f.JSON, *f.Get(&prof.Defaults)), limitValue(f.JSON, *f.Get(&prof.Max)))
 		}
+		fmt.Fprintf(tw, "  workspace_bytes\t%s\t%s\n", limitValue("workspace_bytes", prof.WorkspaceBytes), limitValue("workspace_bytes", prof.MaxWorkspaceBytes))
 		tw.Flush()
 	}
 }

@@ -168,11 +168,11 @@ exit 0`},
 		{
 			name:   "deeply_nested_json",
 			tries:  "a body nesting arrays 100000 deep (in the free-form key), and one nesting objects 100000 deep",
-			expect: "400 for both; the daemon lives on and runs the next job",
+			expect: "400 for both, naming key and the unknown a; the daemon lives on and runs the next job",
 			run: func(t *testing.T, e *env) {
 				const depth = 100000
-				wantInvalid(t, e, `{"key":`+strings.Repeat("[", depth)+strings.Repeat("]", depth)+`,"steps":[{"argv":["true"]}]}`, "body")
-				wantInvalid(t, e, strings.Repeat(`{"a":`, depth)+"1"+strings.Repeat("}", depth), "body")
+				wantInvalid(t, e, `{"key":`+strings.Repeat("[", depth)+strings.Repeat("]", depth)+`,"steps":[{"argv":["true"]}]}`, "key: nested deeper than 1000")
+				wantInvalid(t, e, strings.Repeat(`{"a":`, depth)+"1"+strings.Repeat("}", depth), "a: unknown field")
 				res, err := e.d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{Argv: []string{"echo", "alive"}}}})
 				if err != nil {
 					t.Fatal(err)

@@ -221,17 +221,20 @@ func resourceCases() []escapeCase {
 		{
 			name:   "argv_one_huge_argument",
 			tries:  "one argument of 200000 bytes (above the kernel's 128 KiB per string)",
-			expect: "exec_failed: E2BIG (argument list too long); the API accepts it (the body is under max_request_bytes)",
-			argv:   []string{"echo", strings.Repeat("A", 200000)},
-			check:  wantE2BIG,
+			expect: "400 naming steps[0].argv[1]: execve could never take it",
+			run: func(t *testing.T, e *env) {
+				_, err := e.d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{Argv: []string{"echo", strings.Repeat("A", 200000)}}}})
+				wantInvalidErr(t, err, "steps[0].argv[1]: 200000 bytes, at most 131071", "one argument of 200000 bytes")
+			},
 		},
 		{
 			name:   "env_one_huge_variable",
 			tries:  "one environment variable of 200000 bytes",
-			expect: "exec_failed: E2BIG",
-			argv:   []string{"true"},
-			env:    map[string]string{"HUGE": strings.Repeat("B", 200000)},
-			check:  wantE2BIG,
+			expect: `400 naming steps[0].env["HUGE"]`,
+			run: func(t *testing.T, e *env) {
+				_, err := e.d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{Argv: []string{"true"}, Env: map[string]string{"HUGE": strings.Repeat("B", 200000)}}}})
+				wantInvalidErr(t, err, `steps[0].env["HUGE"]: 200005 bytes`, "one variable of 200000 bytes")
+			},
 		},
 		{
 			name:   "argv_above_the_stack_share",
