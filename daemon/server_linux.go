@@ -712,7 +712,11 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 			}
 		})
 		if errors.Is(ioErr, errBodyIdle) {
-			aerr = &api.Error{Code: api.CodeInvalidArgument, Message: ioErr.Error() + "; the batch ends here"}
+			// The timed-out read also ended the request's context (net/http
+			// cancels it on a read error); the answer can still be written,
+			// and the loop below writes error lines whatever the context.
+			items <- item{nil, "", &api.Error{Code: api.CodeInvalidArgument, Message: ioErr.Error() + "; the batch ends here"}}
+			return
 		} else if ioErr != nil {
 			cancelBatch()
 			return

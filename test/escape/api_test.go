@@ -2,11 +2,14 @@ package escape
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/api/client"
 )
 
 func persistenceCases() []escapeCase {
@@ -159,10 +162,16 @@ exit 0`},
 		{
 			name:   "giant_body",
 			tries:  "a request body of 5 MiB, above max_request_bytes (4 MiB)",
-			expect: "400 body: larger than the cap; the daemon lives on",
+			expect: "413 body: larger than the cap; the daemon lives on",
 			run: func(t *testing.T, e *env) {
 				body := `{"steps":[{"argv":["true"],"stdin":"` + strings.Repeat("x", 5<<20) + `"}]}`
-				wantInvalid(t, e, body, "body: larger than the cap")
+				var res api.Result
+				err := e.d.c.Do(ctxT(t), http.MethodPost, "/v1/run", strings.NewReader(body), &res)
+				var se *client.StatusError
+				if !errors.As(err, &se) || se.HTTPStatus != http.StatusRequestEntityTooLarge || se.Err == nil ||
+					se.Err.Code != api.CodeInvalidArgument || !strings.Contains(se.Err.Message, "body: larger than the cap") {
+					t.Errorf("a 5 MiB body: %v, want 413 invalid_argument naming the cap", err)
+				}
 			},
 		},
 		{
