@@ -101,14 +101,23 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	if err := grp.SetLimits(cgroup.Limits{MemoryBytes: lim.MemoryBytes, PIDs: lim.PIDs}); err != nil {
 		return res, err
 	}
-	if req.Workdir != "" && req.HostID == 0 {
+	// The files of a host workdir already larger than the step may write:
+	// only those it makes so count against it (filePastLimit).
+	var large map[fileID]int64
+	switch {
+	case req.Workdir == "" || req.WorkdirEmpty && req.HostID != 0:
+	case req.WorkdirEmpty:
+		if err := chownRoot(req.Workdir, int(sb.hostID), int(sb.hostID)); err != nil {
+			return res, err
+		}
+	case req.HostID == 0:
 		// The workdir's files go to this sandbox's uid: the last step's
 		// sandbox had another.
-		chown := chownTree
-		if req.WorkdirEmpty {
-			chown = chownRoot
+		if large, err = chownTree(req.Workdir, int(sb.hostID), int(sb.hostID), lim.FileSizeBytes); err != nil {
+			return res, err
 		}
-		if err := chown(req.Workdir, int(sb.hostID), int(sb.hostID)); err != nil {
+	default:
+		if large, err = largeFilesIn(req.Workdir, lim.FileSizeBytes); err != nil {
 			return res, err
 		}
 	}
@@ -197,6 +206,9 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	// before the watcher reads the overflow: the cut is the verdict.
 	facts.truncated = stdout.truncated || stderr.truncated
 	facts.fileSizeLimit, facts.diedFileSize = lim.FileSizeBytes, w.exit.FileSizeLimit
+	if facts.cause == causeNone && facts.exited && !facts.truncated {
+		facts.filePastLimit = filePastLimit(proc, req.Workdir, lim.FileSizeBytes, large)
+	}
 
 	res.Verdict, res.Message = decide(facts)
 	if res.Verdict == api.VerdictOutputLimit && (stdout.budgetCut || stderr.budgetCut) {
@@ -304,6 +316,10 @@ func (e *Engine) command(req *StepRequest, lim api.Limits) *nsjail.Command {
 	if wsBytes == 0 {
 		wsBytes = req.Profile.WorkspaceBytes
 	}
+	// RLIMIT_FSIZE is one byte above the limit: a file that reaches it
+	// passed file_size_bytes (filePastLimit), whichever process wrote it
+	// and whether or not SIGXFSZ ended it.
+	//
 	// RLIMIT_CPU is a backstop only: the cgroup budget below is exact and
 	// acts first.
 	cpuSeconds := uint64((lim.CPUTimeMS+999)/1000) + 1
@@ -313,11 +329,63 @@ func (e *Engine) command(req *StepRequest, lim api.Limits) *nsjail.Command {
 		WorkspaceBytes: wsBytes,
 		Rlimits: []nsjail.Rlimit{
 			{Resource: unix.RLIMIT_NOFILE, Value: uint64(lim.OpenFiles)},
-			{Resource: unix.RLIMIT_FSIZE, Value: uint64(lim.FileSizeBytes)},
+			{Resource: unix.RLIMIT_FSIZE, Value: uint64(lim.FileSizeBytes) + 1},
 			{Resource: unix.RLIMIT_STACK, Value: uint64(lim.StackBytes)},
 			{Resource: unix.RLIMIT_CPU, Value: cpuSeconds},
 		},
 	}
+}
+
+// filePastLimit says whether the step left a file larger than over bytes
+// in its workspace, /tmp or /dev/shm, other than the files of before (a
+// host workdir's, as they were when the step began). The sandbox's own
+// trees are reached through its init's root, which lives until the sandbox
+// is retired.
+func filePastLimit(proc *nsjail.Process, workdir string, over int64, before map[fileID]int64) bool {
+	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", proc.Pid()), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(root)
+	dirs := []string{"tmp", "dev/shm"}
+	if workdir == "" {
+		dirs = append(dirs, nsjail.WorkspaceDir[1:])
+	}
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for _, d := range dirs {
+		fd, err := unix.Openat2(root, d, &unix.OpenHow{
+			Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if err == nil {
+			fds = append(fds, fd)
+		}
+	}
+	// Opened while the init was not yet reaped: its pid named no other
+	// process.
+	if !proc.Alive() {
+		fds = fds[:0]
+	}
+	for _, fd := range fds {
+		if found, _ := largeFiles(fd, over, nil); found {
+			return true
+		}
+	}
+	if workdir != "" {
+		fd, err := unix.Open(workdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return false
+		}
+		defer unix.Close(fd)
+		found, _ := largeFiles(fd, over, before)
+		return found
+	}
+	return false
 }
 
 // watcher follows one running step: the init's reports, the wall clock,

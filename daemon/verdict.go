@@ -46,6 +46,9 @@ type stepFacts struct {
 	// pid 2 had when SIGXFSZ ended it (nil: not known).
 	fileSizeLimit int64
 	diedFileSize  *uint64
+	// filePastLimit says the step left a file larger than fileSizeLimit
+	// (its processes may write one byte more, which marks it).
+	filePastLimit bool
 
 	memPeak      int64 // the step's memory peak, bytes; 0 if unknown
 	memLimit     int64 // its own memory limit, bytes
@@ -103,6 +106,8 @@ func decide(f stepFacts) (api.Verdict, string) {
 		return api.VerdictInternalError, "the program's end was not seen"
 	case f.passedFileSizeLimit():
 		return api.VerdictOutputLimit, "file size limit (SIGXFSZ)"
+	case f.filePastLimit:
+		return api.VerdictOutputLimit, "a file passed file_size_bytes"
 	case f.signal != 0:
 		return api.VerdictSignaled, ""
 	case f.exitCode != 0:

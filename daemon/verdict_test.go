@@ -41,6 +41,8 @@ func TestDecide(t *testing.T) {
 		{"output cap", stepFacts{exited: true, signal: 9, cause: causeOutput}, api.VerdictOutputLimit},
 		{"file size", stepFacts{exited: true, signal: sigXFSZ}, api.VerdictOutputLimit},
 		{"file size at the sandbox's limit", stepFacts{exited: true, signal: sigXFSZ, fileSizeLimit: 1 << 20, diedFileSize: ptr(uint64(1 << 20))}, api.VerdictOutputLimit},
+		{"a file past the limit, the program went on", stepFacts{exited: true, exitCode: 1, filePastLimit: true}, api.VerdictOutputLimit},
+		{"a file past the limit, after a cpu kill", stepFacts{exited: true, signal: 9, cause: causeCPU, filePastLimit: true}, api.VerdictCPUTimeLimit},
 		{"file size of its own, lower limit", stepFacts{exited: true, signal: sigXFSZ, fileSizeLimit: 1 << 20, diedFileSize: ptr(uint64(4096))}, api.VerdictSignaled},
 		{"blocked call", stepFacts{exited: true, signal: 9, cause: causeBlocked, blocked: "ptrace"}, api.VerdictSyscallBlocked},
 		{"blocked wins over later cpu", stepFacts{exited: true, signal: 9, cause: causeBlocked, cpu: 2 * sec, cpuLimit: sec}, api.VerdictSyscallBlocked},

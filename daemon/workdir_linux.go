@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -23,10 +24,10 @@ func LendWorkdir(dir string, uid uint32) (giveBack func() error, err error) {
 		return nil, fmt.Errorf("workdir: %s is not a directory", dir)
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	if err := chownTree(dir, int(uid), int(uid)); err != nil {
+	if _, err := chownTree(dir, int(uid), int(uid), 0); err != nil {
 		return nil, err
 	}
-	return func() error { return chownTree(dir, int(st.Uid), int(st.Gid)) }, nil
+	return func() error { _, err := chownTree(dir, int(st.Uid), int(st.Gid), 0); return err }, nil
 }
 
 // chownRoot gives dir itself, not what is in it, to uid:gid.
@@ -37,30 +38,110 @@ func chownRoot(dir string, uid, gid int) error {
 	return nil
 }
 
-// chownTree gives dir and everything beneath it to uid:gid. It walks by
-// descriptors, never by paths, so that no depth of directories is too
-// deep for it, keeps one directory open at a time, and never follows a
-// symlink (a symlink is chowned itself). Nothing may change the tree
-// meanwhile: the workspace's last step has ended. An error never names a
-// host path.
-func chownTree(dir string, uid, gid int) error {
+// chownTree gives dir and everything beneath it to uid:gid, never
+// following a symlink (a symlink is chowned itself). It returns the files
+// larger than over bytes (over > 0), as they were: a step's later look
+// (largeFiles) tells them from the files the step makes that large. An
+// error never names a host path.
+func chownTree(dir string, uid, gid int, over int64) (map[fileID]int64, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("workdir: open: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, uid, gid); err != nil {
+		return nil, fmt.Errorf("workdir: chown: %w", err)
+	}
+	var large map[fileID]int64
+	err = walkTree(fd, func(dirfd int, name string, typ uint8) error {
+		if err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("workdir: chown: %w", err)
+		}
+		if over > 0 && typ == unix.DT_REG {
+			var st unix.Stat_t
+			if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Size > over {
+				if large == nil {
+					large = map[fileID]int64{}
+				}
+				large[fileID{st.Dev, st.Ino}] = st.Size
+			}
+		}
+		return nil
+	})
+	return large, err
+}
+
+// fileID names a file across a walk.
+type fileID struct{ dev, ino uint64 }
+
+// largeFiles says whether a regular file beneath the directory fd is
+// larger than over bytes, other than those of before at the size they had.
+func largeFiles(fd int, over int64, before map[fileID]int64) (bool, error) {
+	found := false
+	err := walkTree(fd, func(dirfd int, name string, typ uint8) error {
+		if typ != unix.DT_REG {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return nil // gone meanwhile: not ours to judge
+		}
+		if size, ok := before[fileID{st.Dev, st.Ino}]; st.Size > over && (!ok || size != st.Size) {
+			found = true
+			return errStopWalk
+		}
+		return nil
+	})
+	if err == errStopWalk {
+		err = nil
+	}
+	return found, err
+}
+
+var errStopWalk = errors.New("stop the walk")
+
+// largeFilesIn lists the regular files beneath dir larger than over bytes.
+func largeFilesIn(dir string, over int64) (map[fileID]int64, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("workdir: open: %w", err)
+	}
+	defer unix.Close(fd)
+	var large map[fileID]int64
+	err = walkTree(fd, func(dirfd int, name string, typ uint8) error {
+		var st unix.Stat_t
+		if typ == unix.DT_REG && unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Size > over {
+			if large == nil {
+				large = map[fileID]int64{}
+			}
+			large[fileID{st.Dev, st.Ino}] = st.Size
+		}
+		return nil
+	})
+	return large, err
+}
+
+// walkTree calls visit with every entry beneath the directory fd (its
+// directory's descriptor, its name and its type from the directory, a DT_
+// constant; DT_REG or DT_DIR where a file system gives none), depth first.
+// It walks by descriptors, never by paths, so that no depth of directories
+// is too deep for it, keeps one directory of its own open at a time, and
+// never follows a symlink. Nothing may change the tree meanwhile. An error
+// of visit ends the walk and is returned. fd is left open.
+func walkTree(fd int, visit func(dirfd int, name string, typ uint8) error) error {
+	cur, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("workdir: open: %w", err)
 	}
-	defer func() { unix.Close(fd) }()
-	if err := unix.Fchown(fd, uid, gid); err != nil {
-		return fmt.Errorf("workdir: chown: %w", err)
-	}
+	defer func() { unix.Close(cur) }()
 	buf := make([]byte, 32<<10)
 	// pending[i] are the subdirectories of the directory at depth i that
-	// are still to visit; fd is the directory at depth len(pending)-1.
-	var pending [][]string
-	subdirs, err := chownEntries(fd, uid, gid, buf, nil)
+	// are still to visit; cur is the directory at depth len(pending)-1.
+	subdirs, err := walkEntries(cur, buf, visit)
 	if err != nil {
 		return err
 	}
-	pending = append(pending, subdirs)
+	pending := [][]string{subdirs}
 	for len(pending) > 0 {
 		top := &pending[len(pending)-1]
 		if len(*top) == 0 {
@@ -68,23 +149,23 @@ func chownTree(dir string, uid, gid int) error {
 			if len(pending) == 0 {
 				break
 			}
-			up, err := unix.Openat(fd, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			up, err := unix.Openat(cur, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 			if err != nil {
 				return fmt.Errorf("workdir: open ..: %w", err)
 			}
-			unix.Close(fd)
-			fd = up
+			unix.Close(cur)
+			cur = up
 			continue
 		}
 		name := (*top)[len(*top)-1]
 		*top = (*top)[:len(*top)-1]
-		down, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		down, err := unix.Openat(cur, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("workdir: open a directory: %w", err)
 		}
-		unix.Close(fd)
-		fd = down
-		subdirs, err := chownEntries(fd, uid, gid, buf, nil)
+		unix.Close(cur)
+		cur = down
+		subdirs, err := walkEntries(cur, buf, visit)
 		if err != nil {
 			return err
 		}
@@ -93,9 +174,10 @@ func chownTree(dir string, uid, gid int) error {
 	return nil
 }
 
-// chownEntries chowns every entry of the directory fd and returns the
-// names of its subdirectories, appended to subdirs.
-func chownEntries(fd, uid, gid int, buf []byte, subdirs []string) ([]string, error) {
+// walkEntries visits every entry of the directory fd and returns the
+// names of its subdirectories.
+func walkEntries(fd int, buf []byte, visit func(dirfd int, name string, typ uint8) error) ([]string, error) {
+	var subdirs []string
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err != nil {
@@ -114,17 +196,20 @@ func chownEntries(fd, uid, gid int, buf []byte, subdirs []string) ([]string, err
 			if string(name) == "." || string(name) == ".." {
 				continue
 			}
-			if err := unix.Fchownat(fd, string(name), uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return nil, fmt.Errorf("workdir: chown: %w", err)
-			}
 			if typ == unix.DT_UNKNOWN { // file systems without d_type
 				var st unix.Stat_t
 				if err := unix.Fstatat(fd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 					return nil, fmt.Errorf("workdir: stat: %w", err)
 				}
-				if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				switch st.Mode & unix.S_IFMT {
+				case unix.S_IFDIR:
 					typ = unix.DT_DIR
+				case unix.S_IFREG:
+					typ = unix.DT_REG
 				}
+			}
+			if err := visit(fd, string(name), typ); err != nil {
+				return nil, err
 			}
 			if typ == unix.DT_DIR {
 				subdirs = append(subdirs, string(name))

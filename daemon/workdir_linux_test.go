@@ -51,7 +51,7 @@ func TestChownTreeBeyondPathMax(t *testing.T) {
 	syscall.Stat("/etc/passwd", &passwd)
 
 	start := time.Now()
-	if err := chownTree(root, 4242, 4343); err != nil {
+	if _, err := chownTree(root, 4242, 4343, 0); err != nil {
 		t.Fatalf("chownTree: %v", err)
 	}
 	t.Logf("chowned 600 levels and 2,000 files in %v", time.Since(start))
@@ -76,5 +76,36 @@ func TestChownTreeBeyondPathMax(t *testing.T) {
 	}
 	if len(entries) != 2000 {
 		t.Fatalf("%d files", len(entries))
+	}
+}
+
+// TestLargeFiles: the files a walk finds larger than a size are those that
+// were not so before, or changed size since.
+func TestLargeFiles(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "a/b"), 0o755)
+	os.WriteFile(filepath.Join(root, "small"), make([]byte, 10), 0o644)
+	os.WriteFile(filepath.Join(root, "a/b/big"), make([]byte, 100), 0o644)
+	os.Symlink("/etc/passwd", filepath.Join(root, "link")) // never followed
+	before, err := largeFilesIn(root, 50)
+	if err != nil || len(before) != 1 {
+		t.Fatalf("largeFilesIn: %v %v", before, err)
+	}
+	fd, _ := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	defer unix.Close(fd)
+	if found, err := largeFiles(fd, 50, before); found || err != nil {
+		t.Errorf("a file as large as before counted: %v %v", found, err)
+	}
+	os.WriteFile(filepath.Join(root, "a/b/big"), make([]byte, 101), 0o644)
+	if found, _ := largeFiles(fd, 50, before); !found {
+		t.Error("a large file that grew did not count")
+	}
+	os.WriteFile(filepath.Join(root, "a/b/big"), make([]byte, 100), 0o644)
+	os.WriteFile(filepath.Join(root, "small"), make([]byte, 51), 0o644)
+	if found, _ := largeFiles(fd, 50, before); !found {
+		t.Error("a file newly past the size did not count")
+	}
+	if found, _ := largeFiles(fd, 1<<20, nil); found {
+		t.Error("a file under the size counted")
 	}
 }

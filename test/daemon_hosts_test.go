@@ -181,11 +181,11 @@ func TestDaemonSecondOnOneStateDir(t *testing.T) {
 	d.assertNoJobLeft(t)
 }
 
-// TestLeftoverChecksBesideAnotherDaemon: the tests' checks for leftovers
+// TestDaemonLeftoverChecksBesideAnotherDaemon: the tests' checks for leftovers
 // see only what the test process made, so that they pass on a host where
 // a sandboxd service runs: here a daemon with the default uids and warm
 // sandboxes, on a subtree and state dir of its own.
-func TestLeftoverChecksBesideAnotherDaemon(t *testing.T) {
+func TestDaemonLeftoverChecksBesideAnotherDaemon(t *testing.T) {
 	stateDir := stateDirT(t)
 	cfgPath := filepath.Join(stateDir, "config.toml")
 	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = \"sandboxd-other-%d\"\nlog_format = \"json\"\n", stateDir, os.Getpid())

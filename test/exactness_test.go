@@ -187,3 +187,51 @@ func TestDaemonMaxRSSIsTheProgramsOwn(t *testing.T) {
 		t.Errorf("python with 64 MiB: max_rss_bytes %d", b.MaxRSSBytes)
 	}
 }
+
+// TestDaemonFileSizeByAnyProcess: file_size_bytes is output_limit whenever
+// a process of the step passed it, in the workspace, /tmp or /dev/shm,
+// whether SIGXFSZ ended that process, it caught the signal, or it was a
+// child the step's program outlived; and only then: a file of exactly the
+// limit, a file larger than the limit that was there before the step, and
+// a program that lowered its own limit are not.
+func TestDaemonFileSizeByAnyProcess(t *testing.T) {
+	d := startDaemon(t, "")
+	const limit = 64 << 10
+	catch := `import signal, sys
+signal.signal(signal.SIGXFSZ, lambda *a: None)
+try:
+    open(sys.argv[1], "wb").write(b"x" * 100000)
+except OSError as e:
+    print(e.strerror)
+    sys.exit(3)`
+	for _, tc := range []struct {
+		name string
+		job  api.Job
+		want api.Verdict
+	}{
+		{"python catches SIGXFSZ", api.Job{Steps: []api.Step{{Argv: []string{"python3", "-c", catch, "out"}}}}, api.VerdictOutputLimit},
+		{"python ignores it (its default), in /tmp", api.Job{Steps: []api.Step{{Argv: []string{"python3", "-c", `open("/tmp/x", "wb").write(b"x" * 100000)`}}}}, api.VerdictOutputLimit},
+		{"a shell's child dies of it, the shell exits 0", api.Job{Steps: []api.Step{{Argv: []string{"sh", "-c", "dd if=/dev/zero of=/dev/shm/x bs=1k count=100 2>/dev/null; exit 0"}}}}, api.VerdictOutputLimit},
+		{"a sparse file past it", api.Job{Steps: []api.Step{{Argv: []string{"truncate", "-s", "65537", "f"}}}}, api.VerdictOutputLimit},
+		{"in a job's workspace, second step", api.Job{Steps: []api.Step{{Argv: []string{"true"}}, {Argv: []string{"sh", "-c", "head -c 70000 /dev/zero > f 2>/dev/null; exit 0"}}}}, api.VerdictOutputLimit},
+		{"exactly the limit", api.Job{Steps: []api.Step{{Argv: []string{"sh", "-c", "head -c 65536 /dev/zero > f"}}}}, api.VerdictOK},
+		{"a larger file from before the step", api.Job{Files: map[string]api.File{"big": {Content: strings.Repeat("b", 100000)}},
+			Steps: []api.Step{{Argv: []string{"sh", "-c", "cat big > /dev/null; head -c 1000 /dev/zero > small"}}}}, api.VerdictOK},
+		{"its own lower limit", api.Job{Steps: []api.Step{{Argv: []string{"sh", "-c", "ulimit -f 8; exec head -c 100000 /dev/zero > f"}}}}, api.VerdictSignaled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := tc.job
+			for i := range j.Steps {
+				j.Steps[i].Limits.FileSizeBytes = limit
+			}
+			res, err := d.c.Run(ctxT(t), &j)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := res.Steps[len(res.Steps)-1]
+			if s.Verdict != tc.want {
+				t.Fatalf("verdict %s, want %s: %s", s.Verdict, tc.want, summary(s))
+			}
+		})
+	}
+}
