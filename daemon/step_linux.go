@@ -372,6 +372,11 @@ func filePastLimit(proc *nsjail.Process, workdir string, over int64, before map[
 		fds = fds[:0]
 	}
 	for _, fd := range fds {
+		// A tmpfs whose only inode is its root holds no file: most runs.
+		var st unix.Statfs_t
+		if unix.Fstatfs(fd, &st) == nil && st.Files > 0 && st.Files-st.Ffree <= 1 {
+			continue
+		}
 		if found, _ := largeFiles(fd, over, nil); found {
 			return true
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -134,7 +135,9 @@ func walkTree(fd int, visit func(dirfd int, name string, typ uint8) error) error
 		return fmt.Errorf("workdir: open: %w", err)
 	}
 	defer func() { unix.Close(cur) }()
-	buf := make([]byte, 32<<10)
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	buf := *bp
 	// pending[i] are the subdirectories of the directory at depth i that
 	// are still to visit; cur is the directory at depth len(pending)-1.
 	subdirs, err := walkEntries(cur, buf, visit)
@@ -173,6 +176,10 @@ func walkTree(fd int, visit func(dirfd int, name string, typ uint8) error) error
 	}
 	return nil
 }
+
+// direntBufs are walkTree's directory buffers, kept between walks: a step
+// walks its trees at its end, and a fresh buffer each time is garbage.
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
 // walkEntries visits every entry of the directory fd and returns the
 // names of its subdirectories.
