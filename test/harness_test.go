@@ -135,7 +135,7 @@ func sandboxExec(t *testing.T, args ...string) execResult {
 // testSubtree is the cgroup subtree of this test process's daemons and
 // `sandboxd exec` runs; with hostcheck's uid range, what the leftover
 // checks look at, so that the tests pass beside other sandboxd processes.
-var testSubtree = fmt.Sprintf("sandboxd-test-%d", os.Getpid())
+var testSubtree = hostcheck.Subtree("sandboxd-test")
 
 // execArgs is the command line of `sandboxd exec ARGS...` with this test
 // process's uids and subtree.

@@ -135,7 +135,7 @@ func startDaemon(t *testing.T, extra string) *testDaemon {
 		stateDir: stateDir,
 		socket:   filepath.Join(stateDir, "sandboxd.sock"),
 		config:   filepath.Join(stateDir, "config.toml"),
-		subtree:  fmt.Sprintf("sandboxd-escape-%d", os.Getpid()),
+		subtree:  hostcheck.Subtree("sandboxd-escape"),
 		log:      &lockedBuffer{},
 	}
 	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s\n", stateDir, d.subtree, hostcheck.Config(extra))

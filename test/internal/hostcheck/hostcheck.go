@@ -11,6 +11,7 @@ package hostcheck
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,6 +45,23 @@ func Config(extra string) string {
 		c += fmt.Sprintf("uid_count = %d\n", UIDCount)
 	}
 	return c + extra
+}
+
+// Subtree is the cgroup subtree for this test process's daemons and runs:
+// prefix-<pid>, unless the process was started in a "<name>-self" leaf
+// (as make test-v2's guest places its suites, beside the subtree <name>
+// it delegated for them), where it must be <name>.
+func Subtree(prefix string) string {
+	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if p, ok := strings.CutPrefix(line, "0::"); ok {
+				if name, ok := strings.CutSuffix(path.Base(p), "-self"); ok && name != "" {
+					return name
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("%s-%d", prefix, os.Getpid())
 }
 
 // ExecFlags are the flags that give `sandboxd exec` this test process's
