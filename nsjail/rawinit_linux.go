@@ -498,15 +498,16 @@ func (q *rawInit) startProgram() {
 	for k := 0; k < 3; k++ {
 		*(*int32)(unsafe.Pointer(&q.sCmsg[base+4*k])) = *(*int32)(unsafe.Pointer(&q.rCmsg[base+4*k]))
 	}
+	// The wall clock starts before the program's process is let go: a
+	// reported wall time is never shorter than the run, however late this
+	// init runs again.
+	q.started = now(&q.t0)
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(q.pair[0]), uintptr(unsafe.Pointer(&q.sMsg)), unix.MSG_NOSIGNAL); errno != 0 {
 		q.failed("send the command to the child", errno)
 	}
 	for k := 0; k < 3; k++ {
 		syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[base+4*k]))), 0, 0)
 	}
-	// The wall clock starts before the program can exec, so that a
-	// reported wall time is never shorter than the run.
-	q.started = now(&q.t0)
 	// EOF on the error pipe: the exec happened.
 	for {
 		r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(q.errPipe[0]), uintptr(unsafe.Pointer(&q.errBuf[0])), 8)

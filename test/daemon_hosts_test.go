@@ -193,6 +193,7 @@ func TestDaemonLeftoverChecksBesideAnotherDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := &testDaemon{t: t, stateDir: stateDir, socket: filepath.Join(stateDir, "s.sock"), log: &syncBuffer{}}
+	other.attr = besideOwnLeaf(t, fmt.Sprintf("sandboxd-other-%d", os.Getpid()))
 	other.start(cfgPath)
 	// Registered before startDaemon's: the test daemon's own cleanup
 	// checks while the other still runs.
@@ -208,4 +209,40 @@ func TestDaemonLeftoverChecksBesideAnotherDaemon(t *testing.T) {
 	}
 	d.assertNoJobLeft(t)
 	// The cleanup's assertClean looks again once d stopped.
+}
+
+// besideOwnLeaf is how to start a daemon of the given subtree where it
+// finds a group it may delegate to. On pure v2 a process that ran an engine
+// in this test process moved it into a "<subtree>-self" leaf, which a
+// daemon of another subtree would take for its own group (and could not
+// enable controllers in, with this process in it): it starts in a leaf
+// "<name>-self" beside that one instead. Elsewhere: nil, as it is.
+func besideOwnLeaf(t *testing.T, subtree string) *syscall.SysProcAttr {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			own = p
+		}
+	}
+	var fs syscall.Statfs_t
+	if own == "" || !strings.HasSuffix(own, "-self") || syscall.Statfs("/sys/fs/cgroup", &fs) != nil || fs.Type != 0x63677270 {
+		return nil // not pure v2, or not in a -self leaf
+	}
+	leaf := filepath.Join("/sys/fs/cgroup", filepath.Dir(own), subtree+"-self")
+	if err := os.Mkdir(leaf, 0o755); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	// After the daemon's stop (cleanups run last first): its leaf is empty.
+	t.Cleanup(func() { os.Remove(leaf) })
+	f, err := os.Open(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
 }

@@ -31,7 +31,8 @@ type testDaemon struct {
 	stateDir string
 	subtree  string
 	log      *syncBuffer
-	logTo    *os.File // if set, the daemon's stderr instead of log
+	logTo    *os.File             // if set, the daemon's stderr instead of log
+	attr     *syscall.SysProcAttr // if set, how the daemon is started
 	c        *client.Client
 }
 
@@ -85,6 +86,7 @@ func startDaemonLogging(t testing.TB, config string, logTo *os.File) *testDaemon
 func (d *testDaemon) start(cfgPath string) {
 	d.t.Helper()
 	d.cmd = osexec.Command(sandboxdBin, "serve", "--socket", d.socket, "--config", cfgPath)
+	d.cmd.SysProcAttr = d.attr
 	d.cmd.Stderr = d.log
 	if d.logTo != nil {
 		d.cmd.Stderr = d.logTo
