@@ -54,7 +54,7 @@ type Exit struct {
 	Signal    int           // the signal that ended it, or 0
 	MaxRSS    int64         // bytes: the largest RSS of pid 2 and the children it waited for
 	User, Sys time.Duration // rusage of pid 2 and its waited-for children
-	Wall      time.Duration // from just before the exec to the exit: never shorter than the run
+	Wall      time.Duration // from just before pid 2 is given its command to its end: never shorter than the run
 	// FileSizeLimit is, when SIGXFSZ ended the program, the file-size
 	// limit it had then (it may have lowered the sandbox's); else nil.
 	FileSizeLimit *uint64
