@@ -103,7 +103,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	}
 	// The files of a host workdir already larger than the step may write:
 	// only those it makes so count against it (filePastLimit).
-	var large map[fileID]int64
+	var large largeSet
 	switch {
 	case req.Workdir == "" || req.WorkdirEmpty && req.HostID != 0:
 	case req.WorkdirEmpty:
@@ -341,7 +341,7 @@ func (e *Engine) command(req *StepRequest, lim api.Limits) *nsjail.Command {
 // host workdir's, as they were when the step began). The sandbox's own
 // trees are reached through its init's root, which lives until the sandbox
 // is retired.
-func filePastLimit(proc *nsjail.Process, workdir string, over int64, before map[fileID]int64) bool {
+func filePastLimit(proc *nsjail.Process, workdir string, over int64, before largeSet) bool {
 	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", proc.Pid()), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false

@@ -44,7 +44,7 @@ func chownRoot(dir string, uid, gid int) error {
 // larger than over bytes (over > 0), as they were: a step's later look
 // (largeFiles) tells them from the files the step makes that large. An
 // error never names a host path.
-func chownTree(dir string, uid, gid int, over int64) (map[fileID]int64, error) {
+func chownTree(dir string, uid, gid int, over int64) (largeSet, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("workdir: open: %w", err)
@@ -53,23 +53,33 @@ func chownTree(dir string, uid, gid int, over int64) (map[fileID]int64, error) {
 	if err := unix.Fchown(fd, uid, gid); err != nil {
 		return nil, fmt.Errorf("workdir: chown: %w", err)
 	}
-	var large map[fileID]int64
+	var large largeSet
 	err = walkTree(fd, func(dirfd int, name string, typ uint8) error {
 		if err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("workdir: chown: %w", err)
 		}
-		if over > 0 && typ == unix.DT_REG {
-			var st unix.Stat_t
-			if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Size > over {
-				if large == nil {
-					large = map[fileID]int64{}
-				}
-				large[fileID{st.Dev, st.Ino}] = st.Size
-			}
+		if over > 0 {
+			large.note(dirfd, name, typ, over)
 		}
 		return nil
 	})
 	return large, err
+}
+
+// largeSet collects regular files larger than a size, as they are.
+type largeSet map[fileID]int64
+
+// note adds the entry name of dirfd if it is a regular file larger than
+// over bytes.
+func (l *largeSet) note(dirfd int, name string, typ uint8, over int64) {
+	var st unix.Stat_t
+	if typ != unix.DT_REG || unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Size <= over {
+		return
+	}
+	if *l == nil {
+		*l = largeSet{}
+	}
+	(*l)[fileID{st.Dev, st.Ino}] = st.Size
 }
 
 // fileID names a file across a walk.
@@ -77,7 +87,7 @@ type fileID struct{ dev, ino uint64 }
 
 // largeFiles says whether a regular file beneath the directory fd is
 // larger than over bytes, other than those of before at the size they had.
-func largeFiles(fd int, over int64, before map[fileID]int64) (bool, error) {
+func largeFiles(fd int, over int64, before largeSet) (bool, error) {
 	found := false
 	err := walkTree(fd, func(dirfd int, name string, typ uint8) error {
 		if typ != unix.DT_REG {
@@ -102,21 +112,15 @@ func largeFiles(fd int, over int64, before map[fileID]int64) (bool, error) {
 var errStopWalk = errors.New("stop the walk")
 
 // largeFilesIn lists the regular files beneath dir larger than over bytes.
-func largeFilesIn(dir string, over int64) (map[fileID]int64, error) {
+func largeFilesIn(dir string, over int64) (largeSet, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("workdir: open: %w", err)
 	}
 	defer unix.Close(fd)
-	var large map[fileID]int64
+	var large largeSet
 	err = walkTree(fd, func(dirfd int, name string, typ uint8) error {
-		var st unix.Stat_t
-		if typ == unix.DT_REG && unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Size > over {
-			if large == nil {
-				large = map[fileID]int64{}
-			}
-			large[fileID{st.Dev, st.Ino}] = st.Size
-		}
+		large.note(dirfd, name, typ, over)
 		return nil
 	})
 	return large, err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/test/internal/hostcheck"
 )
 
 // Two daemons on one host never hurt each other, and the tests look only
@@ -219,16 +220,7 @@ func TestDaemonLeftoverChecksBesideAnotherDaemon(t *testing.T) {
 // "<name>-self" beside that one instead. Elsewhere: nil, as it is.
 func besideOwnLeaf(t *testing.T, subtree string) *syscall.SysProcAttr {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var own string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			own = p
-		}
-	}
+	own := hostcheck.OwnCgroup2()
 	var fs syscall.Statfs_t
 	if own == "" || !strings.HasSuffix(own, "-self") || syscall.Statfs("/sys/fs/cgroup", &fs) != nil || fs.Type != 0x63677270 {
 		return nil // not pure v2, or not in a -self leaf

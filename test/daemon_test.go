@@ -721,40 +721,10 @@ func TestDaemonWorkspaceOfItsOwn(t *testing.T) {
 func TestDaemonSecondOnOneSubtree(t *testing.T) {
 	d := startDaemon(t, "")
 	d.waitWarm(t, "the warm pool filled")
-	stateDir, err := os.MkdirTemp("", "sandboxd-state-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(stateDir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(stateDir) })
-	cfgPath := filepath.Join(stateDir, "config.toml")
+	stateDir := stateDirT(t)
 	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s", stateDir, d.subtree, hostcheck.Config(""))
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	second := osexec.Command(sandboxdBin, "serve", "--socket", filepath.Join(stateDir, "s.sock"), "--config", cfgPath)
-	var stderr syncBuffer
-	second.Stderr = &stderr
-	if err := second.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- second.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(stderr.String(), "cgroup_subtree") || !strings.Contains(stderr.String(), "in use by another sandboxd daemon") {
-			t.Errorf("the second daemon: %v, stderr:\n%s\nwant a failure naming cgroup_subtree", err, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		// It serves: stop it as an operator would, so that it cleans up.
-		second.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			second.Process.Kill()
-			<-done
-		}
-		t.Fatalf("the second daemon on subtree %s did not exit; stderr:\n%s", d.subtree, stderr.String())
+	if stderr := startSecond(t, "", cfg); !strings.Contains(stderr, "cgroup_subtree") || !strings.Contains(stderr, "in use by another sandboxd daemon") {
+		t.Errorf("the second daemon's stderr:\n%s\nwant a failure naming cgroup_subtree", stderr)
 	}
 	info, err := d.c.Info(ctxT(t))
 	if err != nil || info.Pool.WarmReady != info.Pool.WarmSandboxes {

@@ -52,16 +52,25 @@ func Config(extra string) string {
 // (as make test-v2's guest places its suites, beside the subtree <name>
 // it delegated for them), where it must be <name>.
 func Subtree(prefix string) string {
-	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			if p, ok := strings.CutPrefix(line, "0::"); ok {
-				if name, ok := strings.CutSuffix(path.Base(p), "-self"); ok && name != "" {
-					return name
-				}
-			}
-		}
+	if name, ok := strings.CutSuffix(path.Base(OwnCgroup2()), "-self"); ok && name != "" {
+		return name
 	}
 	return fmt.Sprintf("%s-%d", prefix, os.Getpid())
+}
+
+// OwnCgroup2 is this process's cgroup2 path (its "0::" line in
+// /proc/self/cgroup), or "" without one.
+func OwnCgroup2() string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p
+		}
+	}
+	return ""
 }
 
 // ExecFlags are the flags that give `sandboxd exec` this test process's
