@@ -76,13 +76,17 @@ func (b *byteBudget) give(n int64) {
 		return
 	}
 	// Once the caller has dropped the body and its job, and at most once
-	// a second (it collects the whole heap).
+	// a second (it collects the whole heap); a second pass later takes
+	// what a slow caller still held at the first.
 	b.pending = true
 	wait := max(100*time.Millisecond, time.Until(b.lastFree.Add(time.Second)))
 	time.AfterFunc(wait, func() {
-		b.mu.Lock()
-		b.pending, b.lastFree = false, time.Now()
-		b.mu.Unlock()
 		debug.FreeOSMemory()
+		time.AfterFunc(2*time.Second, func() {
+			b.mu.Lock()
+			b.pending, b.lastFree = false, time.Now()
+			b.mu.Unlock()
+			debug.FreeOSMemory()
+		})
 	})
 }
