@@ -59,7 +59,7 @@ func main() { os.Exit(benchMain()) }
 func benchMain() int {
 	fs := flag.NewFlagSet("sandboxd-bench", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sandboxd-bench [flags]\n\nMeasures sandboxd from outside against bare fork/exec and the namespace floor\n(make bench; see the README). Needs root, gcc and python3.\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: sandboxd-bench [flags]\n\nMeasures sandboxd from outside against bare fork/exec and the namespace floor\n(make bench; see docs/benchmarks.md). Needs root, gcc and python3.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	b := &bench{rounds: 5, warmup: 10, limitRuns: 20, spreadRuns: 30}
