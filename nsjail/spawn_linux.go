@@ -173,10 +173,23 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 	if fdJoin+len(files.Join)+2 > maxInitFDs {
 		return nil, fmt.Errorf("sandbox: %d cgroup files, at most %d", len(files.Join), maxInitFDs-fdJoin-2)
 	}
-	h, err := currentHelper()
-	if err != nil {
-		return nil, &SetupError{"start init", err}
+	for attempt := 0; ; attempt++ {
+		h, err := currentHelper()
+		if err != nil {
+			return nil, &SetupError{"start init", err}
+		}
+		p, err := prepareWith(h, spec, files)
+		// A helper that died before this request (killed, say) is
+		// noticed by it: the next helper takes it, once.
+		if err != nil && attempt == 0 && h.ended() {
+			continue
+		}
+		return p, err
 	}
+}
+
+// prepareWith asks the helper h for the sandbox.
+func prepareWith(h *helperClient, spec *Spec, files Files) (*Process, error) {
 	var closers []*os.File
 	defer func() {
 		for _, f := range closers {
