@@ -27,12 +27,14 @@ func startExec(t *testing.T, args ...string) (*osexec.Cmd, *bytes.Buffer, *bytes
 	return cmd, &out, &errb
 }
 
-// waitForInit returns the host pid of the sandbox init under parent, once
-// its program runs.
+// waitForInit returns the host pid of a sandbox init of parent (a
+// `sandboxd exec`) once it holds its program's process: the init is a
+// child of parent's init helper, and both run as sandboxd-init.
 func waitForInit(t *testing.T, parent int) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
+		inits := map[int]int{} // sandboxd-init processes: pid -> parent pid
 		ents, _ := os.ReadDir("/proc")
 		for _, e := range ents {
 			pid, err := strconv.Atoi(e.Name())
@@ -41,13 +43,22 @@ func waitForInit(t *testing.T, parent int) int {
 			}
 			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-			if !bytes.HasPrefix(cmdline, []byte("sandboxd-init")) || len(f) < 2 || f[1] != strconv.Itoa(parent) {
+			if !bytes.HasPrefix(cmdline, []byte("sandboxd-init")) || len(stat) == 0 {
 				continue
 			}
-			// Its program runs once the init has a child, forked by any of
-			// its threads.
-			tasks, _ := filepath.Glob("/proc/" + e.Name() + "/task/*/children")
+			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			if len(f) < 2 {
+				continue
+			}
+			ppid, _ := strconv.Atoi(f[1])
+			inits[pid] = ppid
+		}
+		for pid, ppid := range inits {
+			// An init: its parent is the helper, whose parent is parent.
+			if inits[ppid] != parent {
+				continue
+			}
+			tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
 			for _, task := range tasks {
 				if children, _ := os.ReadFile(task); len(bytes.TrimSpace(children)) > 0 {
 					return pid
