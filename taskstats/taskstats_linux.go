@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -94,15 +95,7 @@ func possibleCPUs() string {
 	if s := strings.TrimSpace(string(b)); err == nil && s != "" {
 		return s
 	}
-	return "0-" + fmt.Sprint(max(1, numCPU())-1)
-}
-
-func numCPU() int {
-	var set unix.CPUSet
-	if unix.SchedGetaffinity(0, &set) != nil {
-		return 1
-	}
-	return set.Count()
+	return "0-" + fmt.Sprint(runtime.NumCPU()-1)
 }
 
 // resolveFamily asks the generic netlink controller for TASKSTATS's id.
