@@ -48,6 +48,7 @@ type server struct {
 	draining  atomic.Bool
 	bodies    *byteBudget  // request bodies in flight
 	inflight  atomic.Int64 // requests being answered
+	metrics   http.Handler // the Prometheus page
 }
 
 // Serve answers the API on the configured Unix socket until ctx ends, then
@@ -64,8 +65,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(d.cfg.Socket)
-	s := &server{d: d, socketGID: gid, bodies: newByteBudget(d.cfg.MaxInflightRequestBytes)}
+	s := &server{d: d, socketGID: gid, bodies: newByteBudget(d.cfg.MaxInflightRequestBytes),
+		metrics: promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})}
 	srv := &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: headerTimeout,
@@ -249,23 +250,29 @@ func supplementaryGroups(pid int32) []uint32 {
 	return nil
 }
 
-// routes is the API, in one table.
+// routeTable is the API: each route's method and path pattern, and its
+// handler. The OpenAPI document (docs/openapi.yaml) lists the same routes.
+var routeTable = []struct {
+	pattern string
+	h       func(*server, http.ResponseWriter, *http.Request)
+}{
+	{"GET /_ping", (*server).ping},
+	{"GET /v1/info", (*server).info},
+	{"POST /v1/run", (*server).run},
+	{"POST /v1/batch", (*server).batch},
+	{"GET /v1/runs", (*server).runs},
+	{"GET /v1/runs/{id}", (*server).getRun},
+	{"DELETE /v1/runs/{id}", (*server).cancelRun},
+	{"GET /metrics", (*server).metricsPage},
+}
+
+// routes serves routeTable, behind the caller check and the answers for an
+// unknown path or method.
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	for _, r := range []struct {
-		pattern string
-		h       http.HandlerFunc
-	}{
-		{"GET /_ping", s.ping},
-		{"GET /v1/info", s.info},
-		{"POST /v1/run", s.run},
-		{"POST /v1/batch", s.batch},
-		{"GET /v1/runs", s.runs},
-		{"GET /v1/runs/{id}", s.getRun},
-		{"DELETE /v1/runs/{id}", s.cancelRun},
-		{"GET /metrics", promhttp.HandlerFor(s.d.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP},
-	} {
-		mux.HandleFunc(r.pattern, r.h)
+	for _, r := range routeTable {
+		h := r.h
+		mux.HandleFunc(r.pattern, func(w http.ResponseWriter, req *http.Request) { h(s, w, req) })
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.inflight.Add(1)
@@ -337,6 +344,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.Encode(v)
 }
+
+func (s *server) metricsPage(w http.ResponseWriter, r *http.Request) { s.metrics.ServeHTTP(w, r) }
 
 func (s *server) ping(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
