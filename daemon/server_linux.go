@@ -65,6 +65,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer os.Remove(d.cfg.Socket)
 	s := &server{d: d, socketGID: gid, bodies: newByteBudget(d.cfg.MaxInflightRequestBytes),
 		metrics: promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})}
 	srv := &http.Server{
