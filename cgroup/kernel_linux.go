@@ -52,7 +52,7 @@ type kernel interface {
 // cgroup.procs on the 2-core build VM).
 //
 // It keeps a descriptor (O_PATH) of each directory it made, until it
-// removes it: a control file of a run is then one path element from a
+// removes it: a control file of a sandbox is then one path element from a
 // descriptor, not eight from /, and its open costs about 3 us instead of
 // 5 here. A directory that is not kept is reached by its path. A kept one
 // that someone else removed gives ENOENT, which callers take as "gone"
