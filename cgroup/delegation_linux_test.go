@@ -22,19 +22,20 @@ import (
 const delegatedSubtree = "svc"
 
 // helperOpen is the test binary re-executed inside a delegated group: it
-// opens a manager there, makes and removes one run, closes, and prints the
-// group it ended up in and the controllers its runs get.
+// opens a manager there, makes and removes one sandbox, closes, and prints
+// the group it ended up in and the controllers its sandboxes get.
 func helperOpen() int {
 	m, err := Open(Config{Subtree: delegatedSubtree})
 	if err != nil {
 		fmt.Println("open:", err)
 		return 5
 	}
-	g, err := m.Create("r", Limits{MemoryBytes: 16 << 20, PIDs: 4})
+	g, h, err := m.NewSandbox("r", Limits{MemoryBytes: 16 << 20, PIDs: 4}, os.Getuid(), os.Getgid())
 	if err != nil {
-		fmt.Println("create:", err)
+		fmt.Println("new sandbox:", err)
 		return 6
 	}
+	h.Close()
 	if err := g.Destroy(); err != nil {
 		fmt.Println("destroy:", err)
 		return 6
@@ -173,7 +174,7 @@ func TestHostV2Delegation(t *testing.T) {
 			t.Errorf("%s not enabled in the delegated group: subtree_control %q", c, ctrl)
 		}
 		if !slices.Contains(runCtrls, c) {
-			t.Errorf("runs do not get %s: %q", c, runCtrls)
+			t.Errorf("sandboxes do not get %s: %q", c, runCtrls)
 		}
 	}
 	if !slices.Equal(kids, []string{delegatedSubtree + "-self"}) {

@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Tier 2: Open, Create, stats, Kill and Destroy against fake cgroupfs trees
+// Tier 2: Open, NewSandbox (and its steps), stats, Kill and Destroy against fake cgroupfs trees
 // in a temp dir, asserting exactly which files got which values.
 
 func openFake(t *testing.T, k *fakeKernel, cfg Config) *Manager {
@@ -100,14 +100,14 @@ func TestFakeV2(t *testing.T) {
 	}
 
 	k.resetLog()
-	g, err := m.Create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
+	g, err := m.create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One leaf, the program's, with the limits; the init goes to the
 	// inits' group, made at Open.
-	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{s + "/r1"})
-	wantStrings(t, "Create's writes", k.relWrites(), []string{
+	wantStrings(t, "create's mkdirs", k.relPaths(k.mkdirs), []string{s + "/r1"})
+	wantStrings(t, "create's writes", k.relWrites(), []string{
 		s + "/r1/memory.swap.max <- 0",
 		s + "/r1/memory.oom.group <- 1",
 		s + "/r1/memory.max <- 33554432",
@@ -128,17 +128,17 @@ func TestFakeV2(t *testing.T) {
 		t.Error("SetLimits took a negative memory limit")
 	}
 
-	files, err := g.JoinFiles()
+	files, err := g.procsJoinFiles()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "JoinFiles", k.relPaths(fileNames(files)), []string{s + "/r1/cgroup.procs"})
-	dir, err := g.SupervisorDir()
+	wantStrings(t, "procsJoinFiles", k.relPaths(fileNames(files)), []string{s + "/r1/cgroup.procs"})
+	dir, err := g.initDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if k.rel(dir.Name()) != inits {
-		t.Errorf("SupervisorDir = %s", dir.Name())
+		t.Errorf("initDir = %s", dir.Name())
 	}
 	dir.Close()
 
@@ -174,7 +174,7 @@ func TestFakeV2(t *testing.T) {
 		t.Errorf("Stats after MarkStart = %+v, %v", st, err)
 	}
 
-	// Kill through cgroup.kill, then remove the leaf; the supervisor, in
+	// Kill through cgroup.kill, then remove the leaf; the init, in
 	// the inits' group, is not the run's to kill.
 	k.put(4001, path.Join(k.root, inits))
 	k.put(4002, prog)
@@ -186,7 +186,7 @@ func TestFakeV2(t *testing.T) {
 	wantStrings(t, "Destroy's writes", k.relWrites(), []string{s + "/r1/cgroup.kill <- 1"})
 	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{s + "/r1"})
 	if got := k.pidsIn(path.Join(k.root, inits)); !slices.Equal(got, []int{4001}) {
-		t.Errorf("the inits' group holds %v after Destroy, want the supervisor", got)
+		t.Errorf("the inits' group holds %v after Destroy, want the init", got)
 	}
 	k.removeEverywhere(4001)
 	if !k.fileExists(s) || k.fileExists(s+"/r1") {
@@ -231,11 +231,11 @@ func TestFakeV2OldKernel(t *testing.T) {
 	wantStrings(t, "Controllers", m.Controllers(), []string{"memory", "pids"})
 	const s = "/system.slice/sandboxd.service/sandboxd"
 	k.resetLog()
-	g, err := m.Create("r1", Limits{MemoryBytes: 1 << 30})
+	g, err := m.create("r1", Limits{MemoryBytes: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "Create's writes", k.relWrites(), []string{
+	wantStrings(t, "create's writes", k.relWrites(), []string{
 		s + "/r1/memory.oom.group <- 1",
 		s + "/r1/memory.max <- 1073741824",
 	})
@@ -284,7 +284,7 @@ func TestFakeV2OwnGroupIsRoot(t *testing.T) {
 	k.set(path.Join(k.root, "cgroup.subtree_control"), "cpu memory pids\n")
 	m := openFake(t, k, cfg)
 	wantStrings(t, "writes", k.relWrites(), []string{"/sandboxd/cgroup.subtree_control <- +cpu +memory +pids"})
-	g, err := m.Create("r1", Limits{})
+	g, err := m.create("r1", Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,12 +342,12 @@ func TestFakeV1(t *testing.T) {
 	wantStrings(t, "Open's writes", k.relWrites(), []string{mem + "/memory.swappiness <- 0"})
 
 	k.resetLog()
-	g, err := m.Create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
+	g, err := m.create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{cpu + "/r1", frz + "/r1", mem + "/r1", pid + "/r1"})
-	wantStrings(t, "Create's writes", k.relWrites(), []string{
+	wantStrings(t, "create's mkdirs", k.relPaths(k.mkdirs), []string{cpu + "/r1", frz + "/r1", mem + "/r1", pid + "/r1"})
+	wantStrings(t, "create's writes", k.relWrites(), []string{
 		mem + "/r1/memory.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.memsw.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.kmem.tcp.limit_in_bytes <- 33554432",
@@ -356,15 +356,15 @@ func TestFakeV1(t *testing.T) {
 	if got := k.value(mem + "/r1/memory.swappiness"); got != "0" {
 		t.Errorf("run's swappiness = %q, want 0 inherited from the subtree", got)
 	}
-	files, err := g.JoinFiles()
+	files, err := g.procsJoinFiles()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "JoinFiles", k.relPaths(fileNames(files)), []string{
+	wantStrings(t, "procsJoinFiles", k.relPaths(fileNames(files)), []string{
 		cpu + "/r1/cgroup.procs", frz + "/r1/cgroup.procs", mem + "/r1/cgroup.procs", pid + "/r1/cgroup.procs",
 	})
-	if dir, err := g.SupervisorDir(); dir != nil || err != nil {
-		t.Errorf("SupervisorDir on v1 = %v, %v; want nil, nil", dir, err)
+	if dir, err := g.initDir(); dir != nil || err != nil {
+		t.Errorf("initDir on v1 = %v, %v; want nil, nil", dir, err)
 	}
 
 	k.set(k.root+cpu+"/r1/cpuacct.usage", "1500000000\n")
@@ -434,49 +434,49 @@ func TestFakeHybrid(t *testing.T) {
 	wantStrings(t, "Open's writes", k.relWrites(), []string{mem + "/memory.swappiness <- 0"})
 
 	k.resetLog()
-	g, err := m.Create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
+	g, err := m.create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One cgroup2 group, the program's; the init goes to the inits' group.
-	wantStrings(t, "Create's mkdirs", k.relPaths(k.mkdirs), []string{uni + "/r1", mem + "/r1", pid + "/r1"})
-	wantStrings(t, "Create's writes", k.relWrites(), []string{
+	wantStrings(t, "create's mkdirs", k.relPaths(k.mkdirs), []string{uni + "/r1", mem + "/r1", pid + "/r1"})
+	wantStrings(t, "create's writes", k.relWrites(), []string{
 		mem + "/r1/memory.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.memsw.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.kmem.tcp.limit_in_bytes <- 33554432",
 		pid + "/r1/pids.max <- 8",
 	})
-	files, err := g.JoinFiles()
+	files, err := g.procsJoinFiles()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "JoinFiles", k.relPaths(fileNames(files)), []string{
+	wantStrings(t, "procsJoinFiles", k.relPaths(fileNames(files)), []string{
 		uni + "/r1/cgroup.procs", mem + "/r1/cgroup.procs", pid + "/r1/cgroup.procs",
 	})
-	dir, err := g.SupervisorDir()
+	dir, err := g.initDir()
 	if err != nil || k.rel(dir.Name()) != inits {
-		t.Fatalf("SupervisorDir = %v, %v", dir, err)
+		t.Fatalf("initDir = %v, %v", dir, err)
 	}
 	dir.Close()
 	// The program cloned into its group by the init, which may do so once
 	// it has that group's cgroup.procs and the subtree's (the common
 	// ancestor); then only v1 to join, by thread.
-	if dir, err = g.ProgramDir(); err != nil || k.rel(dir.Name()) != uni+"/r1" {
-		t.Fatalf("ProgramDir = %v, %v", dir, err)
+	if dir, err = g.openDir(g.prog, "program"); err != nil || k.rel(dir.Name()) != uni+"/r1" {
+		t.Fatalf("program dir = %v, %v", dir, err)
 	}
 	dir.Close()
 	k.resetLog()
-	if err := g.DelegateJoin(4242, 4343); err != nil {
+	if err := g.delegateJoin(4242, 4343); err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "DelegateJoin's chowns", k.relPaths(k.chowned), []string{
+	wantStrings(t, "delegateJoin's chowns", k.relPaths(k.chowned), []string{
 		uni + "/cgroup.procs 4242:4343", uni + "/r1/cgroup.procs 4242:4343",
 	})
-	files, err = g.ThreadJoinFiles()
+	files, err = g.threadJoinFiles()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "ThreadJoinFiles", k.relPaths(fileNames(files)), []string{mem + "/r1/tasks", pid + "/r1/tasks"})
+	wantStrings(t, "threadJoinFiles", k.relPaths(fileNames(files)), []string{mem + "/r1/tasks", pid + "/r1/tasks"})
 
 	k.set(k.root+uni+"/r1/cpu.stat", "usage_usec 42\nuser_usec 40\nsystem_usec 2\n")
 	if cpuUsed, err := g.CPUUsage(); err != nil || cpuUsed != 42*time.Microsecond {
@@ -513,7 +513,7 @@ func TestFakeHybrid(t *testing.T) {
 }
 
 // Another sandboxd process on the same subtree removed it, empty, when it
-// stopped: the next Create makes it again.
+// stopped: the next create makes it again.
 func TestFakeCreateRemakesTheSubtree(t *testing.T) {
 	for _, mode := range []Mode{ModeV2, ModeV1, ModeHybrid} {
 		t.Run(string(mode), func(t *testing.T) {
@@ -533,9 +533,9 @@ func TestFakeCreateRemakesTheSubtree(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				g, err := m.Create("r1", Limits{MemoryBytes: 1 << 20, PIDs: 4})
+				g, err := m.create("r1", Limits{MemoryBytes: 1 << 20, PIDs: 4})
 				if err != nil {
-					t.Fatalf("Create after the subtree went: %v", err)
+					t.Fatalf("create after the subtree went: %v", err)
 				}
 				for _, h := range hs {
 					if !k.exists(h.dir) {
@@ -554,7 +554,7 @@ func TestFakeCreateRemakesTheSubtree(t *testing.T) {
 }
 
 // Another sandboxd process on the same subtree removes it, empty, just as
-// this one made it and is about to make its supervisors' group in it: Open
+// this one made it and is about to make its inits' group in it: Open
 // makes it again.
 func TestFakeOpenWhileTheSubtreeGoes(t *testing.T) {
 	for _, mode := range []Mode{ModeV2, ModeHybrid} {
@@ -572,7 +572,7 @@ func TestFakeOpenWhileTheSubtreeGoes(t *testing.T) {
 			m := openFake(t, k, cfg)
 			k.beforeMkdir = nil
 			if removed != 2 || !k.exists(m.inits) {
-				t.Fatalf("subtree removed %d times; supervisors' group %s there: %v", removed, m.inits, k.exists(m.inits))
+				t.Fatalf("subtree removed %d times; inits' group %s there: %v", removed, m.inits, k.exists(m.inits))
 			}
 			if err := m.Close(); err != nil {
 				t.Fatal(err)
@@ -581,7 +581,7 @@ func TestFakeOpenWhileTheSubtreeGoes(t *testing.T) {
 	}
 }
 
-// A killed daemon's supervisors' group is removed by the next Open in its
+// A killed daemon's inits' group is removed by the next Open in its
 // subtree, its last init (still exiting) killed; a live process's stays.
 func TestFakeOpenRemovesDeadInits(t *testing.T) {
 	for _, mode := range []Mode{ModeV2, ModeHybrid} {
@@ -607,7 +607,7 @@ func TestFakeOpenRemovesDeadInits(t *testing.T) {
 				t.Errorf("the dead daemon's group: there %v; killed %v", k.exists(dead), k.killed)
 			}
 			if !k.exists(live) {
-				t.Error("a live process's supervisors' group was removed")
+				t.Error("a live process's inits' group was removed")
 			}
 			if err := k.rmdir(live); err != nil {
 				t.Fatal(err)
@@ -629,9 +629,9 @@ func TestFakeCreateFailureLeavesNothing(t *testing.T) {
 				pidsMax = path.Join(m.Paths()["unified"], "r1", "pids.max")
 			}
 			k.failWrite[pidsMax] = syscall.EINVAL
-			g, err := m.Create("r1", Limits{MemoryBytes: 1 << 20, PIDs: 4})
+			g, err := m.create("r1", Limits{MemoryBytes: 1 << 20, PIDs: 4})
 			if g != nil || err == nil {
-				t.Fatalf("Create = %v, %v; want an error", g, err)
+				t.Fatalf("create = %v, %v; want an error", g, err)
 			}
 			if want := "write " + pidsMax + ": invalid argument"; !strings.Contains(err.Error(), want) || !errors.Is(err, syscall.EINVAL) {
 				t.Errorf("error %q does not say %q", err, want)
@@ -640,17 +640,17 @@ func TestFakeCreateFailureLeavesNothing(t *testing.T) {
 				t.Errorf("Leftovers = %v, %v", left, err)
 			}
 			if err := g.Destroy(); err != nil { // a nil *Group
-				t.Errorf("Destroy after failed Create: %v", err)
+				t.Errorf("Destroy after failed create: %v", err)
 			}
 			delete(k.failWrite, pidsMax)
 
 			// A name in use is refused and the existing group is kept.
-			g, err = m.Create("r1", Limits{})
+			g, err = m.create("r1", Limits{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := m.Create("r1", Limits{}); !errors.Is(err, os.ErrExist) {
-				t.Errorf("second Create(r1) = %v, want ErrExist", err)
+			if _, err := m.create("r1", Limits{}); !errors.Is(err, os.ErrExist) {
+				t.Errorf("second create(r1) = %v, want ErrExist", err)
 			}
 			if left, _ := m.Leftovers(); !slices.Equal(left, []string{"r1"}) {
 				t.Errorf("Leftovers = %v; the first r1 must survive", left)
@@ -659,11 +659,11 @@ func TestFakeCreateFailureLeavesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, bad := range []string{"", "../x", "a/b", ".", "-"} {
-				if _, err := m.Create(bad, Limits{}); !errors.Is(err, ErrInvalidName) {
-					t.Errorf("Create(%q) = %v", bad, err)
+				if _, err := m.create(bad, Limits{}); !errors.Is(err, ErrInvalidName) {
+					t.Errorf("create(%q) = %v", bad, err)
 				}
 			}
-			if _, err := m.Create("ok", Limits{PIDs: -1}); err == nil {
+			if _, err := m.create("ok", Limits{PIDs: -1}); err == nil {
 				t.Error("negative limit accepted")
 			}
 			if err := m.Close(); err != nil {
@@ -679,7 +679,7 @@ func TestFakeLeftoversAndRemove(t *testing.T) {
 			k, cfg := newFakeHost(t, mode, fakeOpts{})
 			m := openFake(t, k, cfg)
 			for _, n := range []string{"b", "a"} {
-				if _, err := m.Create(n, Limits{PIDs: 3}); err != nil {
+				if _, err := m.create(n, Limits{PIDs: 3}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -723,7 +723,7 @@ func TestFakeKillSurvivor(t *testing.T) {
 	k, cfg := newFakeHost(t, ModeHybrid, fakeOpts{})
 	m := openFake(t, k, cfg)
 	m.killTimeout = 20 * time.Millisecond
-	g, err := m.Create("r1", Limits{})
+	g, err := m.create("r1", Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -784,18 +784,18 @@ func TestFakeOpenErrors(t *testing.T) {
 	}
 }
 
-// After Preopen, a run's reads (MarkStart, the polls, Stats) open nothing:
+// After preopen, a step's reads (MarkStart, the polls, Stats) open nothing:
 // every control file they read is kept open from before the run.
 func TestFakePreopenLeavesNothingToOpen(t *testing.T) {
 	for _, mode := range []Mode{ModeV2, ModeV1, ModeHybrid} {
 		t.Run(string(mode), func(t *testing.T) {
 			k, cfg := newFakeHost(t, mode, fakeOpts{})
 			m := openFake(t, k, cfg)
-			g, err := m.Create("r1", Limits{})
+			g, err := m.create("r1", Limits{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := g.Preopen(); err != nil {
+			if err := g.preopen(); err != nil {
 				t.Fatal(err)
 			}
 			k.resetLog()
@@ -830,7 +830,7 @@ func TestFakeSetLimitsWritesOnlyChanges(t *testing.T) {
 	k, cfg := newFakeHost(t, ModeV1, fakeOpts{release: "4.19.0"})
 	m := openFake(t, k, cfg)
 	const mem, pid = "/memory/process_api/abc/sandboxd/r1", "/pids/sandboxd/r1"
-	g, err := m.Create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
+	g, err := m.create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ type fakeKernel struct {
 	releaseStr string
 	omit       map[string]bool  // control files this kernel lacks
 	failWrite  map[string]error // injected write errors, by path
+	failOpen   map[string]error // injected openFile errors, by path
 	immortal   map[int]bool     // pids that survive kill
 	logging    bool
 	// beforeMkdir, when set, runs before each mkdir (without mu): another
@@ -49,6 +50,7 @@ type fakeKernel struct {
 	writes  []fakeWrite // successful writes, in order
 	refused []fakeWrite // writes the fake kernel refused
 	opened  []string    // files opened or read whole, when logging
+	files   []*os.File  // every file openFile returned
 	chowned []string    // "path uid:gid", when logging
 	mkdirs  []string
 	rmdirs  []string
@@ -350,11 +352,31 @@ func (k *fakeKernel) writeSubtreeControl(dir, value string) error {
 func (k *fakeKernel) openFile(p string, flag int) (*os.File, error) {
 	k.mustBeInside(p)
 	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.logging {
 		k.opened = append(k.opened, p)
 	}
-	k.mu.Unlock()
-	return os.OpenFile(p, flag, 0)
+	if err := k.failOpen[p]; err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	f, err := os.OpenFile(p, flag, 0)
+	if err == nil {
+		k.files = append(k.files, f)
+	}
+	return f, err
+}
+
+// openNow lists the files openFile returned that are still open.
+func (k *fakeKernel) openNow() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []string
+	for _, f := range k.files {
+		if f.Fd() != ^uintptr(0) {
+			out = append(out, f.Name())
+		}
+	}
+	return out
 }
 
 func (k *fakeKernel) chown(p string, uid, gid int) error {
@@ -583,7 +605,7 @@ func newFakeHost(t *testing.T, mode Mode, opts fakeOpts) (*fakeKernel, Config) {
 	base := t.TempDir()
 	k := &fakeKernel{
 		t: t, base: base, root: path.Join(base, "cgroup"),
-		releaseStr: "6.18.0", omit: map[string]bool{}, failWrite: map[string]error{}, immortal: map[int]bool{},
+		releaseStr: "6.18.0", omit: map[string]bool{}, failWrite: map[string]error{}, failOpen: map[string]error{}, immortal: map[int]bool{},
 	}
 	if opts.release != "" {
 		k.releaseStr = opts.release

@@ -3,7 +3,6 @@ package cgroup
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"sync"
@@ -12,7 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Group is one run's groups, in every hierarchy. Create makes it; Destroy
+// Group is one sandbox's groups, in every hierarchy. NewSandbox makes it; Destroy
 // removes it. The stats methods may be called from any goroutine, also
 // after Kill, until Destroy.
 type Group struct {
@@ -23,8 +22,8 @@ type Group struct {
 	// (a leaf, with the limits on pure v2); "" on pure v1.
 	unified string
 	// init is where the sandbox's init goes in the cgroup2 hierarchy: the
-	// Manager's group for every init (Manager.inits), outside the run,
-	// so that a run costs one cgroup2 directory to make and remove.
+	// Manager's group for every init (Manager.inits), outside the sandbox's,
+	// so that a sandbox costs one cgroup2 directory to make and remove.
 	init string
 	// v1 is S/<name> in each v1 hierarchy, in Manager.v1 order.
 	v1 []string
@@ -32,7 +31,7 @@ type Group struct {
 	prog                                string // unified, or ""
 	memDir, pidsDir, cpuacctDir, frzDir string // v1 only
 
-	// The polled files, chosen at Create.
+	// The polled files, chosen at create.
 	cpuPath     string
 	cpuIsNanos  bool // cpuacct.usage (ns) rather than cpu.stat usage_usec
 	oomPath     string
@@ -50,7 +49,7 @@ type Group struct {
 	applied Limits
 }
 
-// group computes the paths of run name; it touches nothing.
+// group computes the paths of sandbox name; it touches nothing.
 func (m *Manager) group(name string) *Group {
 	g := &Group{m: m, name: name}
 	if m.unified != nil {
@@ -94,7 +93,7 @@ func (m *Manager) group(name string) *Group {
 	return g
 }
 
-// Create makes the groups of run name with limits lim:
+// create makes the groups of sandbox name with limits lim:
 //
 //	cgroup2: S/<name>, the program's, with the limits on pure v2 (the
 //	         init goes to the Manager's group of inits)
@@ -102,7 +101,7 @@ func (m *Manager) group(name string) *Group {
 //
 // name must be a single path element of letters, digits and "-_." not
 // already in use. On failure nothing is left behind.
-func (m *Manager) Create(name string, lim Limits) (*Group, error) {
+func (m *Manager) create(name string, lim Limits) (*Group, error) {
 	if err := validateName(name); err != nil {
 		return nil, fmt.Errorf("cgroup: create: %w", err)
 	}
@@ -118,7 +117,7 @@ func (m *Manager) Create(name string, lim Limits) (*Group, error) {
 		made = append(made, dir)
 		return nil
 	}
-	// No process can be inside yet (JoinFiles was not handed out), so plain
+	// No process can be inside yet (nothing was handed over), so plain
 	// rmdir in reverse order undoes everything; a group that existed before
 	// is not in made and stays.
 	undo := func() (errs []error) {
@@ -178,9 +177,9 @@ func (g *Group) build(lim Limits, mkdir func(string) error) error {
 	return g.setLimits(lim)
 }
 
-// SetLimits sets the memory and pids limits of a group made by Create (a
+// SetLimits sets the memory and pids limits of a group made by NewSandbox (a
 // zero field leaves that limit as it is), before any program is in it: a
-// group may be made ahead of its run and given the run's limits at the
+// group may be made ahead of its step and given the step's limits at the
 // last moment.
 func (g *Group) SetLimits(lim Limits) error {
 	if err := lim.Validate(); err != nil {
@@ -193,7 +192,7 @@ func (g *Group) SetLimits(lim Limits) error {
 }
 
 // setLimits writes the limits that differ from those in force: a group
-// made with a profile's limits costs no write when a run keeps them.
+// made with a profile's limits costs no write when a step keeps them.
 func (g *Group) setLimits(lim Limits) error {
 	m := g.m
 	write := func(dir, file, value string) error { return m.k.writeFile(path.Join(dir, file), value) }
@@ -261,112 +260,6 @@ func (g *Group) setLimits(lim Limits) error {
 	return nil
 }
 
-// Name is the run name given to Create.
-func (g *Group) Name() string { return g.name }
-
-// JoinFiles opens cgroup.procs of the program leaf in every hierarchy,
-// write-only: one on v2, the unified prog leaf then each v1 hierarchy on
-// hybrid, each v1 hierarchy on v1. The program writes "0" to each before
-// exec; the kernel checks the opener's (our) credentials. The caller closes
-// the files.
-func (g *Group) JoinFiles() ([]*os.File, error) {
-	return g.joinFiles(true)
-}
-
-// ThreadJoinFiles is JoinFiles for a program that enters the cgroup2 prog
-// leaf at its clone (ProgramDir) and so joins only the v1 groups: their
-// "tasks" files, each of which moves the one thread that writes "0" to it.
-// For a single-threaded process that is the same move as cgroup.procs,
-// without the kernel's wait for an RCU grace period under the global
-// cgroup mutex, which a cgroup.procs write costs (it locks out forks of
-// every thread group, all cgroup mkdirs and rmdirs included, meanwhile).
-func (g *Group) ThreadJoinFiles() ([]*os.File, error) {
-	return g.joinFiles(false)
-}
-
-func (g *Group) joinFiles(unified bool) ([]*os.File, error) {
-	var dirs []string
-	if g.prog != "" && unified {
-		dirs = append(dirs, g.prog)
-	}
-	dirs = append(dirs, g.v1...)
-	name := "cgroup.procs"
-	if !unified {
-		name = "tasks"
-	}
-	files := make([]*os.File, 0, len(dirs))
-	for _, d := range dirs {
-		f, err := g.m.k.openFile(path.Join(d, name), os.O_WRONLY)
-		if err != nil {
-			for _, f := range files {
-				f.Close()
-			}
-			return nil, fmt.Errorf("cgroup: join files of %s: %w", g.name, err)
-		}
-		files = append(files, f)
-	}
-	return files, nil
-}
-
-// ProgramDir opens the cgroup2 prog leaf as a directory, for
-// clone3(CLONE_INTO_CGROUP) of the program's process by the supervisor,
-// after DelegateJoin has let the supervisor's uid do so; (nil, nil) on pure
-// v1. The caller closes the file.
-func (g *Group) ProgramDir() (*os.File, error) { return g.openDir(g.prog, "program") }
-
-// DelegateJoin lets uid and gid (the supervisor's) move a process from the
-// supervisors' cgroup2 group into the program's: the kernel asks for write
-// access to cgroup.procs of the destination and of the common ancestor, S.
-// A process can name only processes in its own pid namespace, so a
-// supervisor (its sandbox's pid 1) can move none but its own sandbox's.
-// Nothing else is theirs; pure v1 has nothing to give.
-func (g *Group) DelegateJoin(uid, gid int) error {
-	if g.unified == "" {
-		return nil
-	}
-	k := g.m.k
-	// S is given once, but looked at every time: another sandboxd on the
-	// same subtree may have removed it and made it again.
-	subtree := path.Join(path.Dir(g.unified), "cgroup.procs")
-	if o, err := k.owner(subtree); err != nil || o != [2]int{uid, gid} {
-		if err := k.chown(subtree, uid, gid); err != nil {
-			return fmt.Errorf("cgroup: delegate %s: %w", g.name, err)
-		}
-	}
-	if err := k.chown(path.Join(g.prog, "cgroup.procs"), uid, gid); err != nil {
-		return fmt.Errorf("cgroup: delegate %s: %w", g.name, err)
-	}
-	return nil
-}
-
-// SupervisorDir opens the supervisors' cgroup2 group (see Group.init) as a
-// directory, for clone3(CLONE_INTO_CGROUP) of the sandbox's init; it makes
-// it again when another sandboxd on the same subtree removed it. It
-// returns (nil, nil) on pure v1, where the supervisor stays outside the
-// run's groups. The caller closes the file.
-func (g *Group) SupervisorDir() (*os.File, error) {
-	f, err := g.openDir(g.init, "supervisor")
-	if err != nil && isNotExist(err) {
-		if merr := g.m.k.mkdir(g.init); merr == nil || errors.Is(merr, fs.ErrExist) {
-			f, err = g.openDir(g.init, "supervisor")
-		}
-	}
-	return f, err
-}
-
-// openDir opens a cgroup2 directory of the run for CLONE_INTO_CGROUP;
-// (nil, nil) when there is none (dir is "").
-func (g *Group) openDir(dir, role string) (*os.File, error) {
-	if dir == "" {
-		return nil, nil
-	}
-	f, err := g.m.k.openFile(dir, os.O_RDONLY|unix.O_DIRECTORY)
-	if err != nil {
-		return nil, fmt.Errorf("cgroup: %s dir of %s: %w", role, g.name, err)
-	}
-	return f, nil
-}
-
 // pollBufSize holds cpu.stat (about 200 bytes with the cpu controller),
 // memory.events and memory.oom_control.
 const pollBufSize = 512
@@ -417,7 +310,7 @@ func (g *Group) readKeyed(file, key string) (int64, error) {
 }
 
 // pread reads the start of a control file, kept open from its first use
-// (or Preopen) until Destroy. cgroupfs regenerates a file's text when it is
+// (or NewSandbox) until Destroy. cgroupfs regenerates a file's text when it is
 // read from offset 0.
 func (g *Group) pread(file string, buf []byte) (int, error) {
 	g.mu.Lock()
@@ -452,9 +345,9 @@ func (g *Group) keep(file string) (*os.File, error) {
 	return f, nil
 }
 
-// Preopen opens every control file that MarkStart, CPUUsage and Stats
-// read, so that a run pays for none of the opens.
-func (g *Group) Preopen() error {
+// preopen opens every control file that MarkStart, CPUUsage and Stats
+// read, so that a step pays for none of the opens.
+func (g *Group) preopen() error {
 	files := []string{g.cpuPath, g.oomPath}
 	if g.cpuIsNanos {
 		files = append(files, path.Join(g.cpuacctDir, "cpuacct.usage_user"), path.Join(g.cpuacctDir, "cpuacct.usage_sys"))
@@ -480,7 +373,7 @@ func (g *Group) Preopen() error {
 	return nil
 }
 
-// Stats reads the run's accounting: CPU split into user and system, the
+// Stats reads the sandbox's accounting: CPU split into user and system, the
 // memory peak, OOM kills, and the task peak. Figures the kernel lacks (see
 // Features) are 0.
 func (g *Group) Stats() (Stats, error) {
@@ -575,8 +468,8 @@ func (g *Group) rawCPU() (cpu, user, sys time.Duration, err error) {
 }
 
 // MarkStart makes CPUUsage and Stats count CPU time from now on. A group
-// made ahead of its run already holds the process that will exec the
-// program, and the little it used while it waited is not the run's.
+// made ahead of its step already holds the process that will exec the
+// program, and the little it used while it waited is not the step's.
 func (g *Group) MarkStart() error {
 	cpu, user, sys, err := g.rawCPU()
 	if err != nil {

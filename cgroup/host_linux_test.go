@@ -110,11 +110,18 @@ func cleanupHost(tb testing.TB, m *Manager) {
 	}
 }
 
-// start runs a program that joins g's groups through JoinFiles; the
+// procsJoinFiles opens cgroup.procs of the program's group in every
+// hierarchy, write-only, for a test program that joins them all by itself
+// (writing "0" to each) rather than being cloned into the cgroup2 one.
+func (g *Group) procsJoinFiles() ([]*os.File, error) {
+	return g.openWriteOnly(progDirs(g), "cgroup.procs")
+}
+
+// start runs a program that joins g's groups through procsJoinFiles; the
 // process is killed and reaped when the test ends, at the latest.
 func start(t *testing.T, g *Group, cmd *exec.Cmd) *exec.Cmd {
 	t.Helper()
-	files, err := g.JoinFiles()
+	files, err := g.procsJoinFiles()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +157,7 @@ func helper(what string) *exec.Cmd {
 
 // joinScript is the shell's version of joining: echo 0 into fds 3...
 func joinScript(g *Group) string {
-	files, err := g.JoinFiles()
+	files, err := g.procsJoinFiles()
 	if err != nil {
 		panic(err)
 	}
@@ -347,7 +354,7 @@ func TestHostOpen(t *testing.T) {
 
 func TestHostRunLifecycle(t *testing.T) {
 	m := hostManager(t, Config{})
-	g, err := m.Create("r1", Limits{MemoryBytes: 64 << 20, PIDs: 16})
+	g, err := m.create("r1", Limits{MemoryBytes: 64 << 20, PIDs: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,35 +383,35 @@ func TestHostRunLifecycle(t *testing.T) {
 		wantValue(t, g.pidsDir+"/pids.max", "16")
 	}
 
-	// The supervisor goes into the Manager's group of supervisors at clone
-	// time, outside the run: the run's Kill leaves it alone (the daemon
+	// The init goes into the Manager's group of inits at clone time,
+	// outside the sandbox's groups: their Kill leaves it alone (the daemon
 	// kills a sandbox's init itself, and its pid namespace with it).
-	var sup *exec.Cmd
-	dir, err := g.SupervisorDir()
+	var initCmd *exec.Cmd
+	dir, err := g.initDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if dir != nil {
-		sup = exec.Command("sleep", "60")
-		sup.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
-		if err := sup.Start(); err != nil {
+		initCmd = exec.Command("sleep", "60")
+		initCmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+		if err := initCmd.Start(); err != nil {
 			t.Fatalf("clone into %s: %v", dir.Name(), err)
 		}
 		dir.Close()
 		t.Cleanup(func() {
-			if sup.ProcessState == nil {
-				_ = sup.Process.Kill()
-				_ = sup.Wait()
+			if initCmd.ProcessState == nil {
+				_ = initCmd.Process.Kill()
+				_ = initCmd.Wait()
 			}
 		})
-		if got := cgroupOf(t, sup.Process.Pid, ""); !strings.HasSuffix(got, strings.TrimPrefix(g.init, m.unified.dir)) {
-			t.Errorf("supervisor is in %s, want %s", got, g.init)
+		if got := cgroupOf(t, initCmd.Process.Pid, ""); !strings.HasSuffix(got, strings.TrimPrefix(g.init, m.unified.dir)) {
+			t.Errorf("init is in %s, want %s", got, g.init)
 		}
-		if got := procs(t, g.init); !slices.Equal(got, []int{sup.Process.Pid}) {
+		if got := procs(t, g.init); !slices.Equal(got, []int{initCmd.Process.Pid}) {
 			t.Errorf("the init's group holds %v", got)
 		}
 		if g.init != m.inits || strings.HasPrefix(g.init, g.unified+"/") || g.init == g.unified {
-			t.Errorf("the supervisor's group %s is not the Manager's (%s), outside the run", g.init, m.inits)
+			t.Errorf("the init's group %s is not the Manager's (%s), outside the sandbox's", g.init, m.inits)
 		}
 	}
 
@@ -431,12 +438,12 @@ func TestHostRunLifecycle(t *testing.T) {
 		}
 	}
 	wantKilled(t, prog)
-	if sup != nil {
-		if err := sup.Process.Signal(syscall.Signal(0)); err != nil {
-			t.Errorf("the run's Kill reached the supervisor: %v", err)
+	if initCmd != nil {
+		if err := initCmd.Process.Signal(syscall.Signal(0)); err != nil {
+			t.Errorf("the sandbox's Kill reached the init: %v", err)
 		}
-		_ = sup.Process.Kill()
-		_ = sup.Wait()
+		_ = initCmd.Process.Kill()
+		_ = initCmd.Wait()
 	}
 	for _, p := range pids {
 		if p != prog.Process.Pid {
@@ -456,12 +463,70 @@ func TestHostRunLifecycle(t *testing.T) {
 	}
 }
 
+// NewSandbox on this host: the program's process, cloned into
+// Handover.Program and joining the v1 groups through Handover.Join as a
+// sandbox's program does, lands in every group of the sandbox; the init's
+// directory is the Manager's group of inits.
+func TestHostNewSandbox(t *testing.T) {
+	m := hostManager(t, Config{})
+	g, h, err := m.NewSandbox("ns", Limits{MemoryBytes: 64 << 20, PIDs: 16}, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Destroy()
+	defer h.Close()
+	if m.unified != nil {
+		if h.Init == nil || h.Init.Name() != m.inits {
+			t.Errorf("Handover.Init = %v, want %s", h.Init, m.inits)
+		}
+		if h.Program == nil || h.Program.Name() != g.prog {
+			t.Errorf("Handover.Program = %v, want %s", h.Program, g.prog)
+		}
+	} else if h.Init != nil || h.Program != nil {
+		t.Errorf("Handover on pure v1 = %+v, want no cgroup2 directories", h)
+	}
+	if len(h.Join) != len(g.v1) {
+		t.Fatalf("Handover.Join has %d files for %d v1 groups", len(h.Join), len(g.v1))
+	}
+
+	var script strings.Builder
+	for i := range h.Join {
+		fmt.Fprintf(&script, "echo 0 >&%d; ", 3+i)
+	}
+	cmd := exec.Command("sh", "-c", script.String()+"exec sleep 60")
+	cmd.ExtraFiles = h.Join
+	cmd.Stderr = os.Stderr
+	if h.Program != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(h.Program.Fd())}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	if pids := waitProcs(t, 1, progDirs(g)...); !slices.Equal(pids, []int{cmd.Process.Pid}) {
+		t.Errorf("the sandbox's groups hold %v, want the program %d", pids, cmd.Process.Pid)
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wantKilled(t, cmd)
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	wantGone(t, g.dirs()...)
+}
+
 func TestHostJoinFromUserNamespace(t *testing.T) {
 	// The contract with nsjail: the program joins from inside its sandbox,
 	// as an unprivileged host uid in fresh user and cgroup namespaces,
 	// through files we opened as root; the kernel checks the opener.
 	m := hostManager(t, Config{})
-	g, err := m.Create("userns", Limits{PIDs: 8})
+	g, err := m.create("userns", Limits{PIDs: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +554,7 @@ func TestHostJoinFromUserNamespace(t *testing.T) {
 
 func TestHostCPUUsage(t *testing.T) {
 	m := hostManager(t, Config{})
-	g, err := m.Create("cpu", Limits{})
+	g, err := m.create("cpu", Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +598,7 @@ func TestHostOOMKill(t *testing.T) {
 	const limit = 32 << 20
 	// Made without a limit, given it later: the way a group made ahead of
 	// its run gets the run's limits.
-	g, err := m.Create("oom", Limits{})
+	g, err := m.create("oom", Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -582,7 +647,7 @@ func TestHostOOMKill(t *testing.T) {
 
 func TestHostPIDsLimit(t *testing.T) {
 	m := hostManager(t, Config{})
-	g, err := m.Create("pids", Limits{PIDs: 8})
+	g, err := m.create("pids", Limits{PIDs: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -652,7 +717,7 @@ func TestHostKillWithoutCgroupKill(t *testing.T) {
 	}
 	// Take the path of kernels before 5.14: freeze, signal, thaw.
 	m.features.CgroupKill = false
-	g, err := m.Create("nokill", Limits{})
+	g, err := m.create("nokill", Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -710,13 +775,13 @@ func TestHostPureV1View(t *testing.T) {
 		t.Fatalf("mode = %s", m.Mode())
 	}
 	wantStrings(t, "Controllers", m.Controllers(), []string{"cpuacct", "freezer", "memory", "pids"})
-	g, err := m.Create("v1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
+	g, err := m.create("v1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Destroy()
-	if d, err := g.SupervisorDir(); d != nil || err != nil {
-		t.Errorf("SupervisorDir = %v, %v", d, err)
+	if d, err := g.initDir(); d != nil || err != nil {
+		t.Errorf("initDir = %v, %v", d, err)
 	}
 	prog := start(t, g, exec.Command("sh", "-c", joinScript(g)+"sleep 60 & exec sleep 60"))
 	pids := waitProcs(t, 2, progDirs(g)...)
@@ -769,11 +834,11 @@ func TestHostUnifiedWithoutControllers(t *testing.T) {
 
 func TestHostLeftoversAndRemove(t *testing.T) {
 	m := hostManager(t, Config{})
-	a, err := m.Create("a", Limits{PIDs: 4})
+	a, err := m.create("a", Limits{PIDs: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Create("b", Limits{}); err != nil {
+	if _, err := m.create("b", Limits{}); err != nil {
 		t.Fatal(err)
 	}
 	sleeper := start(t, a, exec.Command("sh", "-c", joinScript(a)+"exec sleep 60"))
@@ -806,7 +871,7 @@ func TestHostDestroyBeforeReap(t *testing.T) {
 	// The daemon may tear a run down before it has reaped the run's
 	// processes: zombies must not keep the groups busy.
 	m := hostManager(t, Config{})
-	g, err := m.Create("zombie", Limits{})
+	g, err := m.create("zombie", Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -822,7 +887,7 @@ func TestHostDestroyBeforeReap(t *testing.T) {
 func TestHostErrorNamesFile(t *testing.T) {
 	m := hostManager(t, Config{})
 	// The kernel refuses pids.max above 4194304 (PID_MAX_LIMIT).
-	_, err := m.Create("bad", Limits{PIDs: 1 << 40})
+	_, err := m.create("bad", Limits{PIDs: 1 << 40})
 	var file string
 	if m.Mode() == ModeV2 {
 		file = path.Join(m.Paths()["unified"], "bad", "pids.max")
@@ -831,10 +896,10 @@ func TestHostErrorNamesFile(t *testing.T) {
 	}
 	want := "cgroup: create bad: write " + file + ": invalid argument"
 	if err == nil || err.Error() != want || !errors.Is(err, syscall.EINVAL) {
-		t.Errorf("Create = %v\nwant %s", err, want)
+		t.Errorf("create = %v\nwant %s", err, want)
 	}
 	if left, _ := m.Leftovers(); len(left) != 0 {
-		t.Errorf("failed Create left %v", left)
+		t.Errorf("failed create left %v", left)
 	}
 }
 
@@ -842,7 +907,7 @@ func BenchmarkCreateDestroy(b *testing.B) {
 	m := hostManager(b, Config{})
 	lim := Limits{MemoryBytes: 256 << 20, PIDs: 64}
 	for i := 0; b.Loop(); i++ {
-		g, err := m.Create("bench"+strconv.Itoa(i), lim)
+		g, err := m.create("bench"+strconv.Itoa(i), lim)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -862,7 +927,7 @@ func BenchmarkCreate(b *testing.B) {
 		}
 	})
 	for i := 0; b.Loop(); i++ {
-		g, err := m.Create("bench"+strconv.Itoa(i), lim)
+		g, err := m.create("bench"+strconv.Itoa(i), lim)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -872,7 +937,7 @@ func BenchmarkCreate(b *testing.B) {
 
 func BenchmarkCPUUsage(b *testing.B) {
 	m := hostManager(b, Config{})
-	g, err := m.Create("poll", Limits{})
+	g, err := m.create("poll", Limits{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -887,7 +952,7 @@ func BenchmarkCPUUsage(b *testing.B) {
 
 func BenchmarkKillEmpty(b *testing.B) {
 	m := hostManager(b, Config{})
-	g, err := m.Create("kill", Limits{})
+	g, err := m.create("kill", Limits{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -901,11 +966,11 @@ func BenchmarkKillEmpty(b *testing.B) {
 
 // Another process on the same subtree removes it, empty, and makes it
 // again (one sandboxd exec stops as another starts): the directory this
-// Manager kept a descriptor of is gone, and Create makes the run in the
+// Manager kept a descriptor of is gone, and create makes the sandbox in the
 // new one all the same.
 func TestHostSubtreeMadeAgainByAnother(t *testing.T) {
 	m := hostManager(t, Config{})
-	g, err := m.Create("before", Limits{PIDs: 8})
+	g, err := m.create("before", Limits{PIDs: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -913,7 +978,7 @@ func TestHostSubtreeMadeAgainByAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The other process: the subtree goes in every hierarchy where it is
-	// empty (the supervisors' group keeps the cgroup2 one), and comes back.
+	// empty (the inits' group keeps the cgroup2 one), and comes back.
 	for _, p := range m.Paths() {
 		if err := os.Remove(p); err != nil {
 			continue
@@ -922,9 +987,9 @@ func TestHostSubtreeMadeAgainByAnother(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g, err = m.Create("after", Limits{PIDs: 8})
+	g, err = m.create("after", Limits{PIDs: 8})
 	if err != nil {
-		t.Fatalf("Create in the subtree made again: %v", err)
+		t.Fatalf("create in the subtree made again: %v", err)
 	}
 	for _, d := range g.dirs() {
 		if _, err := os.Stat(d); err != nil {

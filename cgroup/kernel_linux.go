@@ -48,15 +48,13 @@ type kernel interface {
 // hostKernel is the kernel interface on the real cgroup filesystems. It uses
 // raw system calls rather than os.File: cgroupfs files are pollable, so
 // os.Open would register each one with the runtime's poller, which costs
-// more than the read itself (29 us against 8 us for open+read+close of a
-// cgroup.procs on the 2-core build VM).
+// more than the read itself.
 //
 // It keeps a descriptor (O_PATH) of each directory it made, until it
-// removes it: a control file of a run is then one path element from a
-// descriptor, not eight from /, and its open costs about 3 us instead of
-// 5 here. A directory that is not kept is reached by its path. A kept one
-// that someone else removed gives ENOENT, which callers take as "gone"
-// (the subtree is made again, and kept anew).
+// removes it, so that a control file of a sandbox is one path element from
+// a descriptor, not eight from /. A directory that is not kept is reached
+// by its path. A kept one that someone else removed gives ENOENT, which
+// callers take as "gone" (the subtree is made again, and kept anew).
 type hostKernel struct {
 	mu   sync.Mutex
 	dirs map[string]*keptDir

@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// Kill sends SIGKILL to every process of the run, in all its groups, and
+// Kill sends SIGKILL to every process of the sandbox, in all its groups, and
 // returns once none is left. It waits at most about 2 s; if processes remain
 // the error wraps ErrSurvivors and lists them. Killing an empty or removed
-// run is not an error.
+// sandbox is not an error.
 //
 // How, by mode:
 //
@@ -47,7 +47,7 @@ func (g *Group) kill() (err error) {
 		}
 	}()
 	for {
-		// Look before signalling: at the end of a run its processes are
+		// Look before signalling: at the end of a step its processes are
 		// usually gone already, and then a Kill is only reads.
 		busy, err := g.populated()
 		if err != nil {
@@ -81,7 +81,7 @@ func (g *Group) kill() (err error) {
 	}
 }
 
-// signalRun kills through the run's main group: cgroup.kill, or a frozen
+// signalRun kills through the sandbox's main group: cgroup.kill, or a frozen
 // cgroup2 group's pids one by one, or (pure v1) a freezer round.
 func (g *Group) signalRun(v2Frozen *bool, deadline time.Time) error {
 	m := g.m
@@ -157,7 +157,7 @@ func (g *Group) signal(pids []int) error {
 	return nil
 }
 
-// populated reports whether the run's cgroup2 group or (pure v1) its freezer
+// populated reports whether the sandbox's cgroup2 group or (pure v1) its freezer
 // group still holds a process.
 func (g *Group) populated() (bool, error) {
 	if g.unified != "" {
@@ -182,8 +182,8 @@ func (g *Group) populated() (bool, error) {
 	return false, nil
 }
 
-// v1PIDs lists the processes in the run's v1 groups other than the freezer.
-// Our v1 run groups are leaves, so cgroup.procs of each is the whole story.
+// v1PIDs lists the processes in the sandbox's v1 groups other than the freezer.
+// Our v1 sandbox groups are leaves, so cgroup.procs of each is the whole story.
 func (g *Group) v1PIDs() ([]int, error) {
 	var all []int
 	for _, d := range g.v1 {
@@ -226,7 +226,7 @@ func (g *Group) treePIDs(dir string) ([]int, error) {
 	return pids, nil
 }
 
-// allPIDs lists every process left in any of the run's groups, for errors.
+// allPIDs lists every process left in any of the sandbox's groups, for errors.
 func (g *Group) allPIDs() ([]int, error) {
 	var all []int
 	for _, d := range g.dirs() {
@@ -244,7 +244,7 @@ func (g *Group) allPIDs() ([]int, error) {
 	return all, nil
 }
 
-// dirs lists the run's top directories: cgroup2 first, then v1.
+// dirs lists the sandbox's top directories: cgroup2 first, then v1.
 func (g *Group) dirs() []string {
 	var ds []string
 	if g.unified != "" {
@@ -253,11 +253,11 @@ func (g *Group) dirs() []string {
 	return append(ds, g.v1...)
 }
 
-// Destroy kills the run and removes every directory of it, children first,
+// Destroy kills the sandbox and removes every directory of it, children first,
 // with plain rmdir. The kill (see Kill) happens only when a group refuses
-// removal because it still holds processes, so destroying a run that was
+// removal because it still holds processes, so destroying a sandbox that was
 // already killed, or that ended by itself, costs only the rmdirs. It is
-// idempotent, and nil-safe so that it may follow a failed Create. After
+// idempotent, and nil-safe so that it may follow a failed NewSandbox. After
 // Destroy the stats methods fail.
 func (g *Group) Destroy() error {
 	if g == nil {
@@ -270,7 +270,7 @@ func (g *Group) Destroy() error {
 }
 
 func (g *Group) destroy() error {
-	// A run whose processes are gone needs nothing but rmdir; a busy group
+	// A sandbox whose processes are gone needs nothing but rmdir; a busy group
 	// refuses with EBUSY, and then we kill and try again.
 	err := g.removeDirs(time.Time{}, true)
 	if err != nil && isBusy(err) {
@@ -284,7 +284,7 @@ func (g *Group) destroy() error {
 	return err
 }
 
-// removeDirs removes the run's directories: the cgroup2 group, then the
+// removeDirs removes the sandbox's directories: the cgroup2 group, then the
 // v1 groups. With firstOnly it stops at the first error.
 func (g *Group) removeDirs(busyUntil time.Time, firstOnly bool) error {
 	var dirs []string
@@ -305,7 +305,7 @@ func (g *Group) removeDirs(busyUntil time.Time, firstOnly bool) error {
 }
 
 // removeTree removes dir with plain rmdir. When the kernel says EBUSY
-// because of child groups (a run left by another version, say), those go
+// because of child groups (a sandbox left by another version, say), those go
 // first; when it is busy with processes, rmdir is retried until busyUntil.
 // A group already gone is fine.
 func (g *Group) removeTree(dir string, busyUntil time.Time) error {

@@ -7,7 +7,7 @@ import (
 )
 
 // KillProgram sends SIGKILL to the processes of the program's groups only,
-// sparing the supervisor so that it sees its child die and reports how. It
+// sparing the init so that it sees its child die and reports how. It
 // does not wait; Kill, afterwards, ends everything and waits.
 func (g *Group) KillProgram() error {
 	if g == nil {

@@ -31,7 +31,7 @@ const lockWait = 200 * time.Millisecond
 
 // Lock takes an exclusive flock(2) on our subtree's directory in every
 // hierarchy, held until Close, so that a process that Leftovers and
-// Remove on the subtree (a daemon reclaiming a predecessor's runs) has it
+// Remove on the subtree (a daemon reclaiming a predecessor's sandboxes) has it
 // to itself. Every hierarchy counts: on a hybrid host two processes in
 // different v1 memory groups have subtrees of their own there but share
 // those in the other hierarchies. It fails with a *LockedError when

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// hierarchy is one mounted cgroup hierarchy that runs are placed in.
+// hierarchy is one mounted cgroup hierarchy that sandboxes are placed in.
 type hierarchy struct {
 	// key is "unified" for cgroup2, else the v1 controllers ("cpu,cpuacct").
 	key string
@@ -27,7 +27,7 @@ type hierarchy struct {
 	dir string
 }
 
-// Manager owns our subtree in every hierarchy and creates run groups in it.
+// Manager owns our subtree in every hierarchy and creates sandbox groups in it.
 // Its methods are safe for concurrent use. It holds a descriptor of each
 // directory it made (or found as its subtree) until it removes it.
 type Manager struct {
@@ -43,7 +43,7 @@ type Manager struct {
 	v1                             []*hierarchy
 	memory, pids, cpuacct, freezer *hierarchy
 
-	// v2Controllers are enabled for runs on pure v2, sorted.
+	// v2Controllers are enabled for sandboxes on pure v2, sorted.
 	v2Controllers []string
 	features      Features
 	// hasFreeze: cgroup2 groups have cgroup.freeze (Linux 5.2+); used by
@@ -53,7 +53,7 @@ type Manager struct {
 	killTimeout time.Duration
 
 	// inits is S/<initsPrefix><pid> in the cgroup2 hierarchy: the group
-	// of every sandbox's init of this process (see Group.SupervisorDir);
+	// of every sandbox's init of this process (see Handover.Init);
 	// "" on pure v1.
 	inits string
 
@@ -63,7 +63,7 @@ type Manager struct {
 	locks map[string]*os.File
 }
 
-// initsPrefix starts the names of the inits' groups: no run group can
+// initsPrefix starts the names of the inits' groups: no sandbox group can
 // have it (validateName), and the pid after it tells whose it is.
 const initsPrefix = "_inits-"
 
@@ -78,7 +78,7 @@ const (
 // each hierarchy it needs, and creates the subtree cfg.Subtree beneath them
 // (enabling controllers on the way on pure v2). The error says what is
 // missing. Open may be called again after a restart: an existing subtree is
-// reused, and Leftovers lists the runs a previous daemon left.
+// reused, and Leftovers lists the sandboxes a previous daemon left.
 func Open(cfg Config) (*Manager, error) {
 	return open(cfg, &hostKernel{})
 }
@@ -185,7 +185,7 @@ func (m *Manager) resolve(lay layout, self selfCgroup, cfg Config) error {
 	}
 	// On hybrid the unified tree's cpu.stat is the CPU clock, one read for
 	// the total, user and system time, and no group more to make and
-	// remove per run; on pure v1 cpuacct is the only CPU clock and the
+	// remove per sandbox; on pure v1 cpuacct is the only CPU clock and the
 	// freezer the only safe kill.
 	if m.mode == ModeV1 {
 		if m.cpuacct, err = pick("cpuacct", true); err != nil {
@@ -275,7 +275,7 @@ func (m *Manager) makeSubtreeOnce() (err error) {
 	}
 	if m.memory != nil {
 		// New v1 memory groups copy their parent's swappiness, so setting
-		// it once on the subtree covers every run. Best effort: the file is
+		// it once on the subtree covers every sandbox. Best effort: the file is
 		// read-only on some kernels.
 		_ = m.k.writeFile(path.Join(m.memory.dir, "memory.swappiness"), "0")
 	}
@@ -498,7 +498,7 @@ func (m *Manager) Mode() Mode { return m.mode }
 // Features is what the kernel offers, probed at Open.
 func (m *Manager) Features() Features { return m.features }
 
-// Controllers lists the controllers runs use, sorted: on v2 those enabled in
+// Controllers lists the controllers sandboxes use, sorted: on v2 those enabled in
 // the subtree (memory, pids, and cpu when offered); on v1 and hybrid the v1
 // hierarchies by controller (cpuacct when mounted, memory, pids, and freezer
 // on pure v1).
@@ -526,8 +526,8 @@ func (m *Manager) Paths() map[string]string {
 	return out
 }
 
-// Leftovers lists, sorted, the names of run groups present under our
-// subtree in any hierarchy: after a restart, runs of the previous daemon.
+// Leftovers lists, sorted, the names of sandbox groups present under our
+// subtree in any hierarchy: after a restart, sandboxes of the previous daemon.
 func (m *Manager) Leftovers() ([]string, error) {
 	seen := map[string]bool{}
 	for _, h := range m.hierarchies() {
@@ -547,7 +547,7 @@ func (m *Manager) Leftovers() ([]string, error) {
 	return sortedKeys(seen), nil
 }
 
-// Remove kills every process in the run group name and removes it in every
+// Remove kills every process in the sandbox group name and removes it in every
 // hierarchy, as Destroy does for a Group; for reclaiming Leftovers. A group
 // that is not there is not an error.
 func (m *Manager) Remove(name string) error {
@@ -562,7 +562,7 @@ func (m *Manager) Remove(name string) error {
 }
 
 // Close removes our subtree directories and lets go of the lock (Lock).
-// It fails if run groups remain (Remove them first). A directory another
+// It fails if sandbox groups remain (Remove them first). A directory another
 // process holds locked stays: a daemon runs on it. It does not move this
 // process back out of the <Subtree>-self leaf on v2, which is where it has
 // to live.

@@ -27,11 +27,12 @@ const (
 // Every field is probed at Open; none is assumed from the kernel version
 // except CloneIntoCgroup, which has no file to probe.
 type Features struct {
-	// CgroupKill: the run's cgroup2 group has cgroup.kill (Linux 5.14+).
+	// CgroupKill: the sandbox's cgroup2 group has cgroup.kill (Linux 5.14+).
 	// Without it Kill freezes the group and signals each process.
 	CgroupKill bool `json:"cgroup_kill"`
 	// CloneIntoCgroup: a cgroup2 hierarchy is in use and the kernel is
-	// 5.7+, so SupervisorDir can be passed to clone3(CLONE_INTO_CGROUP).
+	// 5.7+, so Handover.Init and Handover.Program can be passed to
+	// clone3(CLONE_INTO_CGROUP).
 	CloneIntoCgroup bool `json:"clone_into_cgroup"`
 	// MemoryPeak: a peak memory figure exists (v2 memory.peak, Linux 5.19+;
 	// v1 memory.max_usage_in_bytes). Without it Stats.MemoryPeak is 0.
@@ -39,18 +40,18 @@ type Features struct {
 	// PIDsPeak: pids.peak exists. Without it Stats.PIDsPeak is 0.
 	PIDsPeak bool `json:"pids_peak"`
 	// SwapLimit: swap can be forbidden (v2 memory.swap.max, v1
-	// memory.memsw.limit_in_bytes). Without it a run may swap if the host
+	// memory.memsw.limit_in_bytes). Without it a sandbox may swap if the host
 	// has swap.
 	SwapLimit bool `json:"swap_limit"`
 	// OOMGroup: memory.oom.group exists (v2 only), so an OOM kill takes the
 	// whole program tree. On v1 the kernel kills one process and the caller
 	// is expected to Kill the rest.
 	OOMGroup bool `json:"oom_group"`
-	// SocketLimit: the socket buffers of a run (TCP, UDP and the other
+	// SocketLimit: the socket buffers of a sandbox (TCP, UDP and the other
 	// protocols the kernel accounts per cgroup) are bounded by its memory
 	// limit. On v2 they count in memory.current. On v1 they count only once
 	// memory.kmem.tcp.limit_in_bytes is set, in a counter of their own,
-	// which Create sets to the memory limit; without that file (or on v2
+	// which NewSandbox sets to the memory limit; without that file (or on v2
 	// without the memory controller) they are charged to no cgroup.
 	SocketLimit bool `json:"socket_limit"`
 }
@@ -103,7 +104,7 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Limits are applied to the program leaf of a run. Zero means unlimited.
+// Limits are applied to the program leaf of a sandbox. Zero means unlimited.
 type Limits struct {
 	// MemoryBytes caps the program tree's memory (v2 memory.max, v1
 	// memory.limit_in_bytes); swap is forbidden whenever the kernel allows.
@@ -123,7 +124,7 @@ func (l Limits) Validate() error {
 	return nil
 }
 
-// Stats are the accounting figures of a run's program leaf.
+// Stats are the accounting figures of a sandbox's program leaf.
 type Stats struct {
 	CPU, User, System time.Duration
 	// MemoryPeak is the highest memory charge seen, in bytes; 0 when
@@ -144,7 +145,7 @@ type Stats struct {
 	PIDsPeak int64
 }
 
-// ErrInvalidName is wrapped by errors about a run or subtree name.
+// ErrInvalidName is wrapped by errors about a sandbox or subtree name.
 var ErrInvalidName = errors.New("invalid name")
 
 // ErrSurvivors is wrapped by Kill when processes remain after the wait.

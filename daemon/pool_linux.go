@@ -44,39 +44,13 @@ func (e *Engine) prepare(profile *Profile, hostID uint32) (sb *sandbox, err erro
 	name := fmt.Sprintf("%s%d", e.prefix, e.seq.Add(1))
 	// The profile's limits now: a step that keeps them writes nothing.
 	def := profile.Defaults
-	if sb.grp, err = e.cgroups.Create(name, cgroup.Limits{MemoryBytes: def.MemoryBytes, PIDs: def.PIDs}); err != nil {
+	lim := cgroup.Limits{MemoryBytes: def.MemoryBytes, PIDs: def.PIDs}
+	var files *cgroup.Handover
+	if sb.grp, files, err = e.cgroups.NewSandbox(name, lim, int(e.initID), int(e.initID)); err != nil {
 		return sb, fmt.Errorf("create cgroup: %w", err)
 	}
-	if err := sb.grp.Preopen(); err != nil {
-		return sb, err
-	}
-	// The init clones the program's process straight into its cgroup2
-	// leaf, and the process joins the v1 groups thread-wise (see
-	// ThreadJoinFiles): no cgroup.procs write, whose RCU wait under the
-	// global cgroup mutex held up every other sandbox's cgroups.
-	if err := sb.grp.DelegateJoin(int(e.initID), int(e.initID)); err != nil {
-		return sb, err
-	}
-	join, err := sb.grp.ThreadJoinFiles()
-	if err != nil {
-		return sb, fmt.Errorf("cgroup join files: %w", err)
-	}
-	defer closeAll(join)
-	program, err := sb.grp.ProgramDir()
-	if err != nil {
-		return sb, err
-	}
-	if program != nil {
-		defer program.Close()
-	}
-	supervisor, err := sb.grp.SupervisorDir()
-	if err != nil {
-		return sb, fmt.Errorf("cgroup supervisor dir: %w", err)
-	}
-	if supervisor != nil {
-		defer supervisor.Close()
-	}
-	sb.proc, err = nsjail.Prepare(e.spec(profile, sb.hostID), nsjail.Files{Join: join, Program: program, Supervisor: supervisor})
+	defer files.Close()
+	sb.proc, err = nsjail.Prepare(e.spec(profile, sb.hostID), nsjail.Files{Join: files.Join, Program: files.Program, Supervisor: files.Init})
 	return sb, err
 }
 

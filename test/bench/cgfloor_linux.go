@@ -20,7 +20,7 @@ import (
 // as well: each run gets a group of its own in every hierarchy sandboxd
 // uses on this host (three on a hybrid one: cgroup2, v1 memory, v1 pids),
 // made with the default profile's limits, joined, read and removed as the
-// daemon does it, and nothing else. No mounts, seccomp, supervisor or
+// daemon does it, and nothing else. No mounts, seccomp, init or
 // daemon: what the kernel charges for fresh namespaces and fresh cgroups
 // together, spawned as the namespace floor is (a fork of this Go program,
 // dearer than the helper's clones a sandbox starts from).
@@ -81,7 +81,8 @@ func openCgroupFloor(ctx context.Context, d *daemon) (*cgroupFloor, error) {
 // period: a cost that sandboxd does not pay.
 func (f *cgroupFloor) runner(argv []string) func(context.Context) error {
 	return func(context.Context) error {
-		g, err := f.m.Create(fmt.Sprintf("floor-%d", f.seq.Add(1)), f.lim)
+		// The init's uid is root's: the floor has no init.
+		g, files, err := f.m.NewSandbox(fmt.Sprintf("floor-%d", f.seq.Add(1)), f.lim, 0, 0)
 		if err != nil {
 			return err
 		}
@@ -94,30 +95,15 @@ func (f *cgroupFloor) runner(argv []string) func(context.Context) error {
 				}
 			}()
 		}()
-		dir, err := g.ProgramDir()
-		if err != nil {
-			return err
-		}
-		if dir != nil {
-			defer dir.Close()
-		}
-		tasks, err := g.ThreadJoinFiles()
-		if err != nil {
-			return err
-		}
-		defer func() {
-			for _, t := range tasks {
-				t.Close()
-			}
-		}()
+		defer files.Close()
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = plainEnv
 		cmd.SysProcAttr = floorAttr()
-		if dir != nil {
+		if files.Program != nil {
 			cmd.SysProcAttr.UseCgroupFD = true
-			cmd.SysProcAttr.CgroupFD = int(dir.Fd())
+			cmd.SysProcAttr.CgroupFD = int(files.Program.Fd())
 		}
-		if err := f.startIn(cmd, tasks); err != nil {
+		if err := f.startIn(cmd, files.Join); err != nil {
 			return err
 		}
 		if err := cmd.Wait(); err != nil {
