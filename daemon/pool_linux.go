@@ -76,7 +76,7 @@ func (e *Engine) prepare(profile *Profile, hostID uint32) (sb *sandbox, err erro
 	if supervisor != nil {
 		defer supervisor.Close()
 	}
-	sb.proc, err = nsjail.Prepare(e.spec(profile, sb.hostID), nsjail.Files{Join: join, Program: program, Supervisor: supervisor})
+	sb.proc, err = nsjail.Prepare(e.spec(profile, sb.hostID), nsjail.Files{Join: join, Program: program, Init: supervisor})
 	return sb, err
 }
 

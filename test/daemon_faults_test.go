@@ -242,7 +242,7 @@ func (d *testDaemon) helperPID() int {
 			continue
 		}
 		st := string(b)
-		if strings.Contains(st, "Name:\tsandboxd-init\n") && strings.Contains(st, fmt.Sprintf("\nPPid:\t%d\n", d.cmd.Process.Pid)) {
+		if strings.Contains(st, "Name:\tsandboxd-helper\n") && strings.Contains(st, fmt.Sprintf("\nPPid:\t%d\n", d.cmd.Process.Pid)) {
 			pid, _ := strconv.Atoi(e.Name())
 			return pid
 		}

@@ -139,7 +139,7 @@ func (d *daemon) resetMaxRSS() { d.maxRSS.Store(0) }
 // helperPID is the pid of the daemon's init helper (the process the
 // sandboxes' inits are cloned from, and which reaps them), or 0.
 func (d *daemon) helperPID() int {
-	// The one found last, while it is still the daemon's sandboxd-init:
+	// The one found last, while it is still the daemon's sandboxd-helper:
 	// the sampler asks every 50 ms, and a walk of /proc would cost the
 	// machine being measured.
 	if h := int(d.helper.Load()); h != 0 && d.isHelper(h) {
@@ -160,14 +160,14 @@ func (d *daemon) helperPID() int {
 	return 0
 }
 
-// isHelper reports whether pid is a sandboxd-init child of the daemon.
+// isHelper reports whether pid is a sandboxd-helper child of the daemon.
 func (d *daemon) isHelper(pid int) bool {
 	f, err := statFields(pid)
 	if err != nil || f[1] != strconv.Itoa(d.pid) {
 		return false
 	}
 	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	return strings.TrimSpace(string(comm)) == "sandboxd-init"
+	return strings.TrimSpace(string(comm)) == "sandboxd-helper"
 }
 
 // rss is the resident memory of the daemon and its init helper.
