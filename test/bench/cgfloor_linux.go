@@ -20,7 +20,7 @@ import (
 // as well: each run gets a group of its own in every hierarchy sandboxd
 // uses on this host (three on a hybrid one: cgroup2, v1 memory, v1 pids),
 // made with the default profile's limits, joined, read and removed as the
-// daemon does it, and nothing else. No mounts, seccomp, supervisor or
+// daemon does it, and nothing else. No mounts, seccomp, init or
 // daemon: what the kernel charges for fresh namespaces and fresh cgroups
 // together, spawned as the namespace floor is (a fork of this Go program,
 // dearer than the helper's clones a sandbox starts from).
