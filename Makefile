@@ -14,15 +14,15 @@ all: build
 
 build: $(BINS)
 
-# The init helper is a small program of its own, embedded in sandboxd and
-# started once by the daemon: every sandbox's init is a clone of it, which
+# The helper is a small program of its own, embedded in sandboxd and
+# started once by the engine: every sandbox's init is a clone of it, which
 # shares its memory, so it is kept far smaller than the daemon binary.
-nsjail/sandboxd-init: FORCE
-	$(GO) build $(GOFLAGS) -trimpath -ldflags '-s -w' -o $@ ./cmd/sandboxd-init
+nsjail/sandboxd-helper: FORCE
+	$(GO) build $(GOFLAGS) -trimpath -ldflags '-s -w' -o $@ ./cmd/sandboxd-helper
 
-bin/sandboxd: nsjail/sandboxd-init FORCE
+bin/sandboxd: nsjail/sandboxd-helper FORCE
 	@mkdir -p bin
-	$(GO) build $(GOFLAGS) -tags embedinit -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/sandboxd
+	$(GO) build $(GOFLAGS) -tags embedhelper -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/sandboxd
 
 bin/%: FORCE
 	@mkdir -p bin
@@ -46,10 +46,10 @@ run: build
 # Every test, as root on the real kernel: unit, cgroup and jail tests, and the
 # end-to-end tests of the sandboxd binary.
 test: deps build bin/sandboxd-bench
-	$(GO) vet -tags embedinit $(PKGS)
+	$(GO) vet -tags embedhelper $(PKGS)
 	@# One package at a time: the end-to-end tests assert that no process runs
 	@# under a sandbox uid, which another package's sandboxes would break.
-	SANDBOXD_BIN=$(CURDIR)/bin/sandboxd SANDBOXD_BENCH_BIN=$(CURDIR)/bin/sandboxd-bench $(GO) test -tags embedinit -p 1 -count=1 -timeout 8m $(PKGS)
+	SANDBOXD_BIN=$(CURDIR)/bin/sandboxd SANDBOXD_BENCH_BIN=$(CURDIR)/bin/sandboxd-bench $(GO) test -tags embedhelper -p 1 -count=1 -timeout 8m $(PKGS)
 
 # soak runs SOAKJOBS mixed jobs (every verdict, cancels, disconnects,
 # batches) through one daemon from many clients at once, then checks that
@@ -57,7 +57,7 @@ test: deps build bin/sandboxd-bench
 # prints them at the start, middle and end. make test runs a short one.
 SOAKJOBS ?= 20000
 soak: deps build
-	SANDBOXD_BIN=$(CURDIR)/bin/sandboxd SANDBOXD_SOAK_JOBS=$(SOAKJOBS) $(GO) test -tags embedinit -count=1 \
+	SANDBOXD_BIN=$(CURDIR)/bin/sandboxd SANDBOXD_SOAK_JOBS=$(SOAKJOBS) $(GO) test -tags embedhelper -count=1 \
 		-run '^TestDaemonSoak$$' -timeout 90m -v ./test/
 
 # The engine's root tests (cgroup, nsjail, sandboxd exec end to end) on pure
@@ -79,9 +79,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAndPrepare$$' -fuzztime $(FUZZTIME) ./daemon
 	$(GO) test -run '^$$' -fuzz '^FuzzCompiledMatchesDecide$$' -fuzztime $(FUZZTIME) ./seccomp
 
-lint: nsjail/sandboxd-init
+lint: nsjail/sandboxd-helper
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
-	$(GO) vet -tags embedinit $(PKGS)
+	$(GO) vet -tags embedhelper $(PKGS)
 
 clean:
-	rm -rf bin run nsjail/sandboxd-init
+	rm -rf bin run nsjail/sandboxd-helper

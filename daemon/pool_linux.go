@@ -50,7 +50,7 @@ func (e *Engine) prepare(profile *Profile, hostID uint32) (sb *sandbox, err erro
 		return sb, fmt.Errorf("create cgroup: %w", err)
 	}
 	defer files.Close()
-	sb.proc, err = nsjail.Prepare(e.spec(profile, sb.hostID), nsjail.Files{Join: files.Join, Program: files.Program, Supervisor: files.Init})
+	sb.proc, err = nsjail.Prepare(e.spec(profile, sb.hostID), nsjail.Files{Join: files.Join, Program: files.Program, Init: files.Init})
 	return sb, err
 }
 

@@ -20,78 +20,6 @@ func runtimeBeforeFork()
 //go:linkname runtimeAfterFork syscall.runtime_AfterFork
 func runtimeAfterFork()
 
-// childStep names the step at which the forked child failed.
-type childStep uint32
-
-const (
-	stepJoinCgroup childStep = iota + 1
-	stepUnshareCgroup
-	stepSetsid
-	stepSignals
-	stepReady
-	stepReceive
-	stepStdio
-	stepChdir
-	stepRlimit
-	stepAmbient
-	stepBounding
-	stepSetgid
-	stepSetuid
-	stepCapset
-	stepNoNewPrivs
-	stepSeccomp
-	stepSendListener
-	stepCloseRange
-	stepExec
-	stepSchedPolicy
-)
-
-func (s childStep) String() string {
-	switch s {
-	case stepJoinCgroup:
-		return "join cgroup"
-	case stepUnshareCgroup:
-		return "unshare cgroup namespace"
-	case stepSetsid:
-		return "setsid"
-	case stepSignals:
-		return "reset signals"
-	case stepReady:
-		return "report ready"
-	case stepReceive:
-		return "receive the command"
-	case stepStdio:
-		return "dup stdio"
-	case stepChdir:
-		return "chdir " + WorkspaceDir
-	case stepRlimit:
-		return "setrlimit"
-	case stepAmbient:
-		return "clear ambient capabilities"
-	case stepBounding:
-		return "drop bounding capabilities"
-	case stepSetgid:
-		return "setresgid"
-	case stepSetuid:
-		return "setresuid"
-	case stepCapset:
-		return "capset"
-	case stepNoNewPrivs:
-		return "no_new_privs"
-	case stepSeccomp:
-		return "seccomp"
-	case stepSendListener:
-		return "send seccomp listener"
-	case stepCloseRange:
-		return "close_range"
-	case stepExec:
-		return "execve"
-	case stepSchedPolicy:
-		return "set the scheduling policy SCHED_OTHER"
-	}
-	return "unknown step"
-}
-
 // kernelSigaction is struct sigaction as the rt_sigaction system call takes
 // it on amd64.
 type kernelSigaction struct {
@@ -358,7 +286,7 @@ func childMain(p *childPlan) {
 	// ahead of the command: a cgroup migration can wait on the kernel's
 	// cgroup locks for milliseconds while other sandboxes are made or torn
 	// down.
-	var step childStep
+	var failed step
 	var r1 uintptr
 	var errno syscall.Errno
 	var got, n uintptr
@@ -366,17 +294,17 @@ func childMain(p *childPlan) {
 	for i := 0; i < len(p.joinFDs); i++ {
 		r1, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.joinFDs[i]), uintptr(unsafe.Pointer(&p.zero[0])), 1)
 		if errno != 0 {
-			step = stepJoinCgroup
+			failed = stepJoinCgroup
 			goto fail
 		}
 	}
 	// A cgroup namespace rooted at the program's own groups.
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_UNSHARE, unix.CLONE_NEWCGROUP, 0, 0); errno != 0 {
-		step = stepUnshareCgroup
+		failed = stepUnshareCgroup
 		goto fail
 	}
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETSID, 0, 0, 0); errno != 0 {
-		step = stepSetsid
+		failed = stepSetsid
 		goto fail
 	}
 	// Default dispositions for every signal and an empty mask: what the init
@@ -385,7 +313,7 @@ func childMain(p *childPlan) {
 	// was cloned with CLONE_CLEAR_SIGHAND besides: only the mask (the
 	// init's SIGCHLD, blocked for its signalfd) is left to clear.
 	if errno = resetSignalsIn(&p.sigDfl, &p.sigEmpty, 0); errno != 0 {
-		step = stepSignals
+		failed = stepSignals
 		goto fail
 	}
 	// What does not depend on the command is done now, off its path:
@@ -397,22 +325,22 @@ func childMain(p *childPlan) {
 	// the namespace). The change to the sandbox user clears the other sets
 	// but the inheritable one; capset clears that.
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0, 0); errno != 0 {
-		step = stepAmbient
+		failed = stepAmbient
 		goto fail
 	}
 	for c := 0; c <= p.lastCap; c++ {
 		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0); errno != 0 {
-			step = stepBounding
+			failed = stepBounding
 			goto fail
 		}
 	}
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); errno != 0 {
-		step = stepNoNewPrivs
+		failed = stepNoNewPrivs
 		goto fail
 	}
 	if p.otherSched {
 		if _, _, errno = syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, unix.SCHED_NORMAL, uintptr(unsafe.Pointer(&p.schedParam[0]))); errno != 0 {
-			step = stepSchedPolicy
+			failed = stepSchedPolicy
 			goto fail
 		}
 	}
@@ -421,17 +349,17 @@ func childMain(p *childPlan) {
 	if p.filter.Len > 0 {
 		r1, _, errno = syscall.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(&p.filter)))
 		if errno != 0 {
-			step = stepSeccomp
+			failed = stepSeccomp
 			goto fail
 		}
 		*(*int32)(unsafe.Pointer(&p.cmsg[p.cmsgFDOf])) = int32(r1)
 		if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(p.sock), uintptr(unsafe.Pointer(&p.msg)), unix.MSG_NOSIGNAL); errno != 0 {
-			step = stepSendListener
+			failed = stepSendListener
 			goto fail
 		}
 		syscall.RawSyscall(syscall.SYS_CLOSE, r1, 0, 0)
 	} else if _, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.sock), uintptr(unsafe.Pointer(&p.readyByte[0])), 1); errno != 0 {
-		step = stepReady
+		failed = stepReady
 		goto fail
 	}
 
@@ -447,7 +375,7 @@ func childMain(p *childPlan) {
 		if errno == 0 {
 			errno = syscall.EPROTO // the init went away, or sent no descriptors
 		}
-		step = stepReceive
+		failed = stepReceive
 		goto fail
 	}
 	got = r1
@@ -460,7 +388,7 @@ func childMain(p *childPlan) {
 			if errno == 0 {
 				errno = syscall.EPROTO
 			}
-			step = stepReceive
+			failed = stepReceive
 			goto fail
 		}
 		got += n
@@ -470,42 +398,42 @@ func childMain(p *childPlan) {
 	for i := 0; i < 3; i++ {
 		fd := *(*int32)(unsafe.Pointer(&p.recvCmsg[p.stdioOff+4*i]))
 		if _, _, errno = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(fd), uintptr(i), 0); errno != 0 {
-			step = stepStdio
+			failed = stepStdio
 			goto fail
 		}
 	}
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_CHDIR, uintptr(unsafe.Pointer(p.wsPath)), 0, 0); errno != 0 {
-		step = stepChdir
+		failed = stepChdirWorkspace
 		goto fail
 	}
 	for i := uint64(0); i < hdr.nrlimit && i < maxRlimits; i++ {
 		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, uintptr(hdr.rlimits[i].resource), uintptr(unsafe.Pointer(&hdr.rlimits[i].limit)), 0, 0, 0); errno != 0 {
-			step = stepRlimit
+			failed = stepRlimit
 			goto fail
 		}
 	}
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETRESGID, SandboxGID, SandboxGID, SandboxGID); errno != 0 {
-		step = stepSetgid
+		failed = stepSetgid
 		goto fail
 	}
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETRESUID, SandboxUID, SandboxUID, SandboxUID); errno != 0 {
-		step = stepSetuid
+		failed = stepSetuid
 		goto fail
 	}
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&p.capHeader)), uintptr(unsafe.Pointer(&p.capData[0])), 0); errno != 0 {
-		step = stepCapset
+		failed = stepCapset
 		goto fail
 	}
 	// Every descriptor but stdin, stdout and stderr closes on exec.
 	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, ^uintptr(0)>>32, unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
-		step = stepCloseRange
+		failed = stepCloseRange
 		goto fail
 	}
 	_, _, errno = syscall.RawSyscall(syscall.SYS_EXECVE, hdr.argv0, hdr.argv, hdr.envv)
-	step = stepExec
+	failed = stepExec
 
 fail:
-	exitReporting(uintptr(p.errFD), &p.errBuf, step, errno)
+	exitReporting(uintptr(p.errFD), &p.errBuf, failed, errno)
 }
 
 // resetSignals gives every signal but SIGKILL and SIGSTOP the default
@@ -564,8 +492,8 @@ const sigIgn = 1
 // readStepReport, and the child exits.
 //
 //go:nosplit
-func exitReporting(fd uintptr, buf *[8]byte, step childStep, errno syscall.Errno) {
-	buf[0], buf[1], buf[2], buf[3] = byte(step), byte(step>>8), byte(step>>16), byte(step>>24)
+func exitReporting(fd uintptr, buf *[8]byte, s step, errno syscall.Errno) {
+	buf[0], buf[1], buf[2], buf[3] = byte(s), byte(s>>8), byte(s>>16), byte(s>>24)
 	buf[4], buf[5], buf[6], buf[7] = byte(errno), byte(errno>>8), byte(errno>>16), byte(errno>>24)
 	syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 	for {
@@ -577,8 +505,8 @@ func exitReporting(fd uintptr, buf *[8]byte, step childStep, errno syscall.Errno
 // too, hence nosplit.
 //
 //go:nosplit
-func readStepReport(b *[8]byte) (childStep, syscall.Errno) {
-	step := childStep(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
+func readStepReport(b *[8]byte) (step, syscall.Errno) {
+	s := step(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
 	errno := syscall.Errno(uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24)
-	return step, errno
+	return s, errno
 }

@@ -8,10 +8,9 @@
 // which joins the program's cgroups and waits; then the init reports Ready.
 // Run gives the sandbox its one command: the init attaches the workspace,
 // hands the command to the waiting process, which execs it as pid 2, and
-// supervises it until it ends. Start is Prepare and Run at once. A sandbox
-// runs one command only; the caller may prepare it long before the command
-// is known, which takes every namespace, mount and cgroup migration off the
-// command's path.
+// supervises it until it ends. A sandbox runs one command only; the caller
+// may prepare it long before the command is known, which takes every
+// namespace, mount and cgroup migration off the command's path.
 //
 // The package takes everything as plain data: the seccomp program is a
 // compiled []unix.SockFilter, cgroups are open files (cgroup.procs of the
@@ -31,38 +30,41 @@
 // namespace and starts with its root in place; elsewhere each init builds
 // its whole root.
 //
-// # The init helper, and inits without exec
+// # Three processes: the helper, the init, the program
 //
-// The inits are no program of their own: each is a process cloned from one
-// long-lived helper process (Init, run once from the init executable,
-// started on the first Prepare), sharing its memory (CLONE_VM), running
+// The helper is one long-lived process (HelperMain, started on the first
+// Prepare, and again after it dies). Each sandbox's init (its pid 1) is no
+// program of its own: it is a CLONE_VM clone of the helper, running
 // rawInitMain: raw system calls only, over a plan the helper laid out for
-// it (the root's mount operations, the program's process, buffers). An
-// exec'd Go init cost about a millisecond of CPU per sandbox to start and
-// another share to tear its memory down; a clone that shares memory costs
-// neither. The helper holds nothing but these plans: a job's files and
+// it (the root's mount operations, the program's process, buffers). A
+// clone that shares memory costs neither an exec nor a teardown of its
+// memory. The helper holds nothing but these plans: a job's files and
 // output never pass through it, only each command's image (argv, env) on
-// its way to exec. It is the helper's memory, not the daemon's, that a
-// sandbox's pid 1 shares. Nothing the init runs stores a pointer in that
-// memory: the helper's garbage collector may be marking it meanwhile.
+// its way to exec. It is the helper's memory, not the engine's process's,
+// that a sandbox's init shares. Nothing the init runs stores a pointer in
+// that memory: the helper's garbage collector may be marking it meanwhile.
+// The program is the user's command: pid 2 and its descendants; "the
+// program's process" is the clone of the init that becomes pid 2 at its
+// exec.
 //
-// The daemon talks to the helper over a SOCK_SEQPACKET socket: a spawn
-// request (the Spec as JSON, or only its Key once the helper has it, with
-// the sandbox's host ids and the init's descriptors) is answered with
-// the init's pid, a pidfd and where the command's image goes in the init's
-// memory; the helper reports each init it reaps. The helper dies with the
-// daemon (its death signal), and the inits with the helper (theirs); the
-// next Prepare after a helper's death starts a new one.
+// The engine's process talks to the helper over a SOCK_SEQPACKET socket
+// (helperclient_linux.go, helper_linux.go): a spawn request (the Spec as
+// JSON, or only its Key once the helper has it, with the sandbox's host
+// ids and the init's descriptors) is answered with the init's pid, a pidfd
+// and where the command's image goes in the init's memory; the helper
+// reports each init it reaps. The helper dies with the engine's process
+// (its death signal), and the inits with the helper (theirs); the next
+// Prepare after a helper's death starts a new one.
 //
 // # The order of operations
 //
-//	daemon (Prepare, Run)     helper               init (pid 1; root of the user ns,
+//	engine (Prepare, Run)     helper               init (pid 1; root of the user ns,
 //	                                                 mapped to InitUID: every capability
 //	                                                 in its namespaces, none outside)
 //	  Spec, fds ------------>  plan the root; enter its
 //	                           template namespace (template_linux.go)
 //	                           clone3(VM|NEWUSER|NEWPID|NEWNS|...)
-//	                           [CLONE_INTO_CGROUP supervisor dir]
+//	                           [CLONE_INTO_CGROUP Files.Init]
 //	                           write uid_map/gid_map, release -->  setresuid/gid 0;
 //	                                                 death signal; lay out fds 0..
 //	  <-- pid, pidfd, image ---                      the root is the template's (a copy
@@ -103,8 +105,10 @@
 //	                          reap; "dead" -->
 //
 // Messages travel one JSON object a line over fd 4. A setup failure is
-// reported as {"kind":"failed"} naming the step (for example
-// "bind /usr: permission denied"), and the init exits.
+// reported as {"kind":"failed"} with a step number (step.go), its path
+// and an errno, which the engine's process reads as a *SetupError
+// ("bind /usr: permission denied"), and the init exits. Every process that
+// can fail reports with the same step enum.
 //
 // The program is never pid 1: pid 1 ignores signals it has no handler for,
 // so abort() in pid 1 would not end in SIGABRT. The program runs under
@@ -112,13 +116,12 @@
 // entries. When the init dies, the kernel kills everything left in its pid
 // namespace.
 //
-// The helper is a small program of its own (cmd/sandboxd-init) when the
-// binary embeds one (build tag embedinit): it runs from a sealed memfd.
-// Otherwise the running binary is re-executed, and its main must call Init
-// when IsInit says so.
+// The helper is a small program of its own (cmd/sandboxd-helper) when the
+// binary embeds one (build tag embedhelper): it runs from a sealed memfd.
+// Otherwise the running binary is re-executed, and its main must call
+// HelperMain when IsHelper says so.
 //
 // Both clones share the cloning process's memory (CLONE_VM, on a stack of
 // the child's own; amd64 only, an ordinary fork elsewhere): the init for
-// its whole life, the program's process until its exec. A fork copied page
-// tables, write-protected a heap and left an exec a copy to tear down.
+// its whole life, the program's process until its exec.
 package nsjail

@@ -1,19 +1,28 @@
 package nsjail
 
 import (
-	"errors"
 	"fmt"
 	"syscall"
 )
 
 // SetupError is a failure of the sandbox itself, naming the step that
-// failed: "mount /usr: permission denied". It is never the program's fault.
+// failed: "mount tmpfs /tmp: permission denied". It is never the program's
+// fault.
 type SetupError struct {
-	Step string
+	step step
+	arg  string // the step's path, if it has one
 	Err  error
 }
 
-func (e *SetupError) Error() string { return e.Step + ": " + e.Err.Error() }
+// Step names the step that failed, with its path: "bind /usr".
+func (e *SetupError) Step() string {
+	if e.arg == "" {
+		return e.step.String()
+	}
+	return e.step.String() + " " + e.arg
+}
+
+func (e *SetupError) Error() string { return e.Step() + ": " + e.Err.Error() }
 func (e *SetupError) Unwrap() error { return e.Err }
 
 // ExecError says the program could not be started: no such file, not
@@ -37,12 +46,4 @@ func isProgramExecErrno(errno syscall.Errno) bool {
 		return true
 	}
 	return false
-}
-
-func setupErr(step string, err error) error {
-	var se *SetupError
-	if errors.As(err, &se) {
-		return err
-	}
-	return &SetupError{Step: step, Err: err}
 }

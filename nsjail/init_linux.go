@@ -9,15 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// initArg0 marks a re-executed binary as the sandboxes' init helper.
-const initArg0 = "sandboxd-init"
-
-// IsInit reports whether this process was started by Prepare as the init
-// helper. Programs that use Prepare call it first thing in main:
-//
-//	if nsjail.IsInit() { nsjail.Init() }
-func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
-
 // seccompNotif is struct seccomp_notif.
 type seccompNotif struct {
 	id    uint64

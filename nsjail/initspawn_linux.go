@@ -61,37 +61,6 @@ type initPlan struct {
 // maxInitFDs bounds the descriptors an init starts with.
 const maxInitFDs = 32
 
-// Steps of initChildMain, reported on errW.
-const (
-	initStepSync childStep = iota + 100
-	initStepDeathSignal
-	initStepSetgid
-	initStepSetuid
-	initStepFiles
-	initStepSignals
-	initStepExec
-)
-
-func initStepName(s childStep) string {
-	switch s {
-	case initStepSync:
-		return "wait for the id maps"
-	case initStepDeathSignal:
-		return "set the parent-death signal"
-	case initStepSetgid:
-		return "setresgid 0"
-	case initStepSetuid:
-		return "setresuid 0"
-	case initStepFiles:
-		return "lay out descriptors"
-	case initStepSignals:
-		return "reset signals"
-	case initStepExec:
-		return "execve"
-	}
-	return "unknown step"
-}
-
 // startInit starts the init's process, in new namespaces, and returns once
 // it has exec'ed, or, with s.raw, once it has laid out its descriptors and
 // goes on to rawInitMain (the helper's way; the exec is left to tests of
@@ -176,7 +145,7 @@ func startInit(s *initSpawn) (*os.Process, error) {
 		if err := unix.Setns(s.ns.back, unix.CLONE_NEWNS); err != nil {
 			// Every later init would start from the template's namespace,
 			// and every file this process opens would be looked up there.
-			fmt.Fprintf(os.Stderr, "sandboxd-init: back from a template namespace: %v\n", err)
+			fmt.Fprintf(os.Stderr, "sandboxd-helper: back from a template namespace: %v\n", err)
 			os.Exit(2)
 		}
 	}
@@ -225,8 +194,8 @@ func startInit(s *initSpawn) (*os.Process, error) {
 		if n != len(report) {
 			return nil, fmt.Errorf("the init's process ended before its exec")
 		}
-		step, errno := readStepReport(&report)
-		return nil, fmt.Errorf("%s: %w", initStepName(step), errno)
+		s, errno := readStepReport(&report)
+		return nil, &SetupError{step: s, Err: errno}
 	}
 	proc, err := os.FindProcess(pid)
 	if err != nil {
@@ -288,7 +257,7 @@ func idMap(entries ...[3]uint32) string {
 //go:norace
 //go:nocheckptr
 func initChildMain(p *initPlan) {
-	var step childStep
+	var failed step
 	var errno syscall.Errno
 	var r1 uintptr
 	errW := uintptr(p.errW)
@@ -306,15 +275,15 @@ func initChildMain(p *initPlan) {
 		if errno == 0 {
 			errno = syscall.EPIPE
 		}
-		step = initStepSync
+		failed = stepWaitIDMaps
 		goto fail
 	}
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETRESGID, 0, 0, 0); errno != 0 {
-		step = initStepSetgid
+		failed = stepSetgidRoot
 		goto fail
 	}
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_SETRESUID, 0, 0, 0); errno != 0 {
-		step = initStepSetuid
+		failed = stepSetuidRoot
 		goto fail
 	}
 	// The death signal after the change of credentials, which clears it.
@@ -323,7 +292,7 @@ func initChildMain(p *initPlan) {
 	// descriptors before it notifies its children), and it holds that end
 	// open until our exec: a hang-up now means it is gone.
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0, 0); errno != 0 {
-		step = initStepDeathSignal
+		failed = stepDeathSignal
 		goto fail
 	}
 	p.pollFD.Fd = int32(p.syncR)
@@ -332,7 +301,7 @@ func initChildMain(p *initPlan) {
 		if errno == 0 {
 			errno = syscall.EPIPE
 		}
-		step = initStepDeathSignal
+		failed = stepDeathSignal
 		goto fail
 	}
 	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(p.syncR), 0, 0)
@@ -340,20 +309,20 @@ func initChildMain(p *initPlan) {
 	// dup3 below replaces one still to be placed; the copies close on exec.
 	if errW < n {
 		if errW, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, errW, syscall.F_DUPFD_CLOEXEC, n); errno != 0 {
-			step = initStepFiles
+			failed = stepLayOutFDs
 			goto fail
 		}
 	}
 	for i := uintptr(0); i < n; i++ {
 		if r1, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(p.fds[i]), syscall.F_DUPFD_CLOEXEC, n); errno != 0 {
-			step = initStepFiles
+			failed = stepLayOutFDs
 			goto fail
 		}
 		p.moved[i] = int32(r1)
 	}
 	for i := uintptr(0); i < n; i++ {
 		if _, _, errno = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(p.moved[i]), i, 0); errno != 0 {
-			step = initStepFiles
+			failed = stepLayOutFDs
 			goto fail
 		}
 	}
@@ -361,7 +330,7 @@ func initChildMain(p *initPlan) {
 	// not, stays behind.
 	if p.raw == nil {
 		if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, n, ^uintptr(0)>>32, unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
-			step = initStepFiles
+			failed = stepLayOutFDs
 			goto fail
 		}
 	}
@@ -370,21 +339,21 @@ func initChildMain(p *initPlan) {
 	// one run here, on the parent's memory, would corrupt it (a terminal's
 	// SIGINT or a service manager's SIGTERM reaches the whole group).
 	if errno = resetSignalsIn(&p.sigDfl, &p.sigEmpty, p.sigReset); errno != 0 {
-		step = initStepSignals
+		failed = stepSignals
 		goto fail
 	}
 	if p.raw != nil {
 		// No exec: everything beyond the layout closes now, errW with
 		// it, which tells the parent we are set up.
 		if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, n, ^uintptr(0)>>32, 0); errno != 0 {
-			step = initStepFiles
+			failed = stepLayOutFDs
 			goto fail
 		}
 		rawInitMain(p.raw)
 	}
 	_, _, errno = syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(p.path)), uintptr(unsafe.Pointer(&p.argv[0])), uintptr(unsafe.Pointer(&p.envv[0])))
-	step = initStepExec
+	failed = stepExec
 
 fail:
-	exitReporting(errW, &p.errBuf, step, errno)
+	exitReporting(errW, &p.errBuf, failed, errno)
 }

@@ -19,15 +19,40 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if IsInit() {
-		Init()
+	if IsHelper() {
+		HelperMain()
 	}
 	os.Exit(m.Run())
 }
 
-// testSpec is a root with what a shell needs; no seccomp, no cgroups (the
-// daemon's tests cover those together).
-func testSpec(t *testing.T, argv ...string) *Spec {
+// testSandbox is a sandbox and its one command, for start.
+type testSandbox struct {
+	Spec
+	Command
+}
+
+// start is Prepare, then Run: a sandbox running its command at once. It
+// returns once the init runs; the program's start, end or failure come
+// through Events.
+func start(s *testSandbox, files Files, stdio IO) (*Process, error) {
+	if err := s.Command.Validate(); err != nil {
+		return nil, fmt.Errorf("sandbox command: %w", err)
+	}
+	p, err := Prepare(&s.Spec, files)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Run(&s.Command, stdio); err != nil {
+		p.Kill()
+		<-p.Done()
+		return nil, err
+	}
+	return p, nil
+}
+
+// testSpec is a root with what a shell needs, and argv to run in it; no
+// seccomp, no cgroups (the engine's tests cover those together).
+func testSpec(t *testing.T, argv ...string) *testSandbox {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: user namespaces mapped to other host ids")
@@ -39,21 +64,23 @@ func testSpec(t *testing.T, argv ...string) *Spec {
 	for _, p := range []string{"/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/ld.so.cache", "/etc/alternatives"} {
 		mounts = append(mounts, Mount{Kind: MountBind, Source: p, Target: p, Optional: true})
 	}
-	return &Spec{
+	return &testSandbox{
+		Spec: Spec{
+			HostUID:        1_999_000_001,
+			HostGID:        1_999_000_001,
+			InitUID:        1_999_000_000,
+			InitGID:        1_999_000_000,
+			RootDir:        rootDir,
+			Mounts:         mounts,
+			Files:          map[string]string{"/etc/passwd": "sandbox:x:1000:1000::/workspace:/bin/sh\n"},
+			TmpBytes:       16 << 20,
+			AllowNoSeccomp: true,
+		},
 		Command: Command{
 			Argv:           argv,
 			Env:            []string{"PATH=" + DefaultPath},
 			WorkspaceBytes: 16 << 20,
 		},
-		HostUID:        1_999_000_001,
-		HostGID:        1_999_000_001,
-		InitUID:        1_999_000_000,
-		InitGID:        1_999_000_000,
-		RootDir:        rootDir,
-		Mounts:         mounts,
-		Files:          map[string]string{"/etc/passwd": "sandbox:x:1000:1000::/workspace:/bin/sh\n"},
-		TmpBytes:       16 << 20,
-		AllowNoSeccomp: true,
 	}
 }
 
@@ -63,15 +90,15 @@ type outcome struct {
 	stderr string
 }
 
-func run(t *testing.T, spec *Spec) outcome {
+func run(t *testing.T, spec *testSandbox) outcome {
 	t.Helper()
 	outR, outW, _ := os.Pipe()
 	errR, errW, _ := os.Pipe()
-	p, err := Start(spec, Files{}, IO{Stdout: outW, Stderr: errW})
+	p, err := start(spec, Files{}, IO{Stdout: outW, Stderr: errW})
 	outW.Close()
 	errW.Close()
 	if err != nil {
-		t.Fatalf("Start: %v", err)
+		t.Fatalf("start: %v", err)
 	}
 	var o outcome
 	var outB, errB bytes.Buffer
@@ -224,18 +251,18 @@ func cgroup2Group(t *testing.T, name string, children ...string) (group, dir str
 func TestInitClonedIntoCgroup(t *testing.T) {
 	spec := testSpec(t, "sleep", "1")
 	group, dir := cgroup2Group(t, "nsjail-test")
-	sup, err := os.Open(dir)
+	initDir, err := os.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sup.Close()
-	p, err := Start(spec, Files{Supervisor: sup}, IO{})
+	defer initDir.Close()
+	p, err := start(spec, Files{Init: initDir}, IO{})
 	if err != nil {
-		t.Fatalf("Start: %v", err)
+		t.Fatalf("start: %v", err)
 	}
 	defer p.Kill()
 	// CLONE_INTO_CGROUP places the init at clone time, before it runs a
-	// single instruction, so it is there when Start returns.
+	// single instruction, so it is there when start returns.
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.Pid()))
 	if err != nil {
 		t.Fatal(err)
@@ -265,19 +292,19 @@ func TestProgramClonedIntoCgroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sup, err := os.Open(dir)
+	initDir, err := os.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sup.Close()
+	defer initDir.Close()
 	prog, err := os.Open(filepath.Join(dir, "prog"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer prog.Close()
-	p, err := Start(spec, Files{Supervisor: sup, Program: prog}, IO{})
+	p, err := start(spec, Files{Init: initDir, Program: prog}, IO{})
 	if err != nil {
-		t.Fatalf("Start: %v", err)
+		t.Fatalf("start: %v", err)
 	}
 	defer p.Kill()
 	var last Event
@@ -322,7 +349,7 @@ func TestUmaskIsFixed(t *testing.T) {
 // Kill; then it goes, and Events closes.
 func TestInitWaitsForKillAfterExit(t *testing.T) {
 	spec := testSpec(t, "sh", "-c", "sleep 30 & echo started")
-	p, err := Start(spec, Files{}, IO{})
+	p, err := start(spec, Files{}, IO{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,13 +395,13 @@ func TestRootFailureNamesTheStep(t *testing.T) {
 	o := run(t, spec)
 	ev := last(o)
 	var se *SetupError
-	if ev.Kind != Failed || !errors.As(ev.Err, &se) || se.Step != "write /tmp" || !errors.Is(se.Err, syscall.EISDIR) {
+	if ev.Kind != Failed || !errors.As(ev.Err, &se) || se.Step() != "write /tmp" || !errors.Is(se.Err, syscall.EISDIR) {
 		t.Fatalf("last event %+v, want Failed: write /tmp: is a directory", ev)
 	}
 
 	spec = testSpec(t, "/bin/true")
 	spec.Mounts = append(spec.Mounts, Mount{Kind: MountBind, Source: "/nonexistent/sandboxd-test", Target: "/opt/x"})
-	if _, err := Prepare(spec, Files{}); err == nil || !strings.Contains(err.Error(), "bind /nonexistent/sandboxd-test") {
+	if _, err := Prepare(&spec.Spec, Files{}); err == nil || !strings.Contains(err.Error(), "bind /nonexistent/sandboxd-test") {
 		t.Fatalf("Prepare with a missing bind source: %v", err)
 	}
 }
@@ -385,7 +412,7 @@ func TestRootFailureNamesTheStep(t *testing.T) {
 func TestSpecTooLarge(t *testing.T) {
 	spec := testSpec(t, "/bin/true")
 	spec.Files["/etc/big"] = strings.Repeat("x", maxSpawnRequest)
-	if _, err := Prepare(spec, Files{}); err == nil || !strings.Contains(err.Error(), "bytes as JSON, at most") {
+	if _, err := Prepare(&spec.Spec, Files{}); err == nil || !strings.Contains(err.Error(), "bytes as JSON, at most") {
 		t.Fatalf("Prepare with a %d-byte file: %v", maxSpawnRequest, err)
 	}
 	o := run(t, testSpec(t, "/bin/sh", "-c", "exit 4"))
@@ -407,7 +434,7 @@ func TestSpawnWaitKillsALateInit(t *testing.T) {
 	spawnWait = 300 * time.Millisecond
 	syscall.Kill(hpid, syscall.SIGSTOP)
 	time.AfterFunc(time.Second, func() { syscall.Kill(hpid, syscall.SIGCONT) })
-	if _, err := Prepare(testSpec(t, "/bin/true"), Files{}); err == nil || !strings.Contains(err.Error(), "did not answer") {
+	if _, err := Prepare(&testSpec(t, "/bin/true").Spec, Files{}); err == nil || !strings.Contains(err.Error(), "did not answer") {
 		t.Fatalf("Prepare while the helper is stopped: %v", err)
 	}
 	children := func() string {
@@ -474,9 +501,9 @@ func TestAliveSeesTheInitDie(t *testing.T) {
 
 // readySandbox prepares a sandbox for spec and waits until it is Ready,
 // and Alive.
-func readySandbox(t *testing.T, spec *Spec) *Process {
+func readySandbox(t *testing.T, spec *testSandbox) *Process {
 	t.Helper()
-	p, err := Prepare(spec, Files{})
+	p, err := Prepare(&spec.Spec, Files{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import "time"
 // The init's file descriptors, as Prepare lays them out. 0, 1 and 2 are
 // /dev/null: the program's own come with its command.
 const (
-	fdSpec    = 3 // read: the command (rawCommand and what follows it), then EOF
+	fdCommand = 3 // read: the command (rawCommand and what follows it), then EOF
 	fdReport  = 4 // write: one JSON message a line
 	fdControl = 5 // a SOCK_SEQPACKET socket: one message with the command's descriptors
 	fdJoin    = 6 // and on: cgroup.procs files the program joins
@@ -27,7 +27,8 @@ type message struct {
 	Kind messageKind `json:"kind"`
 
 	// failed
-	Step     string `json:"step,omitempty"`
+	Step     step   `json:"step,omitempty"`
+	Arg      string `json:"arg,omitempty"` // the step's path; for ExecStep, the program
 	Errno    int    `json:"errno,omitempty"`
 	Error    string `json:"error,omitempty"`
 	ExecStep bool   `json:"exec_step,omitempty"` // the failure is the program's own (execve, lookup)

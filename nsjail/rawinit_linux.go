@@ -16,18 +16,19 @@ const atFDCWD = ^uintptr(99)
 // maxCandidates bounds the paths a command's program is looked up at.
 const maxCandidates = MaxPathDirs
 
-// rawCommand starts what Run writes on fdSpec for an init: then come
+// rawCommand starts what Run writes on fdCommand for an init: then come
 // imageN bytes of the program's image (laid out for the init's buffer,
 // with the candidates' strings after the command's), tmpfsN bytes of a
-// fresh workspace's options, and the step and error to report, as JSON
-// string contents, should no candidate be an executable file.
+// fresh workspace's options, and the program's name and the error to
+// report, as JSON string contents, should no candidate be an executable
+// file.
 type rawCommand struct {
 	magic    uint32
 	flags    uint32 // rawWorkdir: the workdir mount comes as the fourth descriptor
 	ncand    uint32 // cand[:ncand] are where the program may be, in order
 	imageN   uint32
 	tmpfsN   uint32
-	nfStepN  uint32
+	nfNameN  uint32
 	nfErrorN uint32
 	_        uint32
 	cand     [maxCandidates]uint64
@@ -72,27 +73,30 @@ type rawInit struct {
 	sMsg  unix.Msghdr
 	sCmsg [64]byte
 
-	nfStep  [512]byte // JSON string contents: "exec NAME", for a program not found
+	nfName  [512]byte // JSON string contents: the program's name, for a program not found
 	nfError [512]byte // and why
 	chosen  uint32    // index of the candidate found
+	comm    [16]byte  // the init's process name
 
-	childNames [stepExec + 1]string
-	out        [1024]byte
-	digits     [20]byte
-	outN       int
-	errBuf     [8]byte
-	fds        [2]unix.PollFd
-	sigbuf     [512]byte
-	status     uint32
-	ru         unix.Rusage
-	t0, t1     unix.Timespec
-	notif      seccompNotif
-	cbuf       [1]byte
-	started    int64
-	info       [128]byte // a siginfo_t from waitid
-	fsize      rlimit64  // pid 2's file-size limit when SIGXFSZ ended it
-	fsizeRead  bool
+	out       [1024]byte
+	digits    [20]byte
+	outN      int
+	errBuf    [8]byte
+	fds       [2]unix.PollFd
+	sigbuf    [512]byte
+	status    uint32
+	ru        unix.Rusage
+	t0, t1    unix.Timespec
+	notif     seccompNotif
+	cbuf      [1]byte
+	started   int64
+	info      [128]byte // a siginfo_t from waitid
+	fsize     rlimit64  // pid 2's file-size limit when SIGXFSZ ended it
+	fsizeRead bool
 }
+
+// initName is each init's process name; the helper's is helperArg0.
+const initName = "sandboxd-init"
 
 // rlimit64 is the kernel's struct rlimit64.
 type rlimit64 struct{ cur, max uint64 }
@@ -168,9 +172,7 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 	h.Level = unix.SOL_SOCKET
 	h.Type = unix.SCM_RIGHTS
 	h.SetLen(unix.CmsgLen(3 * 4))
-	for s := stepJoinCgroup; s <= stepExec; s++ {
-		q.childNames[s] = s.String()
-	}
+	copy(q.comm[:], initName)
 	return q, nil
 }
 
@@ -237,11 +239,25 @@ func (q *rawInit) putCString(p *byte) {
 		if c == 0 {
 			break
 		}
-		if c == '"' || c == '\\' || c < 0x20 {
-			c = '?'
-		}
-		q.putByte(c)
+		q.putSafeByte(c)
 	}
+}
+
+// putSafe appends s, with what JSON would need escaped replaced.
+//
+//go:nosplit
+func (q *rawInit) putSafe(s string) {
+	for i := 0; i < len(s); i++ {
+		q.putSafeByte(s[i])
+	}
+}
+
+//go:nosplit
+func (q *rawInit) putSafeByte(c byte) {
+	if c == '"' || c == '\\' || c < 0x20 {
+		c = '?'
+	}
+	q.putByte(c)
 }
 
 // send writes the message built in q.out on the report pipe.
@@ -268,11 +284,26 @@ func (q *rawInit) send() {
 	q.outN = 0
 }
 
+// failed reports that step s failed with errno, and exits.
+//
 //go:nosplit
-func (q *rawInit) failed(step string, errno syscall.Errno) {
-	q.put(`{"kind":"failed","step":"`)
-	q.put(step)
-	q.put(`","errno":`)
+func (q *rawInit) failed(s step, errno syscall.Errno) {
+	q.failedAt(s, "", errno)
+}
+
+// failedAt reports that step s failed with errno on the path arg, and
+// exits.
+//
+//go:nosplit
+func (q *rawInit) failedAt(s step, arg string, errno syscall.Errno) {
+	q.put(`{"kind":"failed","step":`)
+	q.putInt(int64(s))
+	if len(arg) > 0 {
+		q.put(`,"arg":"`)
+		q.putSafe(arg)
+		q.put(`"`)
+	}
+	q.put(`,"errno":`)
 	q.putInt(int64(errno))
 	q.send()
 	for {
@@ -309,18 +340,21 @@ func (q *rawInit) setUp() {
 	// The init kills with kill(-1), which is every process of its pid
 	// namespace only if it is that namespace's pid 1.
 	if pid, _, _ := syscall.RawSyscall(syscall.SYS_GETPID, 0, 0, 0); pid != 1 {
-		q.failed("the init is not pid 1 of its namespace", syscall.EPERM)
+		q.failed(stepNotPID1, syscall.EPERM)
 	}
+	// Named apart from the helper it is a clone of (its command line, in
+	// the shared memory, stays the helper's).
+	syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(&q.comm[0])), 0, 0, 0, 0)
 	syscall.RawSyscall(syscall.SYS_UMASK, 0o022, 0, 0)
 	// SIGCHLD comes through a signalfd.
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&q.chld)), 0, 8, 0, 0); errno != 0 {
-		q.failed("block SIGCHLD", errno)
+		q.failed(stepBlockSIGCHLD, errno)
 	}
 	if q.sigfd, _, errno = syscall.RawSyscall6(unix.SYS_SIGNALFD4, ^uintptr(0), uintptr(unsafe.Pointer(&q.chld)), 8, unix.SFD_CLOEXEC, 0, 0); errno != 0 {
-		q.failed("signalfd", errno)
+		q.failed(stepSignalfd, errno)
 	}
-	if i, errno := runRoot(q.root); i >= 0 && i < len(q.root.names) {
-		q.failed(q.root.names[i], errno)
+	if i, errno := runRoot(q.root); i >= 0 && i < len(q.root.ops) {
+		q.failedAt(q.root.ops[i].step, q.root.ops[i].arg, errno)
 	}
 }
 
@@ -334,16 +368,16 @@ func (q *rawInit) forkChild() {
 	var errno syscall.Errno
 	p := q.child
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_PIPE2, uintptr(unsafe.Pointer(&q.errPipe[0])), unix.O_CLOEXEC, 0); errno != 0 {
-		q.failed("pipe", errno)
+		q.failed(stepPipe, errno)
 	}
 	if _, _, errno = syscall.RawSyscall6(syscall.SYS_SOCKETPAIR, unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0, uintptr(unsafe.Pointer(&q.pair[0])), 0, 0); errno != 0 {
-		q.failed("socketpair", errno)
+		q.failed(stepSocketpair, errno)
 	}
 	p.sock = int(q.pair[1])
 	p.errFD = int(q.errPipe[1])
 	r1, r2 := rawClone3(&q.cargs, unsafe.Sizeof(q.cargs), cloneProgram, unsafe.Pointer(p))
 	if errno = syscall.Errno(r2); errno != 0 {
-		q.failed("fork", errno)
+		q.failed(stepFork, errno)
 	}
 	q.zpid = r1
 	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(q.pair[1]), 0, 0)
@@ -364,7 +398,7 @@ func (q *rawInit) forkChild() {
 	}
 	if q.child.otherSched {
 		if _, _, errno = syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, unix.SCHED_NORMAL, uintptr(unsafe.Pointer(&p.schedParam[0]))); errno != 0 {
-			q.failed("set the scheduling policy SCHED_OTHER", errno)
+			q.failed(stepSchedPolicy, errno)
 		}
 	}
 	q.put(`{"kind":"ready"`)
@@ -381,7 +415,7 @@ func (q *rawInit) receiveCommand() {
 	var r1 uintptr
 	var errno syscall.Errno
 	for got := uintptr(0); got < unsafe.Sizeof(q.cmd); {
-		r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, fdSpec, uintptr(unsafe.Pointer(&q.cmd))+got, unsafe.Sizeof(q.cmd)-got)
+		r1, _, errno = syscall.RawSyscall(syscall.SYS_READ, fdCommand, uintptr(unsafe.Pointer(&q.cmd))+got, unsafe.Sizeof(q.cmd)-got)
 		if errno == syscall.EINTR {
 			continue
 		}
@@ -395,20 +429,20 @@ func (q *rawInit) receiveCommand() {
 			if errno == 0 {
 				errno = syscall.EPIPE
 			}
-			q.failed("read command", errno)
+			q.failed(stepReadCommand, errno)
 		}
 		got += r1
 	}
 	if q.cmd.magic != rawMagic || q.cmd.ncand == 0 || q.cmd.ncand > maxCandidates ||
 		uintptr(q.cmd.imageN) > uintptr(len(q.child.image)) || q.cmd.tmpfsN >= uint32(len(q.tmpfsData)) ||
-		q.cmd.nfStepN >= uint32(len(q.nfStep)) || q.cmd.nfErrorN >= uint32(len(q.nfError)) {
-		q.failed("read command", syscall.EPROTO)
+		q.cmd.nfNameN >= uint32(len(q.nfName)) || q.cmd.nfErrorN >= uint32(len(q.nfError)) {
+		q.failed(stepReadCommand, syscall.EPROTO)
 	}
 	q.readFull(uintptr(unsafe.Pointer(&q.child.image[0])), uintptr(q.cmd.imageN))
 	q.readFull(uintptr(unsafe.Pointer(&q.tmpfsData[0])), uintptr(q.cmd.tmpfsN))
 	q.tmpfsData[q.cmd.tmpfsN] = 0
-	q.readFull(uintptr(unsafe.Pointer(&q.nfStep[0])), uintptr(q.cmd.nfStepN))
-	q.nfStep[q.cmd.nfStepN] = 0
+	q.readFull(uintptr(unsafe.Pointer(&q.nfName[0])), uintptr(q.cmd.nfNameN))
+	q.nfName[q.cmd.nfNameN] = 0
 	q.readFull(uintptr(unsafe.Pointer(&q.nfError[0])), uintptr(q.cmd.nfErrorN))
 	q.nfError[q.cmd.nfErrorN] = 0
 	q.rMsg.SetControllen(len(q.rCmsg))
@@ -426,20 +460,20 @@ func (q *rawInit) receiveCommand() {
 		if errno == 0 {
 			errno = syscall.EPROTO
 		}
-		q.failed("receive the command's descriptors", errno)
+		q.failed(stepReceiveDescriptors, errno)
 	}
 	if nfd == 4 {
 		wd := uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[unix.CmsgLen(0)+12])))
 		if _, _, errno = syscall.RawSyscall6(unix.SYS_MOVE_MOUNT, wd, uintptr(unsafe.Pointer(&q.empty[0])), atFDCWD, uintptr(unsafe.Pointer(&q.wsPath[0])), unix.MOVE_MOUNT_F_EMPTY_PATH, 0); errno != 0 {
-			q.failed("attach workdir", errno)
+			q.failed(stepAttachWorkdir, errno)
 		}
 		syscall.RawSyscall(syscall.SYS_CLOSE, wd, 0, 0)
 	} else if _, _, errno = syscall.RawSyscall6(syscall.SYS_MOUNT, uintptr(unsafe.Pointer(&q.tmpfsName[0])), uintptr(unsafe.Pointer(&q.wsPath[0])), uintptr(unsafe.Pointer(&q.tmpfsName[0])), unix.MS_NOSUID|unix.MS_NODEV, uintptr(unsafe.Pointer(&q.tmpfsData[0])), 0); errno != 0 {
-		q.failed("mount tmpfs "+WorkspaceDir, errno)
+		q.failedAt(stepMountTmpfs, WorkspaceDir, errno)
 	}
 	// Relative paths, the program's included, start there.
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_CHDIR, uintptr(unsafe.Pointer(&q.wsPath[0])), 0, 0); errno != 0 {
-		q.failed("chdir "+WorkspaceDir, errno)
+		q.failed(stepChdirWorkspace, errno)
 	}
 	q.findProgram()
 }
@@ -469,8 +503,10 @@ func (q *rawInit) findProgram() {
 		q.chosen = c
 		return
 	}
-	q.put(`{"kind":"failed","exec_step":true,"step":"`)
-	q.putVerbatim(&q.nfStep[0])
+	q.put(`{"kind":"failed","exec_step":true,"step":`)
+	q.putInt(int64(stepExec))
+	q.put(`,"arg":"`)
+	q.putVerbatim(&q.nfName[0])
 	if errno == syscall.ENOENT && q.cmd.ncand > 1 {
 		q.put(`","error":"`)
 		q.putVerbatim(&q.nfError[0])
@@ -503,7 +539,7 @@ func (q *rawInit) startProgram() {
 	// init runs again.
 	q.started = now(&q.t0)
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(q.pair[0]), uintptr(unsafe.Pointer(&q.sMsg)), unix.MSG_NOSIGNAL); errno != 0 {
-		q.failed("send the command to the child", errno)
+		q.failed(stepSendToProgram, errno)
 	}
 	for k := 0; k < 3; k++ {
 		syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[base+4*k]))), 0, 0)
@@ -544,7 +580,7 @@ func (q *rawInit) supervise() {
 			continue
 		}
 		if errno != 0 {
-			q.failed("ppoll", errno)
+			q.failed(stepPpoll, errno)
 		}
 		if q.fds[1].Revents != 0 {
 			q.blocked()
@@ -668,7 +704,7 @@ func (q *rawInit) peekFileSizeLimit() {
 //go:nocheckptr
 func (q *rawInit) readFull(p, n uintptr) {
 	for got := uintptr(0); got < n; {
-		r1, _, errno := syscall.RawSyscall(syscall.SYS_READ, fdSpec, p+got, n-got)
+		r1, _, errno := syscall.RawSyscall(syscall.SYS_READ, fdCommand, p+got, n-got)
 		if errno == syscall.EINTR {
 			continue
 		}
@@ -676,7 +712,7 @@ func (q *rawInit) readFull(p, n uintptr) {
 			if errno == 0 {
 				errno = syscall.EPIPE
 			}
-			q.failed("read command", errno)
+			q.failed(stepReadCommand, errno)
 		}
 		got += r1
 	}
@@ -702,11 +738,13 @@ func (q *rawInit) childFailed(first uintptr) {
 	}
 	syscall.RawSyscall6(syscall.SYS_WAIT4, q.zpid, 0, 0, 0, 0, 0)
 	if n != 8 {
-		q.failed("child", syscall.EPIPE)
+		q.failed(stepProgramReport, syscall.EPIPE)
 	}
-	step, errno := readStepReport(&q.errBuf)
-	if step == stepExec && isProgramExecErrno(errno) {
-		q.put(`{"kind":"failed","exec_step":true,"step":"exec `)
+	s, errno := readStepReport(&q.errBuf)
+	if s == stepExec && isProgramExecErrno(errno) {
+		q.put(`{"kind":"failed","exec_step":true,"step":`)
+		q.putInt(int64(stepExec))
+		q.put(`,"arg":"`)
 		q.putCString((*byte)(unsafe.Pointer(&q.child.image[q.cmd.cand[q.chosen%maxCandidates]-uint64(uintptr(unsafe.Pointer(&q.child.image[0])))])))
 		q.put(`","errno":`)
 		q.putInt(int64(errno))
@@ -715,15 +753,11 @@ func (q *rawInit) childFailed(first uintptr) {
 			syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 1, 0, 0)
 		}
 	}
-	name := "unknown step"
-	if step <= stepExec {
-		name = q.childNames[step]
-	}
-	q.failed(name, errno)
+	q.failed(s, errno)
 }
 
 // rawCommandBytes lays c out for an init whose image buffer is at base:
-// the header and everything after it, as Run writes them on fdSpec.
+// the header and everything after it, as Run writes them on fdCommand.
 func rawCommandBytes(base uint64, c *Command, workdir bool) ([]byte, error) {
 	name := c.Argv[0]
 	var cands []string
@@ -766,13 +800,13 @@ func rawCommandBytes(base uint64, c *Command, workdir bool) ([]byte, error) {
 	} else {
 		tmpfs = fmt.Sprintf("mode=755,size=%d,nr_inodes=%d,%s", c.WorkspaceBytes, TmpfsInodes(c.WorkspaceBytes), sandboxOwned)
 	}
-	nfStep := jsonStringContents("exec "+name, 511)
-	h.tmpfsN, h.nfStepN, h.nfErrorN = uint32(len(tmpfs)), uint32(len(nfStep)), uint32(len(nfError))
-	out := make([]byte, 0, int(unsafe.Sizeof(h))+len(img)+len(tmpfs)+len(nfStep)+len(nfError))
+	nfName := jsonStringContents(name, 511)
+	h.tmpfsN, h.nfNameN, h.nfErrorN = uint32(len(tmpfs)), uint32(len(nfName)), uint32(len(nfError))
+	out := make([]byte, 0, int(unsafe.Sizeof(h))+len(img)+len(tmpfs)+len(nfName)+len(nfError))
 	out = append(out, unsafe.Slice((*byte)(unsafe.Pointer(&h)), unsafe.Sizeof(h))...)
 	out = append(out, img...)
 	out = append(out, tmpfs...)
-	out = append(out, nfStep...)
+	out = append(out, nfName...)
 	out = append(out, nfError...)
 	return out, nil
 }

@@ -20,7 +20,8 @@ type rootOp struct {
 	nr    uintptr    // opSyscall: the call
 	a     [6]uintptr // its arguments
 	okErr uintptr    // an errno that counts as done (EEXIST for a mkdir), or 0
-	step  int        // index of the step's name in rootPlan.names
+	step  step       // what a failure reports, with arg
+	arg   string
 }
 
 const (
@@ -31,12 +32,11 @@ const (
 	opLoUp             // bring lo up (a[0]: an ifreq named lo)
 )
 
-// rootPlan builds a root without Go: a list of operations, the names of
-// their steps (for failures), and the memory they point into.
+// rootPlan builds a root without Go: a list of operations and the memory
+// they point into.
 type rootPlan struct {
-	ops   []rootOp
-	names []string
-	keep  [][]byte
+	ops  []rootOp
+	keep [][]byte
 
 	created map[string]bool // directories the plan makes, under the new root
 	root    string
@@ -51,16 +51,15 @@ func (r *rootPlan) str(s string) uintptr {
 	return uintptr(unsafe.Pointer(&b[0]))
 }
 
-func (r *rootPlan) op(step string, op rootOp) {
-	op.step = len(r.names)
-	r.names = append(r.names, step)
+func (r *rootPlan) op(s step, arg string, op rootOp) {
+	op.step, op.arg = s, arg
 	r.ops = append(r.ops, op)
 }
 
-func (r *rootPlan) call(step string, nr uintptr, okErr syscall.Errno, args ...uintptr) {
+func (r *rootPlan) call(s step, arg string, nr uintptr, okErr syscall.Errno, args ...uintptr) {
 	op := rootOp{kind: opSyscall, nr: nr, okErr: uintptr(okErr)}
 	copy(op.a[:], args)
-	r.op(step, op)
+	r.op(s, arg, op)
 }
 
 // mkdirAll makes dir and its parents below the root; inside, at most once.
@@ -71,10 +70,10 @@ func (r *rootPlan) mkdirAll(dir string) {
 	}
 	r.mkdirAll(filepath.Dir(dir))
 	r.created[dir] = true
-	r.call("mkdir "+dir, unix.SYS_MKDIRAT, unix.EEXIST, atFDCWD, r.str(dir), 0o755)
+	r.call(stepMkdir, dir, unix.SYS_MKDIRAT, unix.EEXIST, atFDCWD, r.str(dir), 0o755)
 }
 
-func (r *rootPlan) mount(step, source, target, fstype string, flags uintptr, data string) {
+func (r *rootPlan) mount(s step, arg, source, target, fstype string, flags uintptr, data string) {
 	src, fs, d := uintptr(0), uintptr(0), uintptr(0)
 	if source != "" {
 		src = r.str(source)
@@ -87,7 +86,7 @@ func (r *rootPlan) mount(step, source, target, fstype string, flags uintptr, dat
 	if data != "" {
 		d = r.str(data)
 	}
-	r.call(step, unix.SYS_MOUNT, 0, src, r.str(target), fs, flags, d)
+	r.call(s, arg, unix.SYS_MOUNT, 0, src, r.str(target), fs, flags, d)
 }
 
 func (r *rootPlan) tmpfs(target string, mode uint32, size int64, extra uintptr, options string) {
@@ -99,11 +98,11 @@ func (r *rootPlan) tmpfs(target string, mode uint32, size int64, extra uintptr, 
 	if options != "" {
 		data += "," + options
 	}
-	r.mount("mount tmpfs "+target, "tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|extra, data)
+	r.mount(stepMountTmpfs, target, "tmpfs", target, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|extra, data)
 }
 
 func (r *rootPlan) remount(target string, flags uintptr) {
-	r.op("remount "+target, rootOp{kind: opRemount, a: [6]uintptr{r.str(target), flags}})
+	r.op(stepRemount, target, rootOp{kind: opRemount, a: [6]uintptr{r.str(target), flags}})
 }
 
 func (r *rootPlan) mountPoint(target string, dir bool) {
@@ -112,7 +111,7 @@ func (r *rootPlan) mountPoint(target string, dir bool) {
 		return
 	}
 	r.mkdirAll(filepath.Dir(target))
-	r.op("create "+target, rootOp{kind: opCreate, a: [6]uintptr{r.str(target)}})
+	r.op(stepCreate, target, rootOp{kind: opCreate, a: [6]uintptr{r.str(target)}})
 }
 
 // planRoot lays out what buildRoot does, for rawInitMain. The host's side
@@ -121,10 +120,10 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 	root := filepath.Clean(spec.RootDir)
 	r := &rootPlan{root: root, created: map[string]bool{}}
 	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, &SetupError{"mkdir " + root, err}
+		return nil, &SetupError{step: stepMkdir, arg: root, Err: err}
 	}
-	r.mount("make / private", "", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
-	r.mount("mount tmpfs "+root, "tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=4194304")
+	r.mount(stepMakePrivate, "", "", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
+	r.mount(stepMountTmpfs, root, "tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=4194304")
 	for _, m := range spec.Mounts {
 		target := filepath.Join(root, m.Target)
 		switch m.Kind {
@@ -147,30 +146,30 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 				if m.Optional && (err == unix.ENOENT || err == unix.ENOTDIR) {
 					continue
 				}
-				return nil, &SetupError{"bind " + m.Source, err}
+				return nil, &SetupError{step: stepBind, arg: m.Source, Err: err}
 			}
 			if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 				dest, err := os.Readlink(m.Source)
 				if err != nil {
-					return nil, &SetupError{"readlink " + m.Source, err}
+					return nil, &SetupError{step: stepReadlink, arg: m.Source, Err: err}
 				}
 				r.mkdirAll(filepath.Dir(target))
-				r.call("symlink "+m.Target, unix.SYS_SYMLINKAT, 0, r.str(dest), atFDCWD, r.str(target))
+				r.call(stepSymlink, m.Target, unix.SYS_SYMLINKAT, 0, r.str(dest), atFDCWD, r.str(target))
 				continue
 			}
 			fi, err := os.Stat(m.Source)
 			if err != nil {
-				return nil, &SetupError{"bind " + m.Source, err}
+				return nil, &SetupError{step: stepBind, arg: m.Source, Err: err}
 			}
 			r.mountPoint(target, fi.IsDir())
-			r.mount("bind "+m.Source, m.Source, target, "", unix.MS_BIND|unix.MS_REC, "")
+			r.mount(stepBind, m.Source, m.Source, target, "", unix.MS_BIND|unix.MS_REC, "")
 			flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
 			if !m.Writable {
 				flags |= unix.MS_RDONLY
 			}
 			r.remount(target, flags)
 		default:
-			return nil, &SetupError{"mount " + m.Target, fmt.Errorf("unknown kind %q", m.Kind)}
+			return nil, &SetupError{step: stepMount, arg: m.Target, Err: fmt.Errorf("unknown kind %q", m.Kind)}
 		}
 	}
 	dev := filepath.Join(root, "dev")
@@ -178,10 +177,10 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 	for _, name := range devices {
 		target := filepath.Join(dev, name)
 		r.mountPoint(target, false)
-		r.mount("bind /dev/"+name, "/dev/"+name, target, "", unix.MS_BIND, "")
+		r.mount(stepBind, "/dev/"+name, "/dev/"+name, target, "", unix.MS_BIND, "")
 	}
 	for _, link := range slices.Sorted(maps.Keys(devLinks)) {
-		r.call("symlink /dev/"+link, unix.SYS_SYMLINKAT, 0, r.str(devLinks[link]), atFDCWD, r.str(filepath.Join(dev, link)))
+		r.call(stepSymlink, "/dev/"+link, unix.SYS_SYMLINKAT, 0, r.str(devLinks[link]), atFDCWD, r.str(filepath.Join(dev, link)))
 	}
 	r.mkdirAll(filepath.Join(dev, "shm"))
 	r.remount(dev, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
@@ -190,7 +189,7 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 	for _, p := range slices.Sorted(maps.Keys(spec.Files)) {
 		target := filepath.Join(root, p)
 		if !strings.HasPrefix(target, root+"/") {
-			return nil, &SetupError{"write " + p, unix.EINVAL}
+			return nil, &SetupError{step: stepWrite, arg: p, Err: unix.EINVAL}
 		}
 		r.mkdirAll(filepath.Dir(target))
 		data := []byte(spec.Files[p])
@@ -199,7 +198,7 @@ func planRoot(spec *Spec) (*rootPlan, error) {
 		if len(data) > 0 {
 			ptr = uintptr(unsafe.Pointer(&data[0]))
 		}
-		r.op("write "+p, rootOp{kind: opWriteFile, a: [6]uintptr{r.str(target), ptr, uintptr(len(data))}})
+		r.op(stepWrite, p, rootOp{kind: opWriteFile, a: [6]uintptr{r.str(target), ptr, uintptr(len(data))}})
 	}
 	r.pivot()
 	r.remount("/", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
@@ -213,9 +212,9 @@ func (r *rootPlan) sandboxMounts(spec *Spec) {
 	r.tmpfs(filepath.Join(r.root, "dev", "shm"), 0o1777, spec.TmpBytes, unix.MS_NOEXEC, sandboxOwned)
 	proc := filepath.Join(r.root, "proc")
 	r.mkdirAll(proc)
-	r.mount("mount proc /proc", "proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	r.mount(stepMountProc, "", "proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	for _, f := range procMasked {
-		r.mount("mask /proc/"+f, filepath.Join(r.root, "dev/null"), filepath.Join(proc, f), "", unix.MS_BIND, "")
+		r.mount(stepMask, "/proc/"+f, filepath.Join(r.root, "dev/null"), filepath.Join(proc, f), "", unix.MS_BIND, "")
 	}
 	r.tmpfs(filepath.Join(r.root, "tmp"), 0o1777, spec.TmpBytes, 0, sandboxOwned)
 }
@@ -223,11 +222,11 @@ func (r *rootPlan) sandboxMounts(spec *Spec) {
 // pivot makes the root built at r.root the namespace's root, and lets go
 // of the host's.
 func (r *rootPlan) pivot() {
-	r.call("chdir "+r.root, unix.SYS_CHDIR, 0, r.str(r.root))
+	r.call(stepChdir, r.root, unix.SYS_CHDIR, 0, r.str(r.root))
 	dot := r.str(".")
-	r.call("pivot_root", unix.SYS_PIVOT_ROOT, 0, dot, dot)
-	r.call("detach old root", unix.SYS_UMOUNT2, 0, dot, unix.MNT_DETACH)
-	r.call("chdir /", unix.SYS_CHDIR, 0, r.str("/"))
+	r.call(stepPivotRoot, "", unix.SYS_PIVOT_ROOT, 0, dot, dot)
+	r.call(stepDetachOldRoot, "", unix.SYS_UMOUNT2, 0, dot, unix.MNT_DETACH)
+	r.call(stepChdir, "/", unix.SYS_CHDIR, 0, r.str("/"))
 }
 
 // identity names the sandbox's host and brings its loopback up.
@@ -236,10 +235,10 @@ func (r *rootPlan) identity(spec *Spec) {
 	if hostname == "" {
 		hostname = "sandbox"
 	}
-	r.call("sethostname", unix.SYS_SETHOSTNAME, 0, r.str(hostname), uintptr(len(hostname)))
-	r.call("setdomainname", unix.SYS_SETDOMAINNAME, 0, r.str("sandbox"), uintptr(len("sandbox")))
+	r.call(stepSethostname, "", unix.SYS_SETHOSTNAME, 0, r.str(hostname), uintptr(len(hostname)))
+	r.call(stepSetdomainname, "", unix.SYS_SETDOMAINNAME, 0, r.str("sandbox"), uintptr(len("sandbox")))
 	copy(r.ifreq[:], "lo")
-	r.op("bring lo up", rootOp{kind: opLoUp, a: [6]uintptr{uintptr(unsafe.Pointer(&r.ifreq[0]))}})
+	r.op(stepLoUp, "", rootOp{kind: opLoUp, a: [6]uintptr{uintptr(unsafe.Pointer(&r.ifreq[0]))}})
 }
 
 // statfs flags a bind remount must keep (see remount).

@@ -20,9 +20,9 @@ type Files struct {
 	// Join are cgroup.procs files of the program's cgroups, opened for
 	// writing by the host: the program joins each before exec.
 	Join []*os.File
-	// Supervisor is a cgroup2 directory the init is cloned into
-	// (CLONE_INTO_CGROUP). Nil: the init stays in its parent's cgroups.
-	Supervisor *os.File
+	// Init is a cgroup2 directory the init is cloned into
+	// (CLONE_INTO_CGROUP). Nil: the init stays in the helper's cgroups.
+	Init *os.File
 	// Program is a cgroup2 directory the init clones the program's process
 	// into (CLONE_INTO_CGROUP), with the init's own credentials: they must
 	// be allowed to write its cgroup.procs and that of its common ancestor
@@ -90,9 +90,9 @@ type Process struct {
 	events chan Event
 	done   chan struct{}
 
-	mu      sync.Mutex
-	specW   *os.File // the rest of fdSpec: the command goes there
-	control *os.File // our end of fdControl: the command's descriptors go there
+	mu       sync.Mutex
+	commandW *os.File // the rest of fdCommand: the command goes there
+	control  *os.File // our end of fdControl: the command's descriptors go there
 }
 
 // Events delivers what happens, in order: Ready once the sandbox is built,
@@ -141,25 +141,6 @@ func (p *Process) Alive() bool {
 	return err != nil || n == 0
 }
 
-// Start launches a sandbox for spec and runs spec.Command in it at once:
-// Prepare, then Run. It returns once the init runs; the program's start,
-// end or failure come through Events.
-func Start(spec *Spec, files Files, stdio IO) (*Process, error) {
-	if err := spec.Command.Validate(); err != nil {
-		return nil, fmt.Errorf("sandbox command: %w", err)
-	}
-	p, err := Prepare(spec, files)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.Run(&spec.Command, stdio); err != nil {
-		p.Kill()
-		<-p.Done()
-		return nil, err
-	}
-	return p, nil
-}
-
 // Prepare launches a sandbox for spec, without its command: the init
 // builds the root and waits (Ready comes through Events) until Run gives
 // it the program. A prepared sandbox runs at most one command.
@@ -176,7 +157,7 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 	for attempt := 0; ; attempt++ {
 		h, err := currentHelper()
 		if err != nil {
-			return nil, &SetupError{"start init", err}
+			return nil, &SetupError{step: stepStartInit, Err: err}
 		}
 		p, err := prepareWith(h, spec, files)
 		// A helper that died before this request (killed, say) is
@@ -196,20 +177,20 @@ func prepareWith(h *helperClient, spec *Spec, files Files) (*Process, error) {
 			f.Close()
 		}
 	}()
-	specR, specW, err := os.Pipe()
+	commandR, commandW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("spec pipe: %w", err)
+		return nil, fmt.Errorf("command pipe: %w", err)
 	}
-	closers = append(closers, specR)
+	closers = append(closers, commandR)
 	reportR, reportW, err := os.Pipe()
 	if err != nil {
-		specW.Close()
+		commandW.Close()
 		return nil, fmt.Errorf("report pipe: %w", err)
 	}
 	closers = append(closers, reportW)
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		specW.Close()
+		commandW.Close()
 		reportR.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -217,27 +198,25 @@ func prepareWith(h *helperClient, spec *Spec, files Files) (*Process, error) {
 	initControl := os.NewFile(uintptr(pair[1]), "init control")
 	closers = append(closers, initControl)
 	fail := func(err error) (*Process, error) {
-		specW.Close()
+		commandW.Close()
 		reportR.Close()
 		control.Close()
 		return nil, err
 	}
-	sandbox := *spec
-	sandbox.Command = Command{}
-	req := &spawnRequest{Spec: &sandbox, Key: spec.Key, HostUID: spec.HostUID, HostGID: spec.HostGID,
-		JoinFiles: len(files.Join), Program: files.Program != nil, Supervisor: files.Supervisor != nil}
-	sent := append([]*os.File{specR, reportW, initControl}, files.Join...)
+	req := &spawnRequest{Spec: spec, Key: spec.Key, HostUID: spec.HostUID, HostGID: spec.HostGID,
+		JoinFiles: len(files.Join), Program: files.Program != nil, Init: files.Init != nil}
+	sent := append([]*os.File{commandR, reportW, initControl}, files.Join...)
 	if files.Program != nil {
 		sent = append(sent, files.Program)
 	}
-	if files.Supervisor != nil {
-		sent = append(sent, files.Supervisor)
+	if files.Init != nil {
+		sent = append(sent, files.Init)
 	}
 	reply, pidfd, ended, err := h.spawn(req, sent)
 	if err != nil {
-		return fail(&SetupError{"start init", err})
+		return fail(&SetupError{step: stepStartInit, Err: err})
 	}
-	p := &Process{pid: reply.PID, pidfd: pidfd, image: reply.Image, ended: ended, helper: h, events: make(chan Event, 5), done: make(chan struct{}), specW: specW, control: control}
+	p := &Process{pid: reply.PID, pidfd: pidfd, image: reply.Image, ended: ended, helper: h, events: make(chan Event, 5), done: make(chan struct{}), commandW: commandW, control: control}
 	go p.watch(reportR)
 	return p, nil
 }
@@ -251,15 +230,15 @@ func (p *Process) Run(c *Command, stdio IO) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.specW == nil {
+	if p.commandW == nil {
 		return errors.New("sandbox: already given a command, or killed")
 	}
 	// The control socket stays open until Kill: the init outlives its
 	// program until then (see Exited).
 	defer func() {
-		if p.specW != nil {
-			p.specW.Close()
-			p.specW = nil
+		if p.commandW != nil {
+			p.commandW.Close()
+			p.commandW = nil
 		}
 	}()
 	fds := make([]int, 0, 4)
@@ -284,7 +263,7 @@ func (p *Process) Run(c *Command, stdio IO) error {
 		defer wd.Close()
 		fds = append(fds, int(wd.Fd()))
 	}
-	cfgJSON, err := rawCommandBytes(p.image, c, stdio.Workdir != nil || stdio.WorkdirMount != nil)
+	cmdBytes, err := rawCommandBytes(p.image, c, stdio.Workdir != nil || stdio.WorkdirMount != nil)
 	if err != nil {
 		if ee, ok := err.(*ExecError); ok {
 			return ee
@@ -298,34 +277,34 @@ func (p *Process) Run(c *Command, stdio IO) error {
 		if gone(err) {
 			return nil
 		}
-		return &SetupError{"send the command's descriptors", err}
+		return &SetupError{step: stepSendDescriptors, Err: err}
 	}
-	specW := p.specW
-	p.specW = nil
-	if len(cfgJSON) <= 60<<10 {
-		_, err := specW.Write(cfgJSON)
-		specW.Close()
+	commandW := p.commandW
+	p.commandW = nil
+	if len(cmdBytes) <= 60<<10 {
+		_, err := commandW.Write(cmdBytes)
+		commandW.Close()
 		if err != nil && !gone(err) {
-			return &SetupError{"send the command", err}
+			return &SetupError{step: stepSendCommand, Err: err}
 		}
 		return nil
 	}
 	// Larger than the pipe buffer: written while the init reads. If the
 	// init dies first, the write fails and watch reports the death.
 	go func() {
-		specW.Write(cfgJSON)
-		specW.Close()
+		commandW.Write(cmdBytes)
+		commandW.Close()
 	}()
 	return nil
 }
 
-// closeCommandPipes closes what is left of our ends of fdSpec and
+// closeCommandPipes closes what is left of our ends of fdCommand and
 // fdControl; p.mu is held. A prepared init that sees them close without a
 // command exits.
 func (p *Process) closeCommandPipes() {
-	if p.specW != nil {
-		p.specW.Close()
-		p.specW = nil
+	if p.commandW != nil {
+		p.commandW.Close()
+		p.commandW = nil
 	}
 	if p.control != nil {
 		p.control.Close()
@@ -357,12 +336,12 @@ func devNull() (*os.File, error) {
 func DetachedMount(dir *os.File) (*os.File, error) {
 	fd, err := unix.OpenTree(int(dir.Fd()), "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
 	if err != nil {
-		return nil, &SetupError{"open_tree workdir", err}
+		return nil, &SetupError{step: stepOpenTreeWorkdir, Err: err}
 	}
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
 		unix.Close(fd)
-		return nil, &SetupError{"mount_setattr workdir", err}
+		return nil, &SetupError{step: stepSetattrWorkdir, Err: err}
 	}
 	return os.NewFile(uintptr(fd), "workdir"), nil
 }
@@ -400,9 +379,9 @@ func (p *Process) watch(r *os.File) {
 				err = syscall.Errno(m.Errno)
 			}
 			if m.ExecStep {
-				ev.Err = &ExecError{Path: m.Step[len("exec "):], Err: err}
+				ev.Err = &ExecError{Path: m.Arg, Err: err}
 			} else {
-				ev.Err = &SetupError{Step: m.Step, Err: err}
+				ev.Err = &SetupError{step: m.Step, arg: m.Arg, Err: err}
 			}
 		default:
 			continue
@@ -429,6 +408,6 @@ func (p *Process) watch(r *os.File) {
 	p.mu.Unlock()
 	close(p.done)
 	if !final {
-		p.events <- Event{Kind: Failed, At: time.Now(), Err: &SetupError{Step: "init", Err: fmt.Errorf("died without a report: %v", err)}}
+		p.events <- Event{Kind: Failed, At: time.Now(), Err: &SetupError{step: stepInitDied, Err: fmt.Errorf("died without a report: %v", err)}}
 	}
 }

@@ -81,7 +81,7 @@ type Rlimit struct {
 }
 
 // Command is the program a sandbox runs, and what belongs to that one run.
-// It is plain data: Run sends it to the init as JSON.
+// It is plain data: Run lays it out for the init (rawCommandBytes).
 type Command struct {
 	// Argv is the program and its arguments. Argv[0] without a slash is
 	// looked up in the PATH of Env (or DefaultPath) inside the sandbox.
@@ -98,14 +98,10 @@ type Command struct {
 	WorkspaceBytes int64 `json:"workspace_bytes"`
 }
 
-// Spec is everything the init needs to build a sandbox, and the command
-// to run in it. It is plain data: Prepare sends it to the init as JSON.
+// Spec is everything the init needs to build a sandbox; Run gives its
+// command later. It is plain data: Prepare sends it to the helper as JSON.
 // Zero values are documented per field.
 type Spec struct {
-	// Command is what Start runs. Prepare ignores it: Run gives the
-	// command later.
-	Command `json:"-"`
-
 	// HostUID and HostGID are the unprivileged host ids the sandbox user
 	// (SandboxUID, SandboxGID) maps to. Both must be non-zero, and no other
 	// live sandbox may use them.
@@ -138,10 +134,10 @@ type Spec struct {
 	Seccomp        Filter `json:"seccomp"`
 	AllowNoSeccomp bool   `json:"allow_no_seccomp,omitempty"`
 
-	// Key, when not empty, names everything in this Spec but HostUID,
-	// HostGID and the Command: Prepare sends the rest to the init helper
-	// with the first sandbox of a Key, and later only the Key. Specs given
-	// the same Key must not differ in anything else.
+	// Key, when not empty, names everything in this Spec but HostUID and
+	// HostGID: Prepare sends the rest to the helper with the first sandbox
+	// of a Key, and later only the Key. Specs given the same Key must not
+	// differ in anything else.
 	Key string `json:"-"`
 }
 
@@ -186,8 +182,8 @@ func (f *Filter) UnmarshalJSON(b []byte) error {
 // DefaultPath is the program's PATH when Env sets none.
 const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
 
-// Validate checks the sandbox part of the spec before anything is started.
-// Messages name the field. The command is checked by Command.Validate.
+// Validate checks the spec before anything is started. Messages name the
+// field. The command is checked by Command.Validate.
 func (s *Spec) Validate() error {
 	if s.HostUID == 0 || s.HostGID == 0 || s.InitUID == 0 || s.InitGID == 0 {
 		return errors.New("host_uid, host_gid, init_uid, init_gid: must be non-zero (a sandbox never maps to host root)")

@@ -183,45 +183,45 @@ func (t *templates) build(spec *Spec, now time.Time) *rootTemplate {
 // it would clone every init from there.
 func (t *templates) namespace(tree int, rootDir string) (ns int, err error) {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return -1, &SetupError{"template namespace: unshare", err}
+		return -1, &SetupError{step: stepTemplateNamespace, arg: "unshare", Err: err}
 	}
 	defer func() {
 		if serr := unix.Setns(t.hostNS, unix.CLONE_NEWNS); serr != nil {
-			fmt.Fprintf(os.Stderr, "sandboxd-init: back from a template namespace: %v\n", serr)
+			fmt.Fprintf(os.Stderr, "sandboxd-helper: back from a template namespace: %v\n", serr)
 			os.Exit(2)
 		}
 	}()
-	step := func(name string, err error) error {
+	fail := func(s step, arg string, err error) error {
 		if err != nil {
-			return &SetupError{"template namespace: " + name, err}
+			return &SetupError{step: stepTemplateNamespace, Err: &SetupError{step: s, arg: arg, Err: err}}
 		}
 		return nil
 	}
 	root := filepath.Clean(rootDir)
 	// Nothing done here may show in the host's namespace.
-	if err := step("make / private", unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")); err != nil {
+	if err := fail(stepMakePrivate, "", unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")); err != nil {
 		return -1, err
 	}
-	if err := step("mkdir "+root, os.MkdirAll(root, 0o755)); err != nil {
+	if err := fail(stepMkdir, root, os.MkdirAll(root, 0o755)); err != nil {
 		return -1, err
 	}
-	if err := step("attach the root", unix.MoveMount(tree, "", unix.AT_FDCWD, root, unix.MOVE_MOUNT_F_EMPTY_PATH)); err != nil {
+	if err := fail(stepAttachRoot, "", unix.MoveMount(tree, "", unix.AT_FDCWD, root, unix.MOVE_MOUNT_F_EMPTY_PATH)); err != nil {
 		return -1, err
 	}
-	if err := step("mount proc", unix.Mount("proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "hidepid=invisible")); err != nil {
+	if err := fail(stepMountProc, "", unix.Mount("proc", filepath.Join(root, "proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "hidepid=invisible")); err != nil {
 		return -1, err
 	}
-	if err := step("chdir "+root, unix.Chdir(root)); err != nil {
+	if err := fail(stepChdir, root, unix.Chdir(root)); err != nil {
 		return -1, err
 	}
-	if err := step("pivot_root", unix.PivotRoot(".", ".")); err != nil {
+	if err := fail(stepPivotRoot, "", unix.PivotRoot(".", ".")); err != nil {
 		return -1, err
 	}
-	if err := step("detach the old root", unix.Unmount(".", unix.MNT_DETACH)); err != nil {
+	if err := fail(stepDetachOldRoot, "", unix.Unmount(".", unix.MNT_DETACH)); err != nil {
 		return -1, err
 	}
 	ns, err = unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	return ns, step("open", err)
+	return ns, fail(stepOpenNamespace, "", err)
 }
 
 func (t *templates) drop(key string) {
@@ -373,7 +373,7 @@ func buildTemplate(spec *Spec) (int, error) {
 	uid, gid := fmt.Sprint(spec.InitUID), fmt.Sprint(spec.InitGID)
 	root, err := detachedTmpfs(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, "source", templateSource, "mode", "755", "size", "4194304", "uid", uid, "gid", gid)
 	if err != nil {
-		return -1, &SetupError{"template: mount tmpfs /", err}
+		return -1, templateErr(stepMountTmpfs, "/", err)
 	}
 	b := &tmplBuilder{root: root, uid: int(spec.InitUID), gid: int(spec.InitGID)}
 	if err := b.fill(spec); err != nil {
@@ -383,12 +383,17 @@ func buildTemplate(spec *Spec) (int, error) {
 	return root, nil
 }
 
+// templateErr is a failure of step s while building a template.
+func templateErr(s step, arg string, err error) error {
+	return &SetupError{step: stepTemplate, Err: &SetupError{step: s, arg: arg, Err: err}}
+}
+
 func (b *tmplBuilder) fill(spec *Spec) error {
 	const ro = unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
 	for _, m := range spec.Mounts {
 		rel := strings.TrimPrefix(filepath.Clean("/"+m.Target), "/")
 		if rel == "" {
-			return &SetupError{"template: mount " + m.Target, errNested}
+			return templateErr(stepMount, m.Target, errNested)
 		}
 		switch m.Kind {
 		case MountTmpfs:
@@ -407,7 +412,7 @@ func (b *tmplBuilder) fill(spec *Spec) error {
 				}
 			}
 			if err != nil {
-				return &SetupError{"template: mount tmpfs " + m.Target, err}
+				return templateErr(stepMountTmpfs, m.Target, err)
 			}
 		case MountBind:
 			var st unix.Stat_t
@@ -415,7 +420,7 @@ func (b *tmplBuilder) fill(spec *Spec) error {
 				if m.Optional && (err == unix.ENOENT || err == unix.ENOTDIR) {
 					continue
 				}
-				return &SetupError{"bind " + m.Source, err}
+				return &SetupError{step: stepBind, arg: m.Source, Err: err}
 			}
 			if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 				dest, err := os.Readlink(m.Source)
@@ -423,13 +428,13 @@ func (b *tmplBuilder) fill(spec *Spec) error {
 					err = b.symlink(dest, rel)
 				}
 				if err != nil {
-					return &SetupError{"template: symlink " + m.Target, err}
+					return templateErr(stepSymlink, m.Target, err)
 				}
 				continue
 			}
 			fi, err := os.Stat(m.Source)
 			if err != nil {
-				return &SetupError{"bind " + m.Source, err}
+				return &SetupError{step: stepBind, arg: m.Source, Err: err}
 			}
 			attrs := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)
 			if !m.Writable {
@@ -442,31 +447,31 @@ func (b *tmplBuilder) fill(spec *Spec) error {
 				}
 			}
 			if err != nil {
-				return &SetupError{"template: bind " + m.Source, err}
+				return templateErr(stepBind, m.Source, err)
 			}
 		default:
-			return &SetupError{"mount " + m.Target, fmt.Errorf("unknown kind %q", m.Kind)}
+			return &SetupError{step: stepMount, arg: m.Target, Err: fmt.Errorf("unknown kind %q", m.Kind)}
 		}
 	}
 	if err := b.dev(); err != nil {
-		return &SetupError{"template: /dev", err}
+		return templateErr(stepMakeDev, "", err)
 	}
 	for _, d := range []string{"proc", "tmp", strings.TrimPrefix(WorkspaceDir, "/")} {
 		if err := b.mountPoint(d, true); err != nil {
-			return &SetupError{"template: mkdir /" + d, err}
+			return templateErr(stepMkdir, "/"+d, err)
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(spec.Files)) {
 		rel := strings.TrimPrefix(filepath.Clean("/"+p), "/")
 		if rel == "" || filepath.Clean(p) != p || !filepath.IsAbs(p) {
-			return &SetupError{"write " + p, unix.EINVAL}
+			return &SetupError{step: stepWrite, arg: p, Err: unix.EINVAL}
 		}
 		if err := b.file(rel, []byte(spec.Files[p]), true); err != nil {
-			return &SetupError{"template: write " + p, err}
+			return templateErr(stepWrite, p, err)
 		}
 	}
 	if err := unix.MountSetattr(b.root, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
-		return &SetupError{"template: read-only /", err}
+		return templateErr(stepReadOnlyRoot, "", err)
 	}
 	return nil
 }
@@ -560,15 +565,15 @@ func planTemplateRoot(spec *Spec, treeFD int) (*rootPlan, error) {
 	root := filepath.Clean(spec.RootDir)
 	r := &rootPlan{root: root, created: map[string]bool{}}
 	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, &SetupError{"mkdir " + root, err}
+		return nil, &SetupError{step: stepMkdir, arg: root, Err: err}
 	}
 	dev := filepath.Join(root, "dev")
 	for _, d := range []string{dev, filepath.Join(dev, "shm"), filepath.Join(root, "proc"), filepath.Join(root, "tmp"), filepath.Join(root, WorkspaceDir)} {
 		r.created[d] = true
 	}
-	r.mount("make / private", "", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
-	r.call("attach the root", unix.SYS_MOVE_MOUNT, 0, uintptr(treeFD), r.str(""), atFDCWD, r.str(root), unix.MOVE_MOUNT_F_EMPTY_PATH)
-	r.call("close the root's descriptor", unix.SYS_CLOSE, 0, uintptr(treeFD))
+	r.mount(stepMakePrivate, "", "", "/", "", unix.MS_REC|unix.MS_PRIVATE, "")
+	r.call(stepAttachRoot, "", unix.SYS_MOVE_MOUNT, 0, uintptr(treeFD), r.str(""), atFDCWD, r.str(root), unix.MOVE_MOUNT_F_EMPTY_PATH)
+	r.call(stepCloseRoot, "", unix.SYS_CLOSE, 0, uintptr(treeFD))
 	r.sandboxMounts(spec)
 	r.pivot()
 	r.identity(spec)
@@ -581,7 +586,7 @@ func planTemplateRoot(spec *Spec, treeFD int) (*rootPlan, error) {
 func planNamespaceRoot(spec *Spec) *rootPlan {
 	r := &rootPlan{root: "/", created: map[string]bool{}}
 	r.sandboxMounts(spec)
-	r.call("chdir /", unix.SYS_CHDIR, 0, r.str("/"))
+	r.call(stepChdir, "/", unix.SYS_CHDIR, 0, r.str("/"))
 	r.identity(spec)
 	return r
 }

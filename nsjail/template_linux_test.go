@@ -120,7 +120,7 @@ func TestTemplateWritesNothingOnTheHost(t *testing.T) {
 	spec.Files["/opt/link/through-symlink"] = "x"
 	spec.Files["/opt/dir/through-bind"] = "x"
 	for _, f := range []string{"/opt/link/through-symlink", "/opt/dir/through-bind"} {
-		one := *spec
+		one := spec.Spec
 		one.Files = map[string]string{f: "x"}
 		if fd, err := buildTemplate(&one); err == nil {
 			unix.Close(fd)
@@ -141,7 +141,7 @@ func TestTemplateWritesNothingOnTheHost(t *testing.T) {
 // One template per kind of root, built again once too old; too many kinds
 // and all are dropped.
 func TestTemplateCache(t *testing.T) {
-	spec := testSpec(t, "/bin/true")
+	spec := &testSpec(t, "/bin/true").Spec
 	var ts templates
 	defer func() {
 		for k := range ts.byKey {
@@ -224,7 +224,7 @@ func TestTemplateNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := testSpec(t, "/bin/true")
+	spec := &testSpec(t, "/bin/true").Spec
 	ns, tree := ts.root(spec, templateKey(spec))
 	if ns < 0 || tree >= 0 {
 		t.Fatalf("root: namespace %d, tree %d (%v, %v)", ns, tree, ts.byKey[templateKey(spec)].err, ts.nsErr)

@@ -9,7 +9,7 @@
 #   kernel: linux-image-<abi>-cloud-amd64           packages the tests use (sh, coreutils,
 #     (apt-get download, not installed)             python3, gcc), busybox, /vm/init stub
 #   scripts/vm/rootfs.sh -> nvme0n1        nvme0n2  this run: test binaries, sandboxd,
-#   go test -c, gcc testdata -> nvme0n2             compiled test programs, the init
+#   go test -c, gcc testdata -> nvme0n2             compiled test programs, the guest init
 #   qemu (KVM where the CPU shows vmx/svm,          (scripts/vm/guest-init.sh): cgroup2 as
 #     else TCG) under a timeout ---------->           systemd mounts it, one delegated service
 #   console -> run/test-v2/console.log  <------       per suite, SANDBOXD-TEST-V2-RESULT <n>
@@ -110,16 +110,16 @@ done
 step "guest OS image"
 os_img=$(scripts/vm/rootfs.sh "$cache")
 
-# --- this run's disk: test binaries, sandboxd, test programs, the init -----
+# --- this run's disk: test binaries, sandboxd, test programs, the guest init ---
 step "building the test binaries"
 payload=$out/payload
 rm -rf "$payload"
 mkdir -p "$payload"/{tests,bin,programs,test}
 chmod 0755 "$payload"
-# As make test builds them: with the sandbox init embedded (make build put
-# it in nsjail/).
-[ -s nsjail/sandboxd-init ] || die "nsjail/sandboxd-init is missing: run make build (make test-v2 does)"
-CGO_ENABLED=0 go test -tags embedinit -c -o "$payload/tests/" ./cgroup ./nsjail ./test
+# As make test builds them: with the helper embedded (make build put it in
+# nsjail/).
+[ -s nsjail/sandboxd-helper ] || die "nsjail/sandboxd-helper is missing: run make build (make test-v2 does)"
+CGO_ENABLED=0 go test -tags embedhelper -c -o "$payload/tests/" ./cgroup ./nsjail ./test
 cp bin/sandboxd "$payload/bin/"
 # As test/harness_test.go compiles them (see SANDBOXD_TEST_PROGRAMS there).
 for src in test/testdata/*.c; do
@@ -184,7 +184,7 @@ step "booting the guest ($pkg, $accel, $smp CPU, $mem MiB); console: ${log#$repo
 qemu-system-x86_64 "${qemu_args[@]}" </dev/null >"$log" 2>&1 &
 qpid=$!
 trap 'kill "$qpid" 2>/dev/null || true' EXIT
-# The live view: each test's verdict and the init's own lines; the whole
+# The live view: each test's verdict and the guest init's own lines; the whole
 # console stays in the log.
 tail -n +1 -F --pid="$qpid" "$log" 2>/dev/null | tr -d '\r' |
 	grep --line-buffered -aE '^ *--- (PASS|FAIL|SKIP)|^(ok|FAIL|PASS)( |$)|^sandboxd-test-v2:|^panic:|Kernel panic|BUG:|Oops' &

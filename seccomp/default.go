@@ -26,7 +26,7 @@ const cloneNamespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWCGROUP | unix.CLONE
 	unix.CLONE_NEWIPC | unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET |
 	unix.CLONE_NEWTIME
 
-// notify is a rule that reports every call of the syscall to the supervisor.
+// notify is a rule that reports every call of the syscall to the sandbox's init.
 func notify(syscall, reason string) Rule {
 	return Rule{Syscall: syscall, Action: Notify, Reason: reason}
 }

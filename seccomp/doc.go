@@ -6,10 +6,11 @@
 //
 // # Contract
 //
-// The package compiles; it installs nothing. The sandbox's child installs the
-// program right before execve, taking it as plain []unix.SockFilter data (it
-// never imports this package), with SECCOMP_FILTER_FLAG_NEW_LISTENER. The
-// supervisor (pid 1 of the sandbox) holds the listener fd: a call whose action
+// The package compiles; it installs nothing. The program's process (the
+// clone that becomes pid 2) installs the filter before it waits for its
+// command, taking it as plain []unix.SockFilter data (nsjail never imports
+// this package), with SECCOMP_FILTER_FLAG_NEW_LISTENER. The sandbox's init
+// (its pid 1) holds the listener fd: a call whose action
 // is Notify reaches it, and it kills the whole sandbox and reports the verdict
 // syscall_blocked, naming the call with SyscallName. Errno fails a call in
 // place (for calls that runtimes probe and can live without); Kill ends the

@@ -324,11 +324,11 @@ type listenerResult struct {
 	Arg0        uint64
 	FromThisTID bool   // the notification's pid is the filtered thread
 	Errno       int    // what the filtered call returned
-	Err         string // a failure of the supervisor side
+	Err         string // a failure of the listener side
 }
 
 // listenerChild installs the filter with a listener on this (locked) thread
-// only, plays the supervisor on another goroutine, which the runtime runs on
+// only, plays the sandbox's init (the listener) on another goroutine, which the runtime runs on
 // another thread, and makes a blocked call.
 func listenerChild(prog []unix.SockFilter) int {
 	fd, err := install(prog, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
@@ -469,13 +469,13 @@ func TestLiveListener(t *testing.T) {
 		t.Fatalf("child output %q: %v", out, err)
 	}
 	if res.Err != "" {
-		t.Fatalf("supervisor side: %s", res.Err)
+		t.Fatalf("listener side: %s", res.Err)
 	}
 	if res.Name != "ptrace" || res.Arg0 != 0x7fffffff || !res.FromThisTID {
 		t.Errorf("notification: %+v; want ptrace with arg0 0x7fffffff from the filtered thread", res)
 	}
 	if unix.Errno(res.Errno) != unix.EPERM {
-		t.Errorf("the blocked call returned errno %d, want EPERM (the supervisor's answer)", res.Errno)
+		t.Errorf("the blocked call returned errno %d, want EPERM (the listener's answer)", res.Errno)
 	}
 }
 

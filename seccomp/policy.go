@@ -19,7 +19,7 @@ const (
 	// Allow lets the call through.
 	Allow Action = iota
 	// Notify suspends the call and reports it on the listener fd
-	// (SECCOMP_RET_USER_NOTIF). The supervisor kills the sandbox and reports
+	// (SECCOMP_RET_USER_NOTIF). The sandbox's init kills the sandbox and reports
 	// the verdict syscall_blocked with the call's name. With no listener
 	// attached the kernel fails the call with ENOSYS instead.
 	Notify

@@ -223,7 +223,7 @@ func runningInit(t *testing.T, d *testDaemon) int {
 	return pid
 }
 
-// helperPID is the pid of the daemon's init helper, the parent of its
+// helperPID is the pid of the daemon's helper, the parent of its
 // sandboxes' inits; 0 if it has none.
 // waitWarm waits until every warm sandbox of the daemon is ready.
 func (d *testDaemon) waitWarm(t *testing.T, what string) {
@@ -242,7 +242,7 @@ func (d *testDaemon) helperPID() int {
 			continue
 		}
 		st := string(b)
-		if strings.Contains(st, "Name:\tsandboxd-init\n") && strings.Contains(st, fmt.Sprintf("\nPPid:\t%d\n", d.cmd.Process.Pid)) {
+		if strings.Contains(st, "Name:\tsandboxd-helper\n") && strings.Contains(st, fmt.Sprintf("\nPPid:\t%d\n", d.cmd.Process.Pid)) {
 			pid, _ := strconv.Atoi(e.Name())
 			return pid
 		}
@@ -289,7 +289,7 @@ func TestDaemonFaultInitKilled(t *testing.T) {
 	d.waitWarm(t, "the warm pool refilled")
 }
 
-// The init helper killed under a running job and its warm sandboxes: the
+// The helper killed under a running job and its warm sandboxes: the
 // job's step fails naming the helper, the warm sandboxes are dropped, and
 // the next job gets a new helper.
 func TestDaemonFaultHelperKilled(t *testing.T) {
@@ -306,14 +306,14 @@ func TestDaemonFaultHelperKilled(t *testing.T) {
 	runningInit(t, d)
 	helper := d.helperPID()
 	if helper == 0 {
-		t.Fatal("no init helper found")
+		t.Fatal("no helper found")
 	}
 	syscall.Kill(helper, syscall.SIGKILL)
 	var res *api.Result
 	select {
 	case res = <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no result 10 s after the init helper was killed")
+		t.Fatal("no result 10 s after the helper was killed")
 	}
 	if res == nil {
 		t.Fatal("no result")

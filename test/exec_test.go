@@ -183,7 +183,7 @@ func TestEnvIsClean(t *testing.T) {
 }
 
 func TestIdentity(t *testing.T) {
-	r := sandboxExec(t, "--", "sh", "-c", `id; cat /proc/self/uid_map /proc/self/gid_map; grep -E '^(Cap[A-Za-z]+|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/1/cmdline; echo; echo $$`)
+	r := sandboxExec(t, "--", "sh", "-c", `id; cat /proc/self/uid_map /proc/self/gid_map; grep -E '^(Cap[A-Za-z]+|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/1/comm; echo $$`)
 	wantVerdict(t, r, api.VerdictOK)
 	out := r.Stdout
 	for _, want := range []string{

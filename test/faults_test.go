@@ -27,14 +27,15 @@ func startExec(t *testing.T, args ...string) (*osexec.Cmd, *bytes.Buffer, *bytes
 	return cmd, &out, &errb
 }
 
-// waitForInit returns the host pid of a sandbox init of parent (a
+// waitForInit returns the host pid of a sandbox's init of parent (a
 // `sandboxd exec`) once it holds its program's process: the init is a
-// child of parent's init helper, and both run as sandboxd-init.
+// child of parent's helper, and both have the helper's command line
+// (sandboxd-helper).
 func waitForInit(t *testing.T, parent int) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		inits := map[int]int{} // sandboxd-init processes: pid -> parent pid
+		inits := map[int]int{} // the helper and its inits: pid -> parent pid
 		ents, _ := os.ReadDir("/proc")
 		for _, e := range ents {
 			pid, err := strconv.Atoi(e.Name())
@@ -43,7 +44,7 @@ func waitForInit(t *testing.T, parent int) int {
 			}
 			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if !bytes.HasPrefix(cmdline, []byte("sandboxd-init")) || len(stat) == 0 {
+			if !bytes.HasPrefix(cmdline, []byte("sandboxd-helper")) || len(stat) == 0 {
 				continue
 			}
 			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))

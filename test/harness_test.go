@@ -27,8 +27,8 @@ var (
 func TestMain(m *testing.M) {
 	// The benchmarks run the engine in this process: this binary is then
 	// also the sandbox init.
-	if nsjail.IsInit() {
-		nsjail.Init()
+	if nsjail.IsHelper() {
+		nsjail.HelperMain()
 	}
 	if os.Geteuid() != 0 {
 		fmt.Println("skipping the end-to-end tests: they need root (user namespaces mapped to other host uids, cgroups)")

@@ -68,7 +68,7 @@ func TestDaemonSchedulingPolicy(t *testing.T) {
 			}
 			helper := d.helperPID()
 			if helper == 0 {
-				t.Fatal("the daemon has no init helper")
+				t.Fatal("the daemon has no helper")
 			}
 			if got := threadPolicies(t, helper); len(got) != 1 || got[tc.daemon] == 0 {
 				t.Errorf("the helper's threads: %v, want all %s", got, tc.daemon)

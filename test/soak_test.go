@@ -144,7 +144,7 @@ func TestDaemonSoak(t *testing.T) {
 		fmt.Fprintf(&b, "%-7s %8.1f %10s %10s %5d %11d %10d\n", m.name, float64(m.rss)/(1<<20),
 			fmtMS(m.p50), fmtMS(m.p99), m.fds, m.goroutines, m.helperFDs)
 	}
-	fmt.Fprintf(&b, "RSS: the daemon's and its init helper's\n")
+	fmt.Fprintf(&b, "RSS: the daemon's and its helper's\n")
 	fmt.Fprintf(&b, "probe: %d runs of /bin/true alone, each with the pool full\n", probes)
 	fmt.Fprintf(&b, "kinds: %s\n", countList(s.byKind))
 	verdicts := map[string]int{}
@@ -160,10 +160,10 @@ func TestDaemonSoak(t *testing.T) {
 			t.Errorf("daemon file descriptors: %d at the %s, %d at the start:\n%s", m.fds, m.name, start.fds, m.fdList)
 		}
 		if m.helper != start.helper {
-			t.Errorf("init helper: pid %d at the %s, %d at the start", m.helper, m.name, start.helper)
+			t.Errorf("helper: pid %d at the %s, %d at the start", m.helper, m.name, start.helper)
 		}
 		if m.helperFDs != start.helperFDs {
-			t.Errorf("init helper's file descriptors: %d at the %s, %d at the start:\n%s", m.helperFDs, m.name, start.helperFDs, m.helperLst)
+			t.Errorf("helper's file descriptors: %d at the %s, %d at the start:\n%s", m.helperFDs, m.name, start.helperFDs, m.helperLst)
 		}
 		if m.goroutines != start.goroutines {
 			t.Errorf("daemon goroutines: %d at the %s, %d at the start", m.goroutines, m.name, start.goroutines)
@@ -681,7 +681,7 @@ type soakMeasure struct {
 	groups     int // run cgroups (the warm sandboxes')
 	mounts     int // mount points under the state dir
 
-	helper    int // the init helper's pid
+	helper    int // the helper's pid
 	helperFDs int
 	helperLst string
 }
@@ -709,7 +709,7 @@ func (s *soak) measure(name string, probes int) soakMeasure {
 		t.Fatalf("the result of %s has not expired %v after its job (result_ttl %v)", last, soakSettle, soakResultTTL)
 	}
 	pid := s.d.cmd.Process.Pid
-	// The daemon's memory is its own and its init helper's.
+	// The daemon's memory is its own and its helper's.
 	m.helper = s.d.helperPID()
 	m.rss = vmRSS(pid)
 	if m.helper != 0 {

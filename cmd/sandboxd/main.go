@@ -3,7 +3,9 @@
 //	sandboxd serve [--socket PATH] [--config FILE]   the daemon: the v1 API on a Unix socket
 //	sandboxd exec [flags] -- ARGV...                 run one command in a sandbox, print its result
 //
-// The same binary, re-executed, is the init inside every sandbox.
+// Built without the embedded helper (no build tag embedhelper), the same
+// binary re-executes itself as the helper: the process that clones every
+// sandbox's init.
 package main
 
 import (
@@ -28,8 +30,8 @@ Run "sandboxd exec -h" for the flags of exec.
 var version = "dev"
 
 func main() {
-	if nsjail.IsInit() {
-		nsjail.Init()
+	if nsjail.IsHelper() {
+		nsjail.HelperMain()
 	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)

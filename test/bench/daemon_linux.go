@@ -32,7 +32,7 @@ type daemon struct {
 
 	maxRSS atomic.Int64 // the largest VmRSS sampled since resetMaxRSS
 	stop   chan struct{}
-	helper atomic.Int64 // the init helper's pid last found, or 0
+	helper atomic.Int64 // the helper's pid last found, or 0
 }
 
 // startDaemon starts bin/sandboxd serve with two sandboxes at once, and
@@ -136,10 +136,10 @@ func (d *daemon) sampleRSS() {
 
 func (d *daemon) resetMaxRSS() { d.maxRSS.Store(0) }
 
-// helperPID is the pid of the daemon's init helper (the process the
+// helperPID is the pid of the daemon's helper (the process the
 // sandboxes' inits are cloned from, and which reaps them), or 0.
 func (d *daemon) helperPID() int {
-	// The one found last, while it is still the daemon's sandboxd-init:
+	// The one found last, while it is still the daemon's sandboxd-helper:
 	// the sampler asks every 50 ms, and a walk of /proc would cost the
 	// machine being measured.
 	if h := int(d.helper.Load()); h != 0 && d.isHelper(h) {
@@ -160,17 +160,17 @@ func (d *daemon) helperPID() int {
 	return 0
 }
 
-// isHelper reports whether pid is a sandboxd-init child of the daemon.
+// isHelper reports whether pid is a sandboxd-helper child of the daemon.
 func (d *daemon) isHelper(pid int) bool {
 	f, err := statFields(pid)
 	if err != nil || f[1] != strconv.Itoa(d.pid) {
 		return false
 	}
 	comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	return strings.TrimSpace(string(comm)) == "sandboxd-init"
+	return strings.TrimSpace(string(comm)) == "sandboxd-helper"
 }
 
-// rss is the resident memory of the daemon and its init helper.
+// rss is the resident memory of the daemon and its helper.
 func (d *daemon) rss() (int64, error) {
 	rss, err := readRSS(d.pid)
 	if err != nil {
@@ -183,7 +183,7 @@ func (d *daemon) rss() (int64, error) {
 	return rss, nil
 }
 
-// cpu is the CPU time of the daemon and its init helper: their own, and
+// cpu is the CPU time of the daemon and its helper: their own, and
 // that of the processes they reaped (the inits, and with them the
 // programs), which is the sandboxes'.
 func (d *daemon) cpu() (procCPU, error) {
@@ -266,7 +266,7 @@ func procKB(pid int, file, key string) (int64, error) {
 }
 
 // descendantsRSS sums the proportional set size (Pss) of the memory of
-// every process below pid but skip (the init helper): the daemon's
+// every process below pid but skip (the helper): the daemon's
 // sandboxes (and any it keeps ready). Pss is per address space, and a
 // sandbox's init and its waiting program process share the helper's (they
 // are clones of it with CLONE_VM), so each reports the helper's whole Pss:

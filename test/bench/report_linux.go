@@ -207,7 +207,7 @@ func (r *Report) print(w io.Writer) {
 			num(c.CPUMSPerRun, 2), num(c.DaemonCPUMSPerRun, 2))
 	}
 	fmt.Fprintf(w, "(%d runs a case one at a time and %d with %d workers, in %d rounds; the batch: %d jobs at concurrency %d;\n"+
-		" CPU total: the spawner (this program, or the daemon with its init helper) and the runs it reaped; daemon: the daemon's and its helper's own;\n"+
+		" CPU total: the spawner (this program, or the daemon with its helper) and the runs it reaped; daemon: the daemon's and its helper's own;\n"+
 		" floor+cgroups: the ns floor with a fresh group in each cgroup hierarchy a sandbox uses here, made, joined and removed as the daemon does)\n\n",
 		r.Settings.Runs, r.Settings.Runs, r.Settings.Workers, r.Settings.Rounds, r.Settings.BatchJobs, r.Settings.Workers)
 	var vs []string
@@ -221,7 +221,7 @@ func (r *Report) print(w io.Writer) {
 	}
 
 	d := r.Daemon
-	fmt.Fprintf(w, "daemon RSS (with its init helper): idle %.1f MiB at start, %.1f MiB after the load; under load at most %.1f MiB (sampled every 50 ms)\n",
+	fmt.Fprintf(w, "daemon RSS (with its helper): idle %.1f MiB at start, %.1f MiB after the load; under load at most %.1f MiB (sampled every 50 ms)\n",
 		mib(d.IdleStart.RSSBytes), mib(d.IdleEnd.RSSBytes), mib(d.LoadMaxRSSBytes))
 	fmt.Fprintf(w, "sandboxes idle: %d processes, %.1f MiB Pss of their own at start (they share the helper's memory); %d, %.1f MiB after the load\n",
 		d.IdleStart.Sandboxes, mib(d.IdleStart.SandboxesRSSBytes), d.IdleEnd.Sandboxes, mib(d.IdleEnd.SandboxesRSSBytes))

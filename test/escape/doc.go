@@ -8,5 +8,5 @@
 // Run it as root:
 //
 //	make build
-//	SANDBOXD_BIN=$PWD/bin/sandboxd go test -tags embedinit -count=1 ./test/escape/
+//	SANDBOXD_BIN=$PWD/bin/sandboxd go test -tags embedhelper -count=1 ./test/escape/
 package escape
