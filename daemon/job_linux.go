@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
 // emitFunc receives a streamed run's events; nil when nobody streams.
@@ -56,7 +57,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 			d.cleanup.Add(1)
 			go func() {
 				defer d.cleanup.Done()
-				d.engine.backgroundTurn()
+				d.engine.BackgroundTurn()
 				if err := ws.remove(); err != nil {
 					d.log.WithError(err).Error("workspace teardown")
 				}
@@ -69,7 +70,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 	res.Timing.SetupMS = ms(time.Since(start))
 	// Everything the job gives back comes out of one budget, so that the
 	// daemon's memory for a job is bounded whatever its steps write.
-	budget := NewOutputBudget(d.cfg.JobOutputBytes)
+	budget := engine.NewOutputBudget(d.cfg.JobOutputBytes)
 
 	stopped := false
 	for i := range pj.steps {
@@ -113,8 +114,8 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 
 // runStep runs one step of a job in its workspace, or (ws nil) in a fresh
 // one of the sandbox's own.
-func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *preparedJob, ws *workspace, budget *OutputBudget, emit emitFunc) (api.StepResult, error) {
-	req := &StepRequest{
+func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *preparedJob, ws *workspace, budget *engine.OutputBudget, emit emitFunc) (api.StepResult, error) {
+	req := &engine.StepRequest{
 		Output:         budget,
 		Argv:           ps.step.Argv,
 		Env:            ps.step.Env,

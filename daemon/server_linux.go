@@ -56,7 +56,7 @@ type server struct {
 // jobs finish within the grace, cancels the rest, stops accepting, removes
 // the socket and returns.
 func (d *Daemon) Serve(ctx context.Context) error {
-	defer d.closeWorkspaces() // also when Serve fails before it drains
+	defer d.close() // also when Serve fails before it drains
 	gid, err := socketGroup(d.cfg.SocketGroup)
 	if err != nil {
 		return err
@@ -103,18 +103,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	srv.Shutdown(closeCtx)
-	d.cancelBase()
-	d.cleanup.Wait()
-	d.closeWorkspaces()
-	d.engine.Close()
-	// Our cgroup subtree goes too, unless another sandboxd process still
-	// has runs in it.
-	if err := d.engine.Cgroups().Close(); err != nil {
-		d.log.WithError(err).Debug("cgroup subtree left in place")
-	}
-	// Only now may another daemon take the state dir (the subtree's lock
-	// went with Close).
-	d.stateLock.Close()
+	d.close()
 	d.log.Info("sandboxd stopped")
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 	"github.com/sandboxd/sandboxd/nsjail"
 )
 
@@ -44,7 +45,7 @@ func invalid(format string, args ...any) *api.Error {
 // its decoded files and stdins, its limits with defaults.
 type preparedJob struct {
 	job       *api.Job
-	profile   *Profile
+	profile   *engine.Profile
 	files     []preparedFile
 	steps     []preparedStep
 	wsBytes   int64
@@ -103,7 +104,7 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 				return nil, invalid("%s.argv[%d]: contains a NUL byte", name, j)
 			}
 		}
-		if err := ValidateEnv(s.Env, name+".env"); err != nil {
+		if err := engine.ValidateEnv(s.Env, name+".env"); err != nil {
 			return nil, invalid("%v", err)
 		}
 		if aerr := checkExecSize(s, prof, name); aerr != nil {
@@ -211,7 +212,7 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 // checkExecSize keeps a step's argv and environment within what execve
 // takes (see maxExecBytes), and its PATH within the directories a program
 // is looked up in: beyond them the step could only fail in the sandbox.
-func checkExecSize(s *api.Step, prof *Profile, name string) *api.Error {
+func checkExecSize(s *api.Step, prof *engine.Profile, name string) *api.Error {
 	if n := len(s.Argv[0]); n > maxProgramBytes {
 		return invalid("%s.argv[0]: a program path of %d bytes, at most %d", name, n, maxProgramBytes)
 	}
@@ -232,7 +233,7 @@ func checkExecSize(s *api.Step, prof *Profile, name string) *api.Error {
 			return invalid("%s.env[\"PATH\"]: %d directories, at most %d", name, n, nsjail.MaxPathDirs)
 		}
 	}
-	for _, kv := range prof.environ(s.Env) {
+	for _, kv := range prof.Environ(s.Env) {
 		total += len(kv) + 1 + 8
 	}
 	if total > maxExecBytes {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
 // FuzzDecodeAndPrepare feeds arbitrary bodies to the request decoder and
@@ -34,8 +35,8 @@ func FuzzDecodeAndPrepare(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	d := &Daemon{profiles: map[string]*Profile{}}
-	p := DefaultProfile()
+	d := &Daemon{profiles: map[string]*engine.Profile{}}
+	p := engine.DefaultProfile()
 	d.profiles["default"] = &p
 	f.Fuzz(func(t *testing.T, body []byte) {
 		job, aerr := decodeJob(body)

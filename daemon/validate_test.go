@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
 // checkBody decodes and validates a /v1/run body against the default
 // profile, as the server does.
 func checkBody(body string) (*preparedJob, *api.Error) {
-	d := &Daemon{profiles: map[string]*Profile{}}
-	p := DefaultProfile()
+	d := &Daemon{profiles: map[string]*engine.Profile{}}
+	p := engine.DefaultProfile()
 	d.profiles["default"] = &p
 	job, aerr := decodeJob([]byte(body))
 	if aerr != nil {
@@ -56,7 +57,7 @@ func TestDecodeZeroLimitIsNotLeftOut(t *testing.T) {
 	wantInvalid(t, `{"workspace_bytes":0,"steps":[{"argv":["true"]}]}`, "workspace_bytes: must be at least 1, got 0")
 	// Left out, or null, the profile's default applies.
 	pj := wantOK(t, step(`,"limits":{"wall_time_ms":null}`))
-	if pj != nil && pj.steps[0].limits.WallTimeMS != DefaultProfile().Defaults.WallTimeMS {
+	if pj != nil && pj.steps[0].limits.WallTimeMS != engine.DefaultProfile().Defaults.WallTimeMS {
 		t.Errorf("wall_time_ms null: %d, want the default", pj.steps[0].limits.WallTimeMS)
 	}
 }
@@ -151,7 +152,7 @@ func TestPrepareBoundsArgvAndEnv(t *testing.T) {
 }
 
 func TestPrepareBoundsWorkspace(t *testing.T) {
-	max := int64(1 << 30) // DefaultProfile().MaxWorkspaceBytes
+	max := int64(1 << 30) // engine.DefaultProfile().MaxWorkspaceBytes
 	wantInvalid(t, fmt.Sprintf(`{"workspace_bytes":%d,"steps":[{"argv":["true"]}]}`, max+1),
 		fmt.Sprintf("workspace_bytes: %d is above the maximum %d", max+1, max))
 	wantOK(t, fmt.Sprintf(`{"workspace_bytes":%d,"steps":[{"argv":["true"]}]}`, max))

@@ -1,4 +1,4 @@
-package daemon
+package engine
 
 import (
 	"errors"
@@ -62,6 +62,9 @@ func (p *idPool) acquire() (uint32, error) {
 	}
 	return 0, errNoID
 }
+
+// close lets go of the lock file, and with it every id still held.
+func (p *idPool) close() { p.f.Close() }
 
 func (p *idPool) release(id uint32) {
 	i := id - p.base
