@@ -448,16 +448,16 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, 0, aerr)
 		return
 	}
-	pj, aerr := s.d.prepare(job)
+	cj, aerr := s.d.check(job)
 	if aerr != nil {
 		s.fail(w, 0, aerr)
 		return
 	}
 	if wantsStream(r) {
-		lineBuffered(pj)
+		lineBuffered(cj)
 	}
 	caller := peerOf(r.Context()).uid
-	adm, aerr := s.d.admit(r.Context(), caller, pj, false)
+	adm, aerr := s.d.admit(r.Context(), caller, cj, false)
 	if aerr != nil {
 		s.fail(w, 0, aerr)
 		return
@@ -489,7 +489,7 @@ type admission struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	job    *job
-	pj     *preparedJob
+	cj     *checkedJob
 	ticket *ticket
 	batch  bool
 
@@ -502,14 +502,14 @@ type admission struct {
 // must see before anything runs (conflict, queue full) come from here. The
 // job's context ends with ctx (the client), a cancel, or the daemon giving
 // up at shutdown.
-func (d *Daemon) admit(ctx context.Context, caller uint32, pj *preparedJob, batch bool) (*admission, *api.Error) {
-	id := pj.job.ID
+func (d *Daemon) admit(ctx context.Context, caller uint32, cj *checkedJob, batch bool) (*admission, *api.Error) {
+	id := cj.job.ID
 	if id == "" {
 		id = newID()
 	}
 	jctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(d.base, cancel)
-	j := &job{id: id, key: pj.job.Key, caller: caller, created: time.Now(), steps: len(pj.steps),
+	j := &job{id: id, key: cj.job.Key, caller: caller, created: time.Now(), steps: len(cj.steps),
 		cancel: func() { stop(); cancel() }, state: api.StateQueued}
 	if !d.reg.add(j) {
 		cancel()
@@ -521,7 +521,7 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, pj *preparedJob, batc
 		d.reg.drop(j)
 		return nil, &api.Error{Code: api.CodeResourceExhausted, Message: fmt.Sprintf("the queue is full (%d jobs waiting); retry later", d.cfg.QueueSize)}
 	}
-	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, pj: pj, ticket: t, batch: batch}, nil
+	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, cj: cj, ticket: t, batch: batch}, nil
 }
 
 // resultHold bounds how long a job's result keeps its hold on the pools
@@ -550,7 +550,7 @@ func (a *admission) run(emit emitFunc) *api.Result {
 	release, err := a.ticket.wait(a.ctx)
 	if err != nil {
 		res = &api.Result{ID: j.id, Status: api.StatusCancelled, Message: "cancelled while queued"}
-		for range a.pj.steps {
+		for range a.cj.steps {
 			res.Steps = append(res.Steps, api.StepResult{Verdict: api.VerdictSkipped})
 		}
 		res.Timing.QueuedMS = ms(time.Since(j.created))
@@ -559,7 +559,7 @@ func (a *admission) run(emit emitFunc) *api.Result {
 		queued := time.Since(j.created)
 		j.setState(api.StateRunning, 0)
 		hold := d.engine.Hold()
-		res = d.runJob(a.ctx, j, a.pj, queued, emit)
+		res = d.runJob(a.ctx, j, a.cj, queued, emit)
 		// The hold lasts until the result is out (finish): a refill or
 		// teardown begun now would take a CPU from the answer. A client
 		// slow to read it does not hold the pools for longer than
@@ -733,13 +733,13 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 		index++
 		held := int64(len(it.raw))
 		line := api.BatchLine{Index: &i}
-		var pj *preparedJob
+		var cj *checkedJob
 		aerr := it.err
 		if aerr == nil {
 			var job *api.Job
 			if job, aerr = decodeJob(it.raw); aerr == nil {
 				line.Key = job.Key
-				pj, aerr = s.d.prepare(job)
+				cj, aerr = s.d.check(job)
 			}
 		}
 		if aerr == nil {
@@ -750,7 +750,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 				continue // drain: the reader stops on ctx too
 			}
 			var adm *admission
-			if adm, aerr = s.d.admit(ctx, caller, pj, true); aerr != nil {
+			if adm, aerr = s.d.admit(ctx, caller, cj, true); aerr != nil {
 				<-sem
 			} else {
 				wg.Add(1)

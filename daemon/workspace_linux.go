@@ -69,7 +69,7 @@ func (w *workspace) takeMount() *os.File {
 
 // writeFiles puts the job's files in place. The workspace is fresh and nothing hostile has run in it yet; names were
 // validated as clean relative paths.
-func (w *workspace) writeFiles(files []preparedFile) error {
+func (w *workspace) writeFiles(files []checkedFile) error {
 	for _, f := range files {
 		if err := w.mkdirs(filepath.Dir(f.name)); err != nil {
 			return err
@@ -88,7 +88,7 @@ func (w *workspace) writeFiles(files []preparedFile) error {
 // while the file is open for writing holds the descriptor until it execs
 // (a sandbox's init waits for its uid maps first), and a program exec'd
 // from the file meanwhile fails with ETXTBSY.
-func (w *workspace) writeFile(f preparedFile) error {
+func (w *workspace) writeFile(f checkedFile) error {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()
 	p := filepath.Join(w.dir, f.name)
