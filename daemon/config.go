@@ -63,7 +63,7 @@ type Config struct {
 	ResultBytes int64 `toml:"result_bytes"`
 	// LogFormat: "auto" (text on a terminal, JSON otherwise), "text", "json".
 	LogFormat string `toml:"log_format"`
-	// BatchScheduling runs the daemon, its init helper and the sandboxes'
+	// BatchScheduling runs the daemon, its helper and the sandboxes'
 	// inits under SCHED_BATCH (see SetBatchScheduling); the programs run
 	// under SCHED_OTHER all the same. false leaves the policy the daemon
 	// was started with, and the programs inherit it.
@@ -165,13 +165,11 @@ func LoadConfig(path string) (Config, error) {
 }
 
 // defaultWarm is how many warm sandboxes a profile keeps unless the config
-// says: two for each sandbox that may run at once. With one each, the
-// refills (held back while jobs run, see Engine.Hold) fell behind
-// back-to-back short runs: with 2 clients a third of the steps found none
-// ready and waited for one to be built, and 2-client /bin/true throughput
-// was about 5% lower in interleaved runs. An idle warm sandbox costs no
-// memory of its own (its two processes share the init helper's) beyond
-// the kernel's namespaces and cgroups.
+// says: two for each sandbox that may run at once, so that the refills,
+// held back while jobs run (engine.Engine.Hold), keep up with back-to-back
+// short runs (docs/benchmarks.md). An idle warm sandbox costs no memory of
+// its own (its two processes share the helper's) beyond the kernel's
+// namespaces and cgroups.
 func defaultWarm(concurrency int) int { return min(2*concurrency, 64) }
 
 // defaultInflight is room for two bodies of the largest size at once (and

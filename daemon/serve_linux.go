@@ -24,8 +24,9 @@ type server struct {
 
 // Serve answers the API on the configured Unix socket until ctx ends, then
 // drains: it refuses new jobs and answers /_ping with 503, lets running
-// jobs finish within the grace, cancels the rest, stops accepting, removes
-// the socket and returns.
+// jobs finish within the grace, cancels the rest, stops accepting, gives
+// back what New acquired (close) and returns. The socket file stays; the
+// next daemon replaces it, as nobody answers on it.
 func (d *Daemon) Serve(ctx context.Context) error {
 	defer d.close() // also when Serve fails before it drains
 	gid, err := socketGroup(d.cfg.SocketGroup)

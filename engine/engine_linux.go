@@ -107,7 +107,7 @@ func New(cfg Config, opts Options) (_ *Engine, err error) {
 			}
 		}
 	}()
-	ids, err := newIDPool(UIDLockFile, cfg.UIDBase, cfg.UIDCount)
+	ids, err := newIDPool(uidLockFile, cfg.UIDBase, cfg.UIDCount)
 	if err != nil {
 		return nil, err
 	}
@@ -164,9 +164,6 @@ func checkUserNamespaces() error {
 
 // Cgroups is the engine's cgroup manager, for /v1/info and reclaim.
 func (e *Engine) Cgroups() *cgroup.Manager { return e.cgroups }
-
-// Profile is the engine's sandbox recipe.
-func (e *Engine) Profile() *Profile { return &e.profile }
 
 // AcquireID reserves a host uid (and the gid of the same number) that no
 // other live sandbox uses. ReleaseID gives it back, once nothing of the

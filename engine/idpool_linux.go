@@ -23,9 +23,9 @@ type idPool struct {
 	next uint32
 }
 
-// UIDLockFile is the host-wide file whose byte locks are the sandbox uids
+// uidLockFile is the host-wide file whose byte locks are the sandbox uids
 // in use. /run is cleared at boot, when no sandbox runs.
-const UIDLockFile = "/run/sandboxd-uids.lock"
+const uidLockFile = "/run/sandboxd-uids.lock"
 
 func newIDPool(lockFile string, base, count uint32) (*idPool, error) {
 	if base == 0 || count == 0 || uint64(base)+uint64(count) > 1<<32-2 {
