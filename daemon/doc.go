@@ -29,8 +29,8 @@
 // New leaves nothing held when it fails. When its context ends Serve
 // drains: new jobs are refused and /_ping answers 503; running jobs finish
 // within shutdown_grace and are then cancelled. Then, and also when it
-// fails before serving, Serve gives back everything New acquired in reverse
-// order: workspaces, the engine with the subtree and its lock, the state
-// dir's lock. A job's processes are gone when its result is out; its
+// fails before serving, Serve removes the socket and gives back everything
+// New acquired, in reverse order: workspaces, the engine with the subtree
+// and its lock, the state dir's lock. A job's processes are gone when its result is out; its
 // workspace is removed just after, and Serve waits for that.
 package daemon

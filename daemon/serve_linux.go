@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -24,9 +25,8 @@ type server struct {
 
 // Serve answers the API on the configured Unix socket until ctx ends, then
 // drains: it refuses new jobs and answers /_ping with 503, lets running
-// jobs finish within the grace, cancels the rest, stops accepting, gives
-// back what New acquired (close) and returns. The socket file stays; the
-// next daemon replaces it, as nobody answers on it.
+// jobs finish within the grace, cancels the rest, stops accepting, removes
+// the socket, gives back what New acquired (close) and returns.
 func (d *Daemon) Serve(ctx context.Context) error {
 	defer d.close() // also when Serve fails before it drains
 	gid, err := socketGroup(d.cfg.SocketGroup)
@@ -37,6 +37,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer os.Remove(d.cfg.Socket)
 	s := &server{d: d, socketGID: gid, bodies: newByteBudget(d.cfg.MaxInflightRequestBytes),
 		metrics: promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})}
 	srv := &http.Server{

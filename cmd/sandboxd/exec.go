@@ -104,7 +104,9 @@ func execMain(args []string) int {
 		bad = cfg.Validate(func(key string) string { return "--" + strings.ReplaceAll(key, "_", "-") })
 	}
 	if bad != nil {
-		fmt.Fprintln(os.Stderr, "sandboxd exec:", bad)
+		for _, line := range strings.Split(bad.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "sandboxd exec:", line)
+		}
 		return 2
 	}
 
