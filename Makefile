@@ -76,7 +76,7 @@ bench: deps build bin/sandboxd-bench
 # fuzz runs each fuzz target for FUZZTIME (make test runs their seed corpora).
 FUZZTIME ?= 5m
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAndPrepare$$' -fuzztime $(FUZZTIME) ./daemon
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAndCheck$$' -fuzztime $(FUZZTIME) ./daemon
 	$(GO) test -run '^$$' -fuzz '^FuzzCompiledMatchesDecide$$' -fuzztime $(FUZZTIME) ./seccomp
 
 lint: nsjail/sandboxd-helper

@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
 // Config is the daemon's configuration: a TOML file, strictly parsed.
@@ -22,9 +23,11 @@ type Config struct {
 	// (mode 0660). Empty group: root's group.
 	Socket      string `toml:"socket"`
 	SocketGroup string `toml:"socket_group"`
-	// StateDir holds workspaces, the new roots' mount point and the uid
-	// lock file.
-	StateDir string `toml:"state_dir"`
+	// Config is the engine's part: state_dir (which also holds the
+	// daemon's workspaces and its lock), uid_base, uid_count and
+	// cgroup_subtree (the daemon's subtree beneath its own cgroups). Its
+	// defaults and checks are the engine's.
+	engine.Config
 	// Concurrency is how many sandboxes may run at once (default: the
 	// number of CPUs); QueueSize how many jobs may wait behind them.
 	Concurrency int `toml:"concurrency"`
@@ -51,11 +54,6 @@ type Config struct {
 	// members of the socket's group.
 	AllowedUIDs []uint32 `toml:"allowed_uids"`
 	AllowedGIDs []uint32 `toml:"allowed_gids"`
-	// UIDBase and UIDCount: the host uids sandboxes run under.
-	UIDBase  uint32 `toml:"uid_base"`
-	UIDCount uint32 `toml:"uid_count"`
-	// CgroupSubtree is the daemon's subtree beneath its own cgroups.
-	CgroupSubtree string `toml:"cgroup_subtree"`
 	// ShutdownGrace is how long running jobs may go on after SIGTERM before
 	// they are cancelled; ResultTTL how long finished results are kept.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
@@ -65,7 +63,7 @@ type Config struct {
 	ResultBytes int64 `toml:"result_bytes"`
 	// LogFormat: "auto" (text on a terminal, JSON otherwise), "text", "json".
 	LogFormat string `toml:"log_format"`
-	// BatchScheduling runs the daemon, its init helper and the sandboxes'
+	// BatchScheduling runs the daemon, its helper and the sandboxes'
 	// inits under SCHED_BATCH (see SetBatchScheduling); the programs run
 	// under SCHED_OTHER all the same. false leaves the policy the daemon
 	// was started with, and the programs inherit it.
@@ -119,7 +117,7 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 func DefaultConfig() Config {
 	return Config{
 		Socket:                  "/run/sandboxd/sandboxd.sock",
-		StateDir:                "/run/sandboxd",
+		Config:                  engine.DefaultConfig(),
 		Concurrency:             runtime.NumCPU(),
 		QueueSize:               256,
 		WarmSandboxes:           defaultWarm(runtime.NumCPU()),
@@ -127,9 +125,6 @@ func DefaultConfig() Config {
 		MaxInflightRequestBytes: defaultInflight(64 << 20),
 		TrackedFileBytes:        1 << 20,
 		JobOutputBytes:          64 << 20,
-		UIDBase:                 DefaultUIDBase,
-		UIDCount:                DefaultUIDCount,
-		CgroupSubtree:           "sandboxd",
 		ShutdownGrace:           Duration{10 * time.Second},
 		ResultTTL:               Duration{10 * time.Minute},
 		ResultBytes:             256 << 20,
@@ -170,13 +165,11 @@ func LoadConfig(path string) (Config, error) {
 }
 
 // defaultWarm is how many warm sandboxes a profile keeps unless the config
-// says: two for each sandbox that may run at once. With one each, the
-// refills (held back while jobs run, see Engine.Hold) fell behind
-// back-to-back short runs: with 2 clients a third of the steps found none
-// ready and waited for one to be built, and 2-client /bin/true throughput
-// was about 5% lower in interleaved runs. An idle warm sandbox costs no
-// memory of its own (its two processes share the init helper's) beyond
-// the kernel's namespaces and cgroups.
+// says: two for each sandbox that may run at once, so that the refills,
+// held back while jobs run (engine.Engine.Hold), keep up with back-to-back
+// short runs (docs/benchmarks.md). An idle warm sandbox costs no memory of
+// its own (its two processes share the helper's) beyond the kernel's
+// namespaces and cgroups.
 func defaultWarm(concurrency int) int { return min(2*concurrency, 64) }
 
 // defaultInflight is room for two bodies of the largest size at once (and
@@ -189,8 +182,8 @@ func (c *Config) Validate() error {
 	if !filepath.IsAbs(c.Socket) {
 		errs = append(errs, fmt.Errorf("socket: %q is not an absolute path", c.Socket))
 	}
-	if !filepath.IsAbs(c.StateDir) {
-		errs = append(errs, fmt.Errorf("state_dir: %q is not an absolute path", c.StateDir))
+	if err := c.Config.Validate(func(key string) string { return key }); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Concurrency < 1 || c.Concurrency > 1024 {
 		errs = append(errs, fmt.Errorf("concurrency: %d is not within 1..1024", c.Concurrency))
@@ -216,16 +209,10 @@ func (c *Config) Validate() error {
 	if c.TrackedFileBytes < 1 {
 		errs = append(errs, fmt.Errorf("tracked_file_bytes: %d must be positive", c.TrackedFileBytes))
 	}
-	if c.UIDBase < 65536 || c.UIDCount < 1 || uint64(c.UIDBase)+uint64(c.UIDCount) > 1<<32-2 {
-		errs = append(errs, fmt.Errorf("uid_base, uid_count: %d+%d must lie within 65536..4294967294", c.UIDBase, c.UIDCount))
-	}
 	// Every warm sandbox holds a uid, and so does every running step.
 	if held := uint64(c.Concurrency) + uint64(c.WarmSandboxes)*uint64(len(c.profileNames())); c.UIDCount >= 1 && uint64(c.UIDCount) < held {
 		errs = append(errs, fmt.Errorf("uid_count: %d uids are fewer than the %d that concurrency (%d) and warm_sandboxes (%d for each of %d profiles) hold at once",
 			c.UIDCount, held, c.Concurrency, c.WarmSandboxes, len(c.profileNames())))
-	}
-	if c.CgroupSubtree == "" || strings.ContainsAny(c.CgroupSubtree, "/\x00") || c.CgroupSubtree[0] == '.' {
-		errs = append(errs, fmt.Errorf("cgroup_subtree: %q must be a plain name", c.CgroupSubtree))
 	}
 	if c.ShutdownGrace.Duration < 0 || c.ResultTTL.Duration < 0 {
 		errs = append(errs, errors.New("shutdown_grace, result_ttl: negative"))
@@ -256,8 +243,8 @@ func (c *Config) profileNames() []string {
 
 // Profile builds the named profile: the built-in default, overridden by
 // what the config sets.
-func (c *Config) Profile(name string) (*Profile, error) {
-	p := DefaultProfile()
+func (c *Config) Profile(name string) (*engine.Profile, error) {
+	p := engine.DefaultProfile()
 	p.Name = name
 	pc, ok := c.Profiles[name]
 	if !ok {
@@ -276,7 +263,7 @@ func (c *Config) Profile(name string) (*Profile, error) {
 		p.Binds = pc.Binds
 	}
 	if pc.Env != nil {
-		if err := ValidateEnv(pc.Env, key+".env"); err != nil {
+		if err := engine.ValidateEnv(pc.Env, key+".env"); err != nil {
 			return nil, err
 		}
 		p.Env = pc.Env

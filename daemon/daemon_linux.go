@@ -19,6 +19,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/api"
 	"github.com/sandboxd/sandboxd/cgroup"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
 // RunPrefix starts the cgroup names of the daemon's runs; at start the
@@ -30,8 +31,8 @@ const RunPrefix = "d-"
 type Daemon struct {
 	cfg      Config
 	version  string
-	engine   *Engine
-	profiles map[string]*Profile
+	engine   *engine.Engine
+	profiles map[string]*engine.Profile
 	sched    *scheduler
 	reg      *registry
 	metrics  *metrics
@@ -43,6 +44,7 @@ type Daemon struct {
 	// stateLock is held while the daemon runs (lockStateDir); the cgroup
 	// subtree's lock is the cgroup manager's (lockSubtree).
 	stateLock *os.File
+	closed    sync.Once // close
 
 	// base is cancelled when the daemon gives up on its running jobs
 	// (shutdown grace over).
@@ -50,14 +52,15 @@ type Daemon struct {
 	cancelBase context.CancelFunc
 }
 
-// New prepares the daemon: the engine, and the reclaim of whatever a
+// New sets up the daemon: the engine, and the reclaim of whatever a
 // previous instance left after a crash (its cgroups, workspaces, and the
-// processes in those cgroups).
-func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
+// processes in those cgroups). On failure it leaves nothing held: no lock,
+// no engine, no mount.
+func New(cfg Config, version string, log *logrus.Logger) (_ *Daemon, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	profiles := map[string]*Profile{}
+	profiles := map[string]*engine.Profile{}
 	for _, name := range cfg.profileNames() {
 		p, err := cfg.Profile(name)
 		if err != nil {
@@ -65,46 +68,58 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 		}
 		profiles[name] = p
 	}
+
+	// Each step that acquires something pushes its undo; a later failure
+	// undoes them in reverse order. close undoes a whole daemon the same
+	// way.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
 	// Before anything touches the state dir or the subtree.
 	stateLock, err := lockStateDir(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := NewEngine(EngineConfig{
-		StateDir:      cfg.StateDir,
-		UIDBase:       cfg.UIDBase,
-		UIDCount:      cfg.UIDCount,
-		CgroupSubtree: cfg.CgroupSubtree,
-		RunPrefix:     RunPrefix,
-		Profile:       profiles["default"],
-		Log:           func(msg string) { log.Warn(msg) },
+	undo = append(undo, func() { stateLock.Close() })
+	eng, err := engine.New(cfg.Config, engine.Options{
+		RunPrefix: RunPrefix,
+		Profile:   profiles["default"],
+		Log:       func(msg string) { log.Warn(msg) },
 	})
 	if err != nil {
-		stateLock.Close()
+		return nil, err
+	}
+	undo = append(undo, func() { eng.Close() })
+	// The engine's Close lets go of the subtree's lock too.
+	if err := lockSubtree(eng.Cgroups(), cfg.CgroupSubtree); err != nil {
 		return nil, err
 	}
 	d := &Daemon{
-		cfg: cfg, version: version, engine: eng, profiles: profiles,
+		cfg: cfg, version: version, engine: eng, profiles: profiles, stateLock: stateLock,
 		sched: newScheduler(cfg.Concurrency, cfg.QueueSize),
 		reg:   newRegistry(cfg.ResultTTL.Duration, cfg.ResultBytes),
 		log:   log,
 	}
 	d.metrics = newMetrics(d.sched.load, eng)
 	d.base, d.cancelBase = context.WithCancel(context.Background())
-	if err := lockSubtree(eng.Cgroups(), cfg.CgroupSubtree); err != nil {
-		stateLock.Close()
-		eng.Close()
-		eng.Cgroups().Close()
-		return nil, err
-	}
-	d.stateLock = stateLock
+	undo = append(undo, d.cancelBase)
 	if err := d.reclaim(); err != nil {
 		return nil, fmt.Errorf("reclaiming a previous instance's leftovers: %w", err)
 	}
 	if d.wsTmpfs, err = mountWorkspacesDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	warm := make([]*Profile, 0, len(profiles))
+	if d.wsTmpfs {
+		undo = append(undo, func() { unmountWorkspacesDir(cfg.StateDir) })
+	}
+
+	// Nothing below fails: close undoes it.
+	warm := make([]*engine.Profile, 0, len(profiles))
 	for _, name := range cfg.profileNames() {
 		warm = append(warm, profiles[name])
 	}
@@ -115,8 +130,28 @@ func New(cfg Config, version string, log *logrus.Logger) (*Daemon, error) {
 			sizes = append(sizes, p.WorkspaceBytes)
 		}
 	}
-	d.ws = newWSPool(cfg.StateDir, cfg.WarmSandboxes, sizes, eng.backgroundTurn, func(err error) { log.WithError(err).Warn("workspace made ahead") })
+	d.ws = newWSPool(cfg.StateDir, cfg.WarmSandboxes, sizes, eng.BackgroundTurn, func(err error) { log.WithError(err).Warn("workspace made ahead") })
 	return d, nil
+}
+
+// close gives back what New acquired, in reverse order: the workspaces
+// made ahead and their tmpfs, the engine (its warm sandboxes, the cgroup
+// subtree and its lock, the uid lock file), then the state dir's lock.
+// Every job must be over, or given up (cancelBase). Calls after the first
+// do nothing.
+func (d *Daemon) close() {
+	d.closed.Do(func() {
+		d.cancelBase()
+		d.cleanup.Wait()
+		d.closeWorkspaces()
+		// The subtree stays if another sandboxd process still has runs in
+		// it.
+		if err := d.engine.Close(); err != nil {
+			d.log.WithError(err).Debug("cgroup subtree left in place")
+		}
+		// Only now may another daemon take the state dir.
+		d.stateLock.Close()
+	})
 }
 
 // lockSubtree locks the daemon's cgroup subtree in every hierarchy
@@ -265,6 +300,9 @@ func (d *Daemon) expireLoop(ctx context.Context) {
 }
 
 func jsonMarshal(v any) (json.RawMessage, error) { return json.Marshal(v) }
+
+// ms is a duration in milliseconds, as the API gives times.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // stateDirReady makes the state dir with the modes the engine needs.
 func stateDirReady(dir string) error {

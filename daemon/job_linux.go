@@ -13,24 +13,25 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
 // emitFunc receives a streamed run's events; nil when nobody streams.
 type emitFunc func(api.Event)
 
-// runJob runs a prepared job to its end: workspace, files, steps in order,
+// runJob runs a checked job to its end: workspace, files, steps in order,
 // tracked files, teardown. A program's failure is a verdict; a sandbox's
 // failure makes the status "error". Nothing of the job is left when it
 // returns.
-func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued time.Duration, emit emitFunc) *api.Result {
+func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time.Duration, emit emitFunc) *api.Result {
 	start := time.Now()
-	res := &api.Result{ID: j.id, Status: api.StatusCompleted, Steps: make([]api.StepResult, 0, len(pj.steps))}
+	res := &api.Result{ID: j.id, Status: api.StatusCompleted, Steps: make([]api.StepResult, 0, len(cj.steps))}
 	res.Timing.QueuedMS = ms(queued)
 	defer func() { res.Timing.TotalMS = ms(time.Since(j.created)) }()
 
 	fail := func(err error) *api.Result {
 		res.Status, res.Message = api.StatusError, err.Error()
-		for len(res.Steps) < len(pj.steps) {
+		for len(res.Steps) < len(cj.steps) {
 			res.Steps = append(res.Steps, api.StepResult{Verdict: api.VerdictSkipped})
 		}
 		return res
@@ -40,11 +41,11 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 	// mounts a fresh tmpfs of its own there, of the same size, and no
 	// workspace is made, mounted or removed on the host.
 	var ws *workspace
-	if len(pj.steps) > 1 || len(pj.files) > 0 || len(pj.job.TrackedFiles) > 0 {
+	if len(cj.steps) > 1 || len(cj.files) > 0 || len(cj.job.TrackedFiles) > 0 {
 		// The workspace is named by the daemon, never by the client's id.
 		// Each step's sandbox gets its files under its own uid.
 		var err error
-		if ws, err = d.ws.take(pj.wsBytes); err != nil {
+		if ws, err = d.ws.take(cj.wsBytes); err != nil {
 			// Host paths stay in the daemon's log; the caller gets the
 			// operation and the kernel's reason.
 			d.log.WithError(err).WithField("job", j.id).Error("workspace")
@@ -56,32 +57,32 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 			d.cleanup.Add(1)
 			go func() {
 				defer d.cleanup.Done()
-				d.engine.backgroundTurn()
+				d.engine.BackgroundTurn()
 				if err := ws.remove(); err != nil {
 					d.log.WithError(err).Error("workspace teardown")
 				}
 			}()
 		}()
-		if err := ws.writeFiles(pj.files); err != nil {
+		if err := ws.writeFiles(cj.files); err != nil {
 			return fail(errors.New(strings.ReplaceAll(err.Error(), ws.dir+"/", "")))
 		}
 	}
 	res.Timing.SetupMS = ms(time.Since(start))
 	// Everything the job gives back comes out of one budget, so that the
 	// daemon's memory for a job is bounded whatever its steps write.
-	budget := NewOutputBudget(d.cfg.JobOutputBytes)
+	budget := engine.NewOutputBudget(d.cfg.JobOutputBytes)
 
 	stopped := false
-	for i := range pj.steps {
-		ps := &pj.steps[i]
+	for i := range cj.steps {
+		cs := &cj.steps[i]
 		if stopped {
 			res.Steps = append(res.Steps, api.StepResult{Verdict: api.VerdictSkipped})
 			continue
 		}
 		j.setState(api.StateRunning, i)
-		sr, err := d.runStep(ctx, i, ps, pj, ws, budget, emit)
+		sr, err := d.runStep(ctx, i, cs, cj, ws, budget, emit)
 		d.metrics.stepFinished(sr)
-		encodeStep(&sr, pj.base64)
+		encodeStep(&sr, cj.base64)
 		res.Steps = append(res.Steps, sr)
 		if emit != nil {
 			b, _ := jsonMarshal(sr)
@@ -95,16 +96,16 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 		case sr.Verdict == api.VerdictCancelled || ctx.Err() != nil:
 			res.Status = api.StatusCancelled
 			stopped = true
-		case !pj.stopNever && (sr.Verdict != api.VerdictOK || (sr.StdoutMatches != nil && !*sr.StdoutMatches)):
+		case !cj.stopNever && (sr.Verdict != api.VerdictOK || (sr.StdoutMatches != nil && !*sr.StdoutMatches)):
 			stopped = true
 		}
 	}
 
-	if len(pj.job.TrackedFiles) > 0 {
-		res.Files = ws.readTracked(pj.job.TrackedFiles, d.cfg.TrackedFileBytes, budget)
+	if len(cj.job.TrackedFiles) > 0 {
+		res.Files = ws.readTracked(cj.job.TrackedFiles, d.cfg.TrackedFileBytes, budget)
 		for _, tf := range res.Files {
 			if tf != nil {
-				tf.Content = encodeOutput(tf.Content, pj.base64)
+				tf.Content = encodeOutput(tf.Content, cj.base64)
 			}
 		}
 	}
@@ -113,28 +114,28 @@ func (d *Daemon) runJob(ctx context.Context, j *job, pj *preparedJob, queued tim
 
 // runStep runs one step of a job in its workspace, or (ws nil) in a fresh
 // one of the sandbox's own.
-func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *preparedJob, ws *workspace, budget *OutputBudget, emit emitFunc) (api.StepResult, error) {
-	req := &StepRequest{
+func (d *Daemon) runStep(ctx context.Context, i int, cs *checkedStep, cj *checkedJob, ws *workspace, budget *engine.OutputBudget, emit emitFunc) (api.StepResult, error) {
+	req := &engine.StepRequest{
 		Output:         budget,
-		Argv:           ps.step.Argv,
-		Env:            ps.step.Env,
-		Limits:         ps.limits,
-		WorkspaceBytes: pj.wsBytes,
-		Profile:        pj.profile,
+		Argv:           cs.step.Argv,
+		Env:            cs.step.Env,
+		Limits:         cs.limits,
+		WorkspaceBytes: cj.wsBytes,
+		Profile:        cj.profile,
 		Held:           true, // runJob runs under the engine's Hold
 	}
 	if ws != nil {
 		req.Workdir = ws.dir
 		// A fresh workspace without files has nothing in it before its
 		// first step.
-		req.WorkdirEmpty = i == 0 && len(pj.files) == 0
+		req.WorkdirEmpty = i == 0 && len(cj.files) == 0
 		req.WorkdirMount = ws.takeMount() // the first step's
 	}
 	if req.WorkdirMount != nil {
 		defer req.WorkdirMount.Close()
 	}
-	if len(ps.stdin) > 0 {
-		f, err := memfdWith("stdin", ps.stdin)
+	if len(cs.stdin) > 0 {
+		f, err := memfdWith("stdin", cs.stdin)
 		if err != nil {
 			return api.StepResult{Verdict: api.VerdictInternalError, Message: err.Error()}, err
 		}
@@ -142,7 +143,7 @@ func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *prepa
 		req.Stdin = f
 	}
 	if emit != nil {
-		enc := newStreamEncoder(pj.base64)
+		enc := newStreamEncoder(cj.base64)
 		step := i
 		req.OnOutput = func(stream int, data []byte) {
 			kind := api.EventStdout
@@ -155,9 +156,9 @@ func (d *Daemon) runStep(ctx context.Context, i int, ps *preparedStep, pj *prepa
 		}
 	}
 	sr, err := d.engine.RunStep(ctx, req)
-	if ps.step.ExpectedStdout != nil {
+	if cs.step.ExpectedStdout != nil {
 		// A truncated stdout is never an answer, whatever its prefix.
-		ok := !sr.StdoutTruncated && normalizeOutput(sr.Stdout) == normalizeOutput(*ps.step.ExpectedStdout)
+		ok := !sr.StdoutTruncated && normalizeOutput(sr.Stdout) == normalizeOutput(*cs.step.ExpectedStdout)
 		sr.StdoutMatches = &ok
 	}
 	return sr, err

@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
 // metrics are the daemon's Prometheus series.
@@ -17,7 +18,7 @@ type metrics struct {
 	setup    prometheus.Histogram
 }
 
-func newMetrics(load func() (running, queued int), eng *Engine) *metrics {
+func newMetrics(load func() (running, queued int), eng *engine.Engine) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -160,14 +160,14 @@ func (sw *streamWriter) loop() {
 var streamEnv = map[string]string{"PYTHONUNBUFFERED": "1"}
 
 // lineBuffered gives a streamed job's steps streamEnv.
-func lineBuffered(pj *preparedJob) {
-	for i := range pj.steps {
-		st := pj.steps[i].step
+func lineBuffered(cj *checkedJob) {
+	for i := range cj.steps {
+		st := cj.steps[i].step
 		for k, v := range streamEnv {
 			if _, ok := st.Env[k]; ok {
 				continue
 			}
-			if _, ok := pj.profile.Env[k]; ok {
+			if _, ok := cj.profile.Env[k]; ok {
 				continue
 			}
 			if st.Env == nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 	"github.com/sandboxd/sandboxd/nsjail"
 )
 
@@ -40,34 +41,34 @@ func invalid(format string, args ...any) *api.Error {
 	return &api.Error{Code: api.CodeInvalidArgument, Message: fmt.Sprintf(format, args...)}
 }
 
-// preparedJob is a validated job with everything resolved: its profile,
+// checkedJob is a validated job with everything resolved: its profile,
 // its decoded files and stdins, its limits with defaults.
-type preparedJob struct {
+type checkedJob struct {
 	job       *api.Job
-	profile   *Profile
-	files     []preparedFile
-	steps     []preparedStep
+	profile   *engine.Profile
+	files     []checkedFile
+	steps     []checkedStep
 	wsBytes   int64
 	base64    bool
 	stopNever bool
 }
 
-type preparedFile struct {
+type checkedFile struct {
 	name string
 	data []byte
 	mode uint32
 }
 
-type preparedStep struct {
+type checkedStep struct {
 	step   *api.Step
 	stdin  []byte
 	limits api.Limits
 }
 
-// prepare validates a job against the daemon's profiles. The error names
+// check validates a job against the daemon's profiles. The error names
 // the field.
-func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
-	p := &preparedJob{job: job}
+func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
+	p := &checkedJob{job: job}
 	if len(job.ID) > maxIDBytes || strings.HasPrefix(job.ID, ".") || strings.IndexFunc(job.ID, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
 	}) >= 0 {
@@ -103,7 +104,7 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 				return nil, invalid("%s.argv[%d]: contains a NUL byte", name, j)
 			}
 		}
-		if err := ValidateEnv(s.Env, name+".env"); err != nil {
+		if err := engine.ValidateEnv(s.Env, name+".env"); err != nil {
 			return nil, invalid("%v", err)
 		}
 		if aerr := checkExecSize(s, prof, name); aerr != nil {
@@ -112,7 +113,7 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 		if err := s.Limits.Validate(prof.Max, func(f string) string { return name + ".limits." + f }); err != nil {
 			return nil, invalid("%v", err)
 		}
-		ps := preparedStep{step: s, limits: s.Limits.WithDefaults(prof.Defaults)}
+		cs := checkedStep{step: s, limits: s.Limits.WithDefaults(prof.Defaults)}
 		switch {
 		case s.Stdin != "" && s.StdinBase64 != "":
 			return nil, invalid("%s.stdin, %s.stdin_base64: give one, not both", name, name)
@@ -121,11 +122,11 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 			if err != nil {
 				return nil, invalid("%s.stdin_base64: %v", name, err)
 			}
-			ps.stdin = b
+			cs.stdin = b
 		default:
-			ps.stdin = []byte(s.Stdin)
+			cs.stdin = []byte(s.Stdin)
 		}
-		p.steps = append(p.steps, ps)
+		p.steps = append(p.steps, cs)
 	}
 
 	if len(job.Files) > maxFiles {
@@ -145,7 +146,7 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 				return nil, invalid("%s: needs %q to be a directory, but files[%q] is a file", field, dir, dir)
 			}
 		}
-		pf := preparedFile{name: name, mode: 0o644}
+		cf := checkedFile{name: name, mode: 0o644}
 		switch {
 		case f.Content != "" && f.Base64 != "":
 			return nil, invalid("%s: give content or base64, not both", field)
@@ -154,18 +155,18 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 			if err != nil {
 				return nil, invalid("%s.base64: %v", field, err)
 			}
-			pf.data = b
+			cf.data = b
 		default:
-			pf.data = []byte(f.Content)
+			cf.data = []byte(f.Content)
 		}
 		if f.Mode != "" {
 			m, err := strconv.ParseUint(f.Mode, 8, 32)
 			if err != nil || m > 0o777 {
 				return nil, invalid("%s.mode: %q is not an octal mode within 0000..0777", field, f.Mode)
 			}
-			pf.mode = uint32(m)
+			cf.mode = uint32(m)
 		}
-		p.files = append(p.files, pf)
+		p.files = append(p.files, cf)
 	}
 	if len(job.TrackedFiles) > maxTracked {
 		return nil, invalid("tracked_files: %d files, at most %d", len(job.TrackedFiles), maxTracked)
@@ -211,7 +212,7 @@ func (d *Daemon) prepare(job *api.Job) (*preparedJob, *api.Error) {
 // checkExecSize keeps a step's argv and environment within what execve
 // takes (see maxExecBytes), and its PATH within the directories a program
 // is looked up in: beyond them the step could only fail in the sandbox.
-func checkExecSize(s *api.Step, prof *Profile, name string) *api.Error {
+func checkExecSize(s *api.Step, prof *engine.Profile, name string) *api.Error {
 	if n := len(s.Argv[0]); n > maxProgramBytes {
 		return invalid("%s.argv[0]: a program path of %d bytes, at most %d", name, n, maxProgramBytes)
 	}
@@ -232,7 +233,7 @@ func checkExecSize(s *api.Step, prof *Profile, name string) *api.Error {
 			return invalid("%s.env[\"PATH\"]: %d directories, at most %d", name, n, nsjail.MaxPathDirs)
 		}
 	}
-	for _, kv := range prof.environ(s.Env) {
+	for _, kv := range prof.Environ(s.Env) {
 		total += len(kv) + 1 + 8
 	}
 	if total > maxExecBytes {

@@ -7,14 +7,15 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
-// FuzzDecodeAndPrepare feeds arbitrary bodies to the request decoder and
+// FuzzDecodeAndCheck feeds arbitrary bodies to the request decoder and
 // validator: they must never panic, and whatever they accept must be safe
 // to act on: clean relative paths, limits within the profile's maximum,
 // known settings. The decoder must take no key but the exact field names,
 // and no duplicates.
-func FuzzDecodeAndPrepare(f *testing.F) {
+func FuzzDecodeAndCheck(f *testing.F) {
 	for _, seed := range []string{
 		`{"steps":[{"argv":["true"]}]}`,
 		`{"id":"a","key":[1,{"x":2}],"files":{"a/b.txt":"x","c":{"base64":"AAE=","mode":"0755"}},"steps":[{"argv":["sh","-c","cat a/b.txt"],"stdin":"in","expected_stdout":"x","limits":{"cpu_time_ms":100,"memory_bytes":1048576}}],"tracked_files":["c"],"stop_on":"never","output_encoding":"base64","workspace_bytes":1048576}`,
@@ -34,8 +35,8 @@ func FuzzDecodeAndPrepare(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	d := &Daemon{profiles: map[string]*Profile{}}
-	p := DefaultProfile()
+	d := &Daemon{profiles: map[string]*engine.Profile{}}
+	p := engine.DefaultProfile()
 	d.profiles["default"] = &p
 	f.Fuzz(func(t *testing.T, body []byte) {
 		job, aerr := decodeJob(body)
@@ -65,17 +66,17 @@ func FuzzDecodeAndPrepare(f *testing.F) {
 			json.Unmarshal(st["limits"], &lim)
 			exact(lim, reflect.TypeFor[api.Limits]())
 		}
-		pj, aerr := d.prepare(job)
+		cj, aerr := d.check(job)
 		if aerr != nil {
 			if aerr.Code != "invalid_argument" || !strings.Contains(aerr.Message, ":") {
-				t.Fatalf("prepare error without a field: %+v", aerr)
+				t.Fatalf("check error without a field: %+v", aerr)
 			}
 			return
 		}
 		if strings.HasPrefix(job.ID, ".") || strings.ContainsAny(job.ID, "/\x00") {
 			t.Fatalf("accepted id %q", job.ID)
 		}
-		for _, f := range pj.files {
+		for _, f := range cj.files {
 			if validRelPath(f.name) != nil || f.mode > 0o777 {
 				t.Fatalf("accepted file %q mode %o", f.name, f.mode)
 			}
@@ -85,7 +86,7 @@ func FuzzDecodeAndPrepare(f *testing.F) {
 				t.Fatalf("accepted tracked file %q", name)
 			}
 		}
-		for i, s := range pj.steps {
+		for i, s := range cj.steps {
 			if len(s.step.Argv) == 0 {
 				t.Fatalf("step %d without argv", i)
 			}
@@ -96,8 +97,8 @@ func FuzzDecodeAndPrepare(f *testing.F) {
 				t.Fatalf("step %d limits unset after defaults: %+v", i, s.limits)
 			}
 		}
-		if pj.wsBytes <= 0 || pj.wsBytes > p.MaxWorkspaceBytes {
-			t.Fatalf("workspace bytes %d", pj.wsBytes)
+		if cj.wsBytes <= 0 || cj.wsBytes > p.MaxWorkspaceBytes {
+			t.Fatalf("workspace bytes %d", cj.wsBytes)
 		}
 	})
 }

@@ -8,19 +8,20 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
 // checkBody decodes and validates a /v1/run body against the default
 // profile, as the server does.
-func checkBody(body string) (*preparedJob, *api.Error) {
-	d := &Daemon{profiles: map[string]*Profile{}}
-	p := DefaultProfile()
+func checkBody(body string) (*checkedJob, *api.Error) {
+	d := &Daemon{profiles: map[string]*engine.Profile{}}
+	p := engine.DefaultProfile()
 	d.profiles["default"] = &p
 	job, aerr := decodeJob([]byte(body))
 	if aerr != nil {
 		return nil, aerr
 	}
-	return d.prepare(job)
+	return d.check(job)
 }
 
 // wantInvalid checks that body is refused with exactly msg.
@@ -35,13 +36,13 @@ func wantInvalid(t *testing.T, body, msg string) {
 	}
 }
 
-func wantOK(t *testing.T, body string) *preparedJob {
+func wantOK(t *testing.T, body string) *checkedJob {
 	t.Helper()
-	pj, aerr := checkBody(body)
+	cj, aerr := checkBody(body)
 	if aerr != nil {
 		t.Errorf("%.120s: %v", body, aerr)
 	}
-	return pj
+	return cj
 }
 
 // step wraps a step's JSON fields (after argv) into a job of one step.
@@ -55,9 +56,9 @@ func TestDecodeZeroLimitIsNotLeftOut(t *testing.T) {
 	}
 	wantInvalid(t, `{"workspace_bytes":0,"steps":[{"argv":["true"]}]}`, "workspace_bytes: must be at least 1, got 0")
 	// Left out, or null, the profile's default applies.
-	pj := wantOK(t, step(`,"limits":{"wall_time_ms":null}`))
-	if pj != nil && pj.steps[0].limits.WallTimeMS != DefaultProfile().Defaults.WallTimeMS {
-		t.Errorf("wall_time_ms null: %d, want the default", pj.steps[0].limits.WallTimeMS)
+	cj := wantOK(t, step(`,"limits":{"wall_time_ms":null}`))
+	if cj != nil && cj.steps[0].limits.WallTimeMS != engine.DefaultProfile().Defaults.WallTimeMS {
+		t.Errorf("wall_time_ms null: %d, want the default", cj.steps[0].limits.WallTimeMS)
 	}
 }
 
@@ -81,9 +82,9 @@ func TestDecodeStrictKeys(t *testing.T) {
 	}
 	// In files and env the keys are the caller's: case variants are
 	// different names.
-	pj := wantOK(t, `{"files":{"x":"1","X":"2"},"steps":[{"argv":["true"],"env":{"a":"1","A":"2"}}]}`)
-	if pj != nil && (len(pj.files) != 2 || len(pj.steps[0].step.Env) != 2) {
-		t.Errorf("case variants: files %v env %v", pj.files, pj.steps[0].step.Env)
+	cj := wantOK(t, `{"files":{"x":"1","X":"2"},"steps":[{"argv":["true"],"env":{"a":"1","A":"2"}}]}`)
+	if cj != nil && (len(cj.files) != 2 || len(cj.steps[0].step.Env) != 2) {
+		t.Errorf("case variants: files %v env %v", cj.files, cj.steps[0].step.Env)
 	}
 }
 
@@ -125,7 +126,7 @@ func TestDecodeErrorsNameTheFullPath(t *testing.T) {
 	}
 }
 
-func TestPrepareBoundsArgvAndEnv(t *testing.T) {
+func TestCheckBoundsArgvAndEnv(t *testing.T) {
 	big := strings.Repeat("x", 128<<10) // with its NUL, one byte over the kernel's limit of a string
 	wantInvalid(t, `{"steps":[{"argv":["echo","`+big+`"]}]}`,
 		"steps[0].argv[1]: 131072 bytes, at most 131071 (the kernel's limit on one argument)")
@@ -150,14 +151,14 @@ func TestPrepareBoundsArgvAndEnv(t *testing.T) {
 	wantOK(t, `{"steps":[{"argv":["echo","`+big[1:]+`"],"env":{"PATH":"`+strings.Join(dirs[:64], ":")+`"}}]}`)
 }
 
-func TestPrepareBoundsWorkspace(t *testing.T) {
-	max := int64(1 << 30) // DefaultProfile().MaxWorkspaceBytes
+func TestCheckBoundsWorkspace(t *testing.T) {
+	max := int64(1 << 30) // engine.DefaultProfile().MaxWorkspaceBytes
 	wantInvalid(t, fmt.Sprintf(`{"workspace_bytes":%d,"steps":[{"argv":["true"]}]}`, max+1),
 		fmt.Sprintf("workspace_bytes: %d is above the maximum %d", max+1, max))
 	wantOK(t, fmt.Sprintf(`{"workspace_bytes":%d,"steps":[{"argv":["true"]}]}`, max))
 }
 
-func TestPrepareFileConflicts(t *testing.T) {
+func TestCheckFileConflicts(t *testing.T) {
 	wantInvalid(t, `{"files":{"a":"x","a/b":"y"},"steps":[{"argv":["true"]}]}`,
 		`files["a/b"]: needs "a" to be a directory, but files["a"] is a file`)
 	wantInvalid(t, `{"files":{"a/b/c/d":"x","a/b":"y","z":"z"},"steps":[{"argv":["true"]}]}`,

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/engine"
 	"github.com/sandboxd/sandboxd/nsjail"
 )
 
@@ -68,7 +69,7 @@ func (w *workspace) takeMount() *os.File {
 
 // writeFiles puts the job's files in place. The workspace is fresh and nothing hostile has run in it yet; names were
 // validated as clean relative paths.
-func (w *workspace) writeFiles(files []preparedFile) error {
+func (w *workspace) writeFiles(files []checkedFile) error {
 	for _, f := range files {
 		if err := w.mkdirs(filepath.Dir(f.name)); err != nil {
 			return err
@@ -87,7 +88,7 @@ func (w *workspace) writeFiles(files []preparedFile) error {
 // while the file is open for writing holds the descriptor until it execs
 // (a sandbox's init waits for its uid maps first), and a program exec'd
 // from the file meanwhile fails with ETXTBSY.
-func (w *workspace) writeFile(f preparedFile) error {
+func (w *workspace) writeFile(f checkedFile) error {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()
 	p := filepath.Join(w.dir, f.name)
@@ -128,7 +129,7 @@ func (w *workspace) mkdirs(rel string) error {
 // bytes each nor beyond what is left of the job's budget (a file cut by
 // either is truncated), and only regular files. Anything else is nil, as
 // if missing.
-func (w *workspace) readTracked(names []string, limit int64, budget *OutputBudget) map[string]*api.TrackedFile {
+func (w *workspace) readTracked(names []string, limit int64, budget *engine.OutputBudget) map[string]*api.TrackedFile {
 	files := make(map[string]*api.TrackedFile, len(names))
 	dirfd, err := unix.Open(w.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -144,7 +145,7 @@ func (w *workspace) readTracked(names []string, limit int64, budget *OutputBudge
 	return files
 }
 
-func readBeneath(dirfd int, name string, limit int64, budget *OutputBudget) *api.TrackedFile {
+func readBeneath(dirfd int, name string, limit int64, budget *engine.OutputBudget) *api.TrackedFile {
 	fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,

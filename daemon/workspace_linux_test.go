@@ -32,7 +32,7 @@ func TestWriteFilesExcludesForks(t *testing.T) {
 	syscall.ForkLock.Lock() // a fork in progress
 	done := make(chan error, 1)
 	go func() {
-		done <- w.writeFiles([]preparedFile{{name: "bin/prog", data: []byte("#!/bin/sh\n"), mode: 0o755}})
+		done <- w.writeFiles([]checkedFile{{name: "bin/prog", data: []byte("#!/bin/sh\n"), mode: 0o755}})
 	}()
 	time.Sleep(50 * time.Millisecond)
 	_, err := os.Stat(filepath.Join(w.dir, "bin/prog"))

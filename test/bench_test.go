@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/api"
-	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
 // The benchmarks time one run of /bin/true: bare (os/exec: fork, exec,
@@ -25,11 +25,11 @@ func BenchmarkBareTrue(b *testing.B) {
 }
 
 func BenchmarkSandboxTrue(b *testing.B) {
-	eng, err := daemon.NewEngine(daemon.EngineConfig{RunPrefix: "bench-"})
+	eng, err := engine.New(engine.DefaultConfig(), engine.Options{RunPrefix: "bench-"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := &daemon.StepRequest{Argv: []string{"/bin/true"}}
+	req := &engine.StepRequest{Argv: []string{"/bin/true"}}
 	var setup time.Duration
 	for b.Loop() {
 		res, err := eng.RunStep(context.Background(), req)

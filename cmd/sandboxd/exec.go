@@ -3,15 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/sandboxd/sandboxd/api"
-	"github.com/sandboxd/sandboxd/daemon"
+	"github.com/sandboxd/sandboxd/engine"
 )
 
 // envFlags collects repeated --env K=V.
@@ -24,6 +26,19 @@ func (e envFlags) Set(v string) error {
 		return fmt.Errorf("%q is not K=V", v)
 	}
 	e[k] = val
+	return nil
+}
+
+// uint32Flag is a flag holding a uint32, such as a uid.
+type uint32Flag uint32
+
+func (u *uint32Flag) String() string { return strconv.FormatUint(uint64(*u), 10) }
+func (u *uint32Flag) Set(v string) error {
+	n, err := strconv.ParseUint(v, 0, 32)
+	if err != nil {
+		return errors.Unwrap(err) // the flag package names the flag and the value
+	}
+	*u = uint32Flag(n)
 	return nil
 }
 
@@ -53,10 +68,11 @@ func execMain(args []string) int {
 	workdir := fs.String("workdir", "", "host directory bound read-write as the working directory (default: a fresh private tmpfs)")
 	env := envFlags{}
 	fs.Var(env, "env", "K=V set in the program's environment (repeatable)")
-	stateDir := fs.String("state-dir", "/run/sandboxd", "where the engine keeps its host state")
-	uidBase := fs.Uint("uid-base", daemon.DefaultUIDBase, "host uids for the sandbox (as the daemon's uid_base; the one below is the init's)")
-	uidCount := fs.Uint("uid-count", daemon.DefaultUIDCount, "how many host uids from --uid-base")
-	subtree := fs.String("cgroup-subtree", "sandboxd", "the cgroup subtree beneath this process's own cgroups (as the daemon's cgroup_subtree)")
+	cfg := engine.DefaultConfig()
+	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "where the engine keeps its host state")
+	fs.Var((*uint32Flag)(&cfg.UIDBase), "uid-base", "host uids for the sandbox (as the daemon's uid_base; the one below is the init's)")
+	fs.Var((*uint32Flag)(&cfg.UIDCount), "uid-count", "how many host uids from --uid-base")
+	fs.StringVar(&cfg.CgroupSubtree, "cgroup-subtree", cfg.CgroupSubtree, "the cgroup subtree beneath this process's own cgroups (as the daemon's cgroup_subtree)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -77,26 +93,24 @@ func execMain(args []string) int {
 			}
 		}
 	})
-	profile := daemon.DefaultProfile()
+	profile := engine.DefaultProfile()
 	if bad == nil {
 		bad = lim.Validate(profile.Max, func(field string) string { return "--" + limitFlags[field] })
 	}
 	if bad == nil {
-		bad = daemon.ValidateEnv(env, "--env")
+		bad = engine.ValidateEnv(env, "--env")
 	}
-	// The same bounds as the daemon's uid_base, uid_count, cgroup_subtree.
-	if bad == nil && (*uidBase < 65536 || *uidCount < 1 || uint64(*uidBase)+uint64(*uidCount) > 1<<32-2) {
-		bad = fmt.Errorf("--uid-base, --uid-count: %d+%d must lie within 65536..4294967294", *uidBase, *uidCount)
-	}
-	if bad == nil && (*subtree == "" || strings.ContainsAny(*subtree, "/\x00") || (*subtree)[0] == '.') {
-		bad = fmt.Errorf("--cgroup-subtree: %q must be a plain name", *subtree)
+	if bad == nil {
+		bad = cfg.Validate(func(key string) string { return "--" + strings.ReplaceAll(key, "_", "-") })
 	}
 	if bad != nil {
-		fmt.Fprintln(os.Stderr, "sandboxd exec:", bad)
+		for _, line := range strings.Split(bad.Error(), "\n") {
+			fmt.Fprintln(os.Stderr, "sandboxd exec:", line)
+		}
 		return 2
 	}
 
-	req := &daemon.StepRequest{Argv: argv, Env: env, Limits: lim}
+	req := &engine.StepRequest{Argv: argv, Env: env, Limits: lim}
 	if *stdinPath != "" {
 		f, err := os.Open(*stdinPath)
 		if err != nil {
@@ -114,13 +128,7 @@ func execMain(args []string) int {
 		}
 	}
 
-	eng, err := daemon.NewEngine(daemon.EngineConfig{
-		StateDir:      *stateDir,
-		UIDBase:       uint32(*uidBase),
-		UIDCount:      uint32(*uidCount),
-		CgroupSubtree: *subtree,
-		RunPrefix:     daemon.ExecRunPrefix(os.Getpid()),
-	})
+	eng, err := engine.New(cfg, engine.Options{RunPrefix: engine.ExecRunPrefix(os.Getpid())})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd exec:", err)
 		return 1
@@ -137,7 +145,7 @@ func execMain(args []string) int {
 			return 1
 		}
 		defer eng.ReleaseID(id)
-		giveBack, err := daemon.LendWorkdir(*workdir, id)
+		giveBack, err := engine.LendWorkdir(*workdir, id)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "sandboxd exec: --workdir:", err)
 			return 1
@@ -155,10 +163,7 @@ func execMain(args []string) int {
 	// back to its owner after that. The cgroup subtree goes too, unless
 	// another sandboxd process has runs in it (one that starts later makes
 	// it again).
-	defer func() {
-		eng.Close()
-		eng.Cgroups().Close()
-	}()
+	defer eng.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	res, err := eng.RunStep(ctx, req)

@@ -46,7 +46,7 @@ func serveMain(args []string) int {
 		runtime.GOMAXPROCS(daemonProcs(runtime.GOMAXPROCS(0)))
 	}
 	if cfg.BatchScheduling {
-		// Before the daemon starts its init helper, which inherits it.
+		// Before the daemon starts its helper, which inherits it.
 		if err := daemon.SetBatchScheduling(); err != nil {
 			log.WithError(err).Warn("the daemon runs under the policy it was started with")
 		}
@@ -73,10 +73,8 @@ func serveMain(args []string) int {
 // n the runtime would take: half, at least one. Its own work is a small
 // share of a run's (the kernel's namespaces, mounts and cgroups are most of
 // it, and the programs' own), and every P beyond what it needs is a thread
-// that spins, parks and is woken again between the events of a run: on 2
-// CPUs, one P instead of two cut the daemon's CPU per /bin/true run by a
-// third and raised 2-client throughput by about 15%. GOMAXPROCS in the
-// environment overrides it.
+// that spins, parks and is woken again between the events of a run
+// (docs/benchmarks.md). GOMAXPROCS in the environment overrides it.
 func daemonProcs(n int) int { return max(1, n/2) }
 
 // newLogger logs text on a terminal and JSON otherwise, unless the config

@@ -1,4 +1,4 @@
-package daemon
+package engine
 
 import (
 	"fmt"
@@ -72,9 +72,9 @@ func DefaultProfile() Profile {
 	}
 }
 
-// environ merges the profile's env with a step's into "K=V" lines, sorted
+// Environ merges the profile's env with a step's into "K=V" lines, sorted
 // for a stable order.
-func (p *Profile) environ(step map[string]string) []string {
+func (p *Profile) Environ(step map[string]string) []string {
 	merged := make(map[string]string, len(p.Env)+len(step))
 	for k, v := range p.Env {
 		merged[k] = v

@@ -1,4 +1,4 @@
-package daemon
+package engine
 
 import (
 	"errors"
@@ -23,9 +23,9 @@ type idPool struct {
 	next uint32
 }
 
-// UIDLockFile is the host-wide file whose byte locks are the sandbox uids
+// uidLockFile is the host-wide file whose byte locks are the sandbox uids
 // in use. /run is cleared at boot, when no sandbox runs.
-const UIDLockFile = "/run/sandboxd-uids.lock"
+const uidLockFile = "/run/sandboxd-uids.lock"
 
 func newIDPool(lockFile string, base, count uint32) (*idPool, error) {
 	if base == 0 || count == 0 || uint64(base)+uint64(count) > 1<<32-2 {
@@ -62,6 +62,9 @@ func (p *idPool) acquire() (uint32, error) {
 	}
 	return 0, errNoID
 }
+
+// close lets go of the lock file, and with it every id still held.
+func (p *idPool) close() { p.f.Close() }
 
 func (p *idPool) release(id uint32) {
 	i := id - p.base

@@ -1,4 +1,4 @@
-package daemon
+package engine
 
 import (
 	"errors"
@@ -15,40 +15,6 @@ import (
 	"github.com/sandboxd/sandboxd/nsjail"
 	"github.com/sandboxd/sandboxd/seccomp"
 	"github.com/sandboxd/sandboxd/taskstats"
-)
-
-// EngineConfig sets up an Engine. Zero values are documented per field.
-type EngineConfig struct {
-	// StateDir holds the engine's host state: the empty directory new roots
-	// are mounted on, and the uid lock file. Empty is "/run/sandboxd".
-	StateDir string
-	// UIDBase and UIDCount are the host uids sandboxes run under (gid =
-	// uid). Zero is DefaultUIDBase and DefaultUIDCount. UIDBase-1 is the
-	// host uid (and gid) of every sandbox's init.
-	UIDBase, UIDCount uint32
-	// CgroupSubtree is our subtree beneath this process's own cgroups.
-	// Empty is "sandboxd".
-	CgroupSubtree string
-	// RunPrefix starts every run's cgroup name, so that several engines can
-	// share a subtree. Empty is "r".
-	RunPrefix string
-	// Profile is the sandbox recipe. The zero Profile is DefaultProfile().
-	Profile *Profile
-	// Policy is the seccomp policy. Nil is seccomp.DefaultPolicy().
-	Policy *seccomp.Policy
-	// CgroupRoot overrides where cgroup filesystems are mounted (tests).
-	CgroupRoot string
-	// Log receives what the engine cannot return to a caller (a failed
-	// teardown, a warm sandbox that could not be made). Nil: standard
-	// error.
-	Log func(string)
-}
-
-// The default range of host uids for sandboxes: far above any real user and
-// above the ranges /etc/subuid usually hands out.
-const (
-	DefaultUIDBase  = 1_800_000_000
-	DefaultUIDCount = 65536
 )
 
 // Engine runs steps: each one in fresh namespaces, under its own cgroups
@@ -73,48 +39,38 @@ type Engine struct {
 
 	// exits gives each program's own peak RSS (see package taskstats);
 	// nil where the kernel does not offer it, and max_rss_bytes is then
-	// rusage's, which includes the init helper's peak.
+	// rusage's, which includes the helper's peak.
 	exits *taskstats.Listener
 
 	retiring sync.WaitGroup // teardowns of finished steps' sandboxes
+	closed   atomic.Bool    // Close was called
 	gate     gate           // holds the pools' refills back while jobs run
 }
 
-// NewEngine checks what the host offers and prepares everything that does
-// not depend on a request: the cgroup subtree, the compiled seccomp filter,
-// the uid pool. The error says what is missing.
-func NewEngine(cfg EngineConfig) (*Engine, error) {
-	if cfg.StateDir == "" {
-		cfg.StateDir = "/run/sandboxd"
+// New checks what the host offers and sets up everything that does not
+// depend on a request: the cgroup subtree, the compiled seccomp filter, the
+// uid pool. The error says what is missing or which setting is wrong. On
+// failure nothing New acquired is left held. Close gives it all back.
+func New(cfg Config, opts Options) (_ *Engine, err error) {
+	if err := cfg.Validate(func(key string) string { return key }); err != nil {
+		return nil, err
 	}
-	if cfg.UIDBase == 0 {
-		cfg.UIDBase = DefaultUIDBase
-	}
-	if cfg.UIDCount == 0 {
-		cfg.UIDCount = DefaultUIDCount
-	}
-	if cfg.CgroupSubtree == "" {
-		cfg.CgroupSubtree = "sandboxd"
-	}
-	if cfg.RunPrefix == "" {
-		cfg.RunPrefix = "r"
+	if opts.RunPrefix == "" {
+		opts.RunPrefix = "r"
 	}
 	profile := DefaultProfile()
-	if cfg.Profile != nil {
-		profile = *cfg.Profile
+	if opts.Profile != nil {
+		profile = *opts.Profile
 	}
 	policy := seccomp.DefaultPolicy()
-	if cfg.Policy != nil {
-		policy = *cfg.Policy
+	if opts.Policy != nil {
+		policy = *opts.Policy
 	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("sandboxd must run as root: it maps each sandbox to its own host uid and creates cgroups")
 	}
 	if err := checkUserNamespaces(); err != nil {
 		return nil, err
-	}
-	if cfg.UIDBase < 2 {
-		return nil, fmt.Errorf("uid base %d: must be at least 2 (the base less one is the inits' uid)", cfg.UIDBase)
 	}
 	// Sandboxes inherit this process's supplementary groups, which no user
 	// namespace can drop later: there must be none.
@@ -140,19 +96,31 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			return nil, fmt.Errorf("state dir: %s is not searchable by other users (mode %v); sandboxes cannot reach %s", d, fi.Mode().Perm(), rootDir)
 		}
 	}
-	ids, err := newIDPool(UIDLockFile, cfg.UIDBase, cfg.UIDCount)
+
+	// From here on each step that acquires something pushes its undo; a
+	// later failure undoes them in reverse order.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	ids, err := newIDPool(uidLockFile, cfg.UIDBase, cfg.UIDCount)
 	if err != nil {
 		return nil, err
 	}
-	cg, err := cgroup.Open(cgroup.Config{Root: cfg.CgroupRoot, Subtree: cfg.CgroupSubtree})
+	undo = append(undo, ids.close)
+	cg, err := cgroup.Open(cgroup.Config{Root: opts.CgroupRoot, Subtree: cfg.CgroupSubtree})
 	if err != nil {
-		ids.f.Close()
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
+	undo = append(undo, func() { cg.Close() })
 	exits, err := taskstats.Listen()
 	if err != nil {
-		logEngine(cfg.Log, fmt.Sprintf("max_rss_bytes will include the init helper's memory: %v", err))
-		exits = nil
+		logEngine(opts.Log, fmt.Sprintf("max_rss_bytes will include the helper's memory: %v", err))
+		exits, err = nil, nil
 	}
 	return &Engine{
 		exits:   exits,
@@ -162,9 +130,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		ids:     ids,
 		initID:  cfg.UIDBase - 1,
 		rootDir: rootDir,
-		prefix:  cfg.RunPrefix,
+		prefix:  opts.RunPrefix,
 		ncpu:    runtime.NumCPU(),
-		log:     cfg.Log,
+		log:     opts.Log,
 	}, nil
 }
 
@@ -196,9 +164,6 @@ func checkUserNamespaces() error {
 
 // Cgroups is the engine's cgroup manager, for /v1/info and reclaim.
 func (e *Engine) Cgroups() *cgroup.Manager { return e.cgroups }
-
-// Profile is the engine's sandbox recipe.
-func (e *Engine) Profile() *Profile { return &e.profile }
 
 // AcquireID reserves a host uid (and the gid of the same number) that no
 // other live sandbox uses. ReleaseID gives it back, once nothing of the

@@ -1,4 +1,4 @@
-package daemon
+package engine
 
 import (
 	"context"
@@ -24,10 +24,10 @@ type sandbox struct {
 	marked bool // its cgroup's CPU counters were marked (MarkStart) once it was ready
 }
 
-// prepare makes a sandbox for profile, under hostID (zero: one of its
+// newSandbox makes a sandbox for profile, under hostID (zero: one of its
 // own): uid, cgroups without limits, and an init that builds the root and
 // then waits for its command. It does not wait for the root to be built.
-func (e *Engine) prepare(profile *Profile, hostID uint32) (sb *sandbox, err error) {
+func (e *Engine) newSandbox(profile *Profile, hostID uint32) (sb *sandbox, err error) {
 	sb = &sandbox{hostID: hostID}
 	defer func() {
 		if err != nil {
@@ -80,16 +80,16 @@ func (e *Engine) retire(sb *sandbox) {
 		// Killing the init takes its namespaces down, and the cgroups
 		// go after it: work that would take a CPU from the step's answer,
 		// which its job's hold covers until it is out.
-		e.backgroundTurn()
+		e.BackgroundTurn()
 		sb.teardown(e)
 	}()
 }
 
-// backgroundTurn returns when work done for no request in particular (a
+// BackgroundTurn returns when work done for no request in particular (a
 // used sandbox's or workspace's teardown, a workspace refill) may begin:
 // once no job holds the pools, or after backgroundWait at most, so that
 // it never waits behind a long job.
-func (e *Engine) backgroundTurn() { e.gate.waitIdle(backgroundWait) }
+func (e *Engine) BackgroundTurn() { e.gate.waitIdle(backgroundWait) }
 
 // backgroundWait bounds how long background work waits for the jobs to let
 // go of the CPUs before it begins anyway.
@@ -98,9 +98,9 @@ const backgroundWait = 20 * time.Millisecond
 // readyWait bounds how long a warm sandbox may take to be built.
 const readyWait = 30 * time.Second
 
-// warmUp prepares a sandbox and waits until its root is built.
+// warmUp makes a sandbox and waits until its root is built.
 func (e *Engine) warmUp(profile *Profile) (*sandbox, error) {
-	sb, err := e.prepare(profile, 0)
+	sb, err := e.newSandbox(profile, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -129,8 +129,8 @@ func (e *Engine) warmUp(profile *Profile) (*sandbox, error) {
 	return nil, err
 }
 
-// pool keeps warm sandboxes of one profile: size fillers each prepare one,
-// hand it to a taker, and prepare the next. A request then pays for none
+// pool keeps warm sandboxes of one profile: size fillers each make one,
+// hand it to a taker, and make the next. A request then pays for none
 // of the namespaces, cgroups and mounts, only for its own command.
 type pool struct {
 	e       *Engine
@@ -152,7 +152,7 @@ type warmResult struct {
 	at  time.Time // when the try failed
 }
 
-// failPause is how long a filler waits after a failed preparation.
+// failPause is how long a filler waits after it failed to make a sandbox.
 const failPause = 200 * time.Millisecond
 
 func newPool(e *Engine, profile *Profile, size int) *pool {
@@ -305,10 +305,16 @@ func (e *Engine) WarmReady() int {
 	return n
 }
 
-// Close stops the pools, tears down their warm sandboxes, and waits until
-// the sandboxes of finished steps are torn down. Steps still running are
-// not touched.
-func (e *Engine) Close() {
+// Close stops the pools, tears down their warm sandboxes, waits until the
+// sandboxes of finished steps are torn down, and lets go of the rest: the
+// cgroup subtree and its lock, and the uid lock file. The subtree stays
+// where runs are left in it (a step still running, which Close does not
+// touch, or another sandboxd process's): that is the error. Calls after
+// the first do nothing.
+func (e *Engine) Close() error {
+	if !e.closed.CompareAndSwap(false, true) {
+		return nil
+	}
 	e.gate.close()
 	e.poolsMu.Lock()
 	pools := e.pools
@@ -321,6 +327,14 @@ func (e *Engine) Close() {
 	if e.exits != nil {
 		e.exits.Close()
 	}
+	var err error
+	if e.cgroups != nil {
+		err = e.cgroups.Close()
+	}
+	if e.ids != nil {
+		e.ids.close()
+	}
+	return err
 }
 
 // logf reports what the engine cannot return to anyone.

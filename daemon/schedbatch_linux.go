@@ -9,20 +9,17 @@ import (
 )
 
 // SetBatchScheduling puts every thread of this process under SCHED_BATCH,
-// at the nice value each has; threads made later, and the init helper the
+// at the nice value each has; threads made later, and the helper the
 // daemon starts (with every init cloned from it), inherit it.
 //
 // A batch thread's wakeup does not preempt the thread on the CPU: it runs
 // when that one's slice ends or another CPU is free. The daemon's, the
-// helper's and the inits' work is a dozen short bursts a run (a request, a
-// refill's cgroups and clone, an init's setup, a teardown), and under
-// SCHED_OTHER each burst preempted whichever program ran there, which then
-// found its caches cold: python3 -c 'print(1)' took 0.8 ms more CPU in a
-// sandbox than bare. Batch, 2-client python throughput rose by about 5%
-// and the daemon's CPU per run fell by a quarter in interleaved runs. A
-// sandbox's program and init leave the policy for SCHED_OTHER once its
-// setup is done (see nsjail's childPlan.otherSched), so that a command runs
-// and is supervised as promptly as before.
+// helper's and the inits' work is a dozen short bursts a run, and under
+// SCHED_OTHER each burst would preempt whichever program ran there and
+// leave its caches cold (docs/benchmarks.md). A sandbox's program and init
+// leave the policy for SCHED_OTHER once its setup is done (see nsjail's
+// childPlan.otherSched), so that a command runs and is supervised as
+// promptly as under SCHED_OTHER.
 func SetBatchScheduling() error {
 	// A thread made while the list is read could still come from one not
 	// yet switched: read it again until a pass switches none.

@@ -1,4 +1,4 @@
-package daemon
+package engine
 
 import (
 	"context"
@@ -259,7 +259,7 @@ func (e *Engine) sandboxFor(ctx context.Context, req *StepRequest) (*sandbox, er
 			return p.take(ctx)
 		}
 	}
-	return e.prepare(req.Profile, req.HostID)
+	return e.newSandbox(req.Profile, req.HostID)
 }
 
 // spec is the sandbox a profile describes, for the program to run as
@@ -325,7 +325,7 @@ func (e *Engine) command(req *StepRequest, lim api.Limits) *nsjail.Command {
 	cpuSeconds := uint64((lim.CPUTimeMS+999)/1000) + 1
 	return &nsjail.Command{
 		Argv:           req.Argv,
-		Env:            req.Profile.environ(req.Env),
+		Env:            req.Profile.Environ(req.Env),
 		WorkspaceBytes: wsBytes,
 		Rlimits: []nsjail.Rlimit{
 			{Resource: unix.RLIMIT_NOFILE, Value: uint64(lim.OpenFiles)},

@@ -1,0 +1,36 @@
+// Package daemon is `sandboxd serve`: the v1 API (package api) over HTTP on
+// a Unix socket, on one engine (package engine) that runs the steps.
+//
+// # Layers
+//
+// Top down, each using only the ones below:
+//   - HTTP: the socket, peer credentials and the caller check
+//     (listen_linux.go); the route table, error answers with one map from
+//     error codes to HTTP statuses (routes_linux.go); request bodies under
+//     one budget, timeouts, streamed answers; Serve and its drain.
+//   - Jobs: a body is decoded strictly (decode.go) and checked against the
+//     profiles (Daemon.check) into a checkedJob; admitted (the registry, and
+//     a fair queue per caller: fairqueue.go); run step by step in one
+//     workspace (job_linux.go); its result kept for GET /v1/runs/{id}.
+//   - The engine runs each step; while a job runs the daemon holds the
+//     engine's pools back (Engine.Hold), so that refills wait for the CPUs.
+//
+// # What it owns
+//
+// The state dir, locked (daemon.lock) while it runs: ws/ holds the jobs'
+// workspaces, on a tmpfs of the daemon's own unless the state dir is one.
+// The cgroup subtree, locked in every hierarchy; its runs are named "d-N".
+// A second daemon on either is refused, naming the holder. At start, New
+// reclaims what a crashed predecessor left: run groups with its prefix (and
+// their processes) and workspaces.
+//
+// # Cleanup
+//
+// New leaves nothing held when it fails. When its context ends Serve
+// drains: new jobs are refused and /_ping answers 503; running jobs finish
+// within shutdown_grace and are then cancelled. Then, and also when it
+// fails before serving, Serve removes the socket and gives back everything
+// New acquired, in reverse order: workspaces, the engine with the subtree
+// and its lock, the state dir's lock. A job's processes are gone when its result is out; its
+// workspace is removed just after, and Serve waits for that.
+package daemon

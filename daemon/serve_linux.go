@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+)
+
+// server is the HTTP side of the daemon.
+type server struct {
+	d         *Daemon
+	socketGID uint32
+	draining  atomic.Bool
+	bodies    *byteBudget  // request bodies in flight
+	inflight  atomic.Int64 // requests being answered
+	metrics   http.Handler // the Prometheus page
+}
+
+// Serve answers the API on the configured Unix socket until ctx ends, then
+// drains: it refuses new jobs and answers /_ping with 503, lets running
+// jobs finish within the grace, cancels the rest, stops accepting, removes
+// the socket, gives back what New acquired (close) and returns.
+func (d *Daemon) Serve(ctx context.Context) error {
+	defer d.close() // also when Serve fails before it drains
+	gid, err := socketGroup(d.cfg.SocketGroup)
+	if err != nil {
+		return err
+	}
+	ln, err := listenUnix(d.cfg.Socket, gid)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(d.cfg.Socket)
+	s := &server{d: d, socketGID: gid, bodies: newByteBudget(d.cfg.MaxInflightRequestBytes),
+		metrics: promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})}
+	srv := &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: headerTimeout,
+		IdleTimeout:       idleConnTimeout,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(context.WithValue(ctx, connKey{}, c), peerKey{}, credentials(c))
+		},
+		ErrorLog: nil,
+	}
+	go d.expireLoop(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(timedListener{Listener: ln, rejected: d.metrics.reject}) }()
+	d.log.WithFields(logrus.Fields{
+		"socket": d.cfg.Socket, "concurrency": d.cfg.Concurrency, "queue": d.cfg.QueueSize,
+		"cgroups": d.engine.Cgroups().Mode(), "version": d.version, "go_procs": runtime.GOMAXPROCS(0), "sched": schedPolicy(),
+	}).Info("sandboxd serving")
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	running, queued := d.sched.load()
+	d.log.WithFields(logrus.Fields{"running": running, "queued": queued, "grace": d.cfg.ShutdownGrace.String()}).Info("draining")
+	// The socket answers while the jobs finish (srv.Shutdown would close
+	// it at once): a load balancer's /_ping sees 503, not a refusal.
+	if !s.waitIdle(d.cfg.ShutdownGrace.Duration) {
+		// The grace is over: cancel what still runs, and wait for its
+		// teardown.
+		d.cancelBase()
+		s.waitIdle(30 * time.Second)
+	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv.Shutdown(closeCtx)
+	d.close()
+	d.log.Info("sandboxd stopped")
+	return nil
+}
+
+// waitIdle waits until no request is being answered, for d at most, and
+// says whether that came.
+func (s *server) waitIdle(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for s.inflight.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
