@@ -7,7 +7,7 @@
 // A program's rusage maximum RSS carries the peak of the address space it
 // was started from: the kernel folds the old memory's peak into the
 // process's record when it execs. A sandbox's program starts as a clone
-// that shares the init helper's memory (see nsjail), so its rusage never
+// that shares the helper's memory (see nsjail), so its rusage never
 // reads below the helper's few MiB, even for /bin/true. The kernel's exit
 // record of each task instead holds the peak RSS of the task's own address
 // space as it exits (hiwater_rss), and the task's host uid and pid.
