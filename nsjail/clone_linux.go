@@ -22,7 +22,7 @@ type cloneArgs struct {
 
 // What a cloned child runs (childEntry).
 const (
-	cloneProgram = iota + 1 // childMain: the program's process, forked by the init
+	cloneProgram = iota + 1 // programMain: the program's process, forked by the init
 	cloneInit               // initChildMain: the init's process, forked by the parent
 )
 
@@ -34,7 +34,7 @@ const (
 func childEntry(what uintptr, p unsafe.Pointer) {
 	switch what {
 	case cloneProgram:
-		childMain((*childPlan)(p))
+		programMain((*programPlan)(p))
 	case cloneInit:
 		initChildMain((*initPlan)(p))
 	}

@@ -35,7 +35,7 @@ type initSpawn struct {
 type nsSwitch struct{ enter, back int }
 
 // initPlan is everything the init's process needs between its clone and
-// its exec, laid out beforehand: like childMain, initChildMain allocates
+// its exec, laid out beforehand: like programMain, initChildMain allocates
 // nothing and makes only raw system calls.
 type initPlan struct {
 	fds   []int32 // fds[i] becomes descriptor i
@@ -248,7 +248,7 @@ func idMap(entries ...[3]uint32) string {
 }
 
 // initChildMain is the init's process from its clone, in the new
-// namespaces, on p.stack in the parent's memory: see childMain for what it
+// namespaces, on p.stack in the parent's memory: see programMain for what it
 // may do. It waits until the parent has written the id maps, becomes root
 // of the new user namespace, lays out its descriptors, and runs
 // rawInitMain (p.raw) or execs. It never returns.

@@ -40,13 +40,13 @@ const (
 )
 
 // rawInit is everything the init needs when it runs without exec: as for
-// childMain, laid out ahead, and written only as plain data. The init
+// programMain, laid out ahead, and written only as plain data. The init
 // shares the helper's memory, whose garbage collector may be marking: a
 // pointer stored from the init would run a write barrier on the helper's
 // behalf, so the init never stores one.
 type rawInit struct {
 	root  *rootPlan
-	child *childPlan
+	child *programPlan
 	cargs cloneArgs
 
 	pair    [2]int32 // command socket: ours, the child's
@@ -130,7 +130,7 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 		return nil, err
 	}
 	q := &rawInit{root: root}
-	p := &childPlan{lastCap: lastCap(), otherSched: programLeavesPolicy()}
+	p := &programPlan{lastCap: lastCap(), otherSched: programLeavesPolicy()}
 	for i := 0; i < joinFiles; i++ {
 		p.joinFDs = append(p.joinFDs, fdJoin+i)
 	}
@@ -391,7 +391,7 @@ func (q *rawInit) forkChild() {
 		}
 	}
 	if errno != 0 || r1 != 1 || q.rByte[0] != 'R' {
-		q.childFailed(0)
+		q.programFailed(0)
 	}
 	if q.rMsg.Controllen >= uint64(unix.CmsgLen(4)) {
 		q.listen = uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[unix.CmsgLen(0)])))
@@ -552,7 +552,7 @@ func (q *rawInit) startProgram() {
 		}
 	}
 	if r1 != 0 {
-		q.childFailed(r1)
+		q.programFailed(r1)
 	}
 	q.put(`{"kind":"started","wall_ns":`)
 	q.putInt(now(&q.t1) - q.started)
@@ -718,13 +718,13 @@ func (q *rawInit) readFull(p, n uintptr) {
 	}
 }
 
-// childFailed reports why the program's process ended before its exec
+// programFailed reports why the program's process ended before its exec
 // (first: bytes of its report read already, in q.errBuf), and exits.
 //
 //go:nosplit
 //go:norace
 //go:nocheckptr
-func (q *rawInit) childFailed(first uintptr) {
+func (q *rawInit) programFailed(first uintptr) {
 	n := first
 	for n < 8 {
 		r1, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(q.errPipe[0]), uintptr(unsafe.Pointer(&q.errBuf[n])), 8-n)

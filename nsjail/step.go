@@ -74,7 +74,7 @@ const (
 	stepPpoll
 	stepProgramReport
 
-	// The program's process (childMain); reset signals and execve are the
+	// The program's process (programMain); reset signals and execve are the
 	// init's process's too.
 	stepJoinCgroup
 	stepUnshareCgroup

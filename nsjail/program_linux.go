@@ -53,12 +53,12 @@ type imageHeader struct {
 	}
 }
 
-// childPlan is everything the child needs after fork, prepared beforehand:
+// programPlan is everything the child needs after fork, prepared beforehand:
 // the child allocates nothing and only makes raw system calls. The child
 // is forked when the sandbox is prepared and waits for its command on
 // sock; the command comes as an image (see imageHeader) and the program's
 // stdin, stdout and stderr.
-type childPlan struct {
+type programPlan struct {
 	joinFDs []int // cgroup.procs files: the child writes "0" to each
 	zero    [1]byte
 	lastCap int
@@ -104,11 +104,11 @@ type childPlan struct {
 	scratch [1]byte
 
 	// stack is the child's while it shares the init's memory (startChild);
-	// childMain's calls take well under a page of it.
+	// programMain's calls take well under a page of it.
 	stack []byte
 }
 
-func (p *childPlan) prepare() error {
+func (p *programPlan) prepare() error {
 	p.zero[0] = '0'
 	p.readyByte[0] = 'R'
 	image, err := spawnBuffers.image()
@@ -142,7 +142,7 @@ func (p *childPlan) prepare() error {
 
 // release gives the command's buffer and the stack back for another
 // sandbox, once no process of this one is left to use them.
-func (p *childPlan) release() {
+func (p *programPlan) release() {
 	if p.image != nil {
 		spawnBuffers.putImage(p.image)
 		p.image = nil
@@ -270,7 +270,7 @@ func layImage(base uintptr, capacity int, argv0 string, argv, env []string, rlim
 	return img, addrs, nil
 }
 
-// childMain is the program's process from its fork to its exec. It runs
+// programMain is the program's process from its fork to its exec. It runs
 // on p.stack in the init's own memory (or on a copy of the forking thread,
 // see startClone), with every signal blocked and the Go runtime in an undefined
 // state: it may call nothing but the raw, nosplit system call entry
@@ -280,7 +280,7 @@ func layImage(base uintptr, capacity int, argv0 string, argv, env []string, rlim
 //go:nosplit
 //go:norace
 //go:nocheckptr
-func childMain(p *childPlan) {
+func programMain(p *programPlan) {
 	// Join the program's cgroups first, so that everything it does
 	// from here on (including the exec) is accounted to it. This is done
 	// ahead of the command: a cgroup migration can wait on the kernel's
