@@ -50,6 +50,13 @@ test: deps build bin/sandboxd-bench
 	@# One package at a time: the end-to-end tests assert that no process runs
 	@# under a sandbox uid, which another package's sandboxes would break.
 	SANDBOXD_BIN=$(CURDIR)/bin/sandboxd SANDBOXD_BENCH_BIN=$(CURDIR)/bin/sandboxd-bench $(GO) test -tags embedhelper -p 1 -count=1 -timeout 8m $(PKGS)
+	@# The HTTP and OpenAPI tests again as nobody (with one supplementary
+	@# group, which TestHTTPAllowedBySupplementaryGroup uses): they need no root.
+	$(GO) test -c -tags embedhelper -o bin/daemon.test ./daemon
+	tmp=$$(mktemp -d) && chown 65534:65534 $$tmp && \
+	( cd daemon && TMPDIR=$$tmp setpriv --reuid=65534 --regid=65534 --groups=4242 \
+		../bin/daemon.test -test.run '^(TestHTTP|TestOpenAPI)' -test.count=1 ); \
+	rc=$$?; rm -rf $$tmp; exit $$rc
 
 # soak runs SOAKJOBS mixed jobs (every verdict, cancels, disconnects,
 # batches) through one daemon from many clients at once, then checks that

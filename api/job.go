@@ -7,7 +7,7 @@ import (
 )
 
 // Job is one request: files into a private workspace, then steps in order.
-// See API.md.
+// See docs/api.md.
 type Job struct {
 	ID string `json:"id,omitempty"`
 	// Key is any JSON value, echoed back; make it with KeyOf:

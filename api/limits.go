@@ -8,7 +8,7 @@ type LimitField struct {
 	Get  func(*Limits) *int64
 }
 
-// LimitFields lists every limit, in the order of API.md.
+// LimitFields lists every limit, in the order of docs/api.md.
 var LimitFields = []LimitField{
 	{"cpu_time_ms", func(l *Limits) *int64 { return &l.CPUTimeMS }},
 	{"wall_time_ms", func(l *Limits) *int64 { return &l.WallTimeMS }},

@@ -1,12 +1,9 @@
-// Package api holds the v1 wire types of sandboxd: the job a client sends and
-// the result it gets back. It is plain data and builds on every platform; see
-// API.md for the contract these types implement.
 package api
 
 // Verdict is the outcome of one step. Exactly one applies to each step.
 type Verdict string
 
-// The verdicts of API.md.
+// The verdicts of docs/api.md.
 const (
 	VerdictOK             Verdict = "ok"
 	VerdictNonzeroExit    Verdict = "nonzero_exit"

@@ -1,4 +1,4 @@
-// Package client is the Go client of the sandboxd v1 API (API.md): HTTP/1.1
+// Package client is the Go client of the sandboxd v1 API (docs/api.md): HTTP/1.1
 // over the daemon's Unix socket, the way `curl --unix-socket SOCK
 // http://sandboxd/v1/...` talks to it. sandboxctl is built on it, and so are
 // the daemon's end-to-end tests.

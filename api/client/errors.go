@@ -97,7 +97,7 @@ func statusError(resp *http.Response) *StatusError {
 	return e
 }
 
-// codeForStatus is the API.md error code that goes with an HTTP status.
+// codeForStatus is the error code (docs/api.md) that goes with an HTTP status.
 func codeForStatus(status int) string {
 	switch status {
 	case http.StatusBadRequest:

@@ -190,7 +190,7 @@ func (p *progress) stop(sum *api.BatchSummary) {
 	fmt.Fprintf(p.w, "batch: %d jobs in %s (%.1f jobs/s): %s\n", sum.Total, wall.Round(time.Millisecond), rate, countsText(counts))
 }
 
-// verdictOrder is how counts are listed: ok first, then as API.md lists
+// verdictOrder is how counts are listed: ok first, then as docs/api.md lists
 // the verdicts, then refused jobs.
 var verdictOrder = []string{
 	string(api.VerdictOK), string(api.VerdictNonzeroExit), string(api.VerdictSignaled),
