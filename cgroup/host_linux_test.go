@@ -564,18 +564,44 @@ func TestHostCPUUsage(t *testing.T) {
 	}
 	spin := start(t, g, helper("spin"))
 	waitProcs(t, 1, progDirs(g)...)
+	// The spinner's own time on a CPU (its threads' schedstat, in ns,
+	// updated at the scheduler's ticks as the cgroup's count is) is the
+	// yardstick, not the wall clock: a loaded machine gives it less.
+	onCPU := func() time.Duration {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", spin.Process.Pid))
+		if err != nil || len(tasks) == 0 {
+			t.Fatalf("the spinner's threads: %v", err)
+		}
+		var sum time.Duration
+		for _, task := range tasks {
+			ns, err := strconv.ParseInt(strings.Fields(readValue(t, task))[0], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += time.Duration(ns)
+		}
+		return sum
+	}
 	c0, err := g.CPUUsage()
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	s0 := onCPU()
+	for deadline := time.Now().Add(10 * time.Second); onCPU()-s0 < 200*time.Millisecond && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	s1 := onCPU()
 	c1, err := g.CPUUsage()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("CPU used in 300ms of wall time: %v", c1-c0)
-	if c1-c0 < 150*time.Millisecond {
-		t.Errorf("CPUUsage grew by %v in 300ms of spinning", c1-c0)
+	s2 := onCPU()
+	t.Logf("CPU counted %v while the spinner ran %v..%v", c1-c0, s1-s0, s2-s0)
+	if s1-s0 < 200*time.Millisecond {
+		t.Fatalf("the spinner got only %v of CPU in 10 s", s1-s0)
+	}
+	if c1-c0 < s1-s0-20*time.Millisecond || c1-c0 > s2-s0+20*time.Millisecond {
+		t.Errorf("CPUUsage grew by %v while the spinner ran %v..%v", c1-c0, s1-s0, s2-s0)
 	}
 	st, err := g.Stats()
 	if err != nil {
