@@ -181,6 +181,11 @@ func (n *notifier) run(ctx context.Context, done <-chan struct{}) {
 		select {
 		case <-done:
 			return
+		default:
+		}
+		select {
+		case <-done:
+			return
 		case <-ctxDone:
 			ctxDone = nil
 			n.stopping = true
@@ -190,8 +195,15 @@ func (n *notifier) run(ctx context.Context, done <-chan struct{}) {
 			continue
 		case <-ticker.C:
 		}
-		if n.watchdog > 0 {
-			if err := n.probe.check(min(n.watchdog/2, 5*time.Second)); err != nil {
+		switch {
+		case n.watchdog > 0 && n.stopping:
+			// Draining: the socket stops answering before the process
+			// ends, and under socket activation a probe then would wait
+			// in systemd's backlog and start the next daemon. What bounds
+			// a drain that hangs is the unit's TimeoutStopSec.
+			n.send(sddaemon.SdNotifyWatchdog)
+		case n.watchdog > 0:
+			if err := n.probe.check(done, min(n.watchdog/2, 5*time.Second)); err != nil {
 				// No ping: if this lasts the watchdog's time, systemd
 				// restarts the daemon.
 				n.d.log.WithError(err).Warn("watchdog: the daemon's own health check failed; not pinging systemd")
@@ -247,9 +259,19 @@ func newProbe(addr string) *probe {
 	}}}
 }
 
-func (p *probe) check(timeout time.Duration) error {
+// check asks; done ends it early (Serve is returning).
+func (p *probe) check(done <-chan struct{}, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-stop:
+		}
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sandboxd/v1/info", nil)
 	if err != nil {
 		return err

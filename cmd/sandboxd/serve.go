@@ -42,6 +42,7 @@ func serveMain(args []string) int {
 		cfg.Socket = *socket
 	}
 	log := newLogger(cfg.LogFormat)
+	logHostChecks(cfg, *configPath, log) // doctor.go: logged when one fails
 	// Before the daemon starts its helper, which must not inherit it.
 	if _, err := daemon.TakeSystemdSocket(); err != nil {
 		log.WithError(err).Error("cannot start")
