@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/cgroup"
 	"github.com/sandboxd/sandboxd/daemon"
 	"github.com/sandboxd/sandboxd/doctor"
 )
@@ -113,12 +114,23 @@ func sandboxCheck(cfg daemon.Config, before []doctor.Check) doctor.Check {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, self, "exec",
+	argv := []string{self, "exec",
 		"--state-dir", cfg.StateDir,
 		"--uid-base", strconv.FormatUint(uint64(cfg.UIDBase), 10),
 		"--uid-count", strconv.FormatUint(uint64(cfg.UIDCount), 10),
 		"--cgroup-subtree", "sandboxd-doctor",
-		"--", "/bin/true")
+		"--", "/bin/true"}
+	// On pure v2 under systemd, the group this runs in (a login's scope, a
+	// service) is not delegated, and holds other processes: the sandbox
+	// gets a transient scope of its own with Delegate=yes, as the daemon's
+	// unit has.
+	if lay, err := cgroup.DetectLayout(cgroup.Config{}); err == nil && lay.Mode == cgroup.ModeV2 && underSystemd() {
+		if run, err := exec.LookPath("systemd-run"); err == nil {
+			argv = append([]string{run, "--scope", "--quiet", "--collect", "-p", "Delegate=yes",
+				"--unit", fmt.Sprintf("sandboxd-doctor-%d", os.Getpid())}, argv...)
+		}
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -154,6 +166,12 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// underSystemd says whether systemd is PID 1 (sd_booted(3)).
+func underSystemd() bool {
+	_, err := os.Stat("/run/systemd/system")
+	return err == nil
 }
 
 // logHostChecks is the daemon's start-up check: the host checks (not the

@@ -20,7 +20,7 @@ cache=${1:?usage: rootfs-systemd.sh CACHE_DIR | --packages}
 # What the guest needs, as installed packages; their dependencies follow.
 # systemd is among them for its libraries; its own files then come from the
 # archive.
-seeds=(dash coreutils grep sed mawk util-linux mount procps libc-bin busybox-static systemd)
+seeds=(dash coreutils grep sed util-linux mount procps libc-bin busybox-static systemd)
 # From Debian's archive, at the candidate version (they depend on each
 # other's exact version).
 archive=(systemd libsystemd-shared libsystemd0)

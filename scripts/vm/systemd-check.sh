@@ -27,6 +27,8 @@ finish() {
 	exit "$status"
 }
 up() { cut -d' ' -f1 /proc/uptime; }
+# The guest has no awk package: busybox's.
+awk() { /vm/busybox awk "$@"; }
 # ms A B: B - A, both in seconds, as milliseconds.
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
 prop() { systemctl show -p "$2" --value "$1"; }
@@ -65,6 +67,7 @@ leftovers() {
 	done | sort -u | sed 's/^/mount: /'
 	[ -d /run/sandboxd/ws ] && ls -A /run/sandboxd/ws | sed 's/^/workspace: /'
 	pgrep -x sandboxd >/dev/null && echo "a sandboxd process: $(pgrep -ax sandboxd)"
+	ls -d /sys/fs/cgroup/system.slice/sandboxd-doctor-* 2>/dev/null | sed 's/^/doctor scope: /'
 	true
 }
 
@@ -76,7 +79,7 @@ say "system state: $state"
 # --- install, as an operator would after make install ------------------------
 cp -a /vm/run/root/. / || fail "copying the installed tree"
 systemd-sysusers || fail "systemd-sysusers"
-systemd-tmpfiles --create /usr/local/lib/tmpfiles.d/sandboxd.conf || fail "systemd-tmpfiles"
+systemd-tmpfiles --create sandboxd.conf || fail "systemd-tmpfiles"
 # alice may use sandboxd, bob may not.
 echo 'alice:x:1000:1000::/tmp:/bin/sh' >>/etc/passwd
 echo 'bob:x:1001:1001::/tmp:/bin/sh' >>/etc/passwd
@@ -102,6 +105,9 @@ t_req=$(up)
 info=$(as alice sandboxctl info 2>&1)
 rc=$?
 t_ans=$(up)
+# The daemon answers as soon as it serves the socket; READY=1 (active)
+# follows once its warm sandboxes are built.
+wait_for 120 sh -c '[ "$(systemctl show -p ActiveState --value sandboxd.service)" = active ]'
 ready=$(prop sandboxd.service ActiveEnterTimestampMonotonic)
 started=$(prop sandboxd.service ExecMainStartTimestampMonotonic)
 if [ $rc = 0 ] && [ "$(prop sandboxd.service ActiveState)" = active ]; then
@@ -207,7 +213,12 @@ left=$(leftovers)
 out=$(sandboxd doctor --config /etc/sandboxd/sandboxd.toml 2>&1)
 rc=$?
 echo "$out" | sed 's/^/  | /'
-[ $rc = 0 ] && pass "sandboxd doctor passes" || fail "sandboxd doctor: exit $rc"
+left=$(leftovers)
+if [ $rc = 0 ] && [ -z "$left" ]; then
+	pass "sandboxd doctor passes, and leaves nothing behind"
+else
+	fail "sandboxd doctor: exit $rc; left: $left"
+fi
 old=$(sysctl -n user.max_user_namespaces)
 sysctl -qw user.max_user_namespaces=0
 out=$(sandboxd doctor --config /etc/sandboxd/sandboxd.toml 2>&1)
