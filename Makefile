@@ -86,6 +86,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeAndCheck$$' -fuzztime $(FUZZTIME) ./daemon
 	$(GO) test -run '^$$' -fuzz '^FuzzCompiledMatchesDecide$$' -fuzztime $(FUZZTIME) ./seccomp
 
+# make install, make uninstall, make test-systemd.
+include dist/install.mk
+
 lint: nsjail/sandboxd-helper
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet -tags embedhelper $(PKGS)

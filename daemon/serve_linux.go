@@ -33,11 +33,13 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listenUnix(d.cfg.Socket, gid)
+	ln, gid, own, err := d.listen(gid) // systemd's socket, else our own (systemd_linux.go)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(d.cfg.Socket)
+	if own {
+		defer os.Remove(d.cfg.Socket)
+	}
 	s := &server{d: d, socketGID: gid, bodies: newByteBudget(d.cfg.MaxInflightRequestBytes),
 		metrics: promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})}
 	srv := &http.Server{
@@ -56,6 +58,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		"socket": d.cfg.Socket, "concurrency": d.cfg.Concurrency, "queue": d.cfg.QueueSize,
 		"cgroups": d.engine.Cgroups().Mode(), "version": d.version, "go_procs": runtime.GOMAXPROCS(0), "sched": schedPolicy(),
 	}).Info("sandboxd serving")
+	defer d.notifySystemd(ctx, ln.Addr().String())() // READY, STATUS, watchdog, STOPPING (systemd_linux.go)
 
 	select {
 	case err := <-errc:

@@ -2,6 +2,7 @@
 //
 //	sandboxd serve [--socket PATH] [--config FILE]   the daemon: the v1 API on a Unix socket
 //	sandboxd exec [flags] -- ARGV...                 run one command in a sandbox, print its result
+//	sandboxd doctor [--config FILE] [--json]         check that this host can run sandboxes
 //
 // Built without the embedded helper (no build tag embedhelper), the same
 // binary re-executes itself as the helper: the process that clones every
@@ -21,6 +22,8 @@ commands:
   serve [--socket PATH] [--config FILE]
                             serve the v1 API on a Unix socket (the daemon)
   exec [flags] -- ARGV...   run ARGV once in a sandbox and print its result as JSON
+  doctor [--config FILE] [--json]
+                            check that this host can run sandboxes, and how to fix it
   version                   print the version
 
 Run "sandboxd exec -h" for the flags of exec.
@@ -42,6 +45,8 @@ func main() {
 		os.Exit(execMain(os.Args[2:]))
 	case "serve":
 		os.Exit(serveMain(os.Args[2:]))
+	case "doctor":
+		os.Exit(doctorMain(os.Args[2:])) // doctor.go
 	case "version", "--version":
 		fmt.Println("sandboxd", version)
 	case "help", "-h", "--help":

@@ -42,6 +42,12 @@ func serveMain(args []string) int {
 		cfg.Socket = *socket
 	}
 	log := newLogger(cfg.LogFormat)
+	logHostChecks(cfg, *configPath, log) // doctor.go: logged when one fails
+	// Before the daemon starts its helper, which must not inherit it.
+	if _, err := daemon.TakeSystemdSocket(); err != nil {
+		log.WithError(err).Error("cannot start")
+		return 1
+	}
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(daemonProcs(runtime.GOMAXPROCS(0)))
 	}
@@ -82,6 +88,10 @@ func daemonProcs(n int) int { return max(1, n/2) }
 func newLogger(format string) *logrus.Logger {
 	log := logrus.New()
 	log.SetOutput(os.Stderr)
+	if format == "auto" && underJournal() {
+		log.SetFormatter(newJournalFormatter()) // journal.go
+		return log
+	}
 	if format == "auto" {
 		format = "json"
 		if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err == nil {
