@@ -1,12 +1,3 @@
-// Command sandboxctl is the command-line client of sandboxd: it runs jobs
-// and batches through the daemon's API and shows its state.
-//
-//	sandboxctl [--socket PATH] COMMAND ...
-//
-// Exit status: 0 when everything ran and every step is ok; 1 when a step's
-// verdict is not ok (or a job did not complete); 2 for bad usage; 3 when
-// the daemon answered an error or could not be reached; 130 when
-// interrupted (the job is cancelled).
 package main
 
 import (

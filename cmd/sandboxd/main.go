@@ -1,12 +1,3 @@
-// Command sandboxd is the sandbox daemon. Its subcommands:
-//
-//	sandboxd serve [--socket PATH] [--config FILE]   the daemon: the v1 API on a Unix socket
-//	sandboxd exec [flags] -- ARGV...                 run one command in a sandbox, print its result
-//	sandboxd doctor [--config FILE] [--json]         check that this host can run sandboxes
-//
-// Built without the embedded helper (no build tag embedhelper), the same
-// binary re-executes itself as the helper: the process that clones every
-// sandbox's init.
 package main
 
 import (

@@ -1,25 +1,3 @@
-// Command sandboxd-bench is `make bench`: what a sandbox costs, measured
-// from outside against bare fork/exec of the same command and against the
-// kernel's namespace floor, on the same machine in the same run.
-//
-//	sandboxd-bench [-sandboxd bin/sandboxd] [-runs 500] [-batch 1000] [-json run/bench/bench.json] [-quick] [-check]
-//
-// For /bin/true and python3 -c 'print(1)' it times four ways of running
-// the command:
-//
-//	bare           os/exec from this small Go program
-//	ns floor       the same in fresh user (root mapped to nobody), pid, mount,
-//	               uts, ipc and network namespaces, and nothing else
-//	sandboxd exec  one `sandboxd exec -- CMD` process per run
-//	POST /v1/run   one request per run to a daemon this program starts, with
-//	               its own socket, state dir and cgroup subtree
-//
-// each one at a time (p50 and p99 latency) and with two workers (runs/s),
-// in interleaved rounds. Then one POST /v1/batch of python jobs, the CPU
-// overshoot past a 200 ms CPU limit, and the spread of the CPU time charged
-// for one fixed busy loop. It prints a table, checks the speed targets
-// (PASS or MISS), and writes every figure as JSON. It needs root, gcc and
-// python3.
 package main
 
 import (

@@ -1,11 +1,3 @@
-// Package hostcheck looks at the host for what the tests' sandboxes leave
-// behind: processes under the test process's sandbox uids and run cgroups
-// under its subtrees. The daemon keeps warm sandboxes (an init waiting for
-// its command, in a run cgroup of its own) while it runs; those are told
-// apart from leftovers. What other sandboxd processes run on the host (a
-// service, another test process) is never looked at: each test process
-// gives its daemons and `sandboxd exec` runs a uid range of their own
-// (Config, ExecFlags).
 package hostcheck
 
 import (
@@ -224,8 +216,9 @@ func AllGroups(subtree string) []string {
 const InitsPrefix = "_inits-"
 
 // StrayGroups lists the run cgroups beneath subtree that are not a warm
-// sandbox's. A warm sandbox's groups hold nothing but its waiting child,
-// its idle init's; the init itself is in the daemon's inits' group.
+// sandbox's. A warm sandbox's groups hold nothing but the program's
+// process, waiting for its command; the idle init itself is in the
+// daemon's inits' group.
 func StrayGroups(subtree string) []string {
 	warm := idle(Procs())
 	var found []string
