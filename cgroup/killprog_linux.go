@@ -7,8 +7,8 @@ import (
 )
 
 // KillProgram sends SIGKILL to the processes of the program's groups only,
-// sparing the init so that it sees its child die and reports how. It
-// does not wait; Kill, afterwards, ends everything and waits.
+// sparing the init so that it sees the program's process die and reports
+// how. It does not wait; Kill, afterwards, ends everything and waits.
 func (g *Group) KillProgram() error {
 	if g == nil {
 		return nil

@@ -284,7 +284,7 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 	proc, err := startInit(is)
 	if err != nil {
 		// No init runs on these any more (startInit killed and reaped it).
-		raw.child.release()
+		raw.program.release()
 		if is.plan != nil {
 			spawnBuffers.putStack(is.plan.stack)
 		}
@@ -303,7 +303,7 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 	}
 	h.live[pid] = &liveInit{raw: raw, plan: is.plan}
 	reply.PID = pid
-	reply.Image = uint64(uintptr(unsafe.Pointer(&raw.child.image[0])))
+	reply.Image = uint64(uintptr(unsafe.Pointer(&raw.program.image[0])))
 	return reply, pidfd
 }
 
@@ -319,7 +319,7 @@ func (h *helper) reap(sig <-chan os.Signal) {
 				if l := h.live[pid]; l != nil {
 					// pid 1 is gone, and with it every process of its
 					// sandbox: nothing uses this memory any more.
-					l.raw.child.release()
+					l.raw.program.release()
 					if l.plan != nil {
 						spawnBuffers.putStack(l.plan.stack)
 					}

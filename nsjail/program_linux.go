@@ -39,8 +39,8 @@ const maxRlimits = 16
 const imageCap = 8 << 20
 
 // imageHeader starts a command's image: the command laid out, pointers and
-// all, for the address the child will receive it at, so that the child
-// needs no parsing and no allocation.
+// all, for the address the program's process will receive it at, so that
+// it needs no parsing and no allocation.
 type imageHeader struct {
 	size    uint64  // bytes of the whole image, this header included
 	argv0   uintptr // *byte: the path to execute
@@ -53,17 +53,17 @@ type imageHeader struct {
 	}
 }
 
-// programPlan is everything the child needs after fork, prepared beforehand:
-// the child allocates nothing and only makes raw system calls. The child
-// is forked when the sandbox is prepared and waits for its command on
-// sock; the command comes as an image (see imageHeader) and the program's
-// stdin, stdout and stderr.
+// programPlan is everything the program's process needs after its fork,
+// laid out beforehand: it allocates nothing and only makes raw system
+// calls. It is forked when the sandbox is prepared and waits for its
+// command on sock; the command comes as an image (see imageHeader) and the
+// program's stdin, stdout and stderr.
 type programPlan struct {
-	joinFDs []int // cgroup.procs files: the child writes "0" to each
+	joinFDs []int // cgroup.procs files: the program's process writes "0" to each
 	zero    [1]byte
 	lastCap int
 
-	sock      int // the child's end of a SOCK_STREAM pair with the init
+	sock      int // the program's process's end of a SOCK_STREAM pair with the init
 	readyByte [1]byte
 
 	image    []byte // imageCap bytes; the image is received here
@@ -103,12 +103,14 @@ type programPlan struct {
 	inPlace bool
 	scratch [1]byte
 
-	// stack is the child's while it shares the init's memory (startChild);
-	// programMain's calls take well under a page of it.
+	// stack is the program's process's while it shares the init's memory
+	// (rawInit.forkProgram); programMain's calls take well under a page of it.
 	stack []byte
 }
 
-func (p *programPlan) prepare() error {
+// setUp takes the command's buffer and a stack from spawnBuffers and
+// points the message headers into them.
+func (p *programPlan) setUp() error {
 	p.zero[0] = '0'
 	p.readyByte[0] = 'R'
 	image, err := spawnBuffers.image()

@@ -45,11 +45,11 @@ const (
 // pointer stored from the init would run a write barrier on the helper's
 // behalf, so the init never stores one.
 type rawInit struct {
-	root  *rootPlan
-	child *programPlan
-	cargs cloneArgs
+	root    *rootPlan
+	program *programPlan
+	cargs   cloneArgs
 
-	pair    [2]int32 // command socket: ours, the child's
+	pair    [2]int32 // command socket: ours, the program's process's
 	errPipe [2]int32
 	zpid    uintptr
 	listen  uintptr // 0: none
@@ -134,7 +134,7 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 	for i := 0; i < joinFiles; i++ {
 		p.joinFDs = append(p.joinFDs, fdJoin+i)
 	}
-	if err := p.prepare(); err != nil {
+	if err := p.setUp(); err != nil {
 		return nil, err
 	}
 	p.inPlace = true
@@ -144,7 +144,7 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 		p.filter.Len = uint16(len(spec.Seccomp))
 		p.filter.Filter = &spec.Seccomp[0]
 	}
-	q.child = p
+	q.program = p
 	q.cargs = cloneArgs{exitSignal: uint64(syscall.SIGCHLD), flags: unix.CLONE_VM | unix.CLONE_CLEAR_SIGHAND}
 	if program >= 0 {
 		q.cargs.flags |= unix.CLONE_INTO_CGROUP
@@ -326,7 +326,7 @@ func now(ts *unix.Timespec) int64 {
 //go:nocheckptr
 func rawInitMain(q *rawInit) {
 	q.setUp()
-	q.forkChild()
+	q.forkProgram()
 	q.receiveCommand()
 	q.startProgram()
 	q.supervise()
@@ -358,15 +358,15 @@ func (q *rawInit) setUp() {
 	}
 }
 
-// forkChild forks the program's process, which joins its cgroups and
+// forkProgram forks the program's process, which joins its cgroups and
 // waits, and reports Ready once it does.
 //
 //go:nosplit
 //go:norace
 //go:nocheckptr
-func (q *rawInit) forkChild() {
+func (q *rawInit) forkProgram() {
 	var errno syscall.Errno
-	p := q.child
+	p := q.program
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_PIPE2, uintptr(unsafe.Pointer(&q.errPipe[0])), unix.O_CLOEXEC, 0); errno != 0 {
 		q.failed(stepPipe, errno)
 	}
@@ -396,7 +396,7 @@ func (q *rawInit) forkChild() {
 	if q.rMsg.Controllen >= uint64(unix.CmsgLen(4)) {
 		q.listen = uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[unix.CmsgLen(0)])))
 	}
-	if q.child.otherSched {
+	if q.program.otherSched {
 		if _, _, errno = syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, unix.SCHED_NORMAL, uintptr(unsafe.Pointer(&p.schedParam[0]))); errno != 0 {
 			q.failed(stepSchedPolicy, errno)
 		}
@@ -434,11 +434,11 @@ func (q *rawInit) receiveCommand() {
 		got += r1
 	}
 	if q.cmd.magic != rawMagic || q.cmd.ncand == 0 || q.cmd.ncand > maxCandidates ||
-		uintptr(q.cmd.imageN) > uintptr(len(q.child.image)) || q.cmd.tmpfsN >= uint32(len(q.tmpfsData)) ||
+		uintptr(q.cmd.imageN) > uintptr(len(q.program.image)) || q.cmd.tmpfsN >= uint32(len(q.tmpfsData)) ||
 		q.cmd.nfNameN >= uint32(len(q.nfName)) || q.cmd.nfErrorN >= uint32(len(q.nfError)) {
 		q.failed(stepReadCommand, syscall.EPROTO)
 	}
-	q.readFull(uintptr(unsafe.Pointer(&q.child.image[0])), uintptr(q.cmd.imageN))
+	q.readFull(uintptr(unsafe.Pointer(&q.program.image[0])), uintptr(q.cmd.imageN))
 	q.readFull(uintptr(unsafe.Pointer(&q.tmpfsData[0])), uintptr(q.cmd.tmpfsN))
 	q.tmpfsData[q.cmd.tmpfsN] = 0
 	q.readFull(uintptr(unsafe.Pointer(&q.nfName[0])), uintptr(q.cmd.nfNameN))
@@ -485,7 +485,7 @@ func (q *rawInit) receiveCommand() {
 //go:norace
 //go:nocheckptr
 func (q *rawInit) findProgram() {
-	hdr := (*imageHeader)(unsafe.Pointer(&q.child.image[0]))
+	hdr := (*imageHeader)(unsafe.Pointer(&q.program.image[0]))
 	hdr.argv0 = 0
 	errno := syscall.ENOENT
 	for c := uint32(0); c < q.cmd.ncand && c < maxCandidates; c++ {
@@ -745,7 +745,7 @@ func (q *rawInit) programFailed(first uintptr) {
 		q.put(`{"kind":"failed","exec_step":true,"step":`)
 		q.putInt(int64(stepExec))
 		q.put(`,"arg":"`)
-		q.putCString((*byte)(unsafe.Pointer(&q.child.image[q.cmd.cand[q.chosen%maxCandidates]-uint64(uintptr(unsafe.Pointer(&q.child.image[0])))])))
+		q.putCString((*byte)(unsafe.Pointer(&q.program.image[q.cmd.cand[q.chosen%maxCandidates]-uint64(uintptr(unsafe.Pointer(&q.program.image[0])))])))
 		q.put(`","errno":`)
 		q.putInt(int64(errno))
 		q.send()
