@@ -528,7 +528,7 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 
 // chunks are the read buffers of captures, kept between steps: a fresh
 // 64 KiB buffer for each stream of each step is a cost in page faults and
-// garbage collection that a busy daemon pays thousands of times a minute.
+// garbage collection that a busy engine pays thousands of times a minute.
 var chunks = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // OutputBudget is what is left of a job's output cap, shared by its steps'

@@ -62,8 +62,9 @@ type stepFacts struct {
 const memorySlack = 1 << 20
 
 // metMemoryLimit says whether the step reached its own memory limit. An
-// OOM kill of a step that did not came from outside it: the daemon's
-// cgroup, or the host, ran out of memory.
+// OOM kill of a step that did not came from outside it: the cgroup of the
+// engine's process (the daemon's, or sandboxd exec's), or the host, ran
+// out of memory.
 func (f stepFacts) metMemoryLimit() bool {
 	return f.memLimitHits > 0 || f.memLimit > 0 && f.memPeak >= f.memLimit-memorySlack
 }
@@ -92,7 +93,7 @@ func decide(f stepFacts) (api.Verdict, string) {
 	case f.cause == causeOutput || f.cause == causeNone && f.truncated:
 		return api.VerdictOutputLimit, ""
 	case (f.cause == causeMemory || f.oomKills > 0) && !f.metMemoryLimit():
-		return api.VerdictInternalError, fmt.Sprintf("out of memory outside the sandbox: the kernel killed %d process(es) of the step at a peak of %d bytes, below its limit of %d; the daemon's cgroup or the host ran out of memory",
+		return api.VerdictInternalError, fmt.Sprintf("out of memory outside the sandbox: the kernel killed %d process(es) of the step at a peak of %d bytes, below its limit of %d; sandboxd's cgroup or the host ran out of memory",
 			f.oomKills, f.memPeak, f.memLimit)
 	case f.cause == causeMemory || f.oomKills > 0:
 		return api.VerdictMemoryLimit, fmt.Sprintf("%d process(es) killed by the memory limit", f.oomKills)

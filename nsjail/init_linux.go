@@ -26,10 +26,10 @@ var lastCap = sync.OnceValue(readLastCap)
 
 // programLeavesPolicy says whether the program's process must leave the
 // scheduling policy it inherits from this process for SCHED_OTHER: under
-// SCHED_BATCH (the daemon's own, see Daemon's batch_scheduling) and the
-// real-time policies it must. SCHED_IDLE stays: leaving it takes a
-// privilege a sandbox does not have, and a daemon run idle means its
-// programs to be too.
+// SCHED_BATCH (the engine's process's, which the daemon's batch_scheduling
+// sets) and the real-time policies it must. SCHED_IDLE stays: leaving it
+// takes a privilege a sandbox does not have, and an engine run idle means
+// its programs to be too.
 var programLeavesPolicy = sync.OnceValue(func() bool {
 	attr, err := unix.SchedGetAttr(0, 0)
 	if err != nil {

@@ -14,7 +14,7 @@ var sandboxOwned = fmt.Sprintf("uid=%d,gid=%d", SandboxUID, SandboxGID)
 
 // procMasked are the files of the sandbox's /proc covered by /dev/null:
 // those that a sandbox user can read and that show what other sandboxes
-// or the host do. /proc/locks lists every lock of the host, the daemon's
+// or the host do. /proc/locks lists every lock of the host, the engine's
 // OFD lock on each live sandbox's uid (one byte range per uid) among them.
 // (Of the other usual masks, kcore, sched_debug and sysrq-trigger do not
 // exist here, and timer_list, kmsg and the kpage files are root's alone;

@@ -224,7 +224,7 @@ func netlinkError(payload []byte) error {
 // drainEvery is how often the records queued meanwhile are read when no
 // End reads them: often enough that the socket's buffer never fills (at
 // ten thousand exits a second, a fifth of it), rarely enough that an idle
-// daemon does not wake for every exit on the host.
+// engine does not wake for every exit on the host.
 const drainEvery = 20 * time.Millisecond
 
 // loop reads the queued records every drainEvery, until Close.
