@@ -18,7 +18,7 @@ import (
 // SCHED_OTHER each burst would preempt whichever program ran there and
 // leave its caches cold (docs/benchmarks.md). A sandbox's program and init
 // leave the policy for SCHED_OTHER once its setup is done (see nsjail's
-// programPlan.otherSched), so that a command runs and is supervised as
+// programPlan.otherSched), so that a command runs and is watched as
 // promptly as under SCHED_OTHER.
 func SetBatchScheduling() error {
 	// A thread made while the list is read could still come from one not

@@ -13,7 +13,8 @@ import (
 )
 
 // SandboxUID and SandboxGID are the ids the program runs under inside the
-// user namespace. Each is mapped to the host id chosen per run (Spec.HostUID).
+// user namespace. Each is mapped to the host id chosen per sandbox
+// (Spec.HostUID).
 const (
 	SandboxUID = 1000
 	SandboxGID = 1000

@@ -7,8 +7,8 @@
 // A program's rusage maximum RSS carries the peak of the address space it
 // was started from: the kernel folds the old memory's peak into the
 // process's record when it execs. A sandbox's program starts as a clone
-// that shares the helper's memory (see nsjail), so its rusage never
-// reads below the helper's few MiB, even for /bin/true. The kernel's exit
+// of its init, which shares the helper's memory (see nsjail), so its
+// rusage never reads below the helper's few MiB, even for /bin/true. The kernel's exit
 // record of each task instead holds the peak RSS of the task's own address
 // space as it exits (hiwater_rss), and the task's host uid and pid.
 //
@@ -25,9 +25,8 @@
 //
 // Records come for every exit on the host; a goroutine reads what was
 // queued every 20 ms (and End reads the rest), keeping only the watched
-// uids'. If the socket overflows
-// (ENOBUFS), records were lost: every watch then open ends with ok false,
-// and the caller falls back to rusage.
+// uids'. If the socket overflows (ENOBUFS), records were lost: every watch
+// then open ends with ok false, and the caller falls back to rusage.
 //
 // # What it needs from the kernel
 //
