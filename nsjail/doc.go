@@ -8,7 +8,7 @@
 // which joins the program's cgroups and waits; then the init reports Ready.
 // Run gives the sandbox its one command: the init attaches the workspace,
 // hands the command to the waiting process, which execs it as pid 2, and
-// supervises it until it ends. A sandbox runs one command only; the caller
+// watches it until it ends. A sandbox runs one command only; the caller
 // may prepare it long before the command is known, which takes every
 // namespace, mount and cgroup migration off the command's path.
 //

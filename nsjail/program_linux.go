@@ -94,7 +94,7 @@ type programPlan struct {
 	// then takes SCHED_OTHER (at its nice value) before it reports ready;
 	// the init does the same before it reports its sandbox ready. A
 	// program starts as one started from a shell would, and the init
-	// that supervises and times it wakes as promptly as before.
+	// that watches and times it wakes as promptly as under SCHED_OTHER.
 	otherSched bool
 	schedParam [1]int32 // struct sched_param: priority 0
 

@@ -318,7 +318,7 @@ func now(ts *unix.Timespec) int64 {
 }
 
 // rawInitMain is the init when it does not exec: it builds the root from
-// its plan, forks the program's process, and supervises it, with raw
+// its plan, forks the program's process, and watches it, with raw
 // system calls only, on the memory its parent laid out. It never returns.
 //
 //go:nosplit
@@ -329,7 +329,7 @@ func rawInitMain(q *rawInit) {
 	q.forkProgram()
 	q.receiveCommand()
 	q.startProgram()
-	q.supervise()
+	q.watchProgram()
 }
 
 //go:nosplit
@@ -560,13 +560,13 @@ func (q *rawInit) startProgram() {
 	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(q.pair[0]), 0, 0)
 }
 
-// supervise reaps until the program ends, and ends it at its first
+// watchProgram reaps until the program ends, and ends it at its first
 // forbidden call; then reports, and waits for the parent to let go.
 //
 //go:nosplit
 //go:norace
 //go:nocheckptr
-func (q *rawInit) supervise() {
+func (q *rawInit) watchProgram() {
 	q.fds[0].Fd = int32(q.sigfd)
 	q.fds[0].Events = unix.POLLIN
 	q.fds[1].Fd = -1
