@@ -457,7 +457,7 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 		case ev, ok := <-w.proc.Events():
 			if !ok {
 				if !f.exited && f.setupErr == nil && f.execErr == nil {
-					f.setupErr = errors.New("the sandbox init ended without a report")
+					f.setupErr = errors.New("the sandbox's init ended without a report")
 				}
 				return f
 			}
