@@ -28,6 +28,8 @@ vm_timeout=${TEST_SYSTEMD_TIMEOUT:-1500}
 boot_timeout=${TEST_SYSTEMD_BOOT_TIMEOUT:-600}
 mem=${TEST_SYSTEMD_MEM:-1024}
 t0=$SECONDS
+# shellcheck source=vm/lib.sh
+. scripts/vm/lib.sh
 
 step() { printf 'test-systemd: %s (%ds)\n' "$*" $((SECONDS - t0)); }
 die() {
@@ -39,54 +41,12 @@ die() {
 [ -x bin/sandboxd ] || die "bin/sandboxd is missing: run make build (make test-systemd does)"
 
 # --- what the host needs, from Debian's packages ---------------------------
-need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-command -v mke2fs >/dev/null || need+=(e2fsprogs)
-for p in $(scripts/vm/rootfs-systemd.sh --packages); do
-	dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-	step "installing ${need[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+vm_install_host_packages scripts/vm/rootfs-systemd.sh
 mkdir -p "$cache" "$out"
 
 # --- the guest kernel: as make test-v2 fetches it --------------------------
-kernel_abi() {
-	apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9].*-cloud-amd64$/ { print $2; exit }'
-}
-pkg=$(kernel_abi)
-if [ -z "$pkg" ]; then
-	apt-get update -qq
-	pkg=$(kernel_abi)
-fi
-[ -n "$pkg" ] || die "cannot resolve linux-image-cloud-amd64 to a kernel package"
-kdir=$cache/$pkg
-if [ ! -s "$kdir/vmlinuz" ]; then
-	step "fetching $pkg"
-	tmp=$(mktemp -d "$cache/kernel.XXXXXX")
-	if ! (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1); then
-		apt-get update -qq
-		pkg=$(kernel_abi)
-		kdir=$cache/$pkg
-		(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) || die "apt-get download $pkg failed"
-	fi
-	dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -C "$tmp" -x --wildcards './boot/vmlinuz-*' './boot/config-*'
-	mkdir -p "$kdir"
-	mv "$tmp"/boot/vmlinuz-* "$kdir/vmlinuz.tmp"
-	mv "$tmp"/boot/config-* "$kdir/config"
-	mv "$kdir/vmlinuz.tmp" "$kdir/vmlinuz"
-	rm -rf "$tmp"
-fi
-missing=()
-for opt in MEMCG CGROUP_PIDS CGROUP_SCHED USER_NS PID_NS NET_NS UTS_NS IPC_NS SECCOMP_FILTER \
-	DEVTMPFS TMPFS EXT4_FS BLK_DEV_NVME SERIAL_8250_CONSOLE; do
-	grep -qx "CONFIG_$opt=y" "$kdir/config" || missing+=("$opt")
-done
-[ ${#missing[@]} -eq 0 ] || die "$pkg lacks built-in ${missing[*]}"
+vm_fetch_kernel "$cache" MEMCG CGROUP_PIDS CGROUP_SCHED USER_NS PID_NS NET_NS UTS_NS IPC_NS SECCOMP_FILTER \
+	DEVTMPFS TMPFS EXT4_FS BLK_DEV_NVME SERIAL_8250_CONSOLE
 
 # --- the guest OS image (cached) --------------------------------------------
 step "guest OS image"
@@ -110,13 +70,7 @@ truncate -s "$(($(du -sm "$payload" | cut -f1) + 32))M" "$run_img"
 mke2fs -q -t ext4 -O ^has_journal -m 0 -L test-systemd-run -d "$payload" "$run_img"
 
 # --- boot --------------------------------------------------------------------
-accel=${TEST_SYSTEMD_ACCEL:-}
-if [ -z "$accel" ]; then
-	accel=tcg
-	if grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ]; then
-		accel=kvm
-	fi
-fi
+accel=$(vm_accel "${TEST_SYSTEMD_ACCEL:-}")
 cpu=max
 [ "$accel" = kvm ] && cpu=host
 log=$out/console.log
@@ -142,22 +96,8 @@ trap 'kill "$qpid" 2>/dev/null || true' EXIT
 tail -n +1 -F --pid="$qpid" "$log" 2>/dev/null | tr -d '\r' |
 	grep --line-buffered -aE '^sandboxd-test-systemd:|^SANDBOXD-TEST-SYSTEMD-RESULT|Kernel panic|BUG:|Oops|Freezing execution' &
 view=$!
-started=$SECONDS
-why=""
-while kill -0 "$qpid" 2>/dev/null; do
-	sleep 1
-	if [ $((SECONDS - started)) -ge "$boot_timeout" ] && ! grep -qa 'sandboxd-test-systemd: guest up' "$log"; then
-		why="the checks did not start within ${boot_timeout}s"
-	elif [ $((SECONDS - started)) -ge "$vm_timeout" ]; then
-		why="the guest did not finish within ${vm_timeout}s"
-	fi
-	if [ -n "$why" ]; then
-		kill "$qpid" 2>/dev/null || true
-		sleep 2
-		kill -9 "$qpid" 2>/dev/null || true
-		break
-	fi
-done
+vm_watch "$qpid" "$log" 'sandboxd-test-systemd: guest up' "$boot_timeout" "$vm_timeout" \
+	"the checks did not start within ${boot_timeout}s"
 wait "$qpid" || true
 wait "$view" 2>/dev/null || true
 step "the guest ran for $((SECONDS - started)) s"

@@ -13,8 +13,11 @@
 #   rootfs-systemd.sh --packages   prints the host packages it starts from
 #
 # The image is cached in CACHE_DIR under a key made of the packages'
-# versions and this script, so it is rebuilt only when one of them changes.
+# versions, this script and lib.sh, so it is rebuilt only when one of them
+# changes.
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 cache=${1:?usage: rootfs-systemd.sh CACHE_DIR | --packages}
 
 # What the guest needs, as installed packages; their dependencies follow.
@@ -31,49 +34,8 @@ if [ "$cache" = --packages ]; then
 fi
 mkdir -p "$cache"
 
-# closure prints every installed package the seeds need, one a line (as in
-# scripts/vm/rootfs.sh): their Depends and Pre-Depends, transitively; of
-# alternatives the first one installed; a virtual name stands for the
-# installed packages that provide it.
-closure() {
-	dpkg-query -W -f='${db:Status-Abbrev}\t${Package}\t${Depends}, ${Pre-Depends}\t${Provides}\n' |
-		awk -F'\t' -v seeds="$*" '
-		function names(field, out,   n, i, parts) {
-			gsub(/\([^)]*\)/, "", field); gsub(/:[a-z0-9]+/, "", field); gsub(/ /, "", field)
-			return split(field, out, ",")
-		}
-		$1 ~ /^ii/ {
-			deps[$2] = $3
-			installed[$2] = 1
-			n = names($4, p)
-			for (i = 1; i <= n; i++) if (p[i] != "" && !(p[i] in provider)) provider[p[i]] = $2
-		}
-		END {
-			n = split(seeds, queue, " ")
-			for (head = 1; head <= n; head++) {
-				pkg = queue[head]
-				if (!(pkg in installed) && (pkg in provider)) pkg = provider[pkg]
-				if (!(pkg in installed) || (pkg in seen)) continue
-				seen[pkg] = 1
-				print pkg
-				m = names(deps[pkg], d)
-				for (i = 1; i <= m; i++) {
-					k = split(d[i], alts, "|")
-					for (j = 1; j <= k; j++) {
-						if (alts[j] in installed || alts[j] in provider) { queue[++n] = alts[j]; break }
-					}
-				}
-			}
-		}'
-}
-
-for p in "${seeds[@]}"; do
-	if ! dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii'; then
-		echo "rootfs-systemd: package $p is not installed (scripts/test-systemd.sh installs it)" >&2
-		exit 1
-	fi
-done
-mapfile -t pkgs < <(closure "${seeds[@]}" | sort)
+vm_require_installed rootfs-systemd scripts/test-systemd.sh "${seeds[@]}"
+mapfile -t pkgs < <(vm_closure "${seeds[@]}" | sort)
 candidates=()
 for p in "${archive[@]}"; do
 	v=$(apt-cache policy "$p" | awk '$1 == "Candidate:" { print $2 }')
@@ -83,7 +45,7 @@ done
 key=$( {
 	dpkg-query -W -f='${Package}=${Version}\n' "${pkgs[@]}"
 	printf '%s\n' "${candidates[@]}"
-	sha256sum "$0" | cut -d' ' -f1
+	sha256sum "$0" "$(dirname "$0")/lib.sh" | cut -d' ' -f1
 } | sha256sum | cut -c1-16)
 img=$cache/guest-systemd-$key.img
 if [ -s "$img" ]; then
@@ -96,15 +58,8 @@ stage=$(mktemp -d "$cache/stage.XXXXXX")
 debs=$(mktemp -d "$cache/debs.XXXXXX")
 trap 'rm -rf "$stage" "$debs" "$img.tmp"' EXIT
 chmod 0755 "$stage"
-for d in bin sbin lib lib32 lib64 libx32; do
-	if [ -L "/$d" ]; then
-		target=$(readlink "/$d")
-		ln -s "$target" "$stage/$d"
-		mkdir -p "$stage/${target#/}"
-	fi
-done
+vm_usr_merge_links "$stage"
 
-list=$stage.list
 {
 	dpkg-query -L "${pkgs[@]}" 2>/dev/null
 	echo /etc/ld.so.cache
@@ -112,13 +67,7 @@ list=$stage.list
 	find /etc/alternatives -mindepth 1 2>/dev/null
 	echo /etc/os-release
 	echo /usr/lib/os-release
-} | grep -vE '^/usr/share/(doc|man|info|locale|lintian|bug|bash-completion|zsh)(/|$)' |
-	grep -v '^/\.$' | sort -u | while IFS= read -r f; do
-	if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\n' "$f"; fi
-done >"$list"
-sed -i 's|^/||' "$list"
-tar -C / --no-recursion -cf - -T "$list" | tar -C "$stage" --keep-directory-symlink -xpf -
-rm -f "$list"
+} | vm_copy_host_files "$stage" 'doc|man|info|locale|lintian|bug|bash-completion|zsh'
 
 # systemd from the archive, over the host's copy of it.
 (cd "$debs" && apt-get download -q "${candidates[@]}" >/dev/null 2>&1) ||
