@@ -20,6 +20,14 @@ var LimitFields = []LimitField{
 	{"stack_bytes", func(l *Limits) *int64 { return &l.StackBytes }},
 }
 
+// MinMemoryBytes is the least memory_bytes a step or a profile may set.
+// Until its exec takes hold, a sandbox's program's process shares the
+// helper's memory (nsjail), and the kernel's OOM killer ends every process
+// that shares the memory of the one it kills: a limit that the process's
+// start and its exec arguments (up to 2 MiB) could reach would end the
+// helper and every sandbox with it. 4 MiB leaves that start room.
+const MinMemoryBytes = 4 << 20
+
 // Validate checks limits against the maximum. A zero field is "not set".
 // name turns a field's JSON name into the name the caller knows it by
 // (e.g. "steps[0].limits.memory_bytes" or "--memory-bytes"); the message
@@ -30,6 +38,8 @@ func (l Limits) Validate(max Limits, name func(field string) string) error {
 		switch {
 		case v < 0:
 			return fmt.Errorf("%s: must be positive, got %d", name(f.JSON), v)
+		case f.JSON == "memory_bytes" && v > 0 && v < MinMemoryBytes:
+			return fmt.Errorf("%s: %d is below the minimum %d", name(f.JSON), v, MinMemoryBytes)
 		case m > 0 && v > m:
 			return fmt.Errorf("%s: %d is above the maximum %d", name(f.JSON), v, m)
 		}

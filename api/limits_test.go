@@ -17,6 +17,9 @@ func TestLimitsValidate(t *testing.T) {
 		{Limits{CPUTimeMS: 1001}, "steps[0].limits.cpu_time_ms: 1001 is above the maximum 1000"},
 		{Limits{MemoryBytes: -1}, "steps[0].limits.memory_bytes: must be positive"},
 		{Limits{StackBytes: -5}, "steps[0].limits.stack_bytes: must be positive"},
+		{Limits{MemoryBytes: MinMemoryBytes}, ""},
+		{Limits{MemoryBytes: MinMemoryBytes - 1}, "steps[0].limits.memory_bytes: 4194303 is below the minimum 4194304"},
+		{Limits{MemoryBytes: 1}, "steps[0].limits.memory_bytes: 1 is below the minimum 4194304"},
 	} {
 		err := tc.l.Validate(max, name)
 		switch {

@@ -84,6 +84,8 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"[profiles.x]\nbinds = [\"usr\"]\n", "profiles.x.binds[0]"},
 		{"[profiles.x]\nseccomp = \"none\"\n", "profiles.x.seccomp"},
 		{"[profiles.x]\nmax_workspace_bytes = 9999999999\n", "profiles.x.max_workspace_bytes"},
+		{"[profiles.x.default_limits]\nmemory_bytes = 16384\n", "profiles.x.default_limits.memory_bytes: 16384 is below the minimum 4194304"},
+		{"[profiles.x.max_limits]\nmemory_bytes = 1\n", "profiles.x.max_limits.memory_bytes: 1 is below the minimum"},
 		{"[profiles.x]\nworkspace_bytes = 2000000000\nmax_workspace_bytes = 1000000000\n", "profiles.x.workspace_bytes: 2000000000 is above max_workspace_bytes"},
 	} {
 		_, err := LoadConfig(writeConfig(t, tc.text))

@@ -192,7 +192,7 @@ func TestDecodeTakesWhatTheGoClientSends(t *testing.T) {
 		Files: map[string]api.File{"a/b.txt": {Content: "x"}, "c": {Base64: "AAE=", Mode: "0755"}},
 		Steps: []api.Step{{
 			Argv: []string{"sh", "-c", "cat a/b.txt"}, Env: map[string]string{"A": "1"}, StdinBase64: "AAE=", ExpectedStdout: &want,
-			Limits: api.Limits{CPUTimeMS: 1, WallTimeMS: 2, MemoryBytes: 3, PIDs: 4, OutputBytes: 5, FileSizeBytes: 6, OpenFiles: 7, StackBytes: 8},
+			Limits: api.Limits{CPUTimeMS: 1, WallTimeMS: 2, MemoryBytes: 6 << 20, PIDs: 4, OutputBytes: 5, FileSizeBytes: 6, OpenFiles: 7, StackBytes: 8},
 		}},
 		StopOn: api.StopOnNever, TrackedFiles: []string{"c"}, WorkspaceBytes: 1 << 20, OutputEncoding: api.EncodingBase64,
 	}

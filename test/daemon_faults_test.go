@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -248,6 +249,55 @@ func (d *testDaemon) helperPID() int {
 		}
 	}
 	return 0
+}
+
+// A step whose memory limit its program's process could reach before its
+// exec takes hold (while it still shares the helper's memory) would make
+// the OOM killer end the helper, and every other job's sandbox with it. The
+// limit has a floor that leaves room for the largest exec arguments: at
+// that floor and those arguments, the neighbour's job and the helper live.
+func TestDaemonFaultMemoryFloorSparesTheHelper(t *testing.T) {
+	d := startDaemon(t, "")
+	d.waitWarm(t, "warm sandboxes")
+	helper := d.helperPID()
+	if helper == 0 {
+		t.Fatal("no helper")
+	}
+	neighbour := make(chan *api.Result, 1)
+	go func() {
+		res, err := d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{Argv: []string{"sleep", "2"}}}})
+		if err != nil {
+			t.Error(err)
+		}
+		neighbour <- res
+	}()
+	// Fifteen arguments of the kernel's largest size: as close to the
+	// 2 MiB exec cap as the API allows.
+	arg := strings.Repeat("x", 128<<10-1)
+	argv := []string{"true"}
+	for range 15 {
+		argv = append(argv, arg)
+	}
+	for i := range 6 {
+		res, err := d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{Argv: argv, Limits: api.Limits{MemoryBytes: api.MinMemoryBytes}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := res.Steps[0].Verdict; v != api.VerdictOK && v != api.VerdictMemoryLimit {
+			t.Errorf("run %d at the floor: verdict %s (%s)", i, v, res.Message)
+		}
+	}
+	if res := <-neighbour; res != nil && res.Steps[0].Verdict != api.VerdictOK {
+		t.Errorf("the neighbour's job: %s (%s)", res.Steps[0].Verdict, res.Message)
+	}
+	if now := d.helperPID(); now != helper {
+		t.Errorf("the helper changed from pid %d to %d", helper, now)
+	}
+	_, err := d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{Argv: []string{"true"}, Limits: api.Limits{MemoryBytes: 1 << 20}}}})
+	var se *client.StatusError
+	if !errors.As(err, &se) || se.HTTPStatus != 400 || !strings.Contains(se.Err.Message, "steps[0].limits.memory_bytes: 1048576 is below the minimum 4194304") {
+		t.Errorf("memory_bytes below the floor: %v", err)
+	}
 }
 
 func TestDaemonFaultInitKilled(t *testing.T) {
