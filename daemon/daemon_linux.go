@@ -48,10 +48,10 @@ type Daemon struct {
 	closing   bool                   // guarded by reloadMu
 	reloadErr atomic.Pointer[string] // why the last reload was refused; nil: it was not
 	sdReady   atomic.Bool            // systemd was told READY=1
-	cleanup  sync.WaitGroup // workspace removals after their job's result
-	ws       *wsPool        // workspaces mounted ahead
-	wsTmpfs  bool           // the workspaces' dir is a tmpfs this daemon mounted
-	wsDone   sync.Once
+	cleanup   sync.WaitGroup         // workspace removals after their job's result
+	ws        *wsPool                // workspaces mounted ahead
+	wsTmpfs   bool                   // the workspaces' dir is a tmpfs this daemon mounted
+	wsDone    sync.Once
 	// stateLock is held while the daemon runs (lockStateDir); the cgroup
 	// subtree's lock is the cgroup manager's (lockSubtree).
 	stateLock *os.File

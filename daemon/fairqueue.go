@@ -17,10 +17,10 @@ type scheduler struct {
 	queueCap int
 	slots    int // concurrency
 	free     int // negative after resize took slots that are in use
-	running int
-	queued  int
-	waiting map[uint32][]*waiter // per caller, oldest first
-	turn    []uint32             // callers with waiters, in turn order
+	running  int
+	queued   int
+	waiting  map[uint32][]*waiter // per caller, oldest first
+	turn     []uint32             // callers with waiters, in turn order
 }
 
 type waiter struct {
