@@ -122,7 +122,7 @@ type keyChange struct {
 }
 
 func (k keyChange) String() string {
-	return fmt.Sprintf("%s %v -> %v", k.key, k.old, k.new)
+	return fmt.Sprintf("%s=%v (was %v)", k.key, k.new, k.old)
 }
 
 // changedKeys lists the top-level keys (profiles aside) whose values differ

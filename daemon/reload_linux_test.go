@@ -114,7 +114,7 @@ func TestDescribeChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "profiles added: py; profiles changed: fast; profiles removed: static; queue_size 256 -> 9"
+	want := "profiles added: py; profiles changed: fast; profiles removed: static; queue_size=9 (was 256)"
 	if got := describeChanges(old, next); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
@@ -159,7 +159,7 @@ func TestReloadAppliesAndKeepsRunningJobs(t *testing.T) {
 	log := strings.Join(lines, "\n")
 	for _, want := range []string{
 		"warning: reload: socket changed in the config file, but it applies only at a restart",
-		"info: config reloaded: profiles changed: fast; concurrency 2 -> 3; job_output_bytes 67108864 -> 4096; queue_size 256 -> 9",
+		"info: config reloaded: profiles changed: fast; concurrency=3 (was 2); job_output_bytes=4096 (was 67108864); queue_size=9 (was 256)",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
