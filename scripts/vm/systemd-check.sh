@@ -142,22 +142,26 @@ esac
 # --- reload ---------------------------------------------------------------------------
 cfg=/etc/sandboxd/sandboxd.toml
 cp "$cfg" /tmp/sandboxd.toml.orig
-generation() { sandboxctl info --json | grep -o '"generation":[0-9]*' | cut -d: -f2; }
+# The config's generation, from sandboxctl info's "config:   generation N; ..." line.
+generation() { sandboxctl info | sed -n 's/^config: *generation \([0-9]*\).*/\1/p'; }
+generation_is() { [ "$(generation)" = "$1" ]; }
+refusals() { journalctl -u sandboxd.service --no-pager -o cat | grep -c 'reload refused'; }
+more_refusals() { [ "$(refusals)" -gt "$1" ]; }
 g0=$(generation)
-refused0=$(journalctl -u sandboxd.service --no-pager -o cat | grep -c 'reload refused')
+refused0=$(refusals)
 before=$(sandboxctl run --profile reloaded -- /bin/true 2>&1)
 printf '\n[profiles.reloaded]\nenv = { GREETING = "hello from a reloaded profile" }\n' >>"$cfg"
 systemctl reload sandboxd.service
 rc=$?
 # kill -HUP returns at once: the daemon's generation says when it is done.
-wait_for 30 sh -c "[ \"\$(sandboxctl info --json | grep -o '\"generation\":[0-9]*' | cut -d: -f2)\" = $((g0 + 1)) ]"
+wait_for 30 generation_is $((g0 + 1))
 out=$(sandboxctl run --profile reloaded -- sh -c 'echo $GREETING' 2>&1)
 line=$(journalctl -u sandboxd.service --no-pager -o cat | grep 'config reloaded' | tail -1)
 if [ $rc = 0 ] && [ "$(generation)" = $((g0 + 1)) ] && echo "$out" | grep -q 'hello from a reloaded profile' &&
 	[ "$(prop sandboxd.service ActiveState)" = active ]; then
 	pass "systemctl reload with a profile added: generation $g0 -> $(generation), a job in it ran; before: $(echo "$before" | head -1); the journal: $line"
 else
-	fail "systemctl reload with a profile added: exit $rc, generation $g0 -> $(generation), job: $out; journal: $line"
+	fail "systemctl reload with a profile added: exit $rc, generation $g0 -> $(generation), job: $(echo "$out" | tr '\n' ' '); journal: $line"
 fi
 
 # A broken file while a job runs: refused, the unit stays active, the job
@@ -169,7 +173,7 @@ printf 'bogus_key = 1\n' >>"$cfg"
 g1=$(generation)
 systemctl reload sandboxd.service
 rc=$?
-wait_for 30 sh -c "[ \$(journalctl -u sandboxd.service --no-pager -o cat | grep -c 'reload refused') -gt $refused0 ]"
+wait_for 30 more_refusals "$refused0"
 line=$(journalctl -u sandboxd.service --no-pager -o cat | grep 'reload refused' | tail -1)
 wait "$client"
 again=$(sandboxctl run --profile reloaded -- sh -c 'echo $GREETING' 2>&1)
@@ -183,7 +187,7 @@ else
 fi
 cp /tmp/sandboxd.toml.orig "$cfg"
 systemctl reload sandboxd.service
-wait_for 30 sh -c "[ \"\$(sandboxctl info --json | grep -o '\"generation\":[0-9]*' | cut -d: -f2)\" = $((g1 + 1)) ]" ||
+wait_for 30 generation_is $((g1 + 1)) ||
 	fail "reload back to the installed config: generation $(generation)"
 
 # --- the watchdog -----------------------------------------------------------------------
