@@ -228,6 +228,20 @@ type Info struct {
 	Features map[string]bool `json:"features"`
 	Profiles []ProfileInfo   `json:"profiles"`
 	Pool     PoolInfo        `json:"pool"`
+	Config   ConfigInfo      `json:"config"`
+}
+
+// ConfigInfo says which configuration of the daemon is in force: a
+// reload (SIGHUP, systemctl reload) reads the config file again.
+type ConfigInfo struct {
+	// Generation is 1 at start, and one more for each reload put in force.
+	Generation uint64 `json:"generation"`
+	// ReloadError says why the last reload was refused (the generation
+	// before it stays in force); empty when it was not.
+	ReloadError string `json:"reload_error,omitempty"`
+	// RestartPending names the keys whose value in the file differs from
+	// the one in force and applies only at the next start.
+	RestartPending []string `json:"restart_pending,omitempty"`
 }
 
 // CgroupInfo describes the host's cgroups as the daemon uses them.

@@ -19,14 +19,15 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, 0, &api.Error{Code: api.CodeUnavailable, Message: "shutting down"})
 		return
 	}
-	conc := s.d.cfg.Concurrency
+	cfg := &s.d.conf().cfg
+	conc := cfg.Concurrency
 	if q := r.URL.Query().Get("concurrency"); q != "" {
 		n, err := strconv.Atoi(q)
 		if err != nil || n < 1 {
 			s.fail(w, 0, invalid("concurrency: %q is not a positive integer", q))
 			return
 		}
-		conc = min(n, s.d.cfg.Concurrency)
+		conc = min(n, cfg.Concurrency)
 	}
 	rc := http.NewResponseController(w)
 	rc.EnableFullDuplex()
@@ -67,7 +68,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 	defer body.close()
 	go func() {
 		defer close(items)
-		aerr, ioErr := readBatch(body, s.d.cfg.MaxRequestBytes, func(raw []byte, where string, rerr *api.Error) bool {
+		aerr, ioErr := readBatch(body, cfg.MaxRequestBytes, func(raw []byte, where string, rerr *api.Error) bool {
 			if s.bodies.take(ctx, int64(len(raw))) != nil {
 				return false
 			}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -11,10 +12,9 @@ import (
 // a body's bytes are taken from it before they are read, and given back
 // when its job is over (its files, decoded from the body, live that long).
 type byteBudget struct {
-	total int64
-
 	mu       sync.Mutex // guards the fields below
-	free     int64
+	total    int64      // max_inflight_request_bytes; a reload may change it
+	free     int64      // negative after a reload made total smaller
 	freed    *sync.Cond // on mu: bytes were given back
 	lastFree time.Time  // the heap was last given back to the kernel
 	pending  bool       // a give-back to the kernel is due
@@ -24,6 +24,23 @@ func newByteBudget(total int64) *byteBudget {
 	b := &byteBudget{total: total, free: total}
 	b.freed = sync.NewCond(&b.mu)
 	return b
+}
+
+// size is the budget's total.
+func (b *byteBudget) size() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total
+}
+
+// resize makes the total n (a reload). Bytes taken past a smaller total
+// are given back as usual; nothing more is taken until they are.
+func (b *byteBudget) resize(n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.free += n - b.total
+	b.total = n
+	b.freed.Broadcast()
 }
 
 // tryTake takes n bytes if they are free now.
@@ -37,8 +54,8 @@ func (b *byteBudget) tryTake(n int64) bool {
 	return true
 }
 
-// take waits until n bytes are free, or ctx ends. n must not be above the
-// total.
+// take waits until n bytes are free, or ctx ends. n above the total is
+// an error.
 func (b *byteBudget) take(ctx context.Context, n int64) error {
 	stop := context.AfterFunc(ctx, func() {
 		b.mu.Lock()
@@ -51,6 +68,11 @@ func (b *byteBudget) take(ctx context.Context, n int64) error {
 	for n > b.free {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if n > b.total {
+			// A reload made the budget smaller than a body admitted
+			// under the old one: it would wait for ever.
+			return fmt.Errorf("%d bytes are more than all of max_inflight_request_bytes (%d)", n, b.total)
 		}
 		b.freed.Wait()
 	}

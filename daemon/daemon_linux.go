@@ -8,10 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -29,18 +29,29 @@ const RunPrefix = "d-"
 // Daemon is the long-running service: jobs, queue, registry, metrics, on
 // one Engine. Serve exposes it on a Unix socket.
 type Daemon struct {
-	cfg      Config
-	version  string
-	engine   *engine.Engine
-	profiles map[string]*engine.Profile
-	sched    *scheduler
-	reg      *registry
-	metrics  *metrics
-	log      *logrus.Logger
-	cleanup  sync.WaitGroup // workspace removals after their job's result
-	ws       *wsPool        // workspaces mounted ahead
-	wsTmpfs  bool           // the workspaces' dir is a tmpfs this daemon mounted
-	wsDone   sync.Once
+	// live is the configuration in force; a reload swaps it (conf,
+	// reload_linux.go).
+	live    atomic.Pointer[snapshot]
+	version string
+	engine  *engine.Engine
+	sched   *scheduler
+	reg     *registry
+	metrics *metrics
+	bodies  *byteBudget // request bodies in flight
+	log     *logrus.Logger
+	// socket is the socket served: the config's, or the one systemd
+	// passed (listen).
+	socket string
+	// reloadMu serializes reloads, and their end with close: a reload
+	// after close does nothing.
+	reloadMu  sync.Mutex
+	closing   bool                   // guarded by reloadMu
+	reloadErr atomic.Pointer[string] // why the last reload was refused; nil: it was not
+	sdReady   atomic.Bool            // systemd was told READY=1
+	cleanup   sync.WaitGroup         // workspace removals after their job's result
+	ws        *wsPool                // workspaces mounted ahead
+	wsTmpfs   bool                   // the workspaces' dir is a tmpfs this daemon mounted
+	wsDone    sync.Once
 	// stateLock is held while the daemon runs (lockStateDir); the cgroup
 	// subtree's lock is the cgroup manager's (lockSubtree).
 	stateLock *os.File
@@ -60,13 +71,9 @@ func New(cfg Config, version string, log *logrus.Logger) (_ *Daemon, err error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	profiles := map[string]*engine.Profile{}
-	for _, name := range cfg.profileNames() {
-		p, err := cfg.Profile(name)
-		if err != nil {
-			return nil, err
-		}
-		profiles[name] = p
+	conf, err := newSnapshot(cfg, nil)
+	if err != nil {
+		return nil, err
 	}
 
 	// Each step that acquires something pushes its undo; a later failure
@@ -88,7 +95,7 @@ func New(cfg Config, version string, log *logrus.Logger) (_ *Daemon, err error) 
 	undo = append(undo, func() { stateLock.Close() })
 	eng, err := engine.New(cfg.Config, engine.Options{
 		RunPrefix: RunPrefix,
-		Profile:   profiles["default"],
+		Profile:   conf.profiles["default"],
 		Log:       func(msg string) { log.Warn(msg) },
 	})
 	if err != nil {
@@ -100,11 +107,13 @@ func New(cfg Config, version string, log *logrus.Logger) (_ *Daemon, err error) 
 		return nil, err
 	}
 	d := &Daemon{
-		cfg: cfg, version: version, engine: eng, profiles: profiles, stateLock: stateLock,
-		sched: newScheduler(cfg.Concurrency, cfg.QueueSize),
-		reg:   newRegistry(cfg.ResultTTL.Duration, cfg.ResultBytes),
-		log:   log,
+		version: version, engine: eng, stateLock: stateLock, socket: cfg.Socket,
+		sched:  newScheduler(cfg.Concurrency, cfg.QueueSize),
+		reg:    newRegistry(cfg.ResultTTL.Duration, cfg.ResultBytes),
+		bodies: newByteBudget(cfg.MaxInflightRequestBytes),
+		log:    log,
 	}
+	d.live.Store(conf)
 	d.metrics = newMetrics(d.sched.load, eng)
 	d.base, d.cancelBase = context.WithCancel(context.Background())
 	undo = append(undo, d.cancelBase)
@@ -119,20 +128,14 @@ func New(cfg Config, version string, log *logrus.Logger) (_ *Daemon, err error) 
 	}
 
 	// Nothing below fails: close undoes it.
-	warm := make([]*engine.Profile, 0, len(profiles))
-	for _, name := range cfg.profileNames() {
-		warm = append(warm, profiles[name])
-	}
-	eng.StartPools(warm, cfg.WarmSandboxes)
-	var sizes []int64
-	for _, p := range warm {
-		if !slices.Contains(sizes, p.WorkspaceBytes) {
-			sizes = append(sizes, p.WorkspaceBytes)
-		}
-	}
-	d.ws = newWSPool(cfg.StateDir, cfg.WarmSandboxes, sizes, eng.BackgroundTurn, func(err error) { log.WithError(err).Warn("workspace made ahead") })
+	eng.StartPools(conf.profileList(), cfg.WarmSandboxes)
+	d.ws = newWSPool(cfg.StateDir, cfg.WarmSandboxes, conf.workspaceSizes(), eng.BackgroundTurn, func(err error) { log.WithError(err).Warn("workspace made ahead") })
 	return d, nil
 }
+
+// conf is the configuration in force. A caller reads it once and keeps
+// what it read: a reload may publish another meanwhile.
+func (d *Daemon) conf() *snapshot { return d.live.Load() }
 
 // close gives back what New acquired, in reverse order: the workspaces
 // made ahead and their tmpfs, the engine (its warm sandboxes, the cgroup
@@ -141,6 +144,9 @@ func New(cfg Config, version string, log *logrus.Logger) (_ *Daemon, err error) 
 // do nothing.
 func (d *Daemon) close() {
 	d.closed.Do(func() {
+		d.reloadMu.Lock()
+		d.closing = true
+		d.reloadMu.Unlock()
 		d.cancelBase()
 		d.cleanup.Wait()
 		d.closeWorkspaces()
@@ -221,7 +227,7 @@ func (d *Daemon) reclaim() error {
 	if err != nil {
 		return err
 	}
-	n, err := reclaimWorkspaces(d.cfg.StateDir)
+	n, err := reclaimWorkspaces(d.conf().cfg.StateDir)
 	if err != nil {
 		return err
 	}
@@ -237,7 +243,7 @@ func (d *Daemon) closeWorkspaces() {
 	d.wsDone.Do(func() {
 		d.ws.close()
 		if d.wsTmpfs {
-			if err := unmountWorkspacesDir(d.cfg.StateDir); err != nil {
+			if err := unmountWorkspacesDir(d.conf().cfg.StateDir); err != nil {
 				d.log.WithError(err).Warn("workspaces")
 			}
 		}
@@ -251,6 +257,8 @@ func (d *Daemon) Info() api.Info {
 	cg := d.engine.Cgroups()
 	f := cg.Features()
 	running, queued := d.sched.load()
+	conf := d.conf()
+	cfg := &conf.cfg
 	info := api.Info{
 		Version: d.version,
 		Kernel:  unix.ByteSliceToString(uts.Release[:]),
@@ -272,13 +280,17 @@ func (d *Daemon) Info() api.Info {
 			"max_rss_own":           d.engine.PeakRSSOwn(),
 		},
 		Pool: api.PoolInfo{
-			Concurrency: d.cfg.Concurrency, QueueSize: d.cfg.QueueSize, Running: running, Queued: queued,
-			WarmSandboxes: d.cfg.WarmSandboxes, WarmReady: d.engine.WarmReady(),
+			Concurrency: cfg.Concurrency, QueueSize: cfg.QueueSize, Running: running, Queued: queued,
+			WarmSandboxes: cfg.WarmSandboxes, WarmReady: d.engine.WarmReady(),
 			WorkspacesReady: d.ws.readyCount(),
 		},
+		Config: api.ConfigInfo{Generation: conf.gen, RestartPending: conf.pending},
 	}
-	for _, name := range d.cfg.profileNames() {
-		p := d.profiles[name]
+	if msg := d.reloadErr.Load(); msg != nil {
+		info.Config.ReloadError = *msg
+	}
+	for _, name := range conf.names {
+		p := conf.profiles[name]
 		info.Profiles = append(info.Profiles, api.ProfileInfo{Name: name, Defaults: p.Defaults, Max: p.Max,
 			WorkspaceBytes: p.WorkspaceBytes, MaxWorkspaceBytes: p.MaxWorkspaceBytes})
 	}
@@ -287,7 +299,8 @@ func (d *Daemon) Info() api.Info {
 
 // expireLoop drops old results until ctx ends.
 func (d *Daemon) expireLoop(ctx context.Context) {
-	t := time.NewTicker(expireEvery(d.cfg.ResultTTL.Duration))
+	every := expireEvery(d.conf().cfg.ResultTTL.Duration)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -295,6 +308,11 @@ func (d *Daemon) expireLoop(ctx context.Context) {
 			return
 		case now := <-t.C:
 			d.reg.expire(now)
+			// result_ttl may have changed with a reload.
+			if e := expireEvery(d.conf().cfg.ResultTTL.Duration); e != every {
+				every = e
+				t.Reset(every)
+			}
 		}
 	}
 }

@@ -15,6 +15,16 @@
 //   - The engine runs each step; while a job runs the daemon holds the
 //     engine's pools back (Engine.Hold), so that refills wait for the CPUs.
 //
+// # Configuration and reload
+//
+// The configuration in force is an immutable snapshot (reload.go): the
+// config and the profiles built from it, read by a request once and kept
+// by its job (checkedJob.conf) to its end. Reload (SIGHUP) builds a new
+// one from the file and swaps it atomically; restart-only keys keep their
+// values in force; a file with an error is refused and nothing changes.
+// The scheduler, the results kept, the bodies' budget and the engine's
+// warm pools follow the new snapshot (reload_linux.go).
+//
 // # What it owns
 //
 // The state dir, locked (daemon.lock) while it runs: ws/ holds the jobs'

@@ -13,14 +13,14 @@ var errQueueFull = errors.New("the queue is full")
 // wait in a queue per caller; a freed slot goes to the callers in turn, so
 // one caller's many jobs do not hold back another's.
 type scheduler struct {
+	mu       sync.Mutex // guards everything below
 	queueCap int
-
-	mu      sync.Mutex // guards everything below
-	free    int
-	running int
-	queued  int
-	waiting map[uint32][]*waiter // per caller, oldest first
-	turn    []uint32             // callers with waiters, in turn order
+	slots    int // concurrency
+	free     int // negative after resize took slots that are in use
+	running  int
+	queued   int
+	waiting  map[uint32][]*waiter // per caller, oldest first
+	turn     []uint32             // callers with waiters, in turn order
 }
 
 type waiter struct {
@@ -29,7 +29,22 @@ type waiter struct {
 }
 
 func newScheduler(slots, queueCap int) *scheduler {
-	return &scheduler{queueCap: queueCap, free: slots, waiting: map[uint32][]*waiter{}}
+	return &scheduler{queueCap: queueCap, slots: slots, free: slots, waiting: map[uint32][]*waiter{}}
+}
+
+// resize sets the number of slots and the queue's size (a reload). New
+// slots go to the jobs waiting at once; slots taken away while in use are
+// gone as their jobs end. Jobs already waiting keep their place, however
+// many they are.
+func (s *scheduler) resize(slots, queueCap int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.free += slots - s.slots
+	s.slots, s.queueCap = slots, queueCap
+	for s.free > 0 && len(s.turn) > 0 {
+		s.free--
+		s.handOff()
+	}
 }
 
 // ticket is a job's place: granted at once, or waiting in line.
@@ -103,10 +118,11 @@ func (s *scheduler) release() {
 	s.handOff()
 }
 
-// handOff gives a free slot to the next caller in turn, or keeps it free.
+// handOff gives a free slot to the next caller in turn, or keeps it free
+// (or, after resize took it away, drops it).
 // Preconditions: s.mu is held; one slot is unaccounted for.
 func (s *scheduler) handOff() {
-	if len(s.turn) == 0 {
+	if len(s.turn) == 0 || s.free < 0 {
 		s.free++
 		return
 	}

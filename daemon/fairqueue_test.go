@@ -89,3 +89,54 @@ func TestSchedulerQueueFullAndCancel(t *testing.T) {
 	}
 	rel2()
 }
+
+// TestSchedulerResize changes concurrency as a reload does: new slots go
+// to the waiting jobs at once; slots taken away while in use are gone as
+// their jobs end, and no waiting job gets one meanwhile.
+func TestSchedulerResize(t *testing.T) {
+	s := newScheduler(2, 10)
+	var releases []func()
+	for range 2 {
+		t0, err := s.enqueue(1, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := t0.wait(context.Background())
+		releases = append(releases, rel)
+	}
+	waiting, err := s.enqueue(2, false)
+	if err != nil || waiting.w == nil {
+		t.Fatalf("a third job did not wait: %v", err)
+	}
+	s.resize(3, 10)
+	if !waiting.w.granted {
+		t.Fatal("a new slot was not handed to the waiting job")
+	}
+	releases = append(releases, s.release)
+
+	// Down to one: the three running keep their slots; the next job waits
+	// until two have ended and one more gives its slot back.
+	s.resize(1, 10)
+	next, _ := s.enqueue(3, false)
+	for i, rel := range releases {
+		rel()
+		if i < 2 && next.w.granted {
+			t.Fatalf("granted after %d of 3 ended, with one slot", i+1)
+		}
+	}
+	if !next.w.granted {
+		t.Fatal("not granted once the running jobs ended")
+	}
+	s.release()
+	if s.free != 1 || s.running != 0 || s.queued != 0 {
+		t.Errorf("free %d running %d queued %d", s.free, s.running, s.queued)
+	}
+	// A smaller queue holds no more.
+	s.resize(1, 0)
+	a, _ := s.enqueue(1, false)
+	if _, err := s.enqueue(1, false); err != errQueueFull {
+		t.Errorf("queue_size 0: %v", err)
+	}
+	a.wait(context.Background())
+	s.release()
+}

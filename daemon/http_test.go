@@ -31,7 +31,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sandboxd/sandboxd/api"
-	"github.com/sandboxd/sandboxd/engine"
 )
 
 // newHTTPServer makes a server around a Daemon without an engine; edit
@@ -46,14 +45,6 @@ func newHTTPServer(t *testing.T, edit func(*Config)) *server {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	profiles := map[string]*engine.Profile{}
-	for _, name := range cfg.profileNames() {
-		p, err := cfg.Profile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		profiles[name] = p
-	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	reg := prometheus.NewRegistry()
@@ -62,13 +53,15 @@ func newHTTPServer(t *testing.T, edit func(*Config)) *server {
 	}, []string{"code"})}
 	reg.MustRegister(m.rejected)
 	d := &Daemon{
-		cfg: cfg, profiles: profiles, log: log, metrics: m,
-		sched: newScheduler(cfg.Concurrency, cfg.QueueSize),
-		reg:   newRegistry(cfg.ResultTTL.Duration, cfg.ResultBytes),
+		log: log, metrics: m,
+		sched:  newScheduler(cfg.Concurrency, cfg.QueueSize),
+		reg:    newRegistry(cfg.ResultTTL.Duration, cfg.ResultBytes),
+		bodies: newByteBudget(cfg.MaxInflightRequestBytes),
 	}
+	d.live.Store(mustSnapshot(cfg))
 	d.base, d.cancelBase = context.WithCancel(context.Background())
 	t.Cleanup(d.cancelBase)
-	return &server{d: d, bodies: newByteBudget(cfg.MaxInflightRequestBytes),
+	return &server{d: d, bodies: d.bodies,
 		metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
 }
 

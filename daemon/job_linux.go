@@ -70,7 +70,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 	res.Timing.SetupMS = ms(time.Since(start))
 	// Everything the job gives back comes out of one budget, so that the
 	// daemon's memory for a job is bounded whatever its steps write.
-	budget := engine.NewOutputBudget(d.cfg.JobOutputBytes)
+	budget := engine.NewOutputBudget(cj.conf.cfg.JobOutputBytes)
 
 	stopped := false
 	for i := range cj.steps {
@@ -102,7 +102,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 	}
 
 	if len(cj.job.TrackedFiles) > 0 {
-		res.Files = ws.readTracked(cj.job.TrackedFiles, d.cfg.TrackedFileBytes, budget)
+		res.Files = ws.readTracked(cj.job.TrackedFiles, cj.conf.cfg.TrackedFileBytes, budget)
 		for _, tf := range res.Files {
 			if tf != nil {
 				tf.Content = encodeOutput(tf.Content, cj.base64)

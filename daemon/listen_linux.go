@@ -107,7 +107,7 @@ func credentials(c net.Conn) peer {
 
 // allowed decides whether a peer may use the API.
 func (s *server) allowed(p peer) bool {
-	cfg := &s.d.cfg
+	cfg := &s.d.conf().cfg
 	if len(cfg.AllowedUIDs) == 0 && len(cfg.AllowedGIDs) == 0 {
 		return p.uid == 0 || p.gid == s.socketGID || slices.Contains(supplementaryGroups(p.pid), s.socketGID)
 	}

@@ -50,10 +50,9 @@ func (j *job) setState(state string, step int) {
 // go first), so that the memory results hold is bounded however many jobs
 // finish.
 type registry struct {
+	mu       sync.Mutex // guards the fields below
 	ttl      time.Duration
 	maxBytes int64
-
-	mu       sync.Mutex // guards the fields below
 	jobs     map[string]*job
 	finished []*job // in the order they finished, oldest first
 	kept     int64  // the size of their results
@@ -61,6 +60,17 @@ type registry struct {
 
 func newRegistry(ttl time.Duration, maxBytes int64) *registry {
 	return &registry{ttl: ttl, maxBytes: maxBytes, jobs: map[string]*job{}}
+}
+
+// setLimits sets the ttl and the bytes of the results kept (a reload); a
+// smaller maxBytes drops the oldest at once.
+func (r *registry) setLimits(ttl time.Duration, maxBytes int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ttl, r.maxBytes = ttl, maxBytes
+	for r.kept > r.maxBytes && len(r.finished) > 1 {
+		r.dropOldestLocked()
+	}
 }
 
 // resultSize is about what a result holds in memory.

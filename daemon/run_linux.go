@@ -32,7 +32,7 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) (data []byte, 
 }
 
 func (s *server) readBodyUnder(w http.ResponseWriter, r *http.Request) (data []byte, release func(), status int, aerr *api.Error) {
-	limit := s.d.cfg.MaxRequestBytes
+	limit := s.d.conf().cfg.MaxRequestBytes
 	tooLarge := &api.Error{Code: api.CodeInvalidArgument, Message: fmt.Sprintf("body: larger than the cap of %d bytes (max_request_bytes)", limit)}
 	if r.ContentLength > limit {
 		return nil, nil, http.StatusRequestEntityTooLarge, tooLarge
@@ -46,7 +46,7 @@ func (s *server) readBodyUnder(w http.ResponseWriter, r *http.Request) (data []b
 		held += n
 		return true
 	}
-	busy := &api.Error{Code: api.CodeResourceExhausted, Message: fmt.Sprintf("request bodies in flight would pass %d bytes (max_inflight_request_bytes); retry later", s.bodies.total)}
+	busy := &api.Error{Code: api.CodeResourceExhausted, Message: fmt.Sprintf("request bodies in flight would pass %d bytes (max_inflight_request_bytes); retry later", s.bodies.size())}
 	// A body of known length goes into one buffer of its size (and a byte
 	// to see its end); one of unknown length into a buffer that doubles,
 	// each growth taken from the budget first.
@@ -142,7 +142,7 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 	}
 	// A client that stops reading cancels its job once its answer stalls;
 	// the job's own limits hold meanwhile, as the engine never waits on it.
-	sw := newStreamWriter(w, adm.cancel, int(2*s.d.cfg.JobOutputBytes)+1<<20, false)
+	sw := newStreamWriter(w, adm.cancel, int(2*adm.cj.conf.cfg.JobOutputBytes)+1<<20, false)
 	defer sw.close()
 	sw.send(api.Event{Event: api.EventStarted, ID: adm.job.id})
 	res := adm.run(sw.send)
@@ -186,7 +186,7 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, cj *checkedJob, batch
 	if err != nil {
 		cancel()
 		d.reg.drop(j)
-		return nil, &api.Error{Code: api.CodeResourceExhausted, Message: fmt.Sprintf("the queue is full (%d jobs waiting); retry later", d.cfg.QueueSize)}
+		return nil, &api.Error{Code: api.CodeResourceExhausted, Message: fmt.Sprintf("the queue is full (%d jobs waiting); retry later", d.conf().cfg.QueueSize)}
 	}
 	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, cj: cj, ticket: t, batch: batch}, nil
 }

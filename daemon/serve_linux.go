@@ -29,7 +29,7 @@ type server struct {
 // the socket, gives back what New acquired (close) and returns.
 func (d *Daemon) Serve(ctx context.Context) error {
 	defer d.close() // also when Serve fails before it drains
-	gid, err := socketGroup(d.cfg.SocketGroup)
+	gid, err := socketGroup(d.conf().cfg.SocketGroup)
 	if err != nil {
 		return err
 	}
@@ -38,9 +38,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return err
 	}
 	if own {
-		defer os.Remove(d.cfg.Socket)
+		defer os.Remove(d.socket)
 	}
-	s := &server{d: d, socketGID: gid, bodies: newByteBudget(d.cfg.MaxInflightRequestBytes),
+	s := &server{d: d, socketGID: gid, bodies: d.bodies,
 		metrics: promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})}
 	srv := &http.Server{
 		Handler:           s.routes(),
@@ -55,7 +55,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(timedListener{Listener: ln, rejected: d.metrics.reject}) }()
 	d.log.WithFields(logrus.Fields{
-		"socket": d.cfg.Socket, "concurrency": d.cfg.Concurrency, "queue": d.cfg.QueueSize,
+		"socket": d.socket, "concurrency": d.conf().cfg.Concurrency, "queue": d.conf().cfg.QueueSize,
 		"cgroups": d.engine.Cgroups().Mode(), "version": d.version, "go_procs": runtime.GOMAXPROCS(0), "sched": schedPolicy(),
 	}).Info("sandboxd serving")
 	defer d.notifySystemd(ctx, ln.Addr().String())() // READY, STATUS, watchdog, STOPPING (systemd_linux.go)
@@ -67,10 +67,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	s.draining.Store(true)
 	running, queued := d.sched.load()
-	d.log.WithFields(logrus.Fields{"running": running, "queued": queued, "grace": d.cfg.ShutdownGrace.String()}).Info("draining")
+	grace := d.conf().cfg.ShutdownGrace
+	d.log.WithFields(logrus.Fields{"running": running, "queued": queued, "grace": grace.String()}).Info("draining")
 	// The socket answers while the jobs finish (srv.Shutdown would close
 	// it at once): a load balancer's /_ping sees 503, not a refusal.
-	if !s.waitIdle(d.cfg.ShutdownGrace.Duration) {
+	if !s.waitIdle(grace.Duration) {
 		// The grace is over: cancel what still runs, and wait for its
 		// teardown.
 		d.cancelBase()

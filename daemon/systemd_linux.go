@@ -28,6 +28,8 @@ import (
 //	                          <--READY=1------------  once the warm pools are full (or warmWait passed)
 //	                          <--STATUS=...---------  when running/queued change, at most once a second
 //	                          <--WATCHDOG=1---------  after each GET /v1/info through our own socket answered
+//	SIGHUP (ExecReload=)      <--RELOADING=1, MONOTONIC_USEC=--  Reload (reload_linux.go)
+//	                          <--READY=1------------  the new config in force, or refused
 //	SIGTERM (KillMode=mixed)  <--STOPPING=1---------  draining
 //
 // Without NOTIFY_SOCKET nothing is sent; without LISTEN_FDS the daemon
@@ -85,7 +87,7 @@ func (d *Daemon) listen(gid uint32) (ln net.Listener, _ uint32, own bool, _ erro
 	activated.ln = nil
 	activated.mu.Unlock()
 	if ln == nil {
-		ln, err := listenUnix(d.cfg.Socket, gid)
+		ln, err := listenUnix(d.socket, gid)
 		return ln, gid, true, err
 	}
 	path := ln.Addr().String()
@@ -94,11 +96,11 @@ func (d *Daemon) listen(gid uint32) (ln net.Listener, _ uint32, own bool, _ erro
 		ln.Close()
 		return nil, 0, false, fmt.Errorf("socket activation: %w", err)
 	}
-	if path != d.cfg.Socket || st.Gid != gid {
-		d.log.WithFields(logrus.Fields{"socket": path, "gid": st.Gid, "config_socket": d.cfg.Socket, "config_gid": gid}).
+	if path != d.socket || st.Gid != gid {
+		d.log.WithFields(logrus.Fields{"socket": path, "gid": st.Gid, "config_socket": d.socket, "config_gid": gid}).
 			Warn("serving the socket systemd passed, which differs from the config's socket or socket_group")
 	}
-	d.cfg.Socket = path
+	d.socket = path
 	return ln, st.Gid, false, nil
 }
 
@@ -147,11 +149,7 @@ type notifier struct {
 	stopping bool
 }
 
-func (n *notifier) send(state string) {
-	if _, err := sddaemon.SdNotify(false, state); err != nil {
-		n.d.log.WithError(err).Debug("sd_notify")
-	}
-}
+func (n *notifier) send(state string) { n.d.sdNotify(state) }
 
 func (n *notifier) run(ctx context.Context, done <-chan struct{}) {
 	started := time.Now()
@@ -177,6 +175,7 @@ func (n *notifier) run(ctx context.Context, done <-chan struct{}) {
 						Warn("ready before the warm pools filled: sandboxes are slow or fail to build")
 				}
 				n.send(sddaemon.SdNotifyReady + "\n" + "STATUS=" + n.statusText())
+				n.d.sdReady.Store(true) // from now on a reload notifies too
 				n.status, n.lastSent = n.statusText(), time.Now()
 			}
 		}
@@ -224,18 +223,31 @@ func (n *notifier) run(ctx context.Context, done <-chan struct{}) {
 
 // warmTarget is how many warm sandboxes the pools hold when full: each
 // profile keeps warm_sandboxes.
-func (d *Daemon) warmTarget() int { return d.cfg.WarmSandboxes * len(d.profiles) }
+func (d *Daemon) warmTarget() int {
+	conf := d.conf()
+	return conf.cfg.WarmSandboxes * len(conf.profiles)
+}
 
 func (n *notifier) statusText() string {
 	running, queued := n.d.sched.load()
-	warm := fmt.Sprintf("%d/%d warm sandboxes", n.d.engine.WarmReady(), n.d.warmTarget())
 	switch {
 	case n.stopping:
 		return fmt.Sprintf("draining: %d running, %d queued", running, queued)
 	case !n.ready:
-		return "starting: " + warm
+		return "starting: " + n.d.warmText()
 	}
-	return fmt.Sprintf("%d running, %d queued; %s", running, queued, warm)
+	return n.d.statusLine()
+}
+
+// statusLine is STATUS= of a daemon that serves: its jobs and warm
+// sandboxes.
+func (d *Daemon) statusLine() string {
+	running, queued := d.sched.load()
+	return fmt.Sprintf("%d running, %d queued; %s", running, queued, d.warmText())
+}
+
+func (d *Daemon) warmText() string {
+	return fmt.Sprintf("%d/%d warm sandboxes", d.engine.WarmReady(), d.warmTarget())
 }
 
 // probe is the watchdog's health check: a GET /v1/info through the

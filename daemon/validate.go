@@ -45,6 +45,7 @@ func invalid(format string, args ...any) *api.Error {
 // its decoded files and stdins, its limits with defaults.
 type checkedJob struct {
 	job       *api.Job
+	conf      *snapshot // the configuration it was checked against, for its whole run
 	profile   *engine.Profile
 	files     []checkedFile
 	steps     []checkedStep
@@ -68,7 +69,7 @@ type checkedStep struct {
 // check validates a job against the daemon's profiles. The error names
 // the field.
 func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
-	p := &checkedJob{job: job}
+	p := &checkedJob{job: job, conf: d.conf()}
 	if len(job.ID) > maxIDBytes || strings.HasPrefix(job.ID, ".") || strings.IndexFunc(job.ID, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
 	}) >= 0 {
@@ -78,7 +79,7 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 	if profileName == "" {
 		profileName = "default"
 	}
-	prof, ok := d.profiles[profileName]
+	prof, ok := p.conf.profiles[profileName]
 	if !ok {
 		return nil, invalid("profile: %q does not exist", job.Profile)
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/sandboxd/sandboxd/api"
-	"github.com/sandboxd/sandboxd/engine"
 )
 
 // FuzzDecodeAndCheck feeds arbitrary bodies to the request decoder and
@@ -35,9 +34,9 @@ func FuzzDecodeAndCheck(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	d := &Daemon{profiles: map[string]*engine.Profile{}}
-	p := engine.DefaultProfile()
-	d.profiles["default"] = &p
+	d := &Daemon{}
+	d.live.Store(mustSnapshot(DefaultConfig()))
+	p := d.conf().profiles["default"]
 	f.Fuzz(func(t *testing.T, body []byte) {
 		job, aerr := decodeJob(body)
 		if aerr != nil {

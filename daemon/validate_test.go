@@ -14,9 +14,8 @@ import (
 // checkBody decodes and validates a /v1/run body against the default
 // profile, as the server does.
 func checkBody(body string) (*checkedJob, *api.Error) {
-	d := &Daemon{profiles: map[string]*engine.Profile{}}
-	p := engine.DefaultProfile()
-	d.profiles["default"] = &p
+	d := &Daemon{}
+	d.live.Store(mustSnapshot(DefaultConfig()))
 	job, aerr := decodeJob([]byte(body))
 	if aerr != nil {
 		return nil, aerr

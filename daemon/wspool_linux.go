@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -40,6 +41,40 @@ func newWSPool(stateDir string, keep int, sizes []int64, turn func(), logf func(
 	return p
 }
 
+// resize keeps keep workspaces ready of each size in sizes from now on (a
+// reload): the ready ones of sizes no longer kept, or past keep, are
+// removed; new sizes are filled.
+func (p *wsPool) resize(keep int, sizes []int64) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.keep = keep
+	var drop []*workspace
+	for size, list := range p.ready {
+		switch {
+		case keep == 0 || !slices.Contains(sizes, size):
+			drop = append(drop, list...)
+			delete(p.ready, size) // its filler, if one runs, stops
+		case len(list) > keep:
+			drop = append(drop, list[keep:]...)
+			p.ready[size] = list[:keep]
+		}
+	}
+	if keep > 0 {
+		for _, size := range sizes {
+			p.fillLocked(size)
+		}
+	}
+	p.mu.Unlock()
+	for _, ws := range drop {
+		if err := ws.remove(); err != nil {
+			p.logf(err)
+		}
+	}
+}
+
 // take gives a ready workspace of size, or makes one now when none is.
 func (p *wsPool) take(size int64) (*workspace, error) {
 	p.mu.Lock()
@@ -76,7 +111,7 @@ func (p *wsPool) fill(size int64) {
 	defer p.wg.Done()
 	for {
 		p.mu.Lock()
-		if p.closed || len(p.ready[size]) >= p.keep {
+		if _, kept := p.ready[size]; p.closed || !kept || len(p.ready[size]) >= p.keep {
 			p.filling[size] = false
 			p.mu.Unlock()
 			return
@@ -96,7 +131,7 @@ func (p *wsPool) fill(size int64) {
 			return
 		}
 		p.mu.Lock()
-		if p.closed {
+		if _, kept := p.ready[size]; p.closed || !kept {
 			p.mu.Unlock()
 			if err := ws.remove(); err != nil {
 				p.logf(err)

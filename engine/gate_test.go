@@ -6,9 +6,12 @@ import (
 )
 
 // turn runs waitTurn in the background and reports its answer.
-func turn(g *gate) chan bool {
+func turn(g *gate) chan bool { return turnUntil(g, nil) }
+
+// turnUntil is turn for a filler whose pool is retired when stop closes.
+func turnUntil(g *gate, stop chan struct{}) chan bool {
 	c := make(chan bool, 1)
-	go func() { c <- g.waitTurn() }()
+	go func() { c <- g.waitTurn(stop) }()
 	return c
 }
 
@@ -67,9 +70,18 @@ func TestGate(t *testing.T) {
 	if e.gate.busy != 1 {
 		t.Fatalf("busy = %d after a short program, want 1", e.gate.busy)
 	}
-	c = turn(&e.gate)
+	// A filler of a pool retired by a reload waits no longer.
+	stop := make(chan struct{})
+	c = turnUntil(&e.gate, stop)
+	other := turn(&e.gate)
+	wantWait(t, c, "a job runs, the pool is not retired")
+	close(stop)
+	e.gate.wake()
+	wantTurn(t, c, false, "the pool is retired")
+	wantWait(t, other, "another pool's filler")
+
 	e.gate.close()
-	wantTurn(t, c, false, "the engine closes")
+	wantTurn(t, other, false, "the engine closes")
 	release()
 }
 

@@ -135,6 +135,7 @@ func (e *Engine) warmUp(profile *Profile) (*sandbox, error) {
 type pool struct {
 	e       *Engine
 	profile *Profile
+	size    int
 	ready   chan warmResult
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -156,7 +157,7 @@ type warmResult struct {
 const failPause = 200 * time.Millisecond
 
 func newPool(e *Engine, profile *Profile, size int) *pool {
-	p := &pool{e: e, profile: profile, ready: make(chan warmResult), stop: make(chan struct{})}
+	p := &pool{e: e, profile: profile, size: size, ready: make(chan warmResult), stop: make(chan struct{})}
 	p.wg.Add(size)
 	for range size {
 		go p.fill()
@@ -167,7 +168,7 @@ func newPool(e *Engine, profile *Profile, size int) *pool {
 func (p *pool) fill() {
 	defer p.wg.Done()
 	for {
-		if !p.e.gate.waitTurn() {
+		if !p.e.gate.waitTurn(p.stop) {
 			return
 		}
 		sb, err := p.e.warmUp(p.profile)
@@ -247,8 +248,15 @@ var errPoolClosed = errors.New("the engine is shutting down")
 
 // close stops the fillers and tears down the sandboxes they hold.
 func (p *pool) close() {
-	close(p.stop)
+	p.stopFill()
 	p.wg.Wait()
+}
+
+// stopFill tells the fillers to stop, and wakes those waiting for their
+// turn. A taker waiting on the pool gets errPoolClosed.
+func (p *pool) stopFill() {
+	close(p.stop)
+	p.e.gate.wake()
 }
 
 // StartPools keeps size warm sandboxes ready for each profile, so that a
@@ -261,6 +269,51 @@ func (e *Engine) StartPools(profiles []*Profile, size int) {
 	}
 	e.poolsMu.Lock()
 	defer e.poolsMu.Unlock()
+	if e.pools == nil {
+		e.pools = map[string]*pool{}
+	}
+	for _, prof := range profiles {
+		if _, ok := e.pools[prof.Name]; !ok {
+			e.pools[prof.Name] = newPool(e, prof, size)
+		}
+	}
+}
+
+// ReplacePools makes the pools those of profiles, size warm sandboxes
+// each, as after a reload of the daemon's config: a pool whose profile is
+// among them (the same *Profile) and whose size is size stays as it is;
+// every other one is retired, its warm sandboxes torn down in the
+// background (Close waits for that); profiles without a pool get one. A
+// step of a retired pool's profile that is running or waiting for a
+// sandbox is untouched: it builds its sandbox itself. After Close it does
+// nothing.
+func (e *Engine) ReplacePools(profiles []*Profile, size int) {
+	e.poolsMu.Lock()
+	defer e.poolsMu.Unlock()
+	if e.closed.Load() {
+		return
+	}
+	keep := map[string]*Profile{}
+	if size > 0 {
+		for _, prof := range profiles {
+			keep[prof.Name] = prof
+		}
+	}
+	for name, p := range e.pools {
+		if keep[name] == p.profile && p.size == size {
+			continue
+		}
+		delete(e.pools, name)
+		p.stopFill()
+		e.retiring.Add(1)
+		go func() {
+			defer e.retiring.Done()
+			p.wg.Wait()
+		}()
+	}
+	if size <= 0 {
+		return
+	}
 	if e.pools == nil {
 		e.pools = map[string]*pool{}
 	}
@@ -422,14 +475,31 @@ func (g *gate) hunger(n int) {
 }
 
 // waitTurn returns when a filler may make a sandbox: no job runs or a step
-// waits for one. False: the engine is closing.
-func (g *gate) waitTurn() bool {
+// waits for one. False: the engine is closing, or stop (the filler's pool
+// is retired; wake tells the waiters to look) is closed.
+func (g *gate) waitTurn(stop <-chan struct{}) bool {
 	g.lock()
 	defer g.mu.Unlock()
-	for g.busy > 0 && g.hungry == 0 && !g.closed {
+	for g.busy > 0 && g.hungry == 0 && !g.closed && !isClosed(stop) {
 		g.cond.Wait()
 	}
-	return !g.closed
+	return !g.closed && !isClosed(stop)
+}
+
+// wake makes every waiter look at its conditions again.
+func (g *gate) wake() {
+	g.lock()
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // waitIdle returns once no job holds the gate, the gate is closed, or max

@@ -256,7 +256,12 @@ func closeAll(files []*os.File) {
 func (e *Engine) sandboxFor(ctx context.Context, req *StepRequest) (*sandbox, error) {
 	if req.HostID == 0 {
 		if p := e.poolFor(req.Profile); p != nil {
-			return p.take(ctx)
+			sb, err := p.take(ctx)
+			// A pool retired by ReplacePools while the step waited:
+			// the step goes on with a sandbox of its own.
+			if err != errPoolClosed || e.closed.Load() {
+				return sb, err
+			}
 		}
 	}
 	return e.newSandbox(req.Profile, req.HostID)

@@ -30,6 +30,7 @@ type testDaemon struct {
 	socket   string
 	stateDir string
 	subtree  string
+	cfgHead  string // the config file's lines before hostcheck.Config's and the test's
 	log      *syncBuffer
 	logTo    *os.File             // if set, the daemon's stderr instead of log
 	attr     *syscall.SysProcAttr // if set, how the daemon is started
@@ -70,17 +71,27 @@ func startDaemonLogging(t testing.TB, config string, logTo *os.File) *testDaemon
 	os.Chmod(stateDir, 0o755)
 	d := &testDaemon{t: t, stateDir: stateDir, socket: filepath.Join(stateDir, "sandboxd.sock"),
 		subtree: testSubtree, log: &syncBuffer{}}
-	cfg := fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n%s\n", stateDir, d.subtree, hostcheck.Config(config))
-	cfgPath := filepath.Join(stateDir, "config.toml")
-	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	d.cfgHead = fmt.Sprintf("state_dir = %q\ncgroup_subtree = %q\nlog_format = \"json\"\n", stateDir, d.subtree)
+	d.writeConfig(config)
 	d.logTo = logTo
-	d.start(cfgPath)
+	d.start(d.configPath())
 	t.Cleanup(func() {
 		d.stop()
 		d.assertClean()
 		os.RemoveAll(stateDir)
 	})
 	return d
+}
+
+func (d *testDaemon) configPath() string { return filepath.Join(d.stateDir, "config.toml") }
+
+// writeConfig writes the daemon's config file with the given extra lines,
+// as startDaemon does.
+func (d *testDaemon) writeConfig(config string) {
+	d.t.Helper()
+	if err := os.WriteFile(d.configPath(), []byte(d.cfgHead+hostcheck.Config(config)+"\n"), 0o644); err != nil {
+		d.t.Fatal(err)
+	}
 }
 
 func (d *testDaemon) start(cfgPath string) {

@@ -147,6 +147,17 @@ func TestDaemonSystemdProtocol(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGCONT)
 	expect("WATCHDOG=1", 2*time.Second)
 
+	// A reload: RELOADING=1 with the time systemd asks for, then READY=1.
+	if err := os.WriteFile(cfgPath, []byte(cfg+"[profiles.reloaded]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	expect("RELOADING=1\nMONOTONIC_USEC=", 5*time.Second)
+	expect("READY=1", 5*time.Second)
+	if info, err := c.Info(ctxT(t)); err != nil || info.Config.Generation != 2 {
+		t.Errorf("after the reload: %v %+v\nlog:\n%s", err, info, log)
+	}
+
 	cmd.Process.Signal(syscall.SIGTERM)
 	term := time.Now()
 	expect("STOPPING=1", 10*time.Second)

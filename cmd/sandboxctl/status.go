@@ -135,6 +135,14 @@ func printInfo(w io.Writer, info *api.Info) {
 	}
 	p := info.Pool
 	fmt.Fprintf(tw, "pool:\t%d running, %d queued; concurrency %d, queue size %d\n", p.Running, p.Queued, p.Concurrency, p.QueueSize)
+	conf := fmt.Sprintf("generation %d", info.Config.Generation)
+	if info.Config.ReloadError != "" {
+		conf += "; the last reload was refused: " + info.Config.ReloadError
+	}
+	if len(info.Config.RestartPending) > 0 {
+		conf += "; changed in the file, applies at a restart: " + strings.Join(info.Config.RestartPending, ", ")
+	}
+	fmt.Fprintf(tw, "config:\t%s\n", conf)
 	tw.Flush()
 
 	for _, prof := range info.Profiles {

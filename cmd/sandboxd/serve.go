@@ -18,7 +18,7 @@ import (
 func serveMain(args []string) int {
 	fs := flag.NewFlagSet("sandboxd serve", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sandboxd serve [--socket PATH] [--config FILE]\n\nServes the v1 API on a Unix socket until SIGTERM or SIGINT, then drains.\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: sandboxd serve [--socket PATH] [--config FILE]\n\nServes the v1 API on a Unix socket until SIGTERM or SIGINT, then drains.\nSIGHUP reads the config file again (docs/operations.md, \"Reload\").\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	socket := fs.String("socket", "", "Unix socket to listen on (default: the config's, /run/sandboxd/sandboxd.sock)")
@@ -33,14 +33,24 @@ func serveMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "sandboxd serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, err := daemon.LoadConfig(*configPath)
+	// What a reload reads too: the file, with the command line's
+	// overrides.
+	load := func() (daemon.Config, error) {
+		cfg, err := daemon.LoadConfig(*configPath)
+		if *socket != "" {
+			cfg.Socket = *socket
+		}
+		return cfg, err
+	}
+	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd serve:", err)
 		return 2
 	}
-	if *socket != "" {
-		cfg.Socket = *socket
-	}
+	// A SIGHUP from now on is a reload, not the end of the process; one
+	// that comes while the daemon starts waits for it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	log := newLogger(cfg.LogFormat)
 	logHostChecks(cfg, *configPath, log) // doctor.go: logged when one fails
 	// Before the daemon starts its helper, which must not inherit it.
@@ -68,6 +78,11 @@ func serveMain(args []string) int {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go func() {
+		for range hup {
+			d.Reload(load) // it logs what it did
+		}
+	}()
 	if err := d.Serve(ctx); err != nil {
 		log.WithError(err).Error("serve")
 		return 1

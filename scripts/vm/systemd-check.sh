@@ -140,7 +140,55 @@ case "$rc:$out" in
 esac
 
 # --- reload ---------------------------------------------------------------------------
-skip "reload: systemctl reload with a changed profile, and with a broken file: pending issue 19 item 2 (reload), which lands after the issue 18 refactor"
+cfg=/etc/sandboxd/sandboxd.toml
+cp "$cfg" /tmp/sandboxd.toml.orig
+# The config's generation, from sandboxctl info's "config:   generation N; ..." line.
+generation() { sandboxctl info | sed -n 's/^config: *generation \([0-9]*\).*/\1/p'; }
+generation_is() { [ "$(generation)" = "$1" ]; }
+refusals() { journalctl -u sandboxd.service --no-pager -o cat | grep -c 'reload refused'; }
+more_refusals() { [ "$(refusals)" -gt "$1" ]; }
+g0=$(generation)
+refused0=$(refusals)
+before=$(sandboxctl run --profile reloaded -- /bin/true 2>&1)
+printf '\n[profiles.reloaded]\nenv = { GREETING = "hello from a reloaded profile" }\n' >>"$cfg"
+systemctl reload sandboxd.service
+rc=$?
+# kill -HUP returns at once: the daemon's generation says when it is done.
+wait_for 30 generation_is $((g0 + 1))
+out=$(sandboxctl run --profile reloaded -- sh -c 'echo $GREETING' 2>&1)
+line=$(journalctl -u sandboxd.service --no-pager -o cat | grep 'config reloaded' | tail -1)
+if [ $rc = 0 ] && [ "$(generation)" = $((g0 + 1)) ] && echo "$out" | grep -q 'hello from a reloaded profile' &&
+	[ "$(prop sandboxd.service ActiveState)" = active ]; then
+	pass "systemctl reload with a profile added: generation $g0 -> $(generation), a job in it ran; before: $(echo "$before" | head -1); the journal: $line"
+else
+	fail "systemctl reload with a profile added: exit $rc, generation $g0 -> $(generation), job: $(echo "$out" | tr '\n' ' '); journal: $line"
+fi
+
+# A broken file while a job runs: refused, the unit stays active, the job
+# goes on, and the config in force (the added profile) stays.
+sandboxctl run -- sh -c 'sleep 3; echo kept running' >/tmp/reload-job.out 2>&1 &
+client=$!
+wait_for 30 sh -c 'systemctl show -p StatusText --value sandboxd.service | grep -q "^1 running"'
+printf 'bogus_key = 1\n' >>"$cfg"
+g1=$(generation)
+systemctl reload sandboxd.service
+rc=$?
+wait_for 30 more_refusals "$refused0"
+line=$(journalctl -u sandboxd.service --no-pager -o cat | grep 'reload refused' | tail -1)
+wait "$client"
+again=$(sandboxctl run --profile reloaded -- sh -c 'echo $GREETING' 2>&1)
+shown=$(sandboxctl info | grep '^config:')
+if echo "$line" | grep -q 'profiles.reloaded.bogus_key' && [ "$(generation)" = "$g1" ] &&
+	[ "$(prop sandboxd.service ActiveState)" = active ] && grep -q 'kept running' /tmp/reload-job.out &&
+	echo "$again" | grep -q 'hello from a reloaded profile'; then
+	pass "systemctl reload with a broken file: refused (systemctl reload exit $rc), the unit active, the running job finished, the old config in force; the journal: $line; sandboxctl info: $shown"
+else
+	fail "systemctl reload with a broken file: exit $rc, generation $g1 -> $(generation), unit $(prop sandboxd.service ActiveState), job: $(cat /tmp/reload-job.out | tr '\n' ' '), a job after: $again; journal: $line"
+fi
+cp /tmp/sandboxd.toml.orig "$cfg"
+systemctl reload sandboxd.service
+wait_for 30 generation_is $((g1 + 1)) ||
+	fail "reload back to the installed config: generation $(generation)"
 
 # --- the watchdog -----------------------------------------------------------------------
 pid1=$(prop sandboxd.service MainPID)
