@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/test/internal/hostcheck"
 )
 
 // interactor is the guessing game's judge: it reads guesses of the secret
@@ -211,39 +212,64 @@ func TestDaemonInteractiveWorkspaces(t *testing.T) {
 	d.assertNoJobLeft(t)
 }
 
-// A cancelled interactive step kills every program at once.
+// stuckPair is a job of one step whose two programs wait on each other
+// (and on a child each) for a minute.
+func stuckPair(id string) *api.Job {
+	return &api.Job{ID: id, Steps: []api.Step{{
+		Programs: []api.Program{
+			{Name: "x", Argv: []string{"sh", "-c", "sleep 60 & cat"}},
+			{Name: "y", Workspace: api.WorkspacePrivate, Argv: []string{"sh", "-c", "sleep 60 & cat"}},
+		},
+		Pipes: []api.Pipe{{From: "x:1", To: "y:0"}, {From: "y:1", To: "x:0", Capture: 100}},
+	}}}
+}
+
+// A cancel, a client that leaves and the daemon's shutdown each kill every
+// program of an interactive step at once, and leave nothing.
 func TestDaemonInteractiveCancel(t *testing.T) {
-	d := startDaemon(t, "")
+	d := startDaemon(t, "shutdown_grace = \"300ms\"\n")
 	ctx := ctxT(t)
-	done := make(chan *api.Result, 1)
-	go func() {
-		res, err := d.c.Run(ctx, &api.Job{ID: "game", Steps: []api.Step{{
-			Programs: []api.Program{
-				{Name: "x", Argv: []string{"sh", "-c", "sleep 60 & cat"}},
-				{Name: "y", Argv: []string{"sh", "-c", "sleep 60 & cat"}},
-			},
-			Pipes: []api.Pipe{{From: "x:1", To: "y:0"}, {From: "y:1", To: "x:0", Capture: 100}},
-		}}})
-		if err != nil {
-			t.Error(err)
+	run := func(ctx context.Context, id string) chan *api.Result {
+		done := make(chan *api.Result, 1)
+		go func() {
+			res, _ := d.c.Run(ctx, stuckPair(id))
+			done <- res
+		}()
+		waitRunning(t, d, id)
+		time.Sleep(100 * time.Millisecond) // both started
+		return done
+	}
+	cancelled := func(what string, res *api.Result) {
+		t.Helper()
+		if res == nil || res.Status != api.StatusCancelled || res.Steps[0].Verdict != api.VerdictCancelled ||
+			res.Steps[0].Programs[0].Verdict != api.VerdictCancelled || res.Steps[0].Programs[1].Verdict != api.VerdictCancelled {
+			t.Errorf("%s: %+v", what, res)
 		}
-		done <- res
-	}()
-	waitRunning(t, d, "game")
-	time.Sleep(100 * time.Millisecond) // both started
+	}
+
+	done := run(ctx, "game")
 	start := time.Now()
 	if err := d.c.Cancel(ctx, "game"); err != nil {
 		t.Fatal(err)
 	}
-	res := <-done
-	if res.Status != api.StatusCancelled || res.Steps[0].Verdict != api.VerdictCancelled ||
-		res.Steps[0].Programs[0].Verdict != api.VerdictCancelled || res.Steps[0].Programs[1].Verdict != api.VerdictCancelled {
-		t.Errorf("%+v", res)
-	}
+	cancelled("cancel", <-done)
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("the cancel took %v", took)
 	}
 	d.assertNoJobLeft(t)
+
+	cctx, leave := context.WithCancel(ctx)
+	run(cctx, "left")
+	leave()
+	if procs := hostcheck.Settle(2*time.Second, busyProcesses); len(procs) > 0 {
+		t.Errorf("processes still there after the client left: %v", procs)
+	}
+	d.assertNoJobLeft(t)
+
+	done = run(ctx, "shutdown")
+	d.stop()
+	cancelled("shutdown", <-done)
+	// assertClean (cleanup) checks nothing is left after the daemon.
 }
 
 func TestDaemonInteractiveBadPipes(t *testing.T) {
