@@ -52,6 +52,10 @@ func guessingGame(t *testing.T, mode string, secret int, solution, judge api.Lim
 	if err != nil {
 		t.Fatal(err)
 	}
+	argv := []string{"./guess", mode}
+	if mode == "missing" {
+		argv = []string{"./missing"}
+	}
 	capture := int64(0)
 	if captured {
 		capture = 4096
@@ -64,7 +68,7 @@ func guessingGame(t *testing.T, mode string, secret int, solution, judge api.Lim
 		},
 		Steps: []api.Step{{
 			Programs: []api.Program{
-				{Name: "solution", Argv: []string{"./guess", mode}, Limits: solution},
+				{Name: "solution", Argv: argv, Limits: solution},
 				{Name: "interactor", Argv: []string{"/usr/bin/python3", "interactor.py", "10"}, Limits: judge},
 			},
 			Pipes: []api.Pipe{
@@ -115,6 +119,8 @@ func TestDaemonInteractiveGuessingGame(t *testing.T) {
 		// sees EOF then, long before its own.
 		{mode: "silent", solution: api.Limits{WallTimeMS: 1000}, judge: wall, step: api.VerdictWallTimeLimit, sol: api.VerdictWallTimeLimit, signal: "SIGKILL", inter: api.VerdictNonzeroExit, interExit: 1, interSays: "EOF after 0 guesses", maxWallMS: 4000},
 		{mode: "crash", solution: wall, judge: wall, step: api.VerdictSignaled, sol: api.VerdictSignaled, signal: "SIGSEGV", inter: api.VerdictNonzeroExit, interExit: 1, interSays: "EOF after 1 guesses"},
+		// Never started: the interactor sees EOF at once.
+		{mode: "missing", solution: wall, judge: wall, step: api.VerdictExecFailed, sol: api.VerdictExecFailed, inter: api.VerdictNonzeroExit, interExit: 1, interSays: "EOF after 0 guesses", maxWallMS: 4000},
 		{mode: "closein", solution: wall, judge: wall, step: api.VerdictNonzeroExit, sol: api.VerdictOK, inter: api.VerdictNonzeroExit, interExit: 2, interSays: "EPIPE"},
 	} {
 		for _, captured := range []bool{false, true} {
