@@ -82,6 +82,11 @@ type Step struct {
 	StdinBase64    string            `json:"stdin_base64,omitempty"`
 	ExpectedStdout *string           `json:"expected_stdout,omitempty"`
 	Limits         Limits            `json:"limits,omitempty"`
+	// Programs, if set, run at once, each in a sandbox of its own, joined
+	// by Pipes; Argv, the stdin fields and expected_stdout are then left
+	// out. See docs/api.md, "Interactive steps".
+	Programs []Program `json:"programs,omitempty"`
+	Pipes    []Pipe    `json:"pipes,omitempty"`
 }
 
 // Job statuses.

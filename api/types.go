@@ -56,4 +56,7 @@ type StepResult struct {
 	MaxRSSBytes     int64   `json:"max_rss_bytes"`
 	PIDsPeak        int64   `json:"pids_peak"`
 	Message         string  `json:"message"`
+	// Programs and Pipes are those of a step with programs.
+	Programs []ProgramResult `json:"programs,omitempty"`
+	Pipes    []PipeCapture   `json:"pipes,omitempty"`
 }

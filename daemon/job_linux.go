@@ -41,7 +41,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 	// mounts a fresh tmpfs of its own there, of the same size, and no
 	// workspace is made, mounted or removed on the host.
 	var ws *workspace
-	if len(cj.steps) > 1 || len(cj.files) > 0 || len(cj.job.TrackedFiles) > 0 {
+	if len(cj.steps) > 1 || len(cj.files) > 0 || len(cj.job.TrackedFiles) > 0 || cj.hasPrograms() {
 		// The workspace is named by the daemon, never by the client's id.
 		// Each step's sandbox gets its files under its own uid.
 		var err error
@@ -115,6 +115,9 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 // runStep runs one step of a job in its workspace, or (ws nil) in a fresh
 // one of the sandbox's own.
 func (d *Daemon) runStep(ctx context.Context, i int, cs *checkedStep, cj *checkedJob, ws *workspace, budget *engine.OutputBudget, emit emitFunc) (api.StepResult, error) {
+	if len(cs.programs) > 0 {
+		return d.runPrograms(ctx, i, cs, cj, ws, budget)
+	}
 	req := &engine.StepRequest{
 		Output:         budget,
 		Argv:           cs.step.Argv,
@@ -207,6 +210,12 @@ func normalizeOutput(s string) string {
 func encodeStep(sr *api.StepResult, b64 bool) {
 	sr.Stdout = encodeOutput(sr.Stdout, b64)
 	sr.Stderr = encodeOutput(sr.Stderr, b64)
+	for j := range sr.Programs {
+		encodeStep(&sr.Programs[j].StepResult, b64)
+	}
+	for j := range sr.Pipes {
+		sr.Pipes[j].Data = encodeOutput(sr.Pipes[j].Data, b64)
+	}
 }
 
 func encodeOutput(s string, b64 bool) string {

@@ -135,7 +135,7 @@ func TestOpenAPIFields(t *testing.T) {
 			t.Errorf("%s: components.schemas.%s is missing (api.%s, the type of %s)", where, name, name, from)
 			return
 		}
-		props := schemaProperties(s)
+		props := schemaProperties(doc, s)
 		fields := wireFields(typ)
 		for _, f := range fields {
 			p := props[f.name]
@@ -165,14 +165,14 @@ func TestOpenAPIFields(t *testing.T) {
 			t.Errorf("%s: components.schemas.%s is missing", where, name)
 			continue
 		}
-		if got := sortedKeys(schemaProperties(s)); !slices.Equal(got, want) {
+		if got := sortedKeys(schemaProperties(doc, s)); !slices.Equal(got, want) {
 			t.Errorf("%s: components.schemas.%s has properties %v, want %v", where, name, got, want)
 		}
 		seen[name] = true
 	}
 	// An object schema that no wire type has is stale.
 	for _, name := range sortedKeys(doc.Components.Schemas) {
-		if !seen[name] && len(schemaProperties(doc.Components.Schemas[name])) > 0 {
+		if !seen[name] && len(schemaProperties(doc, doc.Components.Schemas[name])) > 0 {
 			t.Errorf("%s: components.schemas.%s is no wire type of package api (nor listed in openAPIDocOnly)", where, name)
 		}
 	}
@@ -291,6 +291,12 @@ func wireFields(t reflect.Type) []wireField {
 		if !f.IsExported() || name == "-" {
 			continue
 		}
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			// Embedded: its fields are the outer type's, as encoding/json
+			// writes them.
+			out = append(out, wireFields(f.Type)...)
+			continue
+		}
 		if name == "" {
 			name = f.Name
 		}
@@ -321,14 +327,19 @@ func wireStruct(t reflect.Type) reflect.Type {
 
 // schemaProperties are a schema's properties, its own and those of its
 // oneOf, anyOf and allOf branches (api.File is a string or an object).
-func schemaProperties(s *openAPISchema) map[string]*openAPISchema {
+func schemaProperties(doc *openAPIDoc, s *openAPISchema) map[string]*openAPISchema {
 	props := map[string]*openAPISchema{}
+	// A branch of allOf that is a $ref brings the named schema's
+	// properties (an embedded struct: api.ProgramResult's StepResult).
+	if name, ok := strings.CutPrefix(s.Ref, "#/components/schemas/"); ok && doc.Components.Schemas[name] != nil {
+		s = doc.Components.Schemas[name]
+	}
 	for k, v := range s.Properties {
 		props[k] = v
 	}
 	for _, branches := range [][]*openAPISchema{s.OneOf, s.AnyOf, s.AllOf} {
 		for _, b := range branches {
-			for k, v := range schemaProperties(b) {
+			for k, v := range schemaProperties(doc, b) {
 				props[k] = v
 			}
 		}

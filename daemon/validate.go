@@ -64,6 +64,10 @@ type checkedStep struct {
 	step   *api.Step
 	stdin  []byte
 	limits api.Limits
+	// A step with programs (programs_linux.go): no stdin, no limits of
+	// its own.
+	programs []checkedProgram
+	pipes    []checkedPipe
 }
 
 // check validates a job against the daemon's profiles. The error names
@@ -94,21 +98,15 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 	for i := range job.Steps {
 		s := &job.Steps[i]
 		name := fmt.Sprintf("steps[%d]", i)
-		if len(s.Argv) == 0 || s.Argv[0] == "" {
-			return nil, invalid("%s.argv: empty", name)
-		}
-		if len(s.Argv) > maxArgs {
-			return nil, invalid("%s.argv: %d arguments, at most %d", name, len(s.Argv), maxArgs)
-		}
-		for j, a := range s.Argv {
-			if strings.IndexByte(a, 0) >= 0 {
-				return nil, invalid("%s.argv[%d]: contains a NUL byte", name, j)
+		if len(s.Programs) > 0 || len(s.Pipes) > 0 {
+			cs, aerr := checkPrograms(s, prof, name)
+			if aerr != nil {
+				return nil, aerr
 			}
+			p.steps = append(p.steps, cs)
+			continue
 		}
-		if err := engine.ValidateEnv(s.Env, name+".env"); err != nil {
-			return nil, invalid("%v", err)
-		}
-		if aerr := checkExecSize(s, prof, name); aerr != nil {
+		if aerr := checkCommand(s.Argv, s.Env, prof, name); aerr != nil {
 			return nil, aerr
 		}
 		if err := s.Limits.Validate(prof.Max, func(f string) string { return name + ".limits." + f }); err != nil {
@@ -210,31 +208,51 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 	return p, nil
 }
 
+// checkCommand checks the argv and env of a step (name "steps[i]") or of
+// a program.
+func checkCommand(argv []string, env map[string]string, prof *engine.Profile, name string) *api.Error {
+	if len(argv) == 0 || argv[0] == "" {
+		return invalid("%s.argv: empty", name)
+	}
+	if len(argv) > maxArgs {
+		return invalid("%s.argv: %d arguments, at most %d", name, len(argv), maxArgs)
+	}
+	for j, a := range argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return invalid("%s.argv[%d]: contains a NUL byte", name, j)
+		}
+	}
+	if err := engine.ValidateEnv(env, name+".env"); err != nil {
+		return invalid("%v", err)
+	}
+	return checkExecSize(argv, env, prof, name)
+}
+
 // checkExecSize keeps a step's argv and environment within what execve
 // takes (see maxExecBytes), and its PATH within the directories a program
 // is looked up in: beyond them the step could only fail in the sandbox.
-func checkExecSize(s *api.Step, prof *engine.Profile, name string) *api.Error {
-	if n := len(s.Argv[0]); n > maxProgramBytes {
+func checkExecSize(argv []string, env map[string]string, prof *engine.Profile, name string) *api.Error {
+	if n := len(argv[0]); n > maxProgramBytes {
 		return invalid("%s.argv[0]: a program path of %d bytes, at most %d", name, n, maxProgramBytes)
 	}
 	total := 0
-	for j, a := range s.Argv {
+	for j, a := range argv {
 		if len(a) > maxArgBytes {
 			return invalid("%s.argv[%d]: %d bytes, at most %d (the kernel's limit on one argument)", name, j, len(a), maxArgBytes)
 		}
 		total += len(a) + 1 + 8
 	}
-	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		if n := len(k) + 1 + len(s.Env[k]); n > maxArgBytes {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		if n := len(k) + 1 + len(env[k]); n > maxArgBytes {
 			return invalid("%s.env[%q]: %d bytes as %s=..., at most %d (the kernel's limit on one variable)", name, k, n, k, maxArgBytes)
 		}
 	}
-	if path, ok := s.Env["PATH"]; ok {
+	if path, ok := env["PATH"]; ok {
 		if n := strings.Count(path, ":") + 1; n > nsjail.MaxPathDirs {
 			return invalid("%s.env[\"PATH\"]: %d directories, at most %d", name, n, nsjail.MaxPathDirs)
 		}
 	}
-	for _, kv := range prof.Environ(s.Env) {
+	for _, kv := range prof.Environ(env) {
 		total += len(kv) + 1 + 8
 	}
 	if total > maxExecBytes {

@@ -28,6 +28,12 @@
 // means the sandbox itself failed (internal_error). A sandbox runs one
 // command only and is torn down in the background after it.
 //
+// RunPrograms runs several programs at once (an interactive step), each
+// through RunStep in a sandbox of its own, with the pipes its caller made
+// as their stdio (StepRequest.HandOver: RunStep closes the caller's copies
+// once the sandbox has them). The programs on one workdir run under one
+// uid, acquired for them, so that each may write it.
+//
 // # Cleanup
 //
 // When RunStep returns, no process of the step runs. New leaves nothing

@@ -27,6 +27,14 @@ type StepRequest struct {
 	Limits api.Limits
 	// Stdin is the program's standard input. Nil is /dev/null.
 	Stdin *os.File
+	// Stdout and Stderr, if set, are the program's instead of a capture:
+	// that stream of the result stays empty (a pipe to another program).
+	Stdout, Stderr *os.File
+	// HandOver says RunStep closes Stdin, Stdout and Stderr as soon as the
+	// program's sandbox has them (or cannot take them), so that the caller
+	// holds no copy while the program runs: a pipe's far end then sees
+	// EOF or EPIPE when the program ends.
+	HandOver bool
 	// Workdir is a host directory bound read-write as the working
 	// directory. With HostID zero, RunStep gives everything in it to the
 	// step's sandbox uid first; otherwise it must be writable by HostID.
@@ -57,6 +65,10 @@ type StepRequest struct {
 	// (Hold). Once its program has run for lendAfter, the step lets go
 	// until the program ends, so that the pools refill meanwhile.
 	Held bool
+
+	// sharedID: HostID is shared with other sandboxes running now (see
+	// RunPrograms), so its exit records are not the program's own.
+	sharedID bool
 }
 
 // killWait bounds how long the end of a killed program may take to be
@@ -87,6 +99,9 @@ func (e *Engine) RunStep(ctx context.Context, req *StepRequest) (api.StepResult,
 
 func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) (api.StepResult, error) {
 	var res api.StepResult
+	if req.HandOver {
+		defer req.closeIO()
+	}
 	sb, err := e.sandboxFor(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -123,12 +138,12 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	}
 
 	stdin := req.Stdin // nil: the jail's /dev/null
-	outR, outW, err := os.Pipe()
+	outR, outW, err := captureOr(req.Stdout)
 	if err != nil {
 		return res, err
 	}
 	defer outR.Close()
-	errR, errW, err := os.Pipe()
+	errR, errW, err := captureOr(req.Stderr)
 	if err != nil {
 		outW.Close()
 		return res, err
@@ -155,12 +170,15 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	// The program runs as the sandbox's host uid, which no other live
 	// sandbox has: its processes' exit records are its own.
 	var exits *taskstats.Watch
-	if e.exits != nil {
+	if e.exits != nil && !req.sharedID {
 		exits = e.exits.Watch(sb.hostID)
 	}
 	err = proc.Run(e.command(req, lim), nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir, WorkdirMount: req.WorkdirMount})
 	outW.Close()
 	errW.Close()
+	if req.HandOver {
+		req.closeIO()
+	}
 	if err != nil {
 		if exits != nil {
 			exits.End()
@@ -240,6 +258,36 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 		return res, errors.New(res.Message)
 	}
 	return res, nil
+}
+
+// captureOr is a pipe whose read end the step's capture drains, or, when
+// the caller gives the stream's file (to), a read end that is empty at
+// once and that file, whose copy the caller keeps.
+func captureOr(to *os.File) (r, w *os.File, err error) {
+	if to == nil {
+		return os.Pipe()
+	}
+	if r, err = os.Open(os.DevNull); err != nil {
+		return nil, nil, err
+	}
+	// Run's caller closes its copy: a duplicate, so that the caller's
+	// own file stays the caller's.
+	fd, err := unix.FcntlInt(to.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		r.Close()
+		return nil, nil, fmt.Errorf("dup: %w", err)
+	}
+	return r, os.NewFile(uintptr(fd), to.Name()), nil
+}
+
+// closeIO closes the request's stdio files, once.
+func (req *StepRequest) closeIO() {
+	for _, f := range []**os.File{&req.Stdin, &req.Stdout, &req.Stderr} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

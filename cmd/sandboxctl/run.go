@@ -245,35 +245,21 @@ func printResult(w io.Writer, res *api.Result, outputs bool) {
 		if s.Verdict == api.VerdictSkipped {
 			continue
 		}
-		switch {
-		case s.Verdict == api.VerdictExecFailed: // it never ran
-		case s.Signal != "":
-			row("exit", "signal %s", s.Signal)
-		default:
-			row("exit", "code %d", s.ExitCode)
-		}
-		row("cpu", "%.1f ms (user %.1f, sys %.1f)", s.CPUTimeMS, s.UserTimeMS, s.SysTimeMS)
-		row("wall", "%.1f ms", s.WallTimeMS)
-		row("memory peak", "%.1f MiB", float64(s.MemoryPeakBytes)/(1<<20))
-		row("pids", "%d", s.PIDsPeak)
-		if s.StdoutMatches != nil {
-			row("stdout matches", "%s", yesNo(*s.StdoutMatches))
-		}
-		if s.Message != "" {
-			row("message", "%s", s.Message)
-		}
-		if outputs {
+		if len(s.Programs) > 0 {
+			// An interactive step: each program as a step, then the
+			// captured pipes.
+			for _, p := range s.Programs {
+				fmt.Fprintf(tw, "program %s\n", p.Name)
+				row("verdict", "%s", p.Verdict)
+				printMeasures(w, tw, row, &p.StepResult, outputs)
+			}
 			tw.Flush()
-			printOutput(w, "stdout", s.Stdout, s.StdoutTruncated)
-			printOutput(w, "stderr", s.Stderr, s.StderrTruncated)
-		} else {
-			if s.StdoutTruncated {
-				row("stdout", "truncated")
+			for _, p := range s.Pipes {
+				printOutput(w, "pipe "+p.From+" -> "+p.To, p.Data, p.Truncated)
 			}
-			if s.StderrTruncated {
-				row("stderr", "truncated")
-			}
+			continue
 		}
+		printMeasures(w, tw, row, &s, outputs)
 	}
 	for _, name := range sortedKeys(res.Files) {
 		f := res.Files[name]
@@ -285,6 +271,40 @@ func printResult(w io.Writer, res *api.Result, outputs bool) {
 		printOutput(w, "file "+name, f.Content, f.Truncated)
 	}
 	tw.Flush()
+}
+
+// printMeasures shows how a step (or a program) ended, what it used and,
+// with outputs, its stdout and stderr.
+func printMeasures(w io.Writer, tw *tabwriter.Writer, row func(k, format string, a ...any), s *api.StepResult, outputs bool) {
+	switch {
+	case s.Verdict == api.VerdictExecFailed: // it never ran
+	case s.Signal != "":
+		row("exit", "signal %s", s.Signal)
+	default:
+		row("exit", "code %d", s.ExitCode)
+	}
+	row("cpu", "%.1f ms (user %.1f, sys %.1f)", s.CPUTimeMS, s.UserTimeMS, s.SysTimeMS)
+	row("wall", "%.1f ms", s.WallTimeMS)
+	row("memory peak", "%.1f MiB", float64(s.MemoryPeakBytes)/(1<<20))
+	row("pids", "%d", s.PIDsPeak)
+	if s.StdoutMatches != nil {
+		row("stdout matches", "%s", yesNo(*s.StdoutMatches))
+	}
+	if s.Message != "" {
+		row("message", "%s", s.Message)
+	}
+	if outputs {
+		tw.Flush()
+		printOutput(w, "stdout", s.Stdout, s.StdoutTruncated)
+		printOutput(w, "stderr", s.Stderr, s.StderrTruncated)
+	} else {
+		if s.StdoutTruncated {
+			row("stdout", "truncated")
+		}
+		if s.StderrTruncated {
+			row("stderr", "truncated")
+		}
+	}
 }
 
 // printOutput prints one labelled output, ending on a new line.

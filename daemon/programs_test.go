@@ -1,0 +1,39 @@
+package daemon
+
+import (
+	"testing"
+)
+
+func TestCheckProgramsAcceptsAGame(t *testing.T) {
+	cj := wantOK(t, `{"steps":[{"programs":[
+		{"name":"solution","argv":["./sol"],"workspace":"private","limits":{"wall_time_ms":1000}},
+		{"name":"interactor","argv":["python3","i.py"],"workspace":"job"}],
+		"pipes":[{"from":"solution:1","to":"interactor:0","capture_bytes":100},{"from":"interactor:1","to":"solution:0"}]}]}`)
+	if cj == nil {
+		return
+	}
+	cs := cj.steps[0]
+	if len(cs.programs) != 2 || !cs.programs[0].private || cs.programs[1].private || cs.programs[0].limits.WallTimeMS != 1000 ||
+		cs.programs[1].limits.WallTimeMS == 0 || !cj.hasPrograms() {
+		t.Errorf("%+v", cs.programs)
+	}
+	if len(cs.pipes) != 2 || cs.pipes[0].from != (pipeEnd{0, 1}) || cs.pipes[0].to != (pipeEnd{1, 0}) || cs.pipes[1].to != (pipeEnd{0, 0}) {
+		t.Errorf("%+v", cs.pipes)
+	}
+}
+
+func TestCheckProgramsRefuses(t *testing.T) {
+	two := `"programs":[{"name":"a","argv":["cat"]},{"name":"b","argv":["cat"]}]`
+	for _, tc := range []struct{ body, msg string }{
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"]}]}]}`, "steps[0].programs: 1 programs, 2 to 8"},
+		{`{"steps":[{"argv":["true"]},{"argv":["true"],"pipes":[{"from":"a:1","to":"b:0"}]}]}`, "steps[1].pipes: only a step with programs has pipes"},
+		{`{"steps":[{"env":{"A":"1"},` + two + `}]}`, "steps[0].env: a step with programs gives each program its env"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:01"}]}]}`, `steps[0].pipes[0].to: "01" is not an fd from 0 to 9`},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:2","to":"b:3"}]}]}`, "steps[0].pipes[0].to: fd 3: this daemon joins fds 0, 1 and 2 only"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:0"},{"from":"b:1","to":"b:0"}]}]}`, `steps[0].pipes[1].to: "b:0" is already an end of steps[0].pipes[0].to`},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"]},{"name":"b","argv":["cat"],"env":{"A=B":"1"}}]}]}`, `steps[0].programs[1].env: invalid variable name "A=B"`},
+		{`{"steps":[{"programs":[{"name":"","argv":["cat"]},{"name":"b","argv":["cat"]}]}]}`, `steps[0].programs[0].name: "" must be 1 to 32 characters of A-Z a-z 0-9 _ -`},
+	} {
+		wantInvalid(t, tc.body, tc.msg)
+	}
+}

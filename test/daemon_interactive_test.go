@@ -1,0 +1,323 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandboxd/sandboxd/api"
+	"github.com/sandboxd/sandboxd/test/internal/hostcheck"
+)
+
+// interactor is the guessing game's judge: it reads guesses of the secret
+// in secret.txt (in the job's workspace) and answers each; at most argv[1]
+// guesses. It exits 0 when the secret is found, 1 on EOF or when out of
+// guesses (a wrong answer), 2 when its answer cannot be written (EPIPE).
+const interactor = `import os, sys
+secret = int(open("secret.txt").read())
+limit = int(sys.argv[1])
+for n in range(1, limit + 1):
+    line = sys.stdin.readline()
+    if not line:
+        print("EOF after %d guesses" % (n - 1), file=sys.stderr)
+        sys.exit(1)
+    g = int(line)
+    answer = "correct" if g == secret else "higher" if g < secret else "lower"
+    try:
+        sys.stdout.write(answer + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        print("EPIPE", file=sys.stderr, flush=True)
+        os._exit(2)
+    if answer == "correct":
+        print("found in %d" % n, file=sys.stderr)
+        sys.exit(0)
+print("out of guesses", file=sys.stderr)
+sys.exit(1)
+`
+
+// guessingGame is a job of one interactive step: the solution (guess.c in
+// mode) first, then the interactor, joined both ways: directly, or through
+// the daemon with the traffic captured.
+func guessingGame(t *testing.T, mode string, secret int, solution, judge api.Limits, captured bool) *api.Job {
+	t.Helper()
+	bin, err := os.ReadFile(filepath.Join(programsDir, "guess"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := []string{"./guess", mode}
+	if mode == "missing" {
+		argv = []string{"./missing"}
+	}
+	capture := int64(0)
+	if captured {
+		capture = 4096
+	}
+	return &api.Job{
+		Files: map[string]api.File{
+			"guess":         {Base64: base64Std(string(bin)), Mode: "0755"},
+			"interactor.py": {Content: interactor},
+			"secret.txt":    {Content: fmt.Sprint(secret)},
+		},
+		Steps: []api.Step{{
+			Programs: []api.Program{
+				{Name: "solution", Argv: argv, Limits: solution},
+				{Name: "interactor", Argv: []string{"/usr/bin/python3", "interactor.py", "10"}, Limits: judge},
+			},
+			Pipes: []api.Pipe{
+				{From: "solution:1", To: "interactor:0", Capture: capture},
+				{From: "interactor:1", To: "solution:0", Capture: capture},
+			},
+		}},
+	}
+}
+
+// dialogue is what a binary search says and hears, finding secret.
+func dialogue(secret int) (guesses, answers string) {
+	lo, hi := 1, 1000
+	for lo <= hi {
+		mid := (lo + hi) / 2
+		guesses += fmt.Sprintf("%d\n", mid)
+		switch {
+		case mid == secret:
+			return guesses, answers + "correct\n"
+		case mid < secret:
+			answers += "higher\n"
+			lo = mid + 1
+		default:
+			answers += "lower\n"
+			hi = mid - 1
+		}
+	}
+	return guesses, answers
+}
+
+func TestDaemonInteractiveGuessingGame(t *testing.T) {
+	d := startDaemon(t, "")
+	wall := api.Limits{WallTimeMS: 10000}
+	for _, tc := range []struct {
+		mode       string
+		solution   api.Limits
+		judge      api.Limits
+		step       api.Verdict // the step's verdict
+		sol, inter api.Verdict // each program's
+		signal     string      // the solution's
+		interExit  int
+		interSays  string // in the interactor's stderr
+		maxWallMS  float64
+	}{
+		{mode: "search", solution: wall, judge: wall, step: api.VerdictOK, sol: api.VerdictOK, inter: api.VerdictOK, interSays: "found in"},
+		{mode: "wrong", solution: wall, judge: wall, step: api.VerdictNonzeroExit, sol: api.VerdictOK, inter: api.VerdictNonzeroExit, interExit: 1, interSays: "out of guesses"},
+		// Never answers: its own wall limit ends it, and the interactor
+		// sees EOF then, long before its own.
+		{mode: "silent", solution: api.Limits{WallTimeMS: 1000}, judge: wall, step: api.VerdictWallTimeLimit, sol: api.VerdictWallTimeLimit, signal: "SIGKILL", inter: api.VerdictNonzeroExit, interExit: 1, interSays: "EOF after 0 guesses", maxWallMS: 4000},
+		{mode: "crash", solution: wall, judge: wall, step: api.VerdictSignaled, sol: api.VerdictSignaled, signal: "SIGSEGV", inter: api.VerdictNonzeroExit, interExit: 1, interSays: "EOF after 1 guesses"},
+		// Never started: the interactor sees EOF at once.
+		{mode: "missing", solution: wall, judge: wall, step: api.VerdictExecFailed, sol: api.VerdictExecFailed, inter: api.VerdictNonzeroExit, interExit: 1, interSays: "EOF after 0 guesses", maxWallMS: 4000},
+		{mode: "closein", solution: wall, judge: wall, step: api.VerdictNonzeroExit, sol: api.VerdictOK, inter: api.VerdictNonzeroExit, interExit: 2, interSays: "EPIPE"},
+	} {
+		for _, captured := range []bool{false, true} {
+			name := tc.mode + "/direct"
+			if captured {
+				name = tc.mode + "/captured"
+			}
+			t.Run(name, func(t *testing.T) {
+				const secret = 777
+				start := time.Now()
+				res, err := d.c.Run(ctxT(t), guessingGame(t, tc.mode, secret, tc.solution, tc.judge, captured))
+				if err != nil {
+					t.Fatal(err)
+				}
+				took := time.Since(start)
+				if res.Status != api.StatusCompleted || len(res.Steps) != 1 || len(res.Steps[0].Programs) != 2 {
+					t.Fatalf("%+v", res)
+				}
+				st := res.Steps[0]
+				sol, inter := st.Programs[0], st.Programs[1]
+				show := func() string {
+					b, _ := json.MarshalIndent(st, "", " ")
+					return string(b)
+				}
+				if sol.Name != "solution" || inter.Name != "interactor" {
+					t.Errorf("names %q %q", sol.Name, inter.Name)
+				}
+				if st.Verdict != tc.step || sol.Verdict != tc.sol || inter.Verdict != tc.inter || sol.Signal != tc.signal ||
+					inter.ExitCode != tc.interExit || !strings.Contains(inter.Stderr, tc.interSays) {
+					t.Fatalf("got step %s, solution %s %s, interactor %s exit %d; want %s, %s %s, %s exit %d saying %q\n%s",
+						st.Verdict, sol.Verdict, sol.Signal, inter.Verdict, inter.ExitCode, tc.step, tc.sol, tc.signal, tc.inter, tc.interExit, tc.interSays, show())
+				}
+				if sol.Stdout != "" || inter.Stdout != "" || st.Stdout != "" {
+					t.Errorf("piped stdout captured too:\n%s", show())
+				}
+				if tc.maxWallMS > 0 && (inter.WallTimeMS > tc.maxWallMS || took > time.Duration(tc.maxWallMS)*time.Millisecond) {
+					t.Errorf("the interactor ran %.0f ms, the job %v: past the solution's end\n%s", inter.WallTimeMS, took, show())
+				}
+				if !captured && len(st.Pipes) != 0 {
+					t.Errorf("captures of direct pipes:\n%s", show())
+				}
+				if tc.mode == "search" && captured {
+					guesses, answers := dialogue(secret)
+					if len(st.Pipes) != 2 || st.Pipes[0].From != "solution:1" || st.Pipes[0].Data != guesses || st.Pipes[1].Data != answers || st.Pipes[0].Truncated {
+						t.Errorf("captures: want %q and %q\n%s", guesses, answers, show())
+					}
+					if sol.CPUTimeMS <= 0 || inter.CPUTimeMS <= 0 || inter.MemoryPeakBytes <= 0 {
+						t.Errorf("measurements missing\n%s", show())
+					}
+				}
+				d.assertNoJobLeft(t)
+			})
+		}
+	}
+}
+
+// A private workspace is the program's own: empty, unseen by the job's
+// steps and programs, gone at its end. Programs on the job's workspace
+// share it, each able to write.
+func TestDaemonInteractiveWorkspaces(t *testing.T) {
+	d := startDaemon(t, "")
+	res, err := d.c.Run(ctxT(t), &api.Job{
+		Files: map[string]api.File{"secret.txt": {Content: "42"}},
+		Steps: []api.Step{{
+			Programs: []api.Program{
+				{Name: "private", Workspace: api.WorkspacePrivate, Argv: []string{"sh", "-c", "ls -A /workspace; echo mine > leak; cat /workspace/secret.txt"}},
+				{Name: "a", Argv: []string{"sh", "-c", "cat secret.txt; echo a > a.txt"}},
+				{Name: "b", Workspace: api.WorkspaceJob, Argv: []string{"sh", "-c", "echo b > b.txt; sleep 0.2; cat a.txt"}},
+			},
+		}, {
+			Argv: []string{"sh", "-c", "cat a.txt b.txt; ls"},
+		}},
+		StopOn: api.StopOnNever,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res.Steps[0]
+	if len(st.Programs) != 3 {
+		t.Fatalf("%+v", res)
+	}
+	p, a, b := st.Programs[0], st.Programs[1], st.Programs[2]
+	if p.Verdict != api.VerdictNonzeroExit || p.Stdout != "" || !strings.Contains(p.Stderr, "secret.txt") {
+		t.Errorf("private: %+v", p)
+	}
+	if a.Verdict != api.VerdictOK || a.Stdout != "42" || b.Verdict != api.VerdictOK || b.Stdout != "a\n" {
+		t.Errorf("a: %+v\nb: %+v", a, b)
+	}
+	if st.Verdict != api.VerdictNonzeroExit || st.Message != p.Message || st.ExitCode != p.ExitCode {
+		t.Errorf("the step is the private program's: %+v", st)
+	}
+	if next := res.Steps[1]; next.Verdict != api.VerdictOK || next.Stdout != "a\nb\na.txt\nb.txt\nsecret.txt\n" {
+		t.Errorf("next step: %+v", next)
+	}
+	d.assertNoJobLeft(t)
+}
+
+// stuckPair is a job of one step whose two programs wait on each other
+// (and on a child each) for a minute.
+func stuckPair(id string) *api.Job {
+	return &api.Job{ID: id, Steps: []api.Step{{
+		Programs: []api.Program{
+			{Name: "x", Argv: []string{"sh", "-c", "sleep 60 & cat"}},
+			{Name: "y", Workspace: api.WorkspacePrivate, Argv: []string{"sh", "-c", "sleep 60 & cat"}},
+		},
+		Pipes: []api.Pipe{{From: "x:1", To: "y:0"}, {From: "y:1", To: "x:0", Capture: 100}},
+	}}}
+}
+
+// A cancel, a client that leaves and the daemon's shutdown each kill every
+// program of an interactive step at once, and leave nothing.
+func TestDaemonInteractiveCancel(t *testing.T) {
+	d := startDaemon(t, "shutdown_grace = \"300ms\"\n")
+	ctx := ctxT(t)
+	run := func(ctx context.Context, id string) chan *api.Result {
+		done := make(chan *api.Result, 1)
+		go func() {
+			res, _ := d.c.Run(ctx, stuckPair(id))
+			done <- res
+		}()
+		waitRunning(t, d, id)
+		time.Sleep(100 * time.Millisecond) // both started
+		return done
+	}
+	cancelled := func(what string, res *api.Result) {
+		t.Helper()
+		if res == nil || res.Status != api.StatusCancelled || res.Steps[0].Verdict != api.VerdictCancelled ||
+			res.Steps[0].Programs[0].Verdict != api.VerdictCancelled || res.Steps[0].Programs[1].Verdict != api.VerdictCancelled {
+			t.Errorf("%s: %+v", what, res)
+		}
+	}
+
+	done := run(ctx, "game")
+	start := time.Now()
+	if err := d.c.Cancel(ctx, "game"); err != nil {
+		t.Fatal(err)
+	}
+	cancelled("cancel", <-done)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the cancel took %v", took)
+	}
+	d.assertNoJobLeft(t)
+
+	cctx, leave := context.WithCancel(ctx)
+	run(cctx, "left")
+	leave()
+	if procs := hostcheck.Settle(2*time.Second, busyProcesses); len(procs) > 0 {
+		t.Errorf("processes still there after the client left: %v", procs)
+	}
+	d.assertNoJobLeft(t)
+
+	done = run(ctx, "shutdown")
+	d.stop()
+	cancelled("shutdown", <-done)
+	// assertClean (cleanup) checks nothing is left after the daemon.
+}
+
+func TestDaemonInteractiveBadPipes(t *testing.T) {
+	d := startDaemon(t, "")
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", d.socket)
+	}}}
+	two := `"programs":[{"name":"a","argv":["cat"]},{"name":"b","argv":["cat"]}]`
+	for _, tc := range []struct{ body, want string }{
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"]}]}]}`, "steps[0].programs: 1 programs"},
+		{`{"steps":[{"argv":["true"],"pipes":[{"from":"a:1","to":"b:0"}]}]}`, "steps[0].pipes: only a step with programs"},
+		{`{"steps":[{"argv":["true"],` + two + `}]}`, "steps[0].argv"},
+		{`{"steps":[{"stdin":"x",` + two + `}]}`, "steps[0].stdin"},
+		{`{"steps":[{"expected_stdout":"x",` + two + `}]}`, "steps[0].expected_stdout"},
+		{`{"steps":[{"limits":{"cpu_time_ms":5},` + two + `}]}`, "steps[0].limits"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"c:1","to":"b:0"}]}]}`, `steps[0].pipes[0].from: "c" names no program`},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a","to":"b:0"}]}]}`, "steps[0].pipes[0].from"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:x","to":"b:0"}]}]}`, "steps[0].pipes[0].from"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:0","to":"b:0"}]}]}`, "steps[0].pipes[0].from: fd 0"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:1"}]}]}`, "steps[0].pipes[0].to: fd 1"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:10"}]}]}`, "steps[0].pipes[0].to"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:4","to":"b:0"}]}]}`, "steps[0].pipes[0].from: fd 4: this daemon joins fds 0, 1 and 2 only"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:0"},{"from":"a:1","to":"a:0"}]}]}`, `steps[0].pipes[1].from: "a:1" is already an end of steps[0].pipes[0].from`},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:0"},{"from":"a:2","to":"b:0"}]}]}`, "steps[0].pipes[1].to"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:0","capture_bytes":0}]}]}`, "capture_bytes"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:0","capture_bytes":999999999999}]}]}`, "steps[0].pipes[0].capture_bytes"},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"]},{"name":"a","argv":["cat"]}]}]}`, "steps[0].programs[1].name"},
+		{`{"steps":[{"programs":[{"name":"a b","argv":["cat"]},{"name":"c","argv":["cat"]}]}]}`, "steps[0].programs[0].name"},
+		{`{"steps":[{"programs":[{"name":"a","argv":[]},{"name":"c","argv":["cat"]}]}]}`, "steps[0].programs[0].argv"},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"]},{"name":"c","argv":["cat"],"limits":{"cpu_time_ms":99999999999}}]}]}`, "steps[0].programs[1].limits.cpu_time_ms"},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"],"workspace":"shared"},{"name":"c","argv":["cat"]}]}]}`, "steps[0].programs[0].workspace"},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"],"argvv":1},{"name":"c","argv":["cat"]}]}]}`, "argvv"},
+	} {
+		resp, err := hc.Post("http://sandboxd/v1/run", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb api.ErrorBody
+		json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || eb.Error == nil || eb.Error.Code != api.CodeInvalidArgument || !strings.Contains(eb.Error.Message, tc.want) {
+			t.Errorf("%s: HTTP %d %+v, want 400 naming %q", tc.body, resp.StatusCode, eb.Error, tc.want)
+		}
+	}
+}
