@@ -86,7 +86,7 @@ func HostChecks(cfg daemon.Config, configPath string, h Host) []Check {
 		h.kernel(),
 		h.userNamespaces(),
 		h.namespaces(),
-		h.cgroups(),
+		h.cgroups(cfg.CgroupSubtree),
 		h.seccomp(),
 		h.uidRange(cfg, configPath),
 		h.socket(cfg, configPath),
@@ -197,7 +197,7 @@ func (h Host) namespaces() Check {
 }
 
 // cgroups: the mode, and on v2 the controllers the daemon's group gets.
-func (h Host) cgroups() Check {
+func (h Host) cgroups(subtree string) Check {
 	c := Check{Name: "cgroups"}
 	lay, err := cgroup.DetectLayout(cgroup.Config{Root: h.CgroupRoot, MountInfo: h.MountInfo})
 	if err != nil {
@@ -221,7 +221,7 @@ func (h Host) cgroups() Check {
 		c.Status = OK
 		return c
 	}
-	group, whose := h.daemonGroup()
+	group, whose := h.daemonGroup(subtree)
 	b, err := os.ReadFile(filepath.Join(group, "cgroup.controllers"))
 	if err != nil {
 		c.Status, c.Detail = Fail, fmt.Sprintf("v2; %v", err)
@@ -252,8 +252,9 @@ func (h Host) cgroups() Check {
 // sandboxd.service's (delegated: its cgroup.controllers are what it got),
 // or before it ever ran the root's (Delegate=yes hands down what the root
 // offers); without systemd this process's own, as a daemon started from
-// here would have.
-func (h Host) daemonGroup() (dir, whose string) {
+// here would have. A process that an engine already moved into its leaf
+// (<subtree>-self) owns the leaf's parent, as the engine does.
+func (h Host) daemonGroup(subtree string) (dir, whose string) {
 	if _, err := os.Stat(h.SystemdRun); err == nil {
 		svc := filepath.Join(h.CgroupRoot, "system.slice", "sandboxd.service")
 		if _, err := os.Stat(svc); err == nil {
@@ -265,6 +266,9 @@ func (h Host) daemonGroup() (dir, whose string) {
 	if err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if p, ok := strings.CutPrefix(line, "0::"); ok {
+				if filepath.Base(p) == subtree+"-self" && p != "/" {
+					p = filepath.Dir(p)
+				}
 				return filepath.Join(h.CgroupRoot, p), "this process's group " + p
 			}
 		}
