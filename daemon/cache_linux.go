@@ -129,7 +129,7 @@ func openFileCache(dir string, capBytes, quota int64, log *logrus.Logger) (*file
 	return c, nil
 }
 
-func (c *fileCache) tmpDir() string             { return filepath.Join(c.dir, "tmp") }
+func (c *fileCache) tmpDir() string            { return filepath.Join(c.dir, "tmp") }
 func (c *fileCache) path(id string) string     { return filepath.Join(c.dir, id) }
 func (c *fileCache) metaPath(id string) string { return filepath.Join(c.dir, id+".meta") }
 
