@@ -20,6 +20,9 @@ type Job struct {
 	TrackedFiles   []string        `json:"tracked_files,omitempty"`
 	WorkspaceBytes int64           `json:"workspace_bytes,omitempty"`
 	OutputEncoding string          `json:"output_encoding,omitempty"`
+	// KeepFiles are workspace paths put into the file cache when the job
+	// ends; Result.Kept gives their ids.
+	KeepFiles []string `json:"keep_files,omitempty"`
 }
 
 // KeyOf makes a Job's key of v, as encoding/json encodes it: KeyOf("abc")
@@ -54,6 +57,9 @@ type File struct {
 	Content string `json:"content,omitempty"`
 	Base64  string `json:"base64,omitempty"`
 	Mode    string `json:"mode,omitempty"`
+	// Cached is a file cache id (CachedFile.ID), instead of content or
+	// base64: the cached file, read-only, with no copy.
+	Cached string `json:"cached,omitempty"`
 }
 
 // UnmarshalJSON takes the string form or the object form, strictly.
@@ -82,6 +88,8 @@ type Step struct {
 	StdinBase64    string            `json:"stdin_base64,omitempty"`
 	ExpectedStdout *string           `json:"expected_stdout,omitempty"`
 	Limits         Limits            `json:"limits,omitempty"`
+	// StdinCached is a file cache id, instead of stdin or stdin_base64.
+	StdinCached string `json:"stdin_cached,omitempty"`
 	// Programs, if set, run at once, each in a sandbox of its own, joined
 	// by Pipes; Argv, the stdin fields and expected_stdout are then left
 	// out. See docs/api.md, "Interactive steps".
@@ -104,6 +112,8 @@ type Result struct {
 	Steps   []StepResult            `json:"steps"`
 	Files   map[string]*TrackedFile `json:"files,omitempty"`
 	Timing  Timing                  `json:"timing"`
+	// Kept holds the cache id of each of Job.KeepFiles that was kept.
+	Kept map[string]CachedFile `json:"kept,omitempty"`
 }
 
 // TrackedFile is a file read back from the workspace. A missing file is a

@@ -68,6 +68,14 @@ type Config struct {
 	// under SCHED_OTHER all the same. false leaves the policy the daemon
 	// was started with, and the programs inherit it.
 	BatchScheduling bool `toml:"batch_scheduling"`
+	// CacheDir holds the file cache (POST /v1/files), which survives a
+	// restart of the daemon. Default: state_dir + "/cache". CacheBytes caps
+	// the cache (and so one upload): past it the least recently used files
+	// that no queued or running job names are evicted. CacheQuotaBytes caps
+	// the files each caller uid uploaded or kept. Default: cache_bytes.
+	CacheDir        string `toml:"cache_dir"`
+	CacheBytes      int64  `toml:"cache_bytes"`
+	CacheQuotaBytes int64  `toml:"cache_quota_bytes"`
 	// Profiles by name; "default" always exists.
 	Profiles map[string]ProfileConfig `toml:"profiles"`
 }
@@ -130,6 +138,9 @@ func DefaultConfig() Config {
 		ResultBytes:             256 << 20,
 		LogFormat:               "auto",
 		BatchScheduling:         true,
+		CacheDir:                filepath.Join(engine.DefaultConfig().StateDir, "cache"),
+		CacheBytes:              1 << 30,
+		CacheQuotaBytes:         1 << 30,
 	}
 }
 
@@ -157,6 +168,12 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if !md.IsDefined("warm_sandboxes") {
 		cfg.WarmSandboxes = defaultWarm(cfg.Concurrency)
+	}
+	if !md.IsDefined("cache_dir") {
+		cfg.CacheDir = filepath.Join(cfg.StateDir, "cache")
+	}
+	if !md.IsDefined("cache_quota_bytes") {
+		cfg.CacheQuotaBytes = cfg.CacheBytes
 	}
 	if !md.IsDefined("max_inflight_request_bytes") {
 		cfg.MaxInflightRequestBytes = defaultInflight(cfg.MaxRequestBytes)
@@ -216,6 +233,15 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownGrace.Duration < 0 || c.ResultTTL.Duration < 0 {
 		errs = append(errs, errors.New("shutdown_grace, result_ttl: negative"))
+	}
+	if !filepath.IsAbs(c.CacheDir) || filepath.Clean(c.CacheDir) != c.CacheDir {
+		errs = append(errs, fmt.Errorf("cache_dir: %q is not a clean absolute path", c.CacheDir))
+	}
+	if c.CacheBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("cache_bytes: %d is below 1048576", c.CacheBytes))
+	}
+	if c.CacheQuotaBytes < 1 || c.CacheQuotaBytes > c.CacheBytes {
+		errs = append(errs, fmt.Errorf("cache_quota_bytes: %d is not within 1..cache_bytes (%d)", c.CacheQuotaBytes, c.CacheBytes))
 	}
 	switch c.LogFormat {
 	case "auto", "text", "json":

@@ -52,6 +52,7 @@ type Daemon struct {
 	ws        *wsPool                // workspaces mounted ahead
 	wsTmpfs   bool                   // the workspaces' dir is a tmpfs this daemon mounted
 	wsDone    sync.Once
+	cache     *fileCache // POST /v1/files
 	// stateLock is held while the daemon runs (lockStateDir); the cgroup
 	// subtree's lock is the cgroup manager's (lockSubtree).
 	stateLock *os.File
@@ -119,6 +120,9 @@ func New(cfg Config, version string, log *logrus.Logger) (_ *Daemon, err error) 
 	undo = append(undo, d.cancelBase)
 	if err := d.reclaim(); err != nil {
 		return nil, fmt.Errorf("reclaiming a previous instance's leftovers: %w", err)
+	}
+	if d.cache, err = openFileCache(cfg.CacheDir, cfg.CacheBytes, cfg.CacheQuotaBytes, log); err != nil {
+		return nil, err
 	}
 	if d.wsTmpfs, err = mountWorkspacesDir(cfg.StateDir); err != nil {
 		return nil, err

@@ -52,8 +52,12 @@ func newHTTPServer(t *testing.T, edit func(*Config)) *server {
 		Name: "sandboxd_rejected_requests_total", Help: "Requests answered with an error, by error code.",
 	}, []string{"code"})}
 	reg.MustRegister(m.rejected)
+	cache, err := openFileCache(t.TempDir(), cfg.CacheBytes, cfg.CacheQuotaBytes, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	d := &Daemon{
-		log: log, metrics: m,
+		log: log, metrics: m, cache: cache,
 		sched:  newScheduler(cfg.Concurrency, cfg.QueueSize),
 		reg:    newRegistry(cfg.ResultTTL.Duration, cfg.ResultBytes),
 		bodies: newByteBudget(cfg.MaxInflightRequestBytes),

@@ -41,7 +41,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 	// mounts a fresh tmpfs of its own there, of the same size, and no
 	// workspace is made, mounted or removed on the host.
 	var ws *workspace
-	if len(cj.steps) > 1 || len(cj.files) > 0 || len(cj.job.TrackedFiles) > 0 || cj.hasPrograms() {
+	if len(cj.steps) > 1 || len(cj.files) > 0 || len(cj.job.TrackedFiles) > 0 || cj.hasPrograms() || len(cj.job.KeepFiles) > 0 {
 		// The workspace is named by the daemon, never by the client's id.
 		// Each step's sandbox gets its files under its own uid.
 		var err error
@@ -101,6 +101,9 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 		}
 	}
 
+	if len(cj.job.KeepFiles) > 0 {
+		res.Kept, res.Message = d.keepFiles(ws, cj.job.KeepFiles, j.caller)
+	}
 	if len(cj.job.TrackedFiles) > 0 {
 		res.Files = ws.readTracked(cj.job.TrackedFiles, cj.conf.cfg.TrackedFileBytes, budget)
 		for _, tf := range res.Files {
@@ -133,9 +136,24 @@ func (d *Daemon) runStep(ctx context.Context, i int, cs *checkedStep, cj *checke
 		// first step.
 		req.WorkdirEmpty = i == 0 && len(cj.files) == 0
 		req.WorkdirMount = ws.takeMount() // the first step's
+		if ws.binds {
+			m, err := ws.treeMount()
+			if err != nil {
+				return api.StepResult{Verdict: api.VerdictInternalError, Message: withoutPath(err)}, err
+			}
+			req.WorkdirMount = m
+		}
 	}
 	if req.WorkdirMount != nil {
 		defer req.WorkdirMount.Close()
+	}
+	if cs.stdinCached != "" {
+		f, err := d.openStdinCached(cs)
+		if err != nil {
+			return api.StepResult{Verdict: api.VerdictInternalError, Message: err.Error()}, err
+		}
+		defer f.Close()
+		req.Stdin = f
 	}
 	if len(cs.stdin) > 0 {
 		f, err := memfdWith("stdin", cs.stdin)

@@ -107,6 +107,7 @@ var openAPIRoots = []reflect.Type{
 	reflect.TypeFor[api.RunInfo](),
 	reflect.TypeFor[api.RunList](),
 	reflect.TypeFor[api.Info](),
+	reflect.TypeFor[api.CachedFileList](),
 }
 
 // openAPIDocOnly are the object schemas of the document that no named Go

@@ -63,6 +63,8 @@ func checkPrograms(s *api.Step, prof *engine.Profile, name string) (checkedStep,
 		return cs, invalid("%s.limits: a step with programs gives each program its limits", name)
 	case s.Stdin != "" || s.StdinBase64 != "":
 		return cs, invalid("%s.stdin: a step with programs has no stdin; its programs read their pipes", name)
+	case s.StdinCached != "":
+		return cs, invalid("%s.stdin_cached: a step with programs has no stdin; its programs read their pipes", name)
 	case s.ExpectedStdout != nil:
 		return cs, invalid("%s.expected_stdout: a step with programs has no expected_stdout; a program decides (its exit status)", name)
 	}

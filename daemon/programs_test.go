@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -28,6 +29,7 @@ func TestCheckProgramsRefuses(t *testing.T) {
 		{`{"steps":[{"programs":[{"name":"a","argv":["cat"]}]}]}`, "steps[0].programs: 1 programs, 2 to 8"},
 		{`{"steps":[{"argv":["true"]},{"argv":["true"],"pipes":[{"from":"a:1","to":"b:0"}]}]}`, "steps[1].pipes: only a step with programs has pipes"},
 		{`{"steps":[{"env":{"A":"1"},` + two + `}]}`, "steps[0].env: a step with programs gives each program its env"},
+		{`{"steps":[{"stdin_cached":"` + strings.Repeat("a", 64) + `",` + two + `}]}`, "steps[0].stdin_cached: a step with programs has no stdin; its programs read their pipes"},
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:01"}]}]}`, `steps[0].pipes[0].to: "01" is not an fd from 0 to 9`},
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:2","to":"b:3"}]}]}`, "steps[0].pipes[0].to: fd 3: this daemon joins fds 0, 1 and 2 only"},
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:0"},{"from":"b:1","to":"b:0"}]}]}`, `steps[0].pipes[1].to: "b:0" is already an end of steps[0].pipes[0].to`},

@@ -80,6 +80,9 @@ var restartOnly = []struct{ key, why string }{
 	{"cgroup_subtree", "the engine locks and owns the subtree from the start"},
 	{"log_format", "the logger is made before the daemon"},
 	{"batch_scheduling", "the policy is set before the helper starts, which inherits it"},
+	{"cache_dir", "the file cache is opened and indexed at start"},
+	{"cache_bytes", "the file cache's cap is set when it is opened"},
+	{"cache_quota_bytes", "the file cache's quotas are set when it is opened"},
 }
 
 // isRestartOnly says whether key is one of restartOnly.

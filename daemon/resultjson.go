@@ -66,6 +66,9 @@ func writeResult(w io.Writer, res *api.Result) error {
 		bw.WriteString("}")
 	}
 	put(`,"timing":`, res.Timing)
+	if len(res.Kept) > 0 {
+		put(`,"kept":`, res.Kept)
+	}
 	bw.WriteString("}\n")
 	return bw.Flush()
 }

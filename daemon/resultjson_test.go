@@ -20,6 +20,7 @@ func TestWriteResultMatchesEncodingJSON(t *testing.T) {
 			{Verdict: api.VerdictSkipped},
 		}, Files: map[string]*api.TrackedFile{"z": {Content: "zz"}, "a/b": nil, "m": {Content: "", Truncated: true}},
 			Timing: api.Timing{QueuedMS: 0.25, TotalMS: 3}},
+		{ID: "d", Status: api.StatusCompleted, Kept: map[string]api.CachedFile{"b<": {ID: "ab", Size: 2}, "a": {ID: "cd"}}},
 	} {
 		var want bytes.Buffer
 		json.NewEncoder(&want).Encode(res)

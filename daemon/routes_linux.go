@@ -23,6 +23,10 @@ var routeTable = []struct {
 	{"GET /v1/runs", (*server).runs},
 	{"GET /v1/runs/{id}", (*server).getRun},
 	{"DELETE /v1/runs/{id}", (*server).cancelRun},
+	{"POST /v1/files", (*server).uploadFile},
+	{"GET /v1/files", (*server).listFiles},
+	{"GET /v1/files/{id}", (*server).getFile},
+	{"DELETE /v1/files/{id}", (*server).deleteFile},
 	{"GET /metrics", (*server).metricsPage},
 }
 

@@ -163,6 +163,8 @@ type admission struct {
 	// release gives up the job's hold on the pools (Engine.Hold), and
 	// logged logs the job's end; see finish.
 	release, logged func()
+	// unpin lets go of the job's cached files (pinCached).
+	unpin func()
 }
 
 // admit registers a job and gives it a place in line: the errors a client
@@ -182,13 +184,20 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, cj *checkedJob, batch
 		cancel()
 		return nil, &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf("id: %q is in use by a live job", id)}
 	}
+	unpin, aerr := d.pinCached(cj)
+	if aerr != nil {
+		cancel()
+		d.reg.drop(j)
+		return nil, aerr
+	}
 	t, err := d.sched.enqueue(caller, batch)
 	if err != nil {
+		unpin()
 		cancel()
 		d.reg.drop(j)
 		return nil, &api.Error{Code: api.CodeResourceExhausted, Message: fmt.Sprintf("the queue is full (%d jobs waiting); retry later", d.conf().cfg.QueueSize)}
 	}
-	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, cj: cj, ticket: t, batch: batch}, nil
+	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, cj: cj, ticket: t, batch: batch, unpin: unpin}, nil
 }
 
 // resultHold bounds how long a job's result keeps its hold on the pools
@@ -199,6 +208,9 @@ const resultHold = 50 * time.Millisecond
 // pools, and its end is logged. Safe to call more than once, and when run
 // did not run the job.
 func (a *admission) finish() {
+	if a.unpin != nil {
+		a.unpin()
+	}
 	if a.release != nil {
 		a.release()
 	}
@@ -240,6 +252,7 @@ func (a *admission) run(emit emitFunc) *api.Result {
 	}
 	// A batch's results too: the registry bounds what it keeps
 	// (result_bytes), however large the batch.
+	a.unpin()
 	d.reg.finish(j, res)
 	d.metrics.jobFinished(res)
 	// The log line waits until the result is out (finish).

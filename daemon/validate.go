@@ -52,12 +52,18 @@ type checkedJob struct {
 	wsBytes   int64
 	base64    bool
 	stopNever bool
+	// cached are the file cache ids the job names, and the field of each:
+	// admit pins them (cache_job_linux.go).
+	cached       []string
+	cachedFields []string
 }
 
 type checkedFile struct {
 	name string
 	data []byte
 	mode uint32
+	// cached is a cached file's path: bound in read-only, not written.
+	cached string
 }
 
 type checkedStep struct {
@@ -68,6 +74,8 @@ type checkedStep struct {
 	// its own.
 	programs []checkedProgram
 	pipes    []checkedPipe
+	// stdinCached is a file cache id, opened as the program's stdin.
+	stdinCached string
 }
 
 // check validates a job against the daemon's profiles. The error names
@@ -113,6 +121,15 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 			return nil, invalid("%v", err)
 		}
 		cs := checkedStep{step: s, limits: s.Limits.WithDefaults(prof.Defaults)}
+		if s.StdinCached != "" {
+			if s.Stdin != "" || s.StdinBase64 != "" {
+				return nil, invalid("%s.stdin_cached: give one of stdin, stdin_base64 and stdin_cached", name)
+			}
+			if aerr := p.checkCached(d.cache, s.StdinCached, name+".stdin_cached"); aerr != nil {
+				return nil, aerr
+			}
+			cs.stdinCached = s.StdinCached
+		}
 		switch {
 		case s.Stdin != "" && s.StdinBase64 != "":
 			return nil, invalid("%s.stdin, %s.stdin_base64: give one, not both", name, name)
@@ -146,6 +163,13 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 			}
 		}
 		cf := checkedFile{name: name, mode: 0o644}
+		if f.Cached != "" {
+			if aerr := p.checkCachedFile(d.cache, &f, &cf, field); aerr != nil {
+				return nil, aerr
+			}
+			p.files = append(p.files, cf)
+			continue
+		}
 		switch {
 		case f.Content != "" && f.Base64 != "":
 			return nil, invalid("%s: give content or base64, not both", field)
@@ -174,6 +198,9 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 		if err := validRelPath(name); err != nil {
 			return nil, invalid("tracked_files[%d]: %v", i, err)
 		}
+	}
+	if aerr := checkKeepFiles(job.KeepFiles); aerr != nil {
+		return nil, aerr
 	}
 	switch job.StopOn {
 	case "", api.StopOnFailure:

@@ -24,6 +24,9 @@ type workspace struct {
 	// mount is a detached copy of the workspace's mount made with it
 	// (nsjail.DetachedMount), for its first step; nil once taken.
 	mount *os.File
+	// binds says cached files are bound in (bindCached): each step gets a
+	// recursive copy of the mount (treeMount).
+	binds bool
 }
 
 // workspacesDir is where workspaces are mounted, beneath the state dir.
@@ -74,7 +77,11 @@ func (w *workspace) writeFiles(files []checkedFile) error {
 		if err := w.mkdirs(filepath.Dir(f.name)); err != nil {
 			return err
 		}
-		if err := w.writeFile(f); err != nil {
+		write := w.writeFile
+		if f.cached != "" {
+			write = func(f checkedFile) error { return w.bindCached(f.name, f.cached) }
+		}
+		if err := write(f); err != nil {
 			if errors.Is(err, unix.ENOSPC) {
 				return fmt.Errorf("files[%q]: the workspace is full", f.name)
 			}

@@ -56,7 +56,11 @@ func chownTree(dir string, uid, gid int, over int64) (largeSet, error) {
 	var large largeSet
 	err = walkTree(fd, func(dirfd int, name string, typ uint8) error {
 		if err := unix.Fchownat(dirfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("workdir: chown: %w", err)
+			// A file bound in read-only (the daemon's cached files) stays
+			// as it is.
+			if err != unix.EROFS || !onOtherMount(dirfd, name) {
+				return fmt.Errorf("workdir: chown: %w", err)
+			}
 		}
 		if over > 0 {
 			large.note(dirfd, name, typ, over)
@@ -227,4 +231,14 @@ func walkEntries(fd int, buf []byte, visit func(dirfd int, name string, typ uint
 			}
 		}
 	}
+}
+
+// onOtherMount says whether the entry name of the directory dirfd is a
+// mount point of its own (a file bound there).
+func onOtherMount(dirfd int, name string) bool {
+	var dir, st unix.Stat_t
+	if unix.Fstat(dirfd, &dir) != nil || unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return false
+	}
+	return dir.Dev != st.Dev
 }

@@ -72,6 +72,24 @@ func (f fileFlags) Set(s string) error {
 	return nil
 }
 
+// cachedFileFlags collects --file-cached NAME=ID into the same files as
+// --file.
+type cachedFileFlags map[string]api.File
+
+func (f cachedFileFlags) String() string { return "" }
+
+func (f cachedFileFlags) Set(s string) error {
+	name, id, ok := strings.Cut(s, "=")
+	if !ok || name == "" || id == "" {
+		return fmt.Errorf("%q is not NAME=ID", s)
+	}
+	if _, dup := f[name]; dup {
+		return fmt.Errorf("%s given twice", name)
+	}
+	f[name] = api.File{Cached: id}
+	return nil
+}
+
 // hostFile reads a host file for the workspace, byte for byte. Its mode
 // is 0755 when any execute bit is set, else 0644: the sandbox's user is
 // not the file's owner, so other bits would mean nothing there.

@@ -33,6 +33,9 @@ commands:
   cancel ID                  cancel a job
   info                       show the daemon, its host and its profiles
   ping                       check that the daemon answers
+  files upload FILE...       put files into the daemon's file cache; prints their ids
+  files ls | get ID [-o FILE] | rm ID...
+                             list, download, delete cached files
 
 --socket PATH chooses the daemon (default: $SANDBOXD_SOCKET, or
 ` + client.DefaultSocket + `).
@@ -73,6 +76,7 @@ var commands = map[string]command{
 	"cancel": cancelCmd,
 	"info":   infoCmd,
 	"ping":   pingCmd,
+	"files":  filesCmd,
 }
 
 // run is the whole program, testable: args without the program name.

@@ -26,12 +26,14 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 		track    listFlags
 		jobFile  = fs.String("job", "", "run the job in `FILE` (\"-\": stdin) instead of ARGV: the JSON body of POST /v1/run, sent as it is (several steps, files, limits, tracked files)")
 		stdin    = fs.String("stdin", "", "`FILE` to give as standard input (\"-\": this command's stdin)")
+		stdinID  = fs.String("stdin-cached", "", "the cached file `ID` to give as standard input (sandboxctl files upload)")
 		expected = fs.String("expected-stdout", "", "`TEXT` the standard output should be (trailing whitespace aside)")
 		profile  = fs.String("profile", "", "the daemon's profile `NAME` (default: the daemon's default)")
 		asJSON   = fs.Bool("json", false, "print the result as JSON")
 		stream   = fs.Bool("stream", false, "copy the program's output as it comes, then show the result")
 	)
 	addLimitFlags(fs.FlagSet, &limits)
+	fs.Var(cachedFileFlags(files), "file-cached", "a workspace file from the file cache: `NAME=ID`, read-only (repeatable)")
 	fs.Var(files, "file", "a workspace file: `NAME=@PATH` (a host file, byte for byte) or NAME=TEXT (repeatable)")
 	fs.Var(env, "env", "an environment variable `K=V` (repeatable)")
 	fs.Var(&track, "track", "a workspace `FILE` to read back after the run and show (repeatable)")
@@ -55,6 +57,10 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 			step.ExpectedStdout = expected
 		}
 	})
+	if *stdin != "" && *stdinID != "" {
+		return c.usageError(fs.Name(), errors.New("--stdin, --stdin-cached: give one"))
+	}
+	step.StdinCached = *stdinID
 	if *stdin != "" {
 		b, err := readInput(*stdin, c.stdin)
 		if err != nil {
