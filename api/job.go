@@ -82,6 +82,14 @@ type Step struct {
 	StdinBase64    string            `json:"stdin_base64,omitempty"`
 	ExpectedStdout *string           `json:"expected_stdout,omitempty"`
 	Limits         Limits            `json:"limits,omitempty"`
+
+	// Checkers (see compare.go): where stdout also goes, and how it is
+	// compared with the expected output.
+	StdoutTo           string  `json:"stdout_to,omitempty"`
+	ExpectedStdoutFile string  `json:"expected_stdout_file,omitempty"`
+	Compare            string  `json:"compare,omitempty"`
+	FloatAbs           float64 `json:"float_abs,omitempty"`
+	FloatRel           float64 `json:"float_rel,omitempty"`
 }
 
 // Job statuses.

@@ -51,6 +51,10 @@ type checkedJob struct {
 	wsBytes   int64
 	base64    bool
 	stopNever bool
+	// stepFiles: a step names a workspace file the daemon writes or
+	// reads (stdout_to, expected_stdout_file), so the job needs a
+	// workspace of the daemon's.
+	stepFiles bool
 }
 
 type checkedFile struct {
@@ -63,6 +67,7 @@ type checkedStep struct {
 	step   *api.Step
 	stdin  []byte
 	limits api.Limits
+	check  stdoutCheck // how stdout is compared with the expected output
 }
 
 // check validates a job against the daemon's profiles. The error names
@@ -114,6 +119,11 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 			return nil, invalid("%v", err)
 		}
 		cs := checkedStep{step: s, limits: s.Limits.WithDefaults(prof.Defaults)}
+		var aerr *api.Error
+		if cs.check, aerr = checkStdoutFields(s, name, job.Files); aerr != nil {
+			return nil, aerr
+		}
+		p.stepFiles = p.stepFiles || s.StdoutTo != "" || s.ExpectedStdoutFile != ""
 		switch {
 		case s.Stdin != "" && s.StdinBase64 != "":
 			return nil, invalid("%s.stdin, %s.stdin_base64: give one, not both", name, name)
