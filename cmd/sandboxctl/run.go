@@ -27,11 +27,13 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 		jobFile  = fs.String("job", "", "run the job in `FILE` (\"-\": stdin) instead of ARGV: the JSON body of POST /v1/run, sent as it is (several steps, files, limits, tracked files)")
 		stdin    = fs.String("stdin", "", "`FILE` to give as standard input (\"-\": this command's stdin)")
 		expected = fs.String("expected-stdout", "", "`TEXT` the standard output should be (trailing whitespace aside)")
+		checks   stdoutFlags
 		profile  = fs.String("profile", "", "the daemon's profile `NAME` (default: the daemon's default)")
 		asJSON   = fs.Bool("json", false, "print the result as JSON")
 		stream   = fs.Bool("stream", false, "copy the program's output as it comes, then show the result")
 	)
 	addLimitFlags(fs.FlagSet, &limits)
+	checks.add(fs.FlagSet)
 	fs.Var(files, "file", "a workspace file: `NAME=@PATH` (a host file, byte for byte) or NAME=TEXT (repeatable)")
 	fs.Var(env, "env", "an environment variable `K=V` (repeatable)")
 	fs.Var(&track, "track", "a workspace `FILE` to read back after the run and show (repeatable)")
@@ -55,6 +57,7 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 			step.ExpectedStdout = expected
 		}
 	})
+	checks.apply(&step)
 	if *stdin != "" {
 		b, err := readInput(*stdin, c.stdin)
 		if err != nil {
@@ -174,6 +177,9 @@ func (c *cli) failRun(ctx context.Context, err error) int {
 		if ok && f.JSON == field {
 			fmt.Fprintf(c.stderr, "sandboxctl: that limit is --%s\n", limitFlagName(field))
 		}
+	}
+	if flag := stdoutFlagOf(apiErr.Message); flag != "" {
+		fmt.Fprintf(c.stderr, "sandboxctl: that is --%s\n", flag)
 	}
 	return code
 }
