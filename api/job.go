@@ -95,6 +95,14 @@ type Step struct {
 	// out. See docs/api.md, "Interactive steps".
 	Programs []Program `json:"programs,omitempty"`
 	Pipes    []Pipe    `json:"pipes,omitempty"`
+
+	// Checkers (see compare.go): where stdout also goes, and how it is
+	// compared with the expected output.
+	StdoutTo           string  `json:"stdout_to,omitempty"`
+	ExpectedStdoutFile string  `json:"expected_stdout_file,omitempty"`
+	Compare            string  `json:"compare,omitempty"`
+	FloatAbs           float64 `json:"float_abs,omitempty"`
+	FloatRel           float64 `json:"float_rel,omitempty"`
 }
 
 // Job statuses.

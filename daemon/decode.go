@@ -38,8 +38,9 @@ const maxKeyDepth = 1000
 // its type (encoding/json matches names case-insensitively), a duplicate
 // key at any depth (where encoding/json keeps the last), null as an
 // element or a map value, a number that is not a whole int64, and a
-// number below 1 (every number of a request is a limit or a size, and 0
-// would read as "left out"). A field given as null is left out. In maps
+// number below 1 (every integer of a request is a limit or a size, and 0
+// would read as "left out"; a float field, a tolerance, is a number above
+// 0 for the same reason). A field given as null is left out. In maps
 // (files, env, key) the keys are the caller's: case variants are
 // different names there. skipRaw leaves json.RawMessage values (a batch's
 // jobs, each checked on its own) unexamined but for their nesting.
@@ -96,7 +97,7 @@ func (w *strictWalker) value(t reflect.Type, path string, nullOK bool) *api.Erro
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t == fileType || t.Kind() == reflect.String || t.Kind() == reflect.Int64 || t == rawMessageType && w.skipRaw {
+	if t == fileType || t.Kind() == reflect.String || t.Kind() == reflect.Int64 || t.Kind() == reflect.Float64 || t == rawMessageType && w.skipRaw {
 		var raw json.RawMessage
 		if err := w.dec.Decode(&raw); err != nil {
 			return w.syntaxError(path, err)
@@ -154,6 +155,9 @@ func (w *strictWalker) leaf(raw json.RawMessage, t reflect.Type, path string, nu
 		}
 		return nil
 	}
+	if t.Kind() == reflect.Float64 {
+		return floatLeaf(raw, got, path)
+	}
 	if got != "number" {
 		return wrongType(path, got, "integer")
 	}
@@ -166,6 +170,22 @@ func (w *strictWalker) leaf(raw json.RawMessage, t reflect.Type, path string, nu
 		return invalid("%s: %s is not a whole number", path, raw)
 	case v < 1:
 		return invalid("%s: must be at least 1, got %d", path, v)
+	}
+	return nil
+}
+
+// floatLeaf checks a float field (a tolerance): a number above 0, as 0
+// would read as "left out".
+func floatLeaf(raw json.RawMessage, got, path string) *api.Error {
+	if got != "number" {
+		return wrongType(path, got, "number")
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	switch {
+	case err != nil:
+		return invalid("%s: %s is out of range", path, raw)
+	case v <= 0:
+		return invalid("%s: must be above 0, got %s", path, raw)
 	}
 	return nil
 }

@@ -11,7 +11,9 @@
 //   - Jobs: a body is decoded strictly (decode.go) and checked against the
 //     profiles (Daemon.check) into a checkedJob; admitted (the registry, and
 //     a fair queue per caller: fairqueue.go); run step by step in one
-//     workspace (job_linux.go); its result kept for GET /v1/runs/{id}.
+//     workspace (job_linux.go), each step's stdout written to its
+//     stdout_to file and compared with its expected output
+//     (checker_linux.go, compare.go); its result kept for GET /v1/runs/{id}.
 //   - The engine runs each step; while a job runs the daemon holds the
 //     engine's pools back (Engine.Hold), so that refills wait for the CPUs.
 //

@@ -41,7 +41,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 	// mounts a fresh tmpfs of its own there, of the same size, and no
 	// workspace is made, mounted or removed on the host.
 	var ws *workspace
-	if len(cj.steps) > 1 || len(cj.files) > 0 || len(cj.job.TrackedFiles) > 0 || cj.hasPrograms() || len(cj.job.KeepFiles) > 0 {
+	if len(cj.steps) > 1 || len(cj.files) > 0 || len(cj.job.TrackedFiles) > 0 || cj.hasPrograms() || len(cj.job.KeepFiles) > 0 || cj.stepFiles {
 		// The workspace is named by the daemon, never by the client's id.
 		// Each step's sandbox gets its files under its own uid.
 		var err error
@@ -177,11 +177,7 @@ func (d *Daemon) runStep(ctx context.Context, i int, cs *checkedStep, cj *checke
 		}
 	}
 	sr, err := d.engine.RunStep(ctx, req)
-	if cs.step.ExpectedStdout != nil {
-		// A truncated stdout is never an answer, whatever its prefix.
-		ok := !sr.StdoutTruncated && normalizeOutput(sr.Stdout) == normalizeOutput(*cs.step.ExpectedStdout)
-		sr.StdoutMatches = &ok
-	}
+	judgeStdout(&sr, err, cs, ws)
 	return sr, err
 }
 
@@ -212,16 +208,6 @@ func memfdWith(name string, data []byte) (*os.File, error) {
 		return nil, fmt.Errorf("memfd: %w", err)
 	}
 	return f, nil
-}
-
-// normalizeOutput drops trailing whitespace on each line and at the end,
-// the comparison expected_stdout uses.
-func normalizeOutput(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " \t\r\f\v")
-	}
-	return strings.TrimRight(strings.Join(lines, "\n"), " \t\r\n\f\v")
 }
 
 // encodeStep turns a step's raw output into the job's output encoding.

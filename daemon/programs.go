@@ -65,6 +65,10 @@ func checkPrograms(s *api.Step, prof *engine.Profile, name string) (checkedStep,
 		return cs, invalid("%s.stdin: a step with programs has no stdin; its programs read their pipes", name)
 	case s.StdinCached != "":
 		return cs, invalid("%s.stdin_cached: a step with programs has no stdin; its programs read their pipes", name)
+	case s.StdoutTo != "":
+		return cs, invalid("%s.stdout_to: a step with programs has no stdout of its own; a checker step reads a program's output from a file it writes", name)
+	case s.ExpectedStdoutFile != "" || s.Compare != "" || s.FloatAbs != 0 || s.FloatRel != 0:
+		return cs, invalid("%s.%s: a step with programs has no expected_stdout; a program decides (its exit status)", name, firstSet(s))
 	case s.ExpectedStdout != nil:
 		return cs, invalid("%s.expected_stdout: a step with programs has no expected_stdout; a program decides (its exit status)", name)
 	}
@@ -162,4 +166,17 @@ func validProgramName(s string) bool {
 	return strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 	}) < 0
+}
+
+// firstSet names the first comparison field a step sets, for a message.
+func firstSet(s *api.Step) string {
+	switch {
+	case s.ExpectedStdoutFile != "":
+		return "expected_stdout_file"
+	case s.Compare != "":
+		return "compare"
+	case s.FloatAbs != 0:
+		return "float_abs"
+	}
+	return "float_rel"
 }

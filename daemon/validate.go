@@ -56,6 +56,10 @@ type checkedJob struct {
 	// admit pins them (cache_job_linux.go).
 	cached       []string
 	cachedFields []string
+	// stepFiles: a step names a workspace file the daemon writes or
+	// reads (stdout_to, expected_stdout_file), so the job needs a
+	// workspace of the daemon's.
+	stepFiles bool
 }
 
 type checkedFile struct {
@@ -76,6 +80,7 @@ type checkedStep struct {
 	pipes    []checkedPipe
 	// stdinCached is a file cache id, opened as the program's stdin.
 	stdinCached string
+	check       stdoutCheck // how stdout is compared with the expected output
 }
 
 // check validates a job against the daemon's profiles. The error names
@@ -130,6 +135,11 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 			}
 			cs.stdinCached = s.StdinCached
 		}
+		var aerr *api.Error
+		if cs.check, aerr = checkStdoutFields(s, name, job.Files); aerr != nil {
+			return nil, aerr
+		}
+		p.stepFiles = p.stepFiles || s.StdoutTo != "" || s.ExpectedStdoutFile != ""
 		switch {
 		case s.Stdin != "" && s.StdinBase64 != "":
 			return nil, invalid("%s.stdin, %s.stdin_base64: give one, not both", name, name)

@@ -31,6 +31,8 @@ func FuzzDecodeAndCheck(f *testing.F) {
 		`{"key":{"a":[{"b":1,"b":2}]},"files":{"a":"x","a/b":"y","a":{"content":"z"}},"steps":[{"argv":["true",null]}]}`,
 		`{"workspace_bytes":1e3,"steps":[{"argv":["true"],"expected_stdout":null,"limits":{"memory_bytes":99999999999999999999}}]}`,
 		`{"files":{"x":{"Content":"a","mode":"0755"}},"steps":[{"ARGV":["true"]}]}`,
+		`{"files":{"a":"1"},"steps":[{"argv":["true"],"stdout_to":"out/o.txt"},{"argv":["true"],"expected_stdout_file":"a","compare":"float","float_abs":1e-9,"float_rel":0.5}]}`,
+		`{"steps":[{"argv":["true"],"stdout_to":"../o","expected_stdout":"x","compare":"tokens","float_rel":-1}]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -94,6 +96,14 @@ func FuzzDecodeAndCheck(f *testing.F) {
 			}
 			if s.limits.CPUTimeMS <= 0 || s.limits.MemoryBytes <= 0 || s.limits.PIDs <= 0 {
 				t.Fatalf("step %d limits unset after defaults: %+v", i, s.limits)
+			}
+			for _, p := range []string{s.step.StdoutTo, s.step.ExpectedStdoutFile} {
+				if p != "" && validRelPath(p) != nil {
+					t.Fatalf("step %d: accepted workspace path %q", i, p)
+				}
+			}
+			if c := s.check; !(c.abs > 0 && c.rel > 0) || c.mode != api.CompareLines && c.mode != api.CompareExact && c.mode != api.CompareTokens && c.mode != api.CompareFloat {
+				t.Fatalf("step %d: comparison %+v", i, c)
 			}
 		}
 		if cj.wsBytes <= 0 || cj.wsBytes > p.MaxWorkspaceBytes {

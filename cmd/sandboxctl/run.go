@@ -28,12 +28,14 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 		stdin    = fs.String("stdin", "", "`FILE` to give as standard input (\"-\": this command's stdin)")
 		stdinID  = fs.String("stdin-cached", "", "the cached file `ID` to give as standard input (sandboxctl files upload)")
 		expected = fs.String("expected-stdout", "", "`TEXT` the standard output should be (trailing whitespace aside)")
+		checks   stdoutFlags
 		profile  = fs.String("profile", "", "the daemon's profile `NAME` (default: the daemon's default)")
 		asJSON   = fs.Bool("json", false, "print the result as JSON")
 		stream   = fs.Bool("stream", false, "copy the program's output as it comes, then show the result")
 	)
 	addLimitFlags(fs.FlagSet, &limits)
 	fs.Var(cachedFileFlags(files), "file-cached", "a workspace file from the file cache: `NAME=ID`, read-only (repeatable)")
+	checks.add(fs.FlagSet)
 	fs.Var(files, "file", "a workspace file: `NAME=@PATH` (a host file, byte for byte) or NAME=TEXT (repeatable)")
 	fs.Var(env, "env", "an environment variable `K=V` (repeatable)")
 	fs.Var(&track, "track", "a workspace `FILE` to read back after the run and show (repeatable)")
@@ -61,6 +63,7 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 		return c.usageError(fs.Name(), errors.New("--stdin, --stdin-cached: give one"))
 	}
 	step.StdinCached = *stdinID
+	checks.apply(&step)
 	if *stdin != "" {
 		b, err := readInput(*stdin, c.stdin)
 		if err != nil {
@@ -180,6 +183,9 @@ func (c *cli) failRun(ctx context.Context, err error) int {
 		if ok && f.JSON == field {
 			fmt.Fprintf(c.stderr, "sandboxctl: that limit is --%s\n", limitFlagName(field))
 		}
+	}
+	if flag := stdoutFlagOf(apiErr.Message); flag != "" {
+		fmt.Fprintf(c.stderr, "sandboxctl: that is --%s\n", flag)
 	}
 	return code
 }
