@@ -187,7 +187,7 @@ func (d *Daemon) keepFiles(ws *workspace, names []string, caller uint32) (map[st
 func (d *Daemon) keepFile(dirfd int, name string, caller uint32) (api.CachedFile, string) {
 	fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+		Resolve: resolveRead,
 	})
 	switch {
 	case errors.Is(err, unix.ENOENT):

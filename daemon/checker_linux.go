@@ -71,8 +71,15 @@ func addMessage(sr *api.StepResult, msg string) {
 }
 
 // resolveBeneath confines a lookup to the workspace: no symlink anywhere
-// on the path, no "..", no other mount.
-const resolveBeneath = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV
+// on the path, no "..", no other mount. Writes use it: a cached file
+// (a read-only bind) is never written through or replaced.
+const resolveBeneath = resolveRead | unix.RESOLVE_NO_XDEV
+
+// resolveRead confines a read the same way but may end on a cached file:
+// in the host's view of a workspace, the only mounts beneath it are the
+// daemon's read-only binds of the file cache (files[].cached); whatever a
+// program mounts stays in its own mount namespace.
+const resolveRead = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
 
 // writeStdout puts a step's stdout into the workspace file name (a
 // validated relative path) after the step, when none of its processes
@@ -180,7 +187,7 @@ func (w *workspace) readExpected(name string, limit int64) (string, error) {
 	defer unix.Close(root)
 	fd, err := unix.Openat2(root, name, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
-		Resolve: resolveBeneath,
+		Resolve: resolveRead,
 	})
 	switch {
 	case err == unix.ENOENT || err == unix.ENOTDIR:

@@ -155,7 +155,7 @@ func (w *workspace) readTracked(names []string, limit int64, budget *engine.Outp
 func readBeneath(dirfd int, name string, limit int64, budget *engine.OutputBudget) *api.TrackedFile {
 	fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+		Resolve: resolveRead,
 	})
 	if err != nil {
 		return nil

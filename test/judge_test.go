@@ -93,33 +93,45 @@ func judgeTests(n int) (inputs, answers []string) {
 	return inputs, answers
 }
 
-// TestDaemonJudgeFlow is a judge's day: 20 tests, four solutions each
-// compiled once (the binary read back and sent again with each test), run
-// against every test as one job per test, decided by a checker program
-// reading the run's stdout_to file, and again by expected_stdout_file with
-// compare float. Every verdict is exact.
+// TestDaemonJudgeFlow is a judge's day: 20 tests' inputs and answers
+// uploaded to the file cache once, four solutions each compiled once with
+// the binary kept in the cache, run against every test as one job per test
+// that names its files by cache id (no content in the job), decided by a
+// checker program reading the run's stdout_to file, and again by
+// expected_stdout_file with compare float. Every verdict is exact.
 func TestDaemonJudgeFlow(t *testing.T) {
 	d := startDaemon(t, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	inputs, answers := judgeTests(20)
+	upload := func(content string) string {
+		f, err := d.c.Upload(ctx, strings.NewReader(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.ID
+	}
+	var inIDs, ansIDs []string
+	for i := range inputs {
+		inIDs, ansIDs = append(inIDs, upload(inputs[i])), append(ansIDs, upload(answers[i]))
+	}
+	checkerID := upload(judgeChecker)
 
 	start := time.Now()
-	binaries := map[string]string{} // base64
+	binaries := map[string]string{} // cache ids
 	for name, src := range judgeSolutions {
 		res, err := d.c.Run(ctx, &api.Job{
-			Files:          map[string]api.File{"main.cpp": {Content: src}},
-			Steps:          []api.Step{{Argv: []string{"g++", "-O2", "-o", "sol", "main.cpp"}, Limits: api.Limits{CPUTimeMS: 30000, WallTimeMS: 60000}}},
-			TrackedFiles:   []string{"sol"},
-			OutputEncoding: api.EncodingBase64,
+			Files:     map[string]api.File{"main.cpp": {Content: src}},
+			Steps:     []api.Step{{Argv: []string{"g++", "-O2", "-o", "sol", "main.cpp"}, Limits: api.Limits{CPUTimeMS: 30000, WallTimeMS: 60000}}},
+			KeepFiles: []string{"sol"},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.Status != api.StatusCompleted || res.Steps[0].Verdict != api.VerdictOK || res.Files["sol"] == nil || res.Files["sol"].Truncated {
-			t.Fatalf("compile %s: %+v %+v", name, res, res.Files["sol"])
+		if res.Status != api.StatusCompleted || res.Steps[0].Verdict != api.VerdictOK || res.Kept["sol"].ID == "" {
+			t.Fatalf("compile %s: %+v", name, res)
 		}
-		binaries[name] = res.Files["sol"].Content
+		binaries[name] = res.Kept["sol"].ID
 	}
 	t.Logf("4 compiles: %v", time.Since(start))
 
@@ -130,23 +142,23 @@ func TestDaemonJudgeFlow(t *testing.T) {
 		var withChecker, withCompare []api.Job
 		for i := range inputs {
 			files := map[string]api.File{
-				"sol":        {Base64: binaries[name], Mode: "0755"},
-				"in.txt":     {Content: inputs[i]},
-				"ans.txt":    {Content: answers[i]},
-				"checker.py": {Content: judgeChecker},
+				"sol":        {Cached: binaries[name]},
+				"in.txt":     {Cached: inIDs[i]},
+				"ans.txt":    {Cached: ansIDs[i]},
+				"checker.py": {Cached: checkerID},
 			}
 			withChecker = append(withChecker, api.Job{
 				Key:   api.KeyOf(fmt.Sprintf("%s-checker-%d", name, i)),
 				Files: files,
 				Steps: []api.Step{
-					{Argv: []string{"./sol"}, Stdin: inputs[i], StdoutTo: "out.txt", Limits: runLimits},
+					{Argv: []string{"./sol"}, StdinCached: inIDs[i], StdoutTo: "out.txt", Limits: runLimits},
 					{Argv: []string{"python3", "checker.py", "in.txt", "out.txt", "ans.txt"}},
 				},
 			})
 			withCompare = append(withCompare, api.Job{
 				Key:   api.KeyOf(fmt.Sprintf("%s-compare-%d", name, i)),
 				Files: map[string]api.File{"sol": files["sol"], "ans.txt": files["ans.txt"]},
-				Steps: []api.Step{{Argv: []string{"./sol"}, Stdin: inputs[i], ExpectedStdoutFile: "ans.txt",
+				Steps: []api.Step{{Argv: []string{"./sol"}, StdinCached: inIDs[i], ExpectedStdoutFile: "ans.txt",
 					Compare: api.CompareFloat, Limits: runLimits}},
 			})
 		}
