@@ -30,8 +30,10 @@ func runDoctor(t *testing.T, config string) (doctorOut, int) {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o755)
 	cfg := filepath.Join(dir, "sandboxd.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir = %q\nsocket = %q\n%s", dir, filepath.Join(dir, "s.sock"), config)), 0o644)
-	out, err := osexec.Command(sandboxdBin, "doctor", "--json", "--config", cfg).Output()
+	os.WriteFile(cfg, []byte(fmt.Sprintf("state_dir = %q\nsocket = %q\ncgroup_subtree = %q\n%s", dir, filepath.Join(dir, "s.sock"), testSubtree, config)), 0o644)
+	// The end-to-end sandbox in this test process's subtree, which make
+	// test-v2's guest delegates to the suite.
+	out, err := osexec.Command(sandboxdBin, "doctor", "--json", "--config", cfg, "--cgroup-subtree", testSubtree).Output()
 	code := 0
 	var ee *osexec.ExitError
 	if errors.As(err, &ee) {

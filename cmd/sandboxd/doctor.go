@@ -35,11 +35,12 @@ type doctorReport struct {
 func doctorMain(args []string) int {
 	fs := flag.NewFlagSet("sandboxd doctor", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sandboxd doctor [--config FILE] [--json]\n\nChecks that this host can run sandboxes, and starts one. One line per check:\nok, warn or fail, and how to fix it. Exit status 1 if a check failed.\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: sandboxd doctor [--config FILE] [--json] [--cgroup-subtree NAME]\n\nChecks that this host can run sandboxes, and starts one. One line per check:\nok, warn or fail, and how to fix it. Exit status 1 if a check failed.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	configPath := fs.String("config", "", "the daemon's config file (default: "+defaultConfigPath+" if it exists, else the built-in defaults)")
 	asJSON := fs.Bool("json", false, "print the checks as one JSON object")
+	subtree := fs.String("cgroup-subtree", "sandboxd-doctor", "the cgroup subtree of its end-to-end sandbox, beneath this process's own cgroups (never the daemon's)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -50,7 +51,7 @@ func doctorMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "sandboxd doctor: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	checks := runDoctor(*configPath, doctor.Host{})
+	checks := runDoctor(*configPath, doctor.Host{}, *subtree)
 	failed := doctor.Failed(checks)
 	if *asJSON {
 		enc := json.NewEncoder(os.Stdout)
@@ -67,7 +68,7 @@ func doctorMain(args []string) int {
 
 // runDoctor loads the config and runs every check, the end-to-end sandbox
 // last (and only when the host checks let it have a chance).
-func runDoctor(configPath string, h doctor.Host) []doctor.Check {
+func runDoctor(configPath string, h doctor.Host, subtree string) []doctor.Check {
 	if configPath == "" {
 		if _, err := os.Stat(defaultConfigPath); err == nil {
 			configPath = defaultConfigPath
@@ -84,7 +85,7 @@ func runDoctor(configPath string, h doctor.Host) []doctor.Check {
 		cc.Detail = "no file: the built-in defaults"
 	}
 	checks := append([]doctor.Check{cc}, doctor.HostChecks(cfg, configPath, h)...)
-	return append(checks, sandboxCheck(cfg, checks))
+	return append(checks, sandboxCheck(cfg, checks, subtree))
 }
 
 func printChecks(w io.Writer, checks []doctor.Check) {
@@ -101,7 +102,7 @@ func printChecks(w io.Writer, checks []doctor.Check) {
 // exec -- /bin/true`, with the config's state dir and uid range, in a
 // cgroup subtree of its own (beneath this process's group, never the
 // daemon's), which exec removes when it ends.
-func sandboxCheck(cfg daemon.Config, before []doctor.Check) doctor.Check {
+func sandboxCheck(cfg daemon.Config, before []doctor.Check, subtree string) doctor.Check {
 	c := doctor.Check{Name: "sandbox"}
 	if doctor.Failed(before[1:]) {
 		c.Status, c.Detail = doctor.Fail, "not tried: fix the failed checks above first"
@@ -118,7 +119,7 @@ func sandboxCheck(cfg daemon.Config, before []doctor.Check) doctor.Check {
 		"--state-dir", cfg.StateDir,
 		"--uid-base", strconv.FormatUint(uint64(cfg.UIDBase), 10),
 		"--uid-count", strconv.FormatUint(uint64(cfg.UIDCount), 10),
-		"--cgroup-subtree", "sandboxd-doctor",
+		"--cgroup-subtree", subtree,
 		"--", "/bin/true"}
 	// On pure v2 under systemd, the group this runs in (a login's scope, a
 	// service) is not delegated, and holds other processes: the sandbox
