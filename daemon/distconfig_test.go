@@ -23,6 +23,9 @@ func TestDistConfig(t *testing.T) {
 	if shipped.SocketGroup != "sandboxd" {
 		t.Errorf("socket_group = %q, want sandboxd (the group sandboxd.socket uses)", shipped.SocketGroup)
 	}
+	if shipped.CacheDir != "/var/cache/sandboxd" {
+		t.Errorf("cache_dir = %q, want /var/cache/sandboxd (the unit's CacheDirectory=)", shipped.CacheDir)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +43,7 @@ func TestDistConfig(t *testing.T) {
 	// The machine-dependent defaults (concurrency, and warm_sandboxes
 	// that follows it) are shown for 2 CPUs.
 	want := DefaultConfig()
-	want.Concurrency, want.WarmSandboxes, want.SocketGroup = 2, 4, "sandboxd"
+	want.Concurrency, want.WarmSandboxes, want.SocketGroup, want.CacheDir = 2, 4, "sandboxd", "/var/cache/sandboxd"
 	every.AllowedUIDs, every.AllowedGIDs = nil, nil // [] and unset alike: nobody listed
 	def, err := every.Profile("default")
 	if err != nil {
