@@ -23,7 +23,8 @@ const (
 )
 
 // Pipe joins two programs of a step: what From writes, To reads. Each end
-// is "name:fd", e.g. "solution:1" -> "interactor:0".
+// is "name:fd", e.g. "solution:1" -> "interactor:0", with fd 0 to 9: From
+// any but 0, To 0 or 3 to 9.
 type Pipe struct {
 	From string `json:"from"`
 	To   string `json:"to"`

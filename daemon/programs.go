@@ -7,6 +7,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/api"
 	"github.com/sandboxd/sandboxd/engine"
+	"github.com/sandboxd/sandboxd/nsjail"
 )
 
 // Bounds on a step with programs.
@@ -14,8 +15,7 @@ const (
 	minPrograms    = 2
 	maxPrograms    = 8
 	maxProgramName = 32
-	maxPipeFD      = 9 // the highest fd a pipe may name
-	maxPassedFD    = 2 // the highest fd this daemon gives a program today
+	maxPipeFD      = nsjail.MaxExtraFD // the highest fd a pipe may name
 )
 
 // checkedProgram is a validated program of a step.
@@ -133,8 +133,9 @@ func checkPrograms(s *api.Step, prof *engine.Profile, name string) (checkedStep,
 	return cs, nil
 }
 
-// parsePipeEnd reads "name:fd". A writing end (from) is fd 1, 2 or above;
-// a reading end fd 0 or above 2.
+// parsePipeEnd reads "name:fd". A writing end (from) is any fd but 0 (1,
+// 2 or 3 to 9); a reading end is fd 0 or 3 to 9. Fds 1 and 2 are written,
+// fd 0 read: a pipe the other way would surprise the program.
 func parsePipeEnd(s, field string, index map[string]int, writer bool) (pipeEnd, *api.Error) {
 	name, fdText, ok := strings.Cut(s, ":")
 	if !ok {
@@ -149,12 +150,10 @@ func parsePipeEnd(s, field string, index map[string]int, writer bool) (pipeEnd, 
 		return pipeEnd{}, invalid("%s: %q is not an fd from 0 to %d", field, fdText, maxPipeFD)
 	}
 	switch {
-	case fd > maxPassedFD:
-		return pipeEnd{}, invalid("%s: fd %d: this daemon joins fds 0, 1 and 2 only", field, fd)
 	case writer && fd == 0:
-		return pipeEnd{}, invalid("%s: fd 0 is the program's stdin, which it reads: a pipe goes from an fd the program writes (1, 2)", field)
-	case !writer && fd != 0:
-		return pipeEnd{}, invalid("%s: fd %d is written by the program: a pipe goes to an fd the program reads (0)", field, fd)
+		return pipeEnd{}, invalid("%s: fd 0 is the program's stdin, which it reads: a pipe goes from an fd the program writes (1, 2, or 3 to %d)", field, maxPipeFD)
+	case !writer && (fd == 1 || fd == 2):
+		return pipeEnd{}, invalid("%s: fd %d is written by the program: a pipe goes to an fd the program reads (0, or 3 to %d)", field, fd, maxPipeFD)
 	}
 	return pipeEnd{prog: j, fd: fd}, nil
 }

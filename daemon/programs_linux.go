@@ -88,10 +88,11 @@ func (d *Daemon) runPrograms(ctx context.Context, i int, cs *checkedStep, cj *ch
 	return own, err
 }
 
-// joinPipes makes the step's pipes and sets each program's stdio to its
-// ends: a direct pipe, or, for a pipe with capture_bytes, two pipes with a
-// relay of the daemon's between them. The rest of a program's stdio keeps
-// its meaning (stdin empty, stdout and stderr captured).
+// joinPipes makes the step's pipes and sets each program's stdio or extra
+// files (fds 3 to 9) to its ends: a direct pipe, or, for a pipe with
+// capture_bytes, two pipes with a relay of the daemon's between them. The
+// rest of a program's stdio keeps its meaning (stdin empty, stdout and
+// stderr captured); its fds 3 to 9 in no pipe are closed.
 func joinPipes(cs *checkedStep, reqs []*engine.StepRequest, budget *engine.OutputBudget) (relays []*relay, err error) {
 	defer func() {
 		if err != nil {
@@ -110,6 +111,11 @@ func joinPipes(cs *checkedStep, reqs []*engine.StepRequest, budget *engine.Outpu
 			req.Stdout = f
 		case 2:
 			req.Stderr = f
+		default:
+			if req.ExtraFiles == nil {
+				req.ExtraFiles = map[int]*os.File{}
+			}
+			req.ExtraFiles[end.fd] = f
 		}
 	}
 	for k := range cs.pipes {
@@ -154,6 +160,9 @@ func closeStdio(req *engine.StepRequest) {
 		if f != nil {
 			f.Close()
 		}
+	}
+	for _, f := range req.ExtraFiles {
+		f.Close()
 	}
 }
 

@@ -23,6 +23,22 @@ func TestCheckProgramsAcceptsAGame(t *testing.T) {
 	}
 }
 
+// Fds 3 to 9 are ends both ways; 1 and 2 only written, 0 only read.
+func TestCheckProgramsAcceptsFdsAbove2(t *testing.T) {
+	cj := wantOK(t, `{"steps":[{"programs":[{"name":"a","argv":["cat"]},{"name":"b","argv":["cat"]}],
+		"pipes":[{"from":"a:3","to":"b:4"},{"from":"b:9","to":"a:0"},{"from":"a:2","to":"b:8"},{"from":"b:1","to":"a:5"}]}]}`)
+	if cj == nil {
+		return
+	}
+	want := []checkedPipe{{from: pipeEnd{0, 3}, to: pipeEnd{1, 4}}, {from: pipeEnd{1, 9}, to: pipeEnd{0, 0}},
+		{from: pipeEnd{0, 2}, to: pipeEnd{1, 8}}, {from: pipeEnd{1, 1}, to: pipeEnd{0, 5}}}
+	for k, cp := range cj.steps[0].pipes {
+		if cp.from != want[k].from || cp.to != want[k].to {
+			t.Errorf("pipes[%d]: %+v -> %+v, want %+v -> %+v", k, cp.from, cp.to, want[k].from, want[k].to)
+		}
+	}
+}
+
 func TestCheckProgramsRefuses(t *testing.T) {
 	two := `"programs":[{"name":"a","argv":["cat"]},{"name":"b","argv":["cat"]}]`
 	for _, tc := range []struct{ body, msg string }{
@@ -35,7 +51,10 @@ func TestCheckProgramsRefuses(t *testing.T) {
 		{`{"steps":[{"float_rel":0.5,` + two + `}]}`, "steps[0].float_rel: a step with programs has no expected_stdout; a program decides (its exit status)"},
 		{`{"steps":[{"stdin_cached":"` + strings.Repeat("a", 64) + `",` + two + `}]}`, "steps[0].stdin_cached: a step with programs has no stdin; its programs read their pipes"},
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:01"}]}]}`, `steps[0].pipes[0].to: "01" is not an fd from 0 to 9`},
-		{`{"steps":[{` + two + `,"pipes":[{"from":"a:2","to":"b:3"}]}]}`, "steps[0].pipes[0].to: fd 3: this daemon joins fds 0, 1 and 2 only"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:0","to":"b:3"}]}]}`, "steps[0].pipes[0].from: fd 0 is the program's stdin, which it reads: a pipe goes from an fd the program writes (1, 2, or 3 to 9)"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:3","to":"b:2"}]}]}`, "steps[0].pipes[0].to: fd 2 is written by the program: a pipe goes to an fd the program reads (0, or 3 to 9)"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:3","to":"b:10"}]}]}`, `steps[0].pipes[0].to: "10" is not an fd from 0 to 9`},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:4","to":"b:3"},{"from":"b:3","to":"a:4"}]}]}`, `steps[0].pipes[1].from: "b:3" is already an end of steps[0].pipes[0].to`},
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:0"},{"from":"b:1","to":"b:0"}]}]}`, `steps[0].pipes[1].to: "b:0" is already an end of steps[0].pipes[0].to`},
 		{`{"steps":[{"programs":[{"name":"a","argv":["cat"]},{"name":"b","argv":["cat"],"env":{"A=B":"1"}}]}]}`, `steps[0].programs[1].env: invalid variable name "A=B"`},
 		{`{"steps":[{"programs":[{"name":"","argv":["cat"]},{"name":"b","argv":["cat"]}]}]}`, `steps[0].programs[0].name: "" must be 1 to 32 characters of A-Z a-z 0-9 _ -`},

@@ -10,8 +10,9 @@ import (
 
 // RunPrograms runs several programs at once, each in a sandbox of its own,
 // and judges each as RunStep does; the results are in the order of reqs.
-// The programs talk through the files their requests give as stdio (pipes,
-// with HandOver set, so that a program's end is its peer's EOF or EPIPE).
+// The programs talk through the files their requests give as stdio or
+// extra files (pipes, with HandOver set, so that a program's end is its
+// peer's EOF or EPIPE).
 // The programs whose requests name a Workdir (all the same directory)
 // share it: they run under one host uid, which owns it while they run; a
 // program without a Workdir has a fresh tmpfs of its own. The error is the

@@ -30,10 +30,14 @@ type StepRequest struct {
 	// Stdout and Stderr, if set, are the program's instead of a capture:
 	// that stream of the result stays empty (a pipe to another program).
 	Stdout, Stderr *os.File
-	// HandOver says RunStep closes Stdin, Stdout and Stderr as soon as the
-	// program's sandbox has them (or cannot take them), so that the caller
-	// holds no copy while the program runs: a pipe's far end then sees
-	// EOF or EPIPE when the program ends.
+	// ExtraFiles are the program's descriptors 3 to nsjail.MaxExtraFD, by
+	// number (a pipe's end, say). Its other descriptors above 2 are
+	// closed at its exec.
+	ExtraFiles map[int]*os.File
+	// HandOver says RunStep closes Stdin, Stdout, Stderr and ExtraFiles
+	// as soon as the program's sandbox has them (or cannot take them), so
+	// that the caller holds no copy while the program runs: a pipe's far
+	// end then sees EOF or EPIPE when the program ends.
 	HandOver bool
 	// Workdir is a host directory bound read-write as the working
 	// directory. With HostID zero, RunStep gives everything in it to the
@@ -173,7 +177,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	if e.exits != nil && !req.sharedID {
 		exits = e.exits.Watch(sb.hostID)
 	}
-	err = proc.Run(e.command(req, lim), nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, Workdir: workdir, WorkdirMount: req.WorkdirMount})
+	err = proc.Run(e.command(req, lim), nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, ExtraFiles: req.ExtraFiles, Workdir: workdir, WorkdirMount: req.WorkdirMount})
 	outW.Close()
 	errW.Close()
 	if req.HandOver {
@@ -280,7 +284,7 @@ func captureOr(to *os.File) (r, w *os.File, err error) {
 	return r, os.NewFile(uintptr(fd), to.Name()), nil
 }
 
-// closeIO closes the request's stdio files, once.
+// closeIO closes the request's stdio and extra files, once.
 func (req *StepRequest) closeIO() {
 	for _, f := range []**os.File{&req.Stdin, &req.Stdout, &req.Stderr} {
 		if *f != nil {
@@ -288,6 +292,10 @@ func (req *StepRequest) closeIO() {
 			*f = nil
 		}
 	}
+	for _, f := range req.ExtraFiles {
+		f.Close()
+	}
+	req.ExtraFiles = nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

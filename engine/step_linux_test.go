@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/api"
@@ -36,4 +38,21 @@ func TestSpecCacheBounded(t *testing.T) {
 			t.Fatalf("%d Specs cached after %d profiles, want at most %d", n, i+1, maxSpecs)
 		}
 	}
+}
+
+// A handed-over request's extra files are closed with its stdio.
+func TestCloseIOClosesExtraFiles(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &StepRequest{Stdin: r, ExtraFiles: map[int]*os.File{4: w}}
+	req.closeIO()
+	if _, err := w.Write([]byte("x")); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("fd 4's file after closeIO: write error %v, want it closed", err)
+	}
+	if req.Stdin != nil || req.ExtraFiles != nil {
+		t.Errorf("closeIO left %+v", req)
+	}
+	req.closeIO() // once
 }

@@ -79,6 +79,8 @@
 //	                                                 the program's process:
 //	                                                    join the other cgroups (write "0"
 //	                                                    to each Join fd)
+//	                                                    its own fds above 9; 3..9 /dev/null
+//	                                                    (close-on-exec) until the command's
 //	                                                    unshare(CLONE_NEWCGROUP); setsid;
 //	                                                    reset signals; drop bounding,
 //	                                                    ambient; no_new_privs;
@@ -86,16 +88,18 @@
 //	                                                    socket, with the listener fd;
 //	                                                    wait for the command
 //	  <-- {"kind":"ready"} ---------------------------
-//	  (Run) stdin, stdout, stderr, workdir
+//	  (Run) stdin, stdout, stderr, extra
+//	  files (3..9), workdir
 //	  as SCM_RIGHTS on fd 5; the command
 //	  (laid out for the image buffer,
 //	  rawCommand) on fd 3, close --------------------> attach the workspace (or a tmpfs)
 //	                                                 read the image into the buffer;
 //	                                                 find argv[0] among the candidates;
-//	                                                 send stdio  ---------->
-//	                                                    dup stdio; chdir; rlimits;
+//	                                                 send the program's fds -->
+//	                                                    dup3 them to 0..9; chdir; rlimits;
 //	                                                    setresgid/setresuid 1000 (HostUID);
-//	                                                    capset all zero; execve
+//	                                                    capset all zero; fds above 9
+//	                                                    close-on-exec; execve
 //	  <-- {"kind":"started"} -------------------------  exec seen (error pipe closed)
 //	  <-- {"kind":"blocked"} -------------------------  a Notify rule hit: kill(-1, SIGKILL)
 //	  <-- {"kind":"exited"}  -------------------------  pid 2 reaped (signalfd): status,
@@ -109,6 +113,12 @@
 // and an errno, which the engine's process reads as a *SetupError
 // ("bind /usr: permission denied"), and the init exits. Every process that
 // can fail reports with the same step enum.
+//
+// At its exec the program has descriptors 0, 1 and 2 and those of 3 to 9
+// its command gives (IO.ExtraFiles), and no other: the program's process
+// keeps its own above 9, and so receives the command's there, so that no
+// dup3 onto 0 to 9 closes one it still needs (its error pipe, which tells
+// a failed exec from a started program).
 //
 // The program is never pid 1: pid 1 ignores signals it has no handler for,
 // so abort() in pid 1 would not end in SIGABRT. The program runs under

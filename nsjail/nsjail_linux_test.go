@@ -92,9 +92,16 @@ type outcome struct {
 
 func run(t *testing.T, spec *testSandbox) outcome {
 	t.Helper()
+	return runWith(t, spec, IO{})
+}
+
+// runWith is run with stdio, whose Stdout and Stderr it sets.
+func runWith(t *testing.T, spec *testSandbox, stdio IO) outcome {
+	t.Helper()
 	outR, outW, _ := os.Pipe()
 	errR, errW, _ := os.Pipe()
-	p, err := start(spec, Files{}, IO{Stdout: outW, Stderr: errW})
+	stdio.Stdout, stdio.Stderr = outW, errW
+	p, err := start(spec, Files{}, stdio)
 	outW.Close()
 	errW.Close()
 	if err != nil {

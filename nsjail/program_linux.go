@@ -42,10 +42,13 @@ const imageCap = 8 << 20
 // all, for the address the program's process will receive it at, so that
 // it needs no parsing and no allocation.
 type imageHeader struct {
-	size    uint64  // bytes of the whole image, this header included
-	argv0   uintptr // *byte: the path to execute
-	argv    uintptr // **byte, nil-terminated
-	envv    uintptr // **byte, nil-terminated
+	size  uint64  // bytes of the whole image, this header included
+	argv0 uintptr // *byte: the path to execute
+	argv  uintptr // **byte, nil-terminated
+	envv  uintptr // **byte, nil-terminated
+	// fds has bit n set for each descriptor n (3 to MaxExtraFD) the
+	// command gives beside stdin, stdout and stderr.
+	fds     uint64
 	nrlimit uint64
 	rlimits [maxRlimits]struct {
 		resource uint64
@@ -57,7 +60,8 @@ type imageHeader struct {
 // laid out beforehand: it allocates nothing and only makes raw system
 // calls. It is forked when the sandbox is prepared and waits for its
 // command on sock; the command comes as an image (see imageHeader) and the
-// program's stdin, stdout and stderr.
+// program's descriptors: stdin, stdout, stderr, then those the image's fds
+// names, in order.
 type programPlan struct {
 	joinFDs []int // cgroup.procs files: the program's process writes "0" to each
 	zero    [1]byte
@@ -69,7 +73,7 @@ type programPlan struct {
 	image    []byte // imageCap bytes; the image is received here
 	recvIov  unix.Iovec
 	recvMsg  unix.Msghdr
-	recvCmsg []byte // room for SCM_RIGHTS of three descriptors
+	recvCmsg []byte // room for SCM_RIGHTS of descriptors 0 to MaxExtraFD
 	stdioOff int    // where the descriptors start in recvCmsg
 
 	wsPath *byte
@@ -121,7 +125,7 @@ func (p *programPlan) setUp() error {
 	p.stack = spawnBuffers.stack()
 	p.recvIov.Base = &p.image[0]
 	p.recvIov.SetLen(len(p.image))
-	p.recvCmsg = make([]byte, unix.CmsgSpace(3*4))
+	p.recvCmsg = make([]byte, unix.CmsgSpace((MaxExtraFD+1)*4))
 	p.stdioOff = unix.CmsgLen(0)
 	p.recvMsg.Iov = &p.recvIov
 	p.recvMsg.Iovlen = 1
@@ -221,9 +225,10 @@ func (b *buffers) putImage(img []byte) {
 }
 
 // layImage lays out a command for an image buffer at base, of capacity
-// bytes, in the memory of the process that will exec it; extra strings go
-// after the command's, and their addresses come back.
-func layImage(base uintptr, capacity int, argv0 string, argv, env []string, rlimits []Rlimit, extra []string) ([]byte, []uintptr, error) {
+// bytes, in the memory of the process that will exec it; fds is
+// imageHeader.fds; extra strings go after the command's, and their
+// addresses come back.
+func layImage(base uintptr, capacity int, argv0 string, argv, env []string, rlimits []Rlimit, fds uint64, extra []string) ([]byte, []uintptr, error) {
 	if len(rlimits) > maxRlimits {
 		return nil, nil, fmt.Errorf("rlimits: %d, at most %d", len(rlimits), maxRlimits)
 	}
@@ -260,6 +265,7 @@ func layImage(base uintptr, capacity int, argv0 string, argv, env []string, rlim
 	}
 	h.argv = base + uintptr(argvOff)
 	h.envv = base + uintptr(envOff)
+	h.fds = fds
 	h.nrlimit = uint64(len(rlimits))
 	for i, r := range rlimits {
 		h.rlimits[i].resource = uint64(r.Resource)
@@ -291,12 +297,33 @@ func programMain(p *programPlan) {
 	var failed step
 	var r1 uintptr
 	var errno syscall.Errno
-	var got, n uintptr
+	var got, n, want uintptr
 	var hdr *imageHeader
+	var k int
+	errFD, sock := uintptr(p.errFD), uintptr(p.sock)
 	for i := 0; i < len(p.joinFDs); i++ {
 		r1, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.joinFDs[i]), uintptr(unsafe.Pointer(&p.zero[0])), 1)
 		if errno != 0 {
 			failed = stepJoinCgroup
+			goto fail
+		}
+	}
+	// Descriptors 0 to MaxExtraFD are the program's at its exec. This
+	// process's own (its error pipe, its socket) move above them, and 3 to
+	// MaxExtraFD hold close-on-exec copies of /dev/null (fd 0) meanwhile:
+	// whatever the command brings then lands above MaxExtraFD, and no dup3
+	// onto 0 to MaxExtraFD closes a descriptor still needed.
+	if errFD, errno = moveAbove(errFD, MaxExtraFD); errno != 0 {
+		failed = stepLayOutProgramFDs
+		goto fail
+	}
+	if sock, errno = moveAbove(sock, MaxExtraFD); errno != 0 {
+		failed = stepLayOutProgramFDs
+		goto fail
+	}
+	for fd := uintptr(3); fd <= MaxExtraFD; fd++ {
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_DUP3, 0, fd, unix.O_CLOEXEC); errno != 0 {
+			failed = stepLayOutProgramFDs
 			goto fail
 		}
 	}
@@ -355,12 +382,12 @@ func programMain(p *programPlan) {
 			goto fail
 		}
 		*(*int32)(unsafe.Pointer(&p.cmsg[p.cmsgFDOf])) = int32(r1)
-		if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(p.sock), uintptr(unsafe.Pointer(&p.msg)), unix.MSG_NOSIGNAL); errno != 0 {
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, sock, uintptr(unsafe.Pointer(&p.msg)), unix.MSG_NOSIGNAL); errno != 0 {
 			failed = stepSendListener
 			goto fail
 		}
 		syscall.RawSyscall(syscall.SYS_CLOSE, r1, 0, 0)
-	} else if _, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.sock), uintptr(unsafe.Pointer(&p.readyByte[0])), 1); errno != 0 {
+	} else if _, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, sock, uintptr(unsafe.Pointer(&p.readyByte[0])), 1); errno != 0 {
 		failed = stepReady
 		goto fail
 	}
@@ -368,21 +395,21 @@ func programMain(p *programPlan) {
 	// Wait for the command: its stdio come with the first bytes, the rest
 	// of the image follows.
 	for {
-		r1, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(p.sock), uintptr(unsafe.Pointer(&p.recvMsg)), unix.MSG_CMSG_CLOEXEC)
+		r1, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, sock, uintptr(unsafe.Pointer(&p.recvMsg)), unix.MSG_CMSG_CLOEXEC)
 		if errno != syscall.EINTR {
 			break
 		}
 	}
-	if errno != 0 || r1 == 0 || p.recvMsg.Controllen < uint64(unix.CmsgLen(3*4)) {
+	if errno != 0 || r1 == 0 {
 		if errno == 0 {
-			errno = syscall.EPROTO // the init went away, or sent no descriptors
+			errno = syscall.EPROTO // the init went away
 		}
 		failed = stepReceive
 		goto fail
 	}
 	got = r1
 	for !p.inPlace && (got < uintptr(unsafe.Sizeof(imageHeader{})) || got < uintptr((*imageHeader)(unsafe.Pointer(&p.image[0])).size)) {
-		n, _, errno = syscall.RawSyscall(syscall.SYS_READ, uintptr(p.sock), uintptr(unsafe.Pointer(&p.image[0]))+got, uintptr(len(p.image))-got)
+		n, _, errno = syscall.RawSyscall(syscall.SYS_READ, sock, uintptr(unsafe.Pointer(&p.image[0]))+got, uintptr(len(p.image))-got)
 		if errno == syscall.EINTR {
 			continue
 		}
@@ -396,10 +423,26 @@ func programMain(p *programPlan) {
 		got += n
 	}
 	hdr = (*imageHeader)(unsafe.Pointer(&p.image[0]))
-	// The streams came above 2, so no dup3 clobbers another.
-	for i := 0; i < 3; i++ {
-		fd := *(*int32)(unsafe.Pointer(&p.recvCmsg[p.stdioOff+4*i]))
-		if _, _, errno = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(fd), uintptr(i), 0); errno != 0 {
+	want = 3
+	for fd := 3; fd <= MaxExtraFD; fd++ {
+		if hdr.fds&(1<<fd) != 0 {
+			want++
+		}
+	}
+	if hdr.fds&^extraFDBits != 0 || p.recvMsg.Controllen < uint64(unix.CmsgLen(int(want)*4)) {
+		errno = syscall.EPROTO // descriptors missing
+		failed = stepReceive
+		goto fail
+	}
+	// They came above MaxExtraFD (see above): each dup3 replaces
+	// /dev/null or nothing, and leaves the new descriptor open at exec.
+	for fd := 0; fd <= MaxExtraFD; fd++ {
+		if fd > 2 && hdr.fds&(1<<fd) == 0 {
+			continue
+		}
+		from := *(*int32)(unsafe.Pointer(&p.recvCmsg[p.stdioOff+4*k]))
+		k++
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_DUP3, uintptr(from), uintptr(fd), 0); errno != 0 {
 			failed = stepStdio
 			goto fail
 		}
@@ -426,8 +469,9 @@ func programMain(p *programPlan) {
 		failed = stepCapset
 		goto fail
 	}
-	// Every descriptor but stdin, stdout and stderr closes on exec.
-	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, 3, ^uintptr(0)>>32, unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
+	// Every descriptor above MaxExtraFD closes on exec; below, those the
+	// command did not give are close-on-exec copies of /dev/null.
+	if _, _, errno = syscall.RawSyscall(unix.SYS_CLOSE_RANGE, MaxExtraFD+1, ^uintptr(0)>>32, unix.CLOSE_RANGE_CLOEXEC); errno != 0 {
 		failed = stepCloseRange
 		goto fail
 	}
@@ -435,7 +479,24 @@ func programMain(p *programPlan) {
 	failed = stepExec
 
 fail:
-	exitReporting(uintptr(p.errFD), &p.errBuf, failed, errno)
+	exitReporting(errFD, &p.errBuf, failed, errno)
+}
+
+// moveAbove moves the descriptor fd above floor (close-on-exec), unless
+// it is there already, in a child between its fork and its exec; on
+// failure fd stays where it was.
+//
+//go:nosplit
+func moveAbove(fd, floor uintptr) (uintptr, syscall.Errno) {
+	if fd > floor {
+		return fd, 0
+	}
+	r1, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, fd, unix.F_DUPFD_CLOEXEC, floor+1)
+	if errno != 0 {
+		return fd, errno
+	}
+	syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
+	return r1, 0
 }
 
 // resetSignals gives every signal but SIGKILL and SIGSTOP the default

@@ -11,6 +11,14 @@ const (
 	fdJoin    = 6 // and on: cgroup.procs files the program joins
 )
 
+// MaxExtraFD is the highest descriptor a command may give its program
+// (IO.ExtraFiles): at its exec the program has 0, 1, 2 and those it was
+// given of 3 to MaxExtraFD, and nothing else.
+const MaxExtraFD = 9
+
+// extraFDBits has bit n set for each n of 3 to MaxExtraFD.
+const extraFDBits = 1<<(MaxExtraFD+1) - 1 - 0b111
+
 // messageKind names a report from the init.
 type messageKind string
 

@@ -24,7 +24,7 @@ const maxCandidates = MaxPathDirs
 // file.
 type rawCommand struct {
 	magic    uint32
-	flags    uint32 // rawWorkdir: the workdir mount comes as the fourth descriptor
+	flags    uint32 // rawWorkdir: the workdir mount comes as the last descriptor
 	ncand    uint32 // cand[:ncand] are where the program may be, in order
 	imageN   uint32
 	tmpfsN   uint32
@@ -59,7 +59,8 @@ type rawInit struct {
 	rByte [1]byte
 	rIov  unix.Iovec
 	rMsg  unix.Msghdr
-	rCmsg [64]byte
+	rCmsg [64]byte // the command's descriptors: 0 to MaxExtraFD and the workdir
+	nfd   int      // of them, the program's: stdin, stdout, stderr and its extra ones
 
 	cmd       rawCommand
 	tmpfsData [256]byte
@@ -71,7 +72,7 @@ type rawInit struct {
 	sByte [1]byte
 	sIov  unix.Iovec
 	sMsg  unix.Msghdr
-	sCmsg [64]byte
+	sCmsg [64]byte // the program's descriptors, forwarded
 
 	nfName  [512]byte // JSON string contents: the program's name, for a program not found
 	nfError [512]byte // and why
@@ -167,11 +168,9 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 	q.sMsg.Iov = &q.sIov
 	q.sMsg.Iovlen = 1
 	q.sMsg.Control = &q.sCmsg[0]
-	q.sMsg.SetControllen(unix.CmsgSpace(3 * 4))
 	h := (*unix.Cmsghdr)(unsafe.Pointer(&q.sCmsg[0]))
 	h.Level = unix.SOL_SOCKET
 	h.Type = unix.SCM_RIGHTS
-	h.SetLen(unix.CmsgLen(3 * 4))
 	copy(q.comm[:], initName)
 	return q, nil
 }
@@ -434,7 +433,7 @@ func (q *rawInit) receiveCommand() {
 		got += r1
 	}
 	if q.cmd.magic != rawMagic || q.cmd.ncand == 0 || q.cmd.ncand > maxCandidates ||
-		uintptr(q.cmd.imageN) > uintptr(len(q.program.image)) || q.cmd.tmpfsN >= uint32(len(q.tmpfsData)) ||
+		uintptr(q.cmd.imageN) < unsafe.Sizeof(imageHeader{}) || uintptr(q.cmd.imageN) > uintptr(len(q.program.image)) || q.cmd.tmpfsN >= uint32(len(q.tmpfsData)) ||
 		q.cmd.nfNameN >= uint32(len(q.nfName)) || q.cmd.nfErrorN >= uint32(len(q.nfError)) {
 		q.failed(stepReadCommand, syscall.EPROTO)
 	}
@@ -452,18 +451,27 @@ func (q *rawInit) receiveCommand() {
 			break
 		}
 	}
-	nfd := 3
-	if q.cmd.flags&rawWorkdir != 0 {
-		nfd = 4
+	// Stdin, stdout, stderr, those of 3 to MaxExtraFD the image names,
+	// then the workdir's mount, if any.
+	fds := (*imageHeader)(unsafe.Pointer(&q.program.image[0])).fds
+	q.nfd = 3
+	for fd := 3; fd <= MaxExtraFD; fd++ {
+		if fds&(1<<fd) != 0 {
+			q.nfd++
+		}
 	}
-	if errno != 0 || q.rMsg.Controllen < uint64(unix.CmsgLen(4*nfd)) || (*unix.Cmsghdr)(unsafe.Pointer(&q.rCmsg[0])).Len != uint64(unix.CmsgLen(4*nfd)) {
+	nfd := q.nfd
+	if q.cmd.flags&rawWorkdir != 0 {
+		nfd++
+	}
+	if errno != 0 || fds&^extraFDBits != 0 || q.rMsg.Controllen < uint64(unix.CmsgLen(4*nfd)) || (*unix.Cmsghdr)(unsafe.Pointer(&q.rCmsg[0])).Len != uint64(unix.CmsgLen(4*nfd)) {
 		if errno == 0 {
 			errno = syscall.EPROTO
 		}
 		q.failed(stepReceiveDescriptors, errno)
 	}
-	if nfd == 4 {
-		wd := uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[unix.CmsgLen(0)+12])))
+	if nfd > q.nfd {
+		wd := uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[unix.CmsgLen(4*q.nfd)])))
 		if _, _, errno = syscall.RawSyscall6(unix.SYS_MOVE_MOUNT, wd, uintptr(unsafe.Pointer(&q.empty[0])), atFDCWD, uintptr(unsafe.Pointer(&q.wsPath[0])), unix.MOVE_MOUNT_F_EMPTY_PATH, 0); errno != 0 {
 			q.failed(stepAttachWorkdir, errno)
 		}
@@ -521,7 +529,7 @@ func (q *rawInit) findProgram() {
 	}
 }
 
-// startProgram hands the program's process its stdio, and reports
+// startProgram hands the program's process its descriptors, and reports
 // Started once it exec'ed.
 //
 //go:nosplit
@@ -531,9 +539,11 @@ func (q *rawInit) startProgram() {
 	var r1 uintptr
 	var errno syscall.Errno
 	base := unix.CmsgLen(0)
-	for k := 0; k < 3; k++ {
+	for k := 0; k < q.nfd && k <= MaxExtraFD; k++ {
 		*(*int32)(unsafe.Pointer(&q.sCmsg[base+4*k])) = *(*int32)(unsafe.Pointer(&q.rCmsg[base+4*k]))
 	}
+	q.sMsg.SetControllen(unix.CmsgSpace(4 * q.nfd))
+	(*unix.Cmsghdr)(unsafe.Pointer(&q.sCmsg[0])).SetLen(unix.CmsgLen(4 * q.nfd))
 	// The wall clock starts before the program's process is let go: a
 	// reported wall time is never shorter than the run, however late this
 	// init runs again.
@@ -541,7 +551,7 @@ func (q *rawInit) startProgram() {
 	if _, _, errno = syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(q.pair[0]), uintptr(unsafe.Pointer(&q.sMsg)), unix.MSG_NOSIGNAL); errno != 0 {
 		q.failed(stepSendToProgram, errno)
 	}
-	for k := 0; k < 3; k++ {
+	for k := 0; k < q.nfd && k <= MaxExtraFD; k++ {
 		syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(*(*int32)(unsafe.Pointer(&q.rCmsg[base+4*k]))), 0, 0)
 	}
 	// EOF on the error pipe: the exec happened.
@@ -758,7 +768,8 @@ func (q *rawInit) programFailed(first uintptr) {
 
 // rawCommandBytes lays c out for an init whose image buffer is at base:
 // the header and everything after it, as Run writes them on fdCommand.
-func rawCommandBytes(base uint64, c *Command, workdir bool) ([]byte, error) {
+// fds is imageHeader.fds.
+func rawCommandBytes(base uint64, c *Command, fds uint64, workdir bool) ([]byte, error) {
 	name := c.Argv[0]
 	var cands []string
 	nfError := ""
@@ -783,7 +794,7 @@ func rawCommandBytes(base uint64, c *Command, workdir bool) ([]byte, error) {
 		return nil, fmt.Errorf("PATH has %d entries, at most %d", len(cands), maxCandidates)
 	}
 	rlimits := append(append([]Rlimit(nil), fixedRlimits...), c.Rlimits...)
-	img, addrs, err := layImage(uintptr(base), imageCap, cands[0], c.Argv, c.Env, rlimits, cands)
+	img, addrs, err := layImage(uintptr(base), imageCap, cands[0], c.Argv, c.Env, rlimits, fds, cands)
 	if err != nil {
 		if err == unix.E2BIG {
 			return nil, &ExecError{cands[0], err}

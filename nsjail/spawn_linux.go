@@ -36,6 +36,10 @@ type Files struct {
 type IO struct {
 	// Stdin, Stdout and Stderr are the program's. Nil is /dev/null.
 	Stdin, Stdout, Stderr *os.File
+	// ExtraFiles are more descriptors of the program, by number: 3 to
+	// MaxExtraFD (a pipe's end, say), each open at its exec as given. The
+	// program's other descriptors above 2 are closed at its exec.
+	ExtraFiles map[int]*os.File
 	// Workdir is a host directory (O_PATH is enough) bound read-write at
 	// WorkspaceDir, through a detached copy of its mount. Nil: a fresh
 	// tmpfs of Command.WorkspaceBytes.
@@ -228,6 +232,10 @@ func (p *Process) Run(c *Command, stdio IO) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("sandbox command: %w", err)
 	}
+	extra, err := extraFDs(stdio.ExtraFiles)
+	if err != nil {
+		return fmt.Errorf("sandbox command: %w", err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.commandW == nil {
@@ -241,7 +249,8 @@ func (p *Process) Run(c *Command, stdio IO) error {
 			p.commandW = nil
 		}
 	}()
-	fds := make([]int, 0, 4)
+	// Stdin, stdout, stderr, the extra files in order, the workdir.
+	fds := make([]int, 0, 4+len(stdio.ExtraFiles))
 	for _, f := range []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr} {
 		if f == nil {
 			null, err := devNull()
@@ -251,6 +260,11 @@ func (p *Process) Run(c *Command, stdio IO) error {
 			f = null
 		}
 		fds = append(fds, int(f.Fd()))
+	}
+	for fd := 3; fd <= MaxExtraFD; fd++ {
+		if f := stdio.ExtraFiles[fd]; f != nil {
+			fds = append(fds, int(f.Fd()))
+		}
 	}
 	switch {
 	case stdio.WorkdirMount != nil:
@@ -263,7 +277,7 @@ func (p *Process) Run(c *Command, stdio IO) error {
 		defer wd.Close()
 		fds = append(fds, int(wd.Fd()))
 	}
-	cmdBytes, err := rawCommandBytes(p.image, c, stdio.Workdir != nil || stdio.WorkdirMount != nil)
+	cmdBytes, err := rawCommandBytes(p.image, c, extra, stdio.Workdir != nil || stdio.WorkdirMount != nil)
 	if err != nil {
 		if ee, ok := err.(*ExecError); ok {
 			return ee
@@ -296,6 +310,22 @@ func (p *Process) Run(c *Command, stdio IO) error {
 		commandW.Close()
 	}()
 	return nil
+}
+
+// extraFDs checks IO.ExtraFiles and gives their numbers as
+// imageHeader.fds.
+func extraFDs(files map[int]*os.File) (uint64, error) {
+	var bits uint64
+	for fd, f := range files {
+		switch {
+		case fd < 3 || fd > MaxExtraFD:
+			return 0, fmt.Errorf("extra file %d: the extra files are 3 to %d", fd, MaxExtraFD)
+		case f == nil:
+			return 0, fmt.Errorf("extra file %d: nil", fd)
+		}
+		bits |= 1 << fd
+	}
+	return bits, nil
 }
 
 // closeCommandPipes closes what is left of our ends of fdCommand and

@@ -95,6 +95,7 @@ const (
 	stepSendListener
 	stepCloseRange
 	stepSchedPolicy
+	stepLayOutProgramFDs
 	stepExec
 )
 
@@ -214,7 +215,7 @@ func (s step) String() string {
 	case stepReceive:
 		return "receive the command"
 	case stepStdio:
-		return "dup stdio"
+		return "dup the command's descriptors"
 	case stepChdirWorkspace:
 		return "chdir " + WorkspaceDir
 	case stepRlimit:
@@ -239,6 +240,8 @@ func (s step) String() string {
 		return "close_range"
 	case stepSchedPolicy:
 		return "set the scheduling policy SCHED_OTHER"
+	case stepLayOutProgramFDs:
+		return "lay out the program's descriptors"
 	case stepExec:
 		return "execve"
 	}

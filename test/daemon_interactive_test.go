@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -278,6 +279,73 @@ func TestDaemonInteractiveCancel(t *testing.T) {
 	// assertClean (cleanup) checks nothing is left after the daemon.
 }
 
+// Pipes may join fds 3 to 9: a program talks over its fds 3 and 4 while
+// its stdout stays captured, with its peer on stdin and stdout, and the
+// other way round; directly or relayed. Its peer's end is its EOF.
+func TestDaemonInteractiveExtraFds(t *testing.T) {
+	d := startDaemon(t, "")
+	const (
+		// Says hello on fd 4, hears the answer on fd 3.
+		onFds   = `echo hello >&4; read a <&3; echo "heard $a"`
+		onStdio = `read q; echo world; echo "heard $q" >&2`
+	)
+	for _, tc := range []struct {
+		name               string
+		solution, inter    string
+		pipes              []api.Pipe
+		solOut, solErr     string
+		interOut, interErr string
+	}{
+		{name: "solution-on-3-4", solution: onFds, inter: onStdio,
+			pipes:  []api.Pipe{{From: "solution:4", To: "interactor:0"}, {From: "interactor:1", To: "solution:3"}},
+			solOut: "heard world\n", interErr: "heard hello\n"},
+		{name: "interactor-on-3-4", solution: onStdio, inter: onFds,
+			pipes:  []api.Pipe{{From: "interactor:4", To: "solution:0"}, {From: "solution:1", To: "interactor:3"}},
+			solErr: "heard hello\n", interOut: "heard world\n"},
+		// The solution writes nothing on its fd 5 and ends: the
+		// interactor's fd 3 sees EOF.
+		{name: "eof-on-3", solution: `echo "fd 5 untouched"`, inter: `if read q <&3; then echo "read $q"; else echo EOF; fi`,
+			pipes:  []api.Pipe{{From: "solution:5", To: "interactor:3"}},
+			solOut: "fd 5 untouched\n", interOut: "EOF\n"},
+	} {
+		for _, captured := range []int64{0, 100} {
+			name := tc.name + "/direct"
+			if captured > 0 {
+				name = tc.name + "/captured"
+			}
+			t.Run(name, func(t *testing.T) {
+				pipes := slices.Clone(tc.pipes)
+				for k := range pipes {
+					pipes[k].Capture = captured
+				}
+				res, err := d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{
+					Programs: []api.Program{
+						{Name: "solution", Argv: []string{"sh", "-c", tc.solution}, Limits: api.Limits{WallTimeMS: 10000}},
+						{Name: "interactor", Workspace: api.WorkspacePrivate, Argv: []string{"sh", "-c", tc.inter}, Limits: api.Limits{WallTimeMS: 10000}},
+					},
+					Pipes: pipes,
+				}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Status != api.StatusCompleted || len(res.Steps) != 1 || len(res.Steps[0].Programs) != 2 {
+					t.Fatalf("%+v", res)
+				}
+				st := res.Steps[0]
+				b, _ := json.MarshalIndent(st, "", " ")
+				sol, inter := st.Programs[0], st.Programs[1]
+				if st.Verdict != api.VerdictOK || sol.Stdout != tc.solOut || sol.Stderr != tc.solErr || inter.Stdout != tc.interOut || inter.Stderr != tc.interErr {
+					t.Fatalf("want solution stdout %q stderr %q, interactor stdout %q stderr %q:\n%s", tc.solOut, tc.solErr, tc.interOut, tc.interErr, b)
+				}
+				if captured > 0 && tc.name != "eof-on-3" && (len(st.Pipes) != 2 || st.Pipes[0].Data != "hello\n" || st.Pipes[1].Data != "world\n") {
+					t.Errorf("captures:\n%s", b)
+				}
+				d.assertNoJobLeft(t)
+			})
+		}
+	}
+}
+
 func TestDaemonInteractiveBadPipes(t *testing.T) {
 	d := startDaemon(t, "")
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -297,7 +365,8 @@ func TestDaemonInteractiveBadPipes(t *testing.T) {
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:0","to":"b:0"}]}]}`, "steps[0].pipes[0].from: fd 0"},
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:1"}]}]}`, "steps[0].pipes[0].to: fd 1"},
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:10"}]}]}`, "steps[0].pipes[0].to"},
-		{`{"steps":[{` + two + `,"pipes":[{"from":"a:4","to":"b:0"}]}]}`, "steps[0].pipes[0].from: fd 4: this daemon joins fds 0, 1 and 2 only"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:4","to":"b:2"}]}]}`, "steps[0].pipes[0].to: fd 2 is written by the program: a pipe goes to an fd the program reads (0, or 3 to 9)"},
+		{`{"steps":[{` + two + `,"pipes":[{"from":"a:3","to":"b:4"},{"from":"b:4","to":"a:3"}]}]}`, `steps[0].pipes[1].from: "b:4" is already an end of steps[0].pipes[0].to`},
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:0"},{"from":"a:1","to":"a:0"}]}]}`, `steps[0].pipes[1].from: "a:1" is already an end of steps[0].pipes[0].from`},
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:0"},{"from":"a:2","to":"b:0"}]}]}`, "steps[0].pipes[1].to"},
 		{`{"steps":[{` + two + `,"pipes":[{"from":"a:1","to":"b:0","capture_bytes":0}]}]}`, "capture_bytes"},
