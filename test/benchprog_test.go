@@ -16,7 +16,8 @@ import (
 
 // TestBenchProgram runs make bench's program, in a short form, against the
 // binary under test: every way of running both commands must be measured,
-// every target checked, the figures written as JSON, and nothing of the
+// and every way of reading both cached inputs, the judge's submissions both
+// ways, every target checked, the figures written as JSON, and nothing of the
 // run left on the host: no process under a sandbox uid, no cgroup of the
 // daemon's or of the floor+cgroups case. SANDBOXD_BENCH_BIN names the
 // program (make test builds it); without it the test builds it.
