@@ -36,7 +36,7 @@ bin/sandboxd-bench: FORCE
 FORCE:
 
 # deps installs what the tests and the benchmark run inside sandboxes (gcc,
-# python3) from Debian's packages. Quick when they are there.
+# g++, python3) from Debian's packages. Quick when they are there.
 deps:
 	@./scripts/deps.sh
 

@@ -16,7 +16,8 @@ import (
 
 // TestBenchProgram runs make bench's program, in a short form, against the
 // binary under test: every way of running both commands must be measured,
-// every target checked, the figures written as JSON, and nothing of the
+// and every way of reading both cached inputs, the judge's submissions both
+// ways, every target checked, the figures written as JSON, and nothing of the
 // run left on the host: no process under a sandbox uid, no cgroup of the
 // daemon's or of the floor+cgroups case. SANDBOXD_BENCH_BIN names the
 // program (make test builds it); without it the test builds it.
@@ -42,7 +43,8 @@ func TestBenchProgram(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sandboxd-bench: %v\n%s", err, out)
 	}
-	for _, want := range []string{"floor+cgroups", "runs/s against floor+cgroups", "targets", "CPU spread"} {
+	for _, want := range []string{"floor+cgroups", "runs/s against floor+cgroups", "targets", "CPU spread",
+		"cached input", "256 MiB against 1 KiB", "judge submissions/s through the daemon against the script"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the printed report lacks %q:\n%s", want, out)
 		}
@@ -61,6 +63,30 @@ func TestBenchProgram(t *testing.T) {
 			Name  string  `json:"name"`
 			Value float64 `json:"value"`
 		} `json:"targets"`
+		CachedInput struct {
+			Cases []struct {
+				Command           string  `json:"command"`
+				Way               string  `json:"way"`
+				P50MS             float64 `json:"p50_ms"`
+				CPUMSPerRun       float64 `json:"cpu_ms_per_run"`
+				DaemonCPUMSPerRun float64 `json:"daemon_cpu_ms_per_run"`
+			} `json:"cases"`
+			BigVsSmall []struct {
+				Way            string  `json:"way"`
+				DaemonCPURatio float64 `json:"daemon_cpu_big_vs_small"`
+			} `json:"big_vs_small"`
+		} `json:"cached_input"`
+		Judge struct {
+			Daemon struct {
+				Submissions int     `json:"submissions"`
+				PerS        float64 `json:"submissions_per_s"`
+			} `json:"daemon"`
+			Script struct {
+				Submissions int     `json:"submissions"`
+				PerS        float64 `json:"submissions_per_s"`
+			} `json:"script"`
+			RateVsScript float64 `json:"daemon_vs_script"`
+		} `json:"judge"`
 	}
 	data, err := os.ReadFile(jsonPath)
 	if err != nil {
@@ -90,8 +116,30 @@ func TestBenchProgram(t *testing.T) {
 	if !measured["python3 -c 'print(1)' / POST /v1/batch"] {
 		t.Error("no figures for the batch")
 	}
-	if len(rep.Targets) != 7 {
-		t.Errorf("%d targets checked, want 7", len(rep.Targets))
+	cached := map[string]bool{}
+	for _, c := range rep.CachedInput.Cases {
+		key := c.Command + " / " + c.Way
+		cached[key] = true
+		if c.P50MS <= 0 || c.CPUMSPerRun <= 0 || (strings.HasPrefix(c.Way, "POST ") && c.DaemonCPUMSPerRun <= 0) {
+			t.Errorf("cached input, %s: p50 %v ms, CPU ms/run %v, daemon CPU ms/run %v: want each above zero",
+				key, c.P50MS, c.CPUMSPerRun, c.DaemonCPUMSPerRun)
+		}
+	}
+	for _, size := range []string{"1 KiB", "256 MiB"} {
+		for _, way := range []string{"bare", "bare, host copy", "POST /v1/run stdin_cached", "POST /v1/run files[].cached"} {
+			if key := "cat >/dev/null, " + size + " / " + way; !cached[key] {
+				t.Errorf("no figures for the cached input, %s", key)
+			}
+		}
+	}
+	if len(rep.CachedInput.BigVsSmall) != 2 {
+		t.Errorf("cached input: %d ways compared big against small, want 2", len(rep.CachedInput.BigVsSmall))
+	}
+	if j := rep.Judge; j.Daemon.Submissions < 2 || j.Script.Submissions != j.Daemon.Submissions || j.Daemon.PerS <= 0 || j.Script.PerS <= 0 || j.RateVsScript <= 0 {
+		t.Errorf("judge: %+v", j)
+	}
+	if len(rep.Targets) != 10 {
+		t.Errorf("%d targets checked, want 10", len(rep.Targets))
 	}
 	for _, tg := range rep.Targets {
 		if tg.Value <= 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -74,6 +75,11 @@ type benchCase struct {
 
 func (c *benchCase) label() string { return c.cmd.name + ", " + c.way }
 
+// viaDaemon reports whether the case's runs are requests to the daemon
+// ("POST /v1/run", "POST /v1/batch", "POST /v1/run stdin_cached", ...),
+// whose CPU is then the daemon's rather than this program's children's.
+func (c *benchCase) viaDaemon() bool { return strings.HasPrefix(c.way, "POST ") }
+
 // bareRunner is os/exec of argv; attr, if not nil, makes its SysProcAttr.
 func bareRunner(argv []string, attr func() *syscall.SysProcAttr) func(context.Context) error {
 	return func(context.Context) error {
@@ -120,9 +126,14 @@ func execRunner(bin, stateDir string, argv []string) func(context.Context) error
 	}
 }
 
-// runRunner is one POST /v1/run per run; its verdict must be ok.
+// runRunner is one POST /v1/run of argv per run; its verdict must be ok.
 func runRunner(c *client.Client, argv []string) func(context.Context) error {
-	job := &api.Job{Steps: []api.Step{{Argv: argv}}}
+	return jobRunner(c, &api.Job{Steps: []api.Step{{Argv: argv}}})
+}
+
+// jobRunner is one POST /v1/run of a one-step job per run; its verdict
+// must be ok.
+func jobRunner(c *client.Client, job *api.Job) func(context.Context) error {
 	return func(ctx context.Context) error {
 		res, err := c.Run(ctx, job)
 		if err != nil {
@@ -179,15 +190,21 @@ func describe(res *api.Result) string {
 // from round to round: whatever else the machine does then falls on every
 // case alike, and the ratios compare like with like.
 func (b *bench) measure(ctx context.Context, cases []*benchCase) error {
+	return b.measureN(ctx, cases, b.runs, b.rounds, b.warmup)
+}
+
+// measureN is measure with runs runs of each case one at a time (and as
+// many with two workers) in rounds rounds, after warmup runs of each.
+func (b *bench) measureN(ctx context.Context, cases []*benchCase, runs, rounds, warmup int) error {
 	for _, c := range cases {
-		for range b.warmup {
+		for range warmup {
 			if err := c.run(ctx); err != nil {
 				return fmt.Errorf("%s: warm-up: %w", c.label(), err)
 			}
 		}
 	}
-	per := (b.runs + b.rounds - 1) / b.rounds
-	for r := range b.rounds {
+	per := (runs + rounds - 1) / rounds
+	for r := range rounds {
 		k := r % len(cases)
 		order := slices.Concat(cases[k:], cases[:k])
 		for _, c := range order {
@@ -332,7 +349,7 @@ func (b *bench) charge(c *benchCase, before counters, n int) error {
 			return fmt.Errorf("%s: %w", c.label(), err)
 		}
 	}
-	viaDaemon := c.way == wayRun || c.way == wayBatch
+	viaDaemon := c.viaDaemon()
 	if viaDaemon {
 		time.Sleep(settle)
 	}

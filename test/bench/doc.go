@@ -2,7 +2,8 @@
 // from outside against bare fork/exec of the same command and against the
 // kernel's namespace floor, on the same machine in the same run.
 //
-//	sandboxd-bench [-sandboxd bin/sandboxd] [-runs 500] [-batch 1000] [-json run/bench/bench.json] [-quick] [-check]
+//	sandboxd-bench [-sandboxd bin/sandboxd] [-runs 500] [-batch 1000] [-cached-runs 100] [-judge 40]
+//		[-json run/bench/bench.json] [-quick] [-check]
 //
 // For /bin/true and python3 -c 'print(1)' it times four ways of running
 // the command:
@@ -17,7 +18,11 @@
 // each one at a time (p50 and p99 latency) and with two workers (runs/s),
 // in interleaved rounds. Then one POST /v1/batch of python jobs, the CPU
 // overshoot past a 200 ms CPU limit, and the spread of the CPU time charged
-// for one fixed busy loop. It prints a table, checks the speed targets
-// (PASS or MISS), and writes every figure as JSON. It needs root, gcc and
-// python3.
+// for one fixed busy loop. Then two judge workloads: a program reading all
+// of a 256 MiB input from the daemon's file cache against a 1 KiB one
+// (stdin_cached and files[].cached, beside bare reads of the same files),
+// and submissions of a C++ solution (one g++ compile kept in the cache, 20
+// tests) through the daemon against a bash script doing the same with no
+// sandbox. It prints a table, checks the speed targets (PASS or MISS), and
+// writes every figure as JSON. It needs root, gcc, g++ and python3.
 package main

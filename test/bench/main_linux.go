@@ -24,6 +24,8 @@ type bench struct {
 	batchJobs  int
 	limitRuns  int
 	spreadRuns int
+	cachedRuns int // of each way and input size of the cached-input case, one at a time and again with two workers
+	judgeSubs  int // submissions of each way of the judge case
 	// daemonConfig is added to the daemon's configuration (-daemon-config).
 	daemonConfig string
 
@@ -37,13 +39,15 @@ func main() { os.Exit(benchMain()) }
 func benchMain() int {
 	fs := flag.NewFlagSet("sandboxd-bench", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sandboxd-bench [flags]\n\nMeasures sandboxd from outside against bare fork/exec and the namespace floor\n(make bench; see docs/benchmarks.md). Needs root, gcc and python3.\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: sandboxd-bench [flags]\n\nMeasures sandboxd from outside against bare fork/exec and the namespace floor\n(make bench; see docs/benchmarks.md). Needs root, gcc, g++ and python3.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	b := &bench{rounds: 5, warmup: 10, limitRuns: 20, spreadRuns: 30}
 	fs.StringVar(&b.sandboxd, "sandboxd", "bin/sandboxd", "the sandboxd binary to measure")
 	fs.IntVar(&b.runs, "runs", 500, "runs of each case one at a time, and again with two workers")
 	fs.IntVar(&b.batchJobs, "batch", 1000, "python jobs in the POST /v1/batch case")
+	fs.IntVar(&b.cachedRuns, "cached-runs", 100, "runs of each way of reading a 1 KiB and a 256 MiB cached input, one at a time and again with two workers")
+	fs.IntVar(&b.judgeSubs, "judge", 40, "submissions (a compile and 20 tests) of each way of the judge case")
 	jsonPath := fs.String("json", "run/bench/bench.json", "where to write every figure as JSON")
 	quick := fs.Bool("quick", false, "a short smoke run: few runs of everything (unless -runs or -batch say otherwise)")
 	check := fs.Bool("check", false, "exit 1 when a target is missed")
@@ -63,10 +67,16 @@ func benchMain() int {
 		if !set["batch"] {
 			b.batchJobs = 100
 		}
+		if !set["cached-runs"] {
+			b.cachedRuns = 10
+		}
+		if !set["judge"] {
+			b.judgeSubs = 4
+		}
 		b.rounds, b.warmup, b.limitRuns, b.spreadRuns = 2, 3, 5, 10
 	}
-	if fs.NArg() > 0 || b.runs < b.rounds || b.batchJobs < 1 {
-		fmt.Fprintf(os.Stderr, "sandboxd-bench: -runs must be at least %d, -batch at least 1, and no arguments\n", b.rounds)
+	if fs.NArg() > 0 || b.runs < b.rounds || b.batchJobs < 1 || b.cachedRuns < b.rounds || b.judgeSubs < b.rounds {
+		fmt.Fprintf(os.Stderr, "sandboxd-bench: -runs, -cached-runs and -judge must be at least %d, -batch at least 1, and no arguments\n", b.rounds)
 		return 2
 	}
 	if os.Geteuid() != 0 {
@@ -101,9 +111,10 @@ func benchMain() int {
 	return 0
 }
 
-// run measures everything, in this order: the daemon idle, the four ways
+// run measures everything, in this order: the daemon idle, the five ways
 // of running each command, the batch, the daemon idle again, then the CPU
-// limit and the CPU spread, outside the load whose RSS is reported.
+// limit, the CPU spread, the cached input and the judge, outside the load
+// whose RSS is reported.
 func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 	start := time.Now()
 	rep = &Report{
@@ -112,7 +123,8 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 		Machine:       machine(),
 		LoadAvgBefore: loadAvg(),
 		Settings: Settings{Runs: b.runs, Rounds: b.rounds, Warmup: b.warmup, Workers: workers,
-			BatchJobs: b.batchJobs, CPULimitRuns: b.limitRuns, SpreadRuns: b.spreadRuns},
+			BatchJobs: b.batchJobs, CPULimitRuns: b.limitRuns, SpreadRuns: b.spreadRuns,
+			CachedRuns: b.cachedRuns, JudgeSubmissions: b.judgeSubs},
 	}
 	if b.dir, err = os.MkdirTemp("", "sandboxd-bench-"); err != nil {
 		return nil, err
@@ -192,6 +204,16 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 	}
 	fmt.Fprintf(os.Stderr, "CPU spread: %d runs of a fixed loop, through the daemon and bare\n", b.spreadRuns)
 	if rep.CPUSpread, err = b.cpuSpread(ctx, b.spreadRuns); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "cached input: %d runs of each way of reading a 1 KiB and a 256 MiB input, one at a time and with %d workers, in %d rounds\n",
+		b.cachedRuns, workers, b.rounds)
+	if rep.CachedInput, err = b.cachedInput(ctx, b.cachedRuns, b.rounds, b.warmup); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "judge: %d submissions (a C++ compile and %d tests) through the daemon and by a bash script, %d at once, in %d rounds\n",
+		b.judgeSubs, judgeTests, workers, b.rounds)
+	if rep.Judge, err = b.judge(ctx, b.judgeSubs, b.rounds); err != nil {
 		return nil, err
 	}
 

@@ -24,18 +24,22 @@ type Report struct {
 	Daemon        DaemonMemory `json:"daemon"`
 	CPULimit      CPULimit     `json:"cpu_limit"`
 	CPUSpread     CPUSpread    `json:"cpu_spread"`
+	CachedInput   CachedInput  `json:"cached_input"`
+	Judge         Judge        `json:"judge"`
 	Targets       []Target     `json:"targets"`
 }
 
 // Settings are how much of everything was run.
 type Settings struct {
-	Runs         int `json:"runs"`
-	Rounds       int `json:"rounds"`
-	Warmup       int `json:"warmup"`
-	Workers      int `json:"workers"`
-	BatchJobs    int `json:"batch_jobs"`
-	CPULimitRuns int `json:"cpu_limit_runs"`
-	SpreadRuns   int `json:"spread_runs"`
+	Runs             int `json:"runs"`
+	Rounds           int `json:"rounds"`
+	Warmup           int `json:"warmup"`
+	Workers          int `json:"workers"`
+	BatchJobs        int `json:"batch_jobs"`
+	CPULimitRuns     int `json:"cpu_limit_runs"`
+	SpreadRuns       int `json:"spread_runs"`
+	CachedRuns       int `json:"cached_runs"`
+	JudgeSubmissions int `json:"judge_submissions"`
 }
 
 // CaseResult is one way of running one command. Latency is one run at a
@@ -174,7 +178,7 @@ func targets(rep *Report) []Target {
 	trueRun := find(rep.Cases, cmdTrue.name, wayRun)
 	pyRun := find(rep.Cases, cmdPython.name, wayRun)
 	idle := max(rep.Daemon.IdleStart.RSSBytes, rep.Daemon.IdleEnd.RSSBytes)
-	return []Target{
+	t := []Target{
 		atMost("POST /v1/run /bin/true, 1 client: p50 <= bare p50 + 1.0 ms", trueRun.P50MS, trueBare.P50MS+1, "ms"),
 		atLeast(fmt.Sprintf("POST /v1/run /bin/true, %d clients: runs/s >= 0.7x ns floor", workers), trueRun.RateVsFloor, 0.7, "x"),
 		atLeast(fmt.Sprintf("POST /v1/run python3, %d clients: runs/s >= 0.75x bare", workers), pyRun.RateVsBare, 0.75, "x"),
@@ -183,6 +187,12 @@ func targets(rep *Report) []Target {
 		atMost(fmt.Sprintf("CPU-limit overshoot, median of %d: <= 10 ms", rep.CPULimit.Runs), rep.CPULimit.MedianMS, 10, "ms"),
 		atMost(fmt.Sprintf("CPU-time spread, CV of %d runs: <= 1%%", rep.CPUSpread.Runs), rep.CPUSpread.Daemon.CVPct, 1, "%"),
 	}
+	for _, g := range rep.CachedInput.BigVsSmall {
+		t = append(t, atMost(fmt.Sprintf("daemon CPU/run, 256 MiB %s input: <= 1.5x 1 KiB", strings.TrimPrefix(g.Way, wayRun+" ")),
+			g.DaemonCPURatio, 1.5, "x"))
+	}
+	return append(t, atLeast(fmt.Sprintf("judge, %d clients: submissions/s >= 0.8x the bash script", workers),
+		rep.Judge.RateVsScript, 0.8, "x"))
 }
 
 // print writes the human form: the table, the daemon's memory, the CPU
@@ -232,6 +242,9 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "CPU spread, %d runs of a fixed loop (%d iterations): daemon mean %.1f ms, sd %.2f ms, CV %.2f%%; bare mean %.1f ms, sd %.2f ms, CV %.2f%%\n\n",
 		s.Runs, s.Iterations, s.Daemon.MeanMS, s.Daemon.StdDevMS, s.Daemon.CVPct, s.Bare.MeanMS, s.Bare.StdDevMS, s.Bare.CVPct)
 
+	r.CachedInput.print(w)
+	r.Judge.print(w)
+
 	fmt.Fprintln(w, "targets")
 	for _, t := range r.Targets {
 		verdict, op := "MISS", ">="
@@ -257,4 +270,70 @@ func num(v float64, prec int) string {
 func loadFields(s string) string {
 	f := strings.Fields(s)
 	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// print writes the cached-input case: a table, one row per input size and
+// way, and the big input against the small one.
+func (c *CachedInput) print(w io.Writer) {
+	if len(c.Cases) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "cached input: sh -c 'cat >/dev/null' reading all of a %s and a %s file\n", size(c.SmallBytes), size(c.BigBytes))
+	fmt.Fprintf(w, "%-24s %-28s %8s %8s %9s %9s %9s %7s %7s\n", "command", "way", "p50 ms", "p99 ms", "runs/s",
+		"p50-bare", "p99-bare", "CPU ms/", "run")
+	fmt.Fprintf(w, "%-24s %-28s %8s %8s %9s %9s %9s %7s %7s\n", "", "", "", "", "", "ms", "ms", "total", "daemon")
+	for i, r := range c.Cases {
+		if i > 0 && r.Command != c.Cases[i-1].Command {
+			fmt.Fprintln(w)
+		}
+		bare := find(c.Cases, r.Command, wayBare)
+		over50, over99 := "-", "-"
+		if r.Way != wayBare {
+			over50, over99 = fmt.Sprintf("%+.2f", r.P50MS-bare.P50MS), fmt.Sprintf("%+.2f", r.P99MS-bare.P99MS)
+		}
+		fmt.Fprintf(w, "%-24s %-28s %8s %8s %9s %9s %9s %7s %7s\n", r.Command, r.Way,
+			num(r.P50MS, 2), num(r.P99MS, 2), num(r.RunsPerS, 0), over50, over99,
+			num(r.CPUMSPerRun, 2), num(r.DaemonCPUMSPerRun, 2))
+	}
+	fmt.Fprintf(w, "(%d runs a case one at a time and %d with %d workers, in %d rounds; bare: os/exec with the daemon's cached copy\n"+
+		" of the file (in its cache_dir) as stdin; bare, host copy: the same with the file this program wrote and uploaded;\n"+
+		" stdin_cached: the cached file as the step's stdin; files[].cached: the cached file bound onto the workspace's `in`, read by\n"+
+		" sh -c 'cat in >/dev/null'; p50-bare: the p50 less the bare p50 of the same size)\n",
+		c.Runs, c.Runs, workers, c.Rounds)
+	fmt.Fprintf(w, "%s against %s:\n", size(c.BigBytes), size(c.SmallBytes))
+	for _, g := range c.BigVsSmall {
+		fmt.Fprintf(w, "  %-28s daemon CPU/run %.2f -> %.2f ms (%.2fx); p50 over bare %+.2f -> %+.2f ms (%+.2f ms); p99 over bare %+.2f -> %+.2f ms\n",
+			g.Way, g.DaemonCPUMSSmall, g.DaemonCPUMSBig, g.DaemonCPURatio,
+			g.P50OverBareMSSmall, g.P50OverBareMSBig, g.P50OverBareGrowthMS, g.P99OverBareMSSmall, g.P99OverBareMSBig)
+	}
+	fmt.Fprintf(w, "  (bare CPU/run, the reading itself: %.2f -> %.2f ms; reading the host copy of %s bare: %.2fx the CPU of the cache's copy;\n"+
+		"  the upload took %.0f ms, once; the daemon's RSS at most %.1f MiB meanwhile; the case took %.0f s)\n\n",
+		c.BareCPUSmall, c.BareCPUBig, size(c.BigBytes), c.HostCopyVsCached, c.BigUploadMS, mib(c.MaxRSSBytes), c.DurationS)
+}
+
+// print writes the judge case: one row per way, and their ratio.
+func (j *Judge) print(w io.Writer) {
+	if j.Daemon.Submissions == 0 {
+		return
+	}
+	fmt.Fprintf(w, "judge: a submission is g++ -O2 of a small C++ solution and %d tests (%s..%s inputs, %.1f MiB in all), %d clients at once\n",
+		j.Tests, size(judgeMinBytes), size(judgeMaxBytes), mib(j.TestBytesTotal), j.Clients)
+	fmt.Fprintf(w, "%-26s %5s %7s %8s %8s %8s %8s %9s %7s\n", "", "", "", "submission", "", "p50 ms", "", "CPU ms/sub", "")
+	fmt.Fprintf(w, "%-26s %5s %7s %8s %8s %8s %8s %9s %7s\n", "way", "subs", "subs/s", "p50 ms", "max ms", "compile", "tests", "total", "daemon")
+	for _, x := range []JudgeWay{j.Daemon, j.Script} {
+		fmt.Fprintf(w, "%-26s %5d %7.2f %8.0f %8.0f %8.0f %8.0f %9.0f %7s\n", x.Way, x.Submissions, x.PerS,
+			x.P50MS, x.MaxMS, x.CompileP50MS, x.TestsP50MS, x.CPUMSPerSubmission, num(x.DaemonCPUMSPerSubmit, 1))
+	}
+	fmt.Fprintf(w, "(in %d rounds, %.0f s in all; through the daemon: a compile job keeping the binary in the file cache, then one POST /v1/run a test\n"+
+		" naming the binary and its input in the cache, with expected_stdout; the script: bash, g++ and the binary, no sandbox)\n",
+		j.Rounds, j.DurationS)
+	fmt.Fprintf(w, "judge submissions/s through the daemon against the script: %.2fx\n\n", j.RateVsScript)
+}
+
+// size is a byte count in KiB or MiB.
+func size(b int64) string {
+	if b >= 1<<20 {
+		return fmt.Sprintf("%d MiB", b>>20)
+	}
+	return fmt.Sprintf("%d KiB", b>>10)
 }
