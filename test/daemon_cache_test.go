@@ -408,7 +408,10 @@ func TestDaemonCacheLargeStdin(t *testing.T) {
 	}
 	want := sha(data)
 	data = nil
-	res, err := d.c.Run(ctx, &api.Job{Steps: []api.Step{{Argv: []string{"sh", "-c", "sha256sum | cut -c1-64"}, StdinCached: cf.ID}}})
+	// Hashing 256 MiB takes a second or two here, and minutes of
+	// emulated CPU in make test-v2's guest.
+	res, err := d.c.Run(ctx, &api.Job{Steps: []api.Step{{Argv: []string{"sh", "-c", "sha256sum | cut -c1-64"}, StdinCached: cf.ID,
+		Limits: api.Limits{CPUTimeMS: 300_000, WallTimeMS: 600_000}}}})
 	if err != nil || res.Steps[0].Stdout != want+"\n" {
 		t.Fatalf("%+v, %v; want %s", res, err, want)
 	}

@@ -485,7 +485,8 @@ func waitRunning(t *testing.T, d *testDaemon, id string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("job %s never ran", id)
+	runs, err := d.c.Runs(context.Background())
+	t.Fatalf("job %s never ran (runs: %+v %v; busy: %v)", id, runs, err, busyProcesses())
 }
 
 func TestDaemonClientDisconnect(t *testing.T) {

@@ -140,7 +140,7 @@ for s in $SUITES; do
 		# parks itself, so the daemons it starts find their own group above.
 		run_suite daemon sandboxd-test-@PID@-self /vm/run/test \
 			$bb env SANDBOXD_BIN=/vm/run/bin/sandboxd SANDBOXD_TEST_PROGRAMS=/vm/run/programs \
-			/vm/run/tests/test.test -test.v -test.count=1 -test.run="$RUN_DAEMON" \
+			/vm/run/tests/test.test -test.v -test.count=1 -test.run="$RUN_DAEMON" ${SKIP_DAEMON:+-test.skip="$SKIP_DAEMON"} \
 			-test.timeout="$SUITE_TIMEOUT"
 		;;
 	e2e)
