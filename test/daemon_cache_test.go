@@ -316,7 +316,7 @@ func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 // file whose content no longer matches its id is dropped then. A crash
 // with jobs holding bound files leaves nothing once restarted.
 func TestDaemonCacheRestart(t *testing.T) {
-	d := startDaemon(t, "")
+	d := startDaemon(t, "concurrency = 2\n") // two jobs at once below, on one CPU too
 	ctx := ctxT(t)
 	good, bad := []byte("kept across restarts\n"), []byte("to be corrupted\n")
 	g, err := d.c.Upload(ctx, bytes.NewReader(good))
