@@ -102,15 +102,6 @@ func (t *ticket) wait(ctx context.Context) (func(), error) {
 	}
 }
 
-// acquire is enqueue and wait in one.
-func (s *scheduler) acquire(ctx context.Context, caller uint32, mayExceed bool) (func(), error) {
-	t, err := s.enqueue(caller, mayExceed)
-	if err != nil {
-		return nil, err
-	}
-	return t.wait(ctx)
-}
-
 func (s *scheduler) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

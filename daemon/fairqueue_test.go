@@ -140,3 +140,12 @@ func TestSchedulerResize(t *testing.T) {
 	a.wait(context.Background())
 	s.release()
 }
+
+// acquire is enqueue and wait in one, as the tests use them.
+func (s *scheduler) acquire(ctx context.Context, caller uint32, mayExceed bool) (func(), error) {
+	t, err := s.enqueue(caller, mayExceed)
+	if err != nil {
+		return nil, err
+	}
+	return t.wait(ctx)
+}

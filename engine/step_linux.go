@@ -300,12 +300,6 @@ func (req *StepRequest) closeIO() {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func closeAll(files []*os.File) {
-	for _, f := range files {
-		f.Close()
-	}
-}
-
 // sandboxFor gives a step its sandbox: a warm one from the profile's pool
 // when there is one and the step does not ask for a uid of its own, else
 // one made now.
