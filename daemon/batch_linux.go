@@ -12,11 +12,11 @@ import (
 	"github.com/sandboxd/sandboxd/api"
 )
 
+// batch is POST /v1/batch: NDJSON jobs in (or {"jobs": [...]}), NDJSON
 // results out in completion order, the summary last. Jobs are read as
 // earlier ones finish, at most concurrency at a time.
 func (s *server) batch(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		s.fail(w, 0, &api.Error{Code: api.CodeUnavailable, Message: "shutting down"})
+	if s.refuseWhileDraining(w) {
 		return
 	}
 	cfg := &s.d.conf().cfg

@@ -15,8 +15,7 @@ import (
 // max_request_bytes: the body is never held in memory, so it takes nothing
 // from max_inflight_request_bytes either.
 func (s *server) uploadFile(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		s.fail(w, 0, &api.Error{Code: api.CodeUnavailable, Message: "shutting down"})
+	if s.refuseWhileDraining(w) {
 		return
 	}
 	c := s.d.cache

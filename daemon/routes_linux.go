@@ -111,9 +111,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (s *server) metricsPage(w http.ResponseWriter, r *http.Request) { s.metrics.ServeHTTP(w, r) }
 
+// refuseWhileDraining answers 503 "shutting down" once the daemon drains,
+// and says whether it did: no new job, upload or ping is taken then.
+func (s *server) refuseWhileDraining(w http.ResponseWriter) bool {
+	if !s.draining.Load() {
+		return false
+	}
+	s.fail(w, 0, &api.Error{Code: api.CodeUnavailable, Message: "shutting down"})
+	return true
+}
+
 func (s *server) ping(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		s.fail(w, 0, &api.Error{Code: api.CodeUnavailable, Message: "shutting down"})
+	if s.refuseWhileDraining(w) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")

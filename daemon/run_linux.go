@@ -101,8 +101,7 @@ func wantsStream(r *http.Request) bool {
 
 // run is POST /v1/run: one job, answered with its result or streamed.
 func (s *server) run(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
-		s.fail(w, 0, &api.Error{Code: api.CodeUnavailable, Message: "shutting down"})
+	if s.refuseWhileDraining(w) {
 		return
 	}
 	data, release, ok := s.readBody(w, r)
