@@ -15,6 +15,8 @@ commands:
   exec [flags] -- ARGV...   run ARGV once in a sandbox and print its result as JSON
   doctor [--config FILE] [--json]
                             check that this host can run sandboxes, and how to fix it
+  gateway --socket DAEMON_SOCKET [--config FILE] [--gojudge ADDR] [--piston ADDR]
+                            serve go-judge's (and Piston's) API over TCP as jobs on the daemon
   version                   print the version
 
 Run "sandboxd exec -h" for the flags of exec.
@@ -36,6 +38,8 @@ func main() {
 		os.Exit(execMain(os.Args[2:]))
 	case "serve":
 		os.Exit(serveMain(os.Args[2:]))
+	case "gateway":
+		os.Exit(gatewayMain(os.Args[2:])) // gateway.go
 	case "doctor":
 		os.Exit(doctorMain(os.Args[2:])) // doctor.go
 	case "version", "--version":

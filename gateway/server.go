@@ -1,0 +1,186 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+
+	"github.com/sandboxd/sandboxd/api/client"
+	"github.com/sandboxd/sandboxd/gateway/gojudge"
+)
+
+// Gateway is the protocols' listeners, built by New and run by Serve.
+type Gateway struct {
+	log       logrus.FieldLogger
+	listeners []protocolListener
+}
+
+type protocolListener struct {
+	protocol string // "gojudge", "piston": the metrics' and the log's label
+	addr     string
+	handler  http.Handler // the protocol's routes, wrapped
+}
+
+// New builds the gateway of cfg, whose protocols call the daemon through
+// c. Nothing listens until Serve.
+func New(cfg Config, c *client.Client, version string, log logrus.FieldLogger) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	g := &Gateway{log: log}
+	mount := func(protocol, addr string, h http.Handler) {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metricsHandler)
+		mux.Handle("/", h)
+		g.listeners = append(g.listeners, protocolListener{protocol: protocol, addr: addr,
+			handler: instrument(protocol, cfg.Token, m, log, mux)})
+	}
+	if cfg.GoJudgeListen != "" {
+		mount("gojudge", cfg.GoJudgeListen, gojudge.NewHandler(c, gojudge.Config{HostDirs: cfg.HostDirs, Version: version}, log))
+	}
+	if cfg.PistonListen != "" {
+		// PISTON: engineer L's package gateway/piston is mounted here at
+		// the merge: mount("piston", cfg.PistonListen, piston.NewHandler(c, ...)).
+		return nil, errors.New("piston: not built into this gateway yet")
+	}
+	return g, nil
+}
+
+// Handler is the wrapped handler of a protocol ("gojudge"), for tests
+// that serve it themselves; nil when it is not configured.
+func (g *Gateway) Handler(protocol string) http.Handler {
+	for _, l := range g.listeners {
+		if l.protocol == protocol {
+			return l.handler
+		}
+	}
+	return nil
+}
+
+// Serve listens on every configured address and serves until ctx is done,
+// then lets requests in flight finish for up to grace. ready, if not nil,
+// is called with each listener's address once it listens.
+func (g *Gateway) Serve(ctx context.Context, grace time.Duration, ready func(protocol string, addr net.Addr)) error {
+	var servers []*http.Server
+	errc := make(chan error, len(g.listeners))
+	for _, l := range g.listeners {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, s := range servers {
+				s.Close()
+			}
+			return fmt.Errorf("%s: listen: %w", l.protocol, err)
+		}
+		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		servers = append(servers, srv)
+		g.log.WithFields(logrus.Fields{"protocol": l.protocol, "addr": ln.Addr().String()}).Info("gateway listening")
+		if ready != nil {
+			ready(l.protocol, ln.Addr())
+		}
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	for _, s := range servers {
+		s.Shutdown(sctx)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sandboxd_gateway_requests_total",
+			Help: "Requests the gateway answered, by protocol, route and HTTP status.",
+		}, []string{"protocol", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sandboxd_gateway_request_seconds",
+			Help:    "Time from a request's arrival to its answer, by protocol and route.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"protocol", "route"}),
+	}
+	reg.MustRegister(m.requests, m.latency)
+	return m
+}
+
+// instrument wraps a protocol's routes: the token first, then the metrics
+// and one log line per request, whatever its answer.
+func instrument(protocol, token string, m *metrics, log logrus.FieldLogger, next http.Handler) http.Handler {
+	var want [sha256.Size]byte
+	if token != "" {
+		want = sha256.Sum256([]byte(token))
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		if token != "" && !authorized(r, want) {
+			// As go-judge's own token option: 401 and no body.
+			sw.WriteHeader(http.StatusUnauthorized)
+		} else {
+			next.ServeHTTP(sw, r)
+		}
+		route := r.Pattern // set by the ServeMux that matched it
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
+		d := time.Since(start)
+		m.requests.WithLabelValues(protocol, route, strconv.Itoa(sw.status)).Inc()
+		m.latency.WithLabelValues(protocol, route).Observe(d.Seconds())
+		log.WithFields(logrus.Fields{"protocol": protocol, "method": r.Method, "path": r.URL.Path,
+			"route": route, "status": sw.status, "ms": float64(d.Microseconds()) / 1000, "remote": r.RemoteAddr}).Info("request")
+	})
+}
+
+// authorized compares the request's Bearer token with the configured one
+// in constant time: both are hashed first, so that neither their contents
+// nor their lengths show in the time taken.
+func authorized(r *http.Request, want [sha256.Size]byte) bool {
+	const prefix = "Bearer "
+	h := r.Header.Get("Authorization")
+	if !strings.HasPrefix(h, prefix) {
+		return false
+	}
+	got := sha256.Sum256([]byte(h[len(prefix):]))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
