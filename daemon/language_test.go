@@ -12,7 +12,7 @@ import (
 func TestLanguageConfig(t *testing.T) {
 	for _, c := range []struct {
 		name, toml, wantErr string
-		want            *Language
+		want                *Language
 	}{
 		{name: "default has none", toml: ``},
 		{name: "a plain profile has none", toml: "[profiles.plain]\ntmp_bytes = 1048576\n"},
