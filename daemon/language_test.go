@@ -3,6 +3,7 @@ package daemon
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,5 +82,55 @@ func TestLanguageReachable(t *testing.T) {
 		if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
 			t.Errorf("reachable(%s, %v) = %v, want %q", c.path, c.binds, err, c.wantErr)
 		}
+	}
+}
+
+// TestLanguageProbe: a language profile whose program is outside its binds
+// is unavailable with the reason; a reload that leaves a profile as it was
+// keeps what was found for it, without running its version command again.
+func TestLanguageProbe(t *testing.T) {
+	cfg := DefaultConfig()
+	_, err := toml.Decode(`
+[profiles.sh]
+language = "bash"
+version_command = ["/bin/sh", "-c", "echo sh 5.2.15"]
+source_file = "main.sh"
+run = ["/bin/sh", "main.sh"]
+[profiles.hidden]
+binds = ["/lib"]
+language = "bash"
+version = "1.0.0"
+source_file = "main.sh"
+run = ["/bin/sh", "main.sh"]
+`, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newSnapshot(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := s.langs["sh"]; l == nil || l.reason != "" || l.version != "5.2.15" {
+		t.Errorf("sh: %+v", l)
+	}
+	if l := s.langs["hidden"]; l == nil || !strings.Contains(l.reason, "/bin/sh: not under the profile's binds") {
+		t.Errorf("hidden: %+v", l)
+	}
+	if _, ok := s.langs["default"]; ok {
+		t.Error("default carries a language")
+	}
+	next, err := newSnapshot(cfg, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.langs["sh"] != s.langs["sh"] {
+		t.Error("a reload probed an unchanged profile again")
+	}
+	var names []string
+	for _, l := range next.languageInfos() {
+		names = append(names, l.Profile)
+	}
+	if !slices.IsSorted(names) || !slices.Contains(names, "sh") || !slices.Contains(names, "python3") {
+		t.Errorf("languages: %v, want every language profile in name order", names)
 	}
 }
