@@ -250,8 +250,10 @@ type Info struct {
 	Cgroup   CgroupInfo      `json:"cgroup"`
 	Features map[string]bool `json:"features"`
 	Profiles []ProfileInfo   `json:"profiles"`
-	Pool     PoolInfo        `json:"pool"`
-	Config   ConfigInfo      `json:"config"`
+	// Languages are the profiles that carry a language, in profile order.
+	Languages []LanguageInfo `json:"languages"`
+	Pool      PoolInfo       `json:"pool"`
+	Config    ConfigInfo     `json:"config"`
 }
 
 // ConfigInfo says which configuration of the daemon is in force: a
@@ -283,6 +285,27 @@ type ProfileInfo struct {
 	// size, at most MaxWorkspaceBytes.
 	WorkspaceBytes    int64 `json:"workspace_bytes"`
 	MaxWorkspaceBytes int64 `json:"max_workspace_bytes"`
+}
+
+// LanguageInfo is a profile that carries a language: how a program in it
+// is compiled and run, and whether this host can.
+type LanguageInfo struct {
+	// Profile is the profile's name, which a job names to use it.
+	Profile  string   `json:"profile"`
+	Language string   `json:"language"`
+	Version  string   `json:"version"`
+	Aliases  []string `json:"aliases"`
+	// Available is false when the toolchain is missing from the host or
+	// from the profile's binds; Reason then says what is missing, and a
+	// job in the profile is refused.
+	Available bool   `json:"available"`
+	Reason    string `json:"reason,omitempty"`
+	// SourceFile is the workspace file the program's source goes in;
+	// Compile (absent for a language with no compile stage) and Run are
+	// the steps' argv, run in the workspace.
+	SourceFile string   `json:"source_file"`
+	Compile    []string `json:"compile,omitempty"`
+	Run        []string `json:"run"`
 }
 
 // PoolInfo is the daemon's capacity and load.

@@ -92,6 +92,15 @@ type ProfileConfig struct {
 	MaxWorkspaceBytes int64  `toml:"max_workspace_bytes"`
 	TmpBytes          int64  `toml:"tmp_bytes"`
 	Seccomp           string `toml:"seccomp"`
+	// A profile may carry a language (Language): what GET /v1/info tells a
+	// client that runs programs in it, such as the Piston gateway.
+	Language       string   `toml:"language"`
+	Version        string   `toml:"version"`
+	VersionCommand []string `toml:"version_command"`
+	Aliases        []string `toml:"aliases"`
+	SourceFile     string   `toml:"source_file"`
+	Compile        []string `toml:"compile"`
+	Run            []string `toml:"run"`
 }
 
 // LimitsConfig is api.Limits with TOML names.
@@ -227,9 +236,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("tracked_file_bytes: %d must be positive", c.TrackedFileBytes))
 	}
 	// Every warm sandbox holds a uid, and so does every running step.
-	if held := uint64(c.Concurrency) + uint64(c.WarmSandboxes)*uint64(len(c.profileNames())); c.UIDCount >= 1 && uint64(c.UIDCount) < held {
+	if held := uint64(c.Concurrency) + uint64(c.WarmSandboxes)*uint64(len(c.pooledNames())); c.UIDCount >= 1 && uint64(c.UIDCount) < held {
 		errs = append(errs, fmt.Errorf("uid_count: %d uids are fewer than the %d that concurrency (%d) and warm_sandboxes (%d for each of %d profiles) hold at once",
-			c.UIDCount, held, c.Concurrency, c.WarmSandboxes, len(c.profileNames())))
+			c.UIDCount, held, c.Concurrency, c.WarmSandboxes, len(c.pooledNames())))
 	}
 	if c.ShutdownGrace.Duration < 0 || c.ResultTTL.Duration < 0 {
 		errs = append(errs, errors.New("shutdown_grace, result_ttl: negative"))
@@ -251,11 +260,15 @@ func (c *Config) Validate() error {
 	for _, name := range c.profileNames() {
 		if _, err := c.Profile(name); err != nil {
 			errs = append(errs, err)
+		} else if _, err := c.Language(name); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// profileNames is every profile's name, "default" first: the config's and
+// the built-in language profiles.
 func (c *Config) profileNames() []string {
 	names := []string{"default"}
 	for n := range c.Profiles {
@@ -263,18 +276,84 @@ func (c *Config) profileNames() []string {
 			names = append(names, n)
 		}
 	}
+	for n := range builtinLanguages {
+		if _, ok := c.Profiles[n]; !ok {
+			names = append(names, n)
+		}
+	}
 	sort.Strings(names[1:])
 	return names
+}
+
+// pooledNames is the profiles that keep warm sandboxes: "default" and the
+// config file's. A built-in language profile builds each sandbox when its
+// step starts, so that the languages nobody uses hold no uids or memory.
+func (c *Config) pooledNames() []string {
+	var names []string
+	for _, n := range c.profileNames() {
+		_, builtin := builtinLanguages[n]
+		_, configured := c.Profiles[n]
+		if !builtin || configured {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// Language is the language the named profile carries, nil for none. A
+// built-in language profile's keys are the base of the config's.
+func (c *Config) Language(name string) (*Language, error) {
+	var l Language
+	b, builtin := builtinLanguages[name]
+	if builtin {
+		l = b.lang
+	}
+	pc, ok := c.Profiles[name]
+	if !ok {
+		if builtin {
+			return &l, nil
+		}
+		return nil, nil
+	}
+	if pc.Language == "" && pc.Version == "" && pc.VersionCommand == nil && pc.Aliases == nil &&
+		pc.SourceFile == "" && pc.Compile == nil && pc.Run == nil && !builtin {
+		return nil, nil
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&l.Language, pc.Language)
+	set(&l.SourceFile, pc.SourceFile)
+	if pc.Version != "" {
+		l.Version, l.VersionCommand = pc.Version, nil
+	}
+	if pc.VersionCommand != nil {
+		l.Version, l.VersionCommand = "", pc.VersionCommand
+	}
+	for _, f := range []struct {
+		dst *[]string
+		v   []string
+	}{{&l.Aliases, pc.Aliases}, {&l.Compile, pc.Compile}, {&l.Run, pc.Run}} {
+		if f.v != nil {
+			*f.dst = f.v
+		}
+	}
+	if err := l.validate("profiles." + name); err != nil {
+		return nil, err
+	}
+	return &l, nil
 }
 
 // Profile builds the named profile: the built-in default, overridden by
 // what the config sets.
 func (c *Config) Profile(name string) (*engine.Profile, error) {
-	p := engine.DefaultProfile()
-	p.Name = name
+	p := builtinProfile(name)
+	_, builtin := builtinLanguages[name]
 	pc, ok := c.Profiles[name]
 	if !ok {
-		if name != "default" {
+		if name != "default" && !builtin {
 			return nil, fmt.Errorf("profile %q does not exist", name)
 		}
 		return &p, nil

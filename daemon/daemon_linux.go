@@ -132,7 +132,7 @@ func New(cfg Config, version string, log *logrus.Logger) (_ *Daemon, err error) 
 	}
 
 	// Nothing below fails: close undoes it.
-	eng.StartPools(conf.profileList(), cfg.WarmSandboxes)
+	eng.StartPools(conf.pooledList(), cfg.WarmSandboxes)
 	d.ws = newWSPool(cfg.StateDir, cfg.WarmSandboxes, conf.workspaceSizes(), eng.BackgroundTurn, func(err error) { log.WithError(err).Warn("workspace made ahead") })
 	return d, nil
 }
@@ -298,6 +298,7 @@ func (d *Daemon) Info() api.Info {
 		info.Profiles = append(info.Profiles, api.ProfileInfo{Name: name, Defaults: p.Defaults, Max: p.Max,
 			WorkspaceBytes: p.WorkspaceBytes, MaxWorkspaceBytes: p.MaxWorkspaceBytes})
 	}
+	info.Languages = conf.languageInfos()
 	return info
 }
 

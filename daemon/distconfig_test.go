@@ -53,6 +53,13 @@ func TestDistConfig(t *testing.T) {
 	if !reflect.DeepEqual(*def, builtin) {
 		t.Errorf("[profiles.default] as shown:\n%+v\nthe built-in default:\n%+v", *def, builtin)
 	}
+	py, err := every.Language("python3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pyProfile, err := every.Profile("python3"); err != nil || !reflect.DeepEqual(*py, builtinLanguages["python3"].lang) || !reflect.DeepEqual(*pyProfile, builtinProfile("python3")) {
+		t.Errorf("[profiles.python3] as shown: %+v (%v), the built-in: %+v", *py, err, builtinLanguages["python3"].lang)
+	}
 	every.Profiles = nil
 	if !reflect.DeepEqual(every, want) {
 		t.Errorf("every key on:\n%+v\nthe defaults:\n%+v", every, want)

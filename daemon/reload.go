@@ -22,6 +22,8 @@ type snapshot struct {
 	// pending are the restart-only keys whose value in the file differs
 	// from the one in force: they wait for a restart.
 	pending []string
+	// langs are the profiles that carry a language, as found on the host.
+	langs map[string]*languageState
 }
 
 // newSnapshot builds cfg's profiles. A profile equal to one of prev's (nil
@@ -43,6 +45,7 @@ func newSnapshot(cfg Config, prev *snapshot) (*snapshot, error) {
 	if prev != nil {
 		s.gen = prev.gen + 1
 	}
+	s.probeLanguages(prev)
 	return s, nil
 }
 
@@ -51,6 +54,15 @@ func (s *snapshot) profileList() []*engine.Profile {
 	list := make([]*engine.Profile, len(s.names))
 	for i, name := range s.names {
 		list[i] = s.profiles[name]
+	}
+	return list
+}
+
+// pooledList is the profiles that keep warm sandboxes (Config.pooledNames).
+func (s *snapshot) pooledList() []*engine.Profile {
+	var list []*engine.Profile
+	for _, name := range s.cfg.pooledNames() {
+		list = append(list, s.profiles[name])
 	}
 	return list
 }

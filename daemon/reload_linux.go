@@ -87,7 +87,7 @@ func (d *Daemon) reload(load func() (Config, error)) error {
 	// Pools of profiles that changed or went are retired after the
 	// publish: a job checked against the old profile builds its own
 	// sandbox from then on.
-	d.engine.ReplacePools(next.profileList(), cfg.WarmSandboxes)
+	d.engine.ReplacePools(next.pooledList(), cfg.WarmSandboxes)
 	d.ws.resize(cfg.WarmSandboxes, next.workspaceSizes())
 
 	for _, ch := range kept {

@@ -222,10 +222,11 @@ func (n *notifier) run(ctx context.Context, done <-chan struct{}) {
 }
 
 // warmTarget is how many warm sandboxes the pools hold when full: each
-// profile keeps warm_sandboxes.
+// profile that keeps warm sandboxes (Config.pooledNames) keeps
+// warm_sandboxes.
 func (d *Daemon) warmTarget() int {
 	conf := d.conf()
-	return conf.cfg.WarmSandboxes * len(conf.profiles)
+	return conf.cfg.WarmSandboxes * len(conf.cfg.pooledNames())
 }
 
 func (n *notifier) statusText() string {

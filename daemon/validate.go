@@ -100,6 +100,9 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 	if !ok {
 		return nil, invalid("profile: %q does not exist", job.Profile)
 	}
+	if l := p.conf.langs[profileName]; l != nil && l.reason != "" {
+		return nil, invalid("profile: %q (%s) is unavailable on this host: %s", profileName, l.Language.Language, l.reason)
+	}
 	p.profile = prof
 
 	if len(job.Steps) == 0 {

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/sandboxd/sandboxd/gateway/piston"
 )
 
 // Config is the gateway's configuration: the TOML file, with the command
@@ -27,6 +29,10 @@ type Config struct {
 	// HostDirs are the directories a request may name host files in (a
 	// go-judge "src"); none: no host file may be read.
 	HostDirs []string `toml:"host_dirs"`
+	// Piston is the [piston] table: Piston's execute limits (its own
+	// configuration's names and units), each 0 or left out for Piston's
+	// default.
+	Piston piston.Config `toml:"piston"`
 }
 
 // LoadConfig reads a TOML config file strictly: a key it does not know is
@@ -46,7 +52,7 @@ func LoadConfig(path string) (Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return cfg, fmt.Errorf("config %s: unknown key(s): %s (known: gojudge_listen, piston_listen, token, host_dirs)", path, strings.Join(keys, ", "))
+		return cfg, fmt.Errorf("config %s: unknown key(s): %s (known: gojudge_listen, piston_listen, token, host_dirs, [piston] compile_timeout, run_timeout, compile_cpu_time, run_cpu_time, compile_memory_limit, run_memory_limit, output_max_size)", path, strings.Join(keys, ", "))
 	}
 	return cfg, nil
 }
@@ -67,6 +73,9 @@ func (c Config) Validate() error {
 		if !loop && c.Token == "" {
 			return fmt.Errorf("%s: %q is not a loopback address, and no token is set: set token (Bearer auth) to listen there", l.key, l.addr)
 		}
+	}
+	if err := c.Piston.Validate(); err != nil {
+		return fmt.Errorf("piston.%w", err)
 	}
 	for i, d := range c.HostDirs {
 		if !filepath.IsAbs(d) || filepath.Clean(d) != d {

@@ -53,10 +53,31 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestNewPistonNotBuilt(t *testing.T) {
-	_, err := New(Config{PistonListen: "127.0.0.1:2000"}, client.New("/nonexistent"), "test", logrus.New())
-	if err == nil || err.Error() != "piston: not built into this gateway yet" {
-		t.Errorf("--piston: %v", err)
+// TestPistonConfig: the [piston] table is read into Piston's limits, and
+// a limit no execute could honour is refused naming its key.
+func TestPistonConfig(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "piston.toml")
+	os.WriteFile(f, []byte("piston_listen = \"127.0.0.1:2000\"\n[piston]\nrun_timeout = 5000\nrun_memory_limit = 268435456\n"), 0o644)
+	cfg, err := LoadConfig(f)
+	if err != nil || cfg.Piston.RunTimeout != 5000 || cfg.Piston.RunMemoryLimit != 256<<20 {
+		t.Fatalf("LoadConfig: %+v, %v", cfg, err)
+	}
+	os.WriteFile(f, []byte("piston_listen = \"127.0.0.1:2000\"\n[piston]\nrun_timout = 5000\n"), 0o644)
+	if _, err := LoadConfig(f); err == nil || !strings.Contains(err.Error(), "piston.run_timout") {
+		t.Errorf("a misspelt piston key: %v", err)
+	}
+	cfg.Piston.RunTimeout = -1
+	if err := cfg.Validate(); err == nil || err.Error() != "piston.run_timeout: -1 is negative" {
+		t.Errorf("negative run_timeout: %v", err)
+	}
+	cfg.Piston.RunTimeout, cfg.Piston.CompileMemoryLimit = 0, -2
+	if err := cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), "piston.compile_memory_limit: -2") {
+		t.Errorf("compile_memory_limit -2: %v", err)
+	}
+	cfg.Piston.CompileMemoryLimit = -1
+	if _, err := New(cfg, client.New("/nonexistent"), "test", logrus.New()); err != nil {
+		t.Errorf("New with piston: %v", err)
 	}
 }
 

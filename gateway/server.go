@@ -19,6 +19,7 @@ import (
 
 	"github.com/sandboxd/sandboxd/api/client"
 	"github.com/sandboxd/sandboxd/gateway/gojudge"
+	"github.com/sandboxd/sandboxd/gateway/piston"
 )
 
 // Gateway is the protocols' listeners, built by New and run by Serve.
@@ -55,9 +56,7 @@ func New(cfg Config, c *client.Client, version string, log logrus.FieldLogger) (
 		mount("gojudge", cfg.GoJudgeListen, gojudge.NewHandler(c, gojudge.Config{HostDirs: cfg.HostDirs, Version: version}, log))
 	}
 	if cfg.PistonListen != "" {
-		// PISTON: engineer L's package gateway/piston is mounted here at
-		// the merge: mount("piston", cfg.PistonListen, piston.NewHandler(c, ...)).
-		return nil, errors.New("piston: not built into this gateway yet")
+		mount("piston", cfg.PistonListen, piston.NewHandler(c, cfg.Piston, log))
 	}
 	return g, nil
 }

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Installs, from Debian's packages, what the tests and the benchmark need:
-# gcc, g++ and python3, run inside sandboxes (and bare, by make bench).
+# gcc, g++ and python3, run inside sandboxes (and bare, by make bench);
+# and from npm, piston-client, which the Piston gateway's test drives.
 set -euo pipefail
 need=()
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
@@ -11,4 +12,12 @@ if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# piston-client into run/node (npm's own cache makes it quick once fetched).
+pc=run/node/node_modules/piston-client/package.json
+if [ ! -f "$pc" ]; then
+	command -v npm >/dev/null || { echo "deps: npm is needed for piston-client (the Piston gateway's test)" >&2; exit 1; }
+	mkdir -p run/node
+	npm install --silent --no-audit --no-fund --prefix run/node piston-client@1.0.2 >/dev/null
 fi

@@ -24,14 +24,15 @@ import (
 
 // testGateway is a real `sandboxd gateway` in front of a test daemon.
 type testGateway struct {
-	t     *testing.T
-	url   string // http://127.0.0.1:PORT
-	token string
-	log   *syncBuffer
+	t      *testing.T
+	url    string // go-judge's API: http://127.0.0.1:PORT
+	piston string // Piston's API: http://127.0.0.1:PORT
+	token  string
+	log    *syncBuffer
 }
 
 // startGateway starts sandboxd gateway on d's socket, serving go-judge's
-// API on a free loopback port, with the given extra config lines.
+// and Piston's APIs on free loopback ports, with the given config lines.
 func startGateway(t *testing.T, d *testDaemon, config string) *testGateway {
 	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "gateway.toml")
@@ -39,7 +40,7 @@ func startGateway(t *testing.T, d *testDaemon, config string) *testGateway {
 		t.Fatal(err)
 	}
 	cmd := osexec.Command(sandboxdBin, "gateway", "--socket", d.socket, "--config", cfg,
-		"--gojudge", "127.0.0.1:0", "--log-format", "json")
+		"--gojudge", "127.0.0.1:0", "--piston", "127.0.0.1:0", "--log-format", "json")
 	g := &testGateway{t: t, log: &syncBuffer{}}
 	cmd.Stderr = g.log
 	out, err := cmd.StdoutPipe()
@@ -63,15 +64,22 @@ func startGateway(t *testing.T, d *testDaemon, config string) *testGateway {
 			t.Errorf("gateway did not exit within 35 s of SIGTERM")
 		}
 	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("gateway did not say where it listens: %v\nlog:\n%s", err, g.log)
+	lines := bufio.NewReader(out)
+	for range 2 {
+		line, err := lines.ReadString('\n')
+		if err != nil {
+			t.Fatalf("gateway did not say where it listens: %v\nlog:\n%s", err, g.log)
+		}
+		protocol, addr, _ := strings.Cut(strings.TrimSpace(line), " ")
+		switch protocol {
+		case "gojudge":
+			g.url = "http://" + addr
+		case "piston":
+			g.piston = "http://" + addr
+		default:
+			t.Fatalf("gateway said %q", line)
+		}
 	}
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "gojudge ")
-	if !ok {
-		t.Fatalf("gateway said %q", line)
-	}
-	g.url = "http://" + addr
 	return g
 }
 

@@ -610,7 +610,9 @@ func TestInfo(t *testing.T) {
 			Name:     "default",
 			Defaults: api.Limits{CPUTimeMS: 10000, MemoryBytes: 512 << 20, PIDs: 64},
 			Max:      api.Limits{CPUTimeMS: 60000, MemoryBytes: 4 << 30, PIDs: 1024},
-		}},
+		}, {Name: "c"}, {Name: "go"}},
+		Languages: []api.LanguageInfo{{Profile: "c", Language: "c", Version: "12.2.0", Available: true},
+			{Profile: "go", Language: "go", Reason: "/usr/lib/go/bin/go: not found on the host"}},
 		Pool: api.PoolInfo{Concurrency: 4, QueueSize: 256, Running: 1, Queued: 2},
 	}
 	f.mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, info) })
@@ -623,6 +625,7 @@ func TestInfo(t *testing.T) {
 		"features:  seccomp user_ns", "missing:   memory_peak",
 		"1 running, 2 queued; concurrency 4, queue size 256",
 		"profile default:\n  limit            default   maximum\n  cpu_time_ms      10000 ms  60000 ms\n  wall_time_ms     -         -\n  memory_bytes     512 MiB   4 GiB\n  pids             64        1024\n",
+		"profile c:\n  language: c 12.2.0\n", "profile go:\n  language: go, unavailable: /usr/lib/go/bin/go: not found on the host\n",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("info lacks %q:\n%s", want, r.stdout)

@@ -145,8 +145,19 @@ func printInfo(w io.Writer, info *api.Info) {
 	fmt.Fprintf(tw, "config:\t%s\n", conf)
 	tw.Flush()
 
+	langs := map[string]api.LanguageInfo{}
+	for _, l := range info.Languages {
+		langs[l.Profile] = l
+	}
 	for _, prof := range info.Profiles {
 		fmt.Fprintf(w, "\nprofile %s:\n", prof.Name)
+		if l, ok := langs[prof.Name]; ok {
+			if l.Available {
+				fmt.Fprintf(w, "  language: %s %s\n", l.Language, l.Version)
+			} else {
+				fmt.Fprintf(w, "  language: %s, unavailable: %s\n", l.Language, l.Reason)
+			}
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  limit\tdefault\tmaximum")
 		for _, f := range api.LimitFields {
