@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -80,7 +82,19 @@ type handler struct {
 	c   *client.Client
 	cfg Config
 	log logrus.FieldLogger
+
+	// The runtimes an execute chooses from, read from the daemon at most
+	// once a runtimesTTL: they change only when the daemon's config is
+	// reloaded, and a job in a profile gone unavailable meanwhile is
+	// refused by the daemon itself.
+	mu        sync.Mutex
+	rts       []runtime
+	rtsExpire time.Time
 }
+
+// runtimesTTL is how long an execute reuses the daemon's runtimes; GET
+// /api/v2/runtimes always asks the daemon.
+const runtimesTTL = time.Second
 
 // NewHandler serves GET /api/v2/runtimes and POST /api/v2/execute over
 // the daemon that c talks to.
@@ -120,6 +134,21 @@ func (h *handler) available(ctx context.Context) ([]runtime, error) {
 		}
 	}
 	return out, nil
+}
+
+// recentRuntimes is available, reused for up to runtimesTTL.
+func (h *handler) recentRuntimes(ctx context.Context) ([]runtime, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if time.Now().Before(h.rtsExpire) {
+		return h.rts, nil
+	}
+	rts, err := h.available(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h.rts, h.rtsExpire = rts, time.Now().Add(runtimesTTL)
+	return rts, nil
 }
 
 func (h *handler) runtimes(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +235,7 @@ func (h *handler) execute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Limits = raw
-	rts, err := h.available(r.Context())
+	rts, err := h.recentRuntimes(r.Context())
 	if err != nil {
 		h.fail(w, err)
 		return

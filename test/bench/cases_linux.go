@@ -76,9 +76,12 @@ type benchCase struct {
 func (c *benchCase) label() string { return c.cmd.name + ", " + c.way }
 
 // viaDaemon reports whether the case's runs are requests to the daemon
-// ("POST /v1/run", "POST /v1/batch", "POST /v1/run stdin_cached", ...),
+// ("POST /v1/run", "POST /v1/batch", "POST /v1/run stdin_cached", ..., and
+// the gateway's, which become requests to the daemon),
 // whose CPU is then the daemon's rather than this program's children's.
-func (c *benchCase) viaDaemon() bool { return strings.HasPrefix(c.way, "POST ") }
+func (c *benchCase) viaDaemon() bool {
+	return strings.HasPrefix(c.way, "POST ") || strings.HasPrefix(c.way, "gateway ")
+}
 
 // bareRunner is os/exec of argv; attr, if not nil, makes its SysProcAttr.
 func bareRunner(argv []string, attr func() *syscall.SysProcAttr) func(context.Context) error {

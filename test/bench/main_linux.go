@@ -26,6 +26,7 @@ type bench struct {
 	spreadRuns int
 	cachedRuns int // of each way and input size of the cached-input case, one at a time and again with two workers
 	judgeSubs  int // submissions of each way of the judge case
+	gwRuns     int // runs of each way of the gateway case, one at a time and again with two workers
 	// daemonConfig is added to the daemon's configuration (-daemon-config).
 	daemonConfig string
 
@@ -48,6 +49,7 @@ func benchMain() int {
 	fs.IntVar(&b.batchJobs, "batch", 1000, "python jobs in the POST /v1/batch case")
 	fs.IntVar(&b.cachedRuns, "cached-runs", 100, "runs of each way of reading a 1 KiB and a 256 MiB cached input, one at a time and again with two workers")
 	fs.IntVar(&b.judgeSubs, "judge", 40, "submissions (a compile and 20 tests) of each way of the judge case")
+	fs.IntVar(&b.gwRuns, "gateway-runs", 300, "runs of each way of the gateway case (go-judge and Piston against the v1 API), one at a time and again with two workers")
 	jsonPath := fs.String("json", "run/bench/bench.json", "where to write every figure as JSON")
 	quick := fs.Bool("quick", false, "a short smoke run: few runs of everything (unless -runs or -batch say otherwise)")
 	check := fs.Bool("check", false, "exit 1 when a target is missed")
@@ -73,10 +75,13 @@ func benchMain() int {
 		if !set["judge"] {
 			b.judgeSubs = 4
 		}
+		if !set["gateway-runs"] {
+			b.gwRuns = 20
+		}
 		b.rounds, b.warmup, b.limitRuns, b.spreadRuns = 2, 3, 5, 10
 	}
-	if fs.NArg() > 0 || b.runs < b.rounds || b.batchJobs < 1 || b.cachedRuns < b.rounds || b.judgeSubs < b.rounds {
-		fmt.Fprintf(os.Stderr, "sandboxd-bench: -runs, -cached-runs and -judge must be at least %d, -batch at least 1, and no arguments\n", b.rounds)
+	if fs.NArg() > 0 || b.runs < b.rounds || b.batchJobs < 1 || b.cachedRuns < b.rounds || b.judgeSubs < b.rounds || b.gwRuns < b.rounds {
+		fmt.Fprintf(os.Stderr, "sandboxd-bench: -runs, -cached-runs, -judge and -gateway-runs must be at least %d, -batch at least 1, and no arguments\n", b.rounds)
 		return 2
 	}
 	if os.Geteuid() != 0 {
@@ -113,7 +118,7 @@ func benchMain() int {
 
 // run measures everything, in this order: the daemon idle, the five ways
 // of running each command, the batch, the daemon idle again, then the CPU
-// limit, the CPU spread, the cached input and the judge, outside the load
+// limit, the CPU spread, the cached input, the judge and the gateway, outside the load
 // whose RSS is reported.
 func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 	start := time.Now()
@@ -124,7 +129,7 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 		LoadAvgBefore: loadAvg(),
 		Settings: Settings{Runs: b.runs, Rounds: b.rounds, Warmup: b.warmup, Workers: workers,
 			BatchJobs: b.batchJobs, CPULimitRuns: b.limitRuns, SpreadRuns: b.spreadRuns,
-			CachedRuns: b.cachedRuns, JudgeSubmissions: b.judgeSubs},
+			CachedRuns: b.cachedRuns, JudgeSubmissions: b.judgeSubs, GatewayRuns: b.gwRuns},
 	}
 	if b.dir, err = os.MkdirTemp("", "sandboxd-bench-"); err != nil {
 		return nil, err
@@ -214,6 +219,9 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 	fmt.Fprintf(os.Stderr, "judge: %d submissions (a C++ compile and %d tests) through the daemon and by a bash script, %d at once, in %d rounds\n",
 		b.judgeSubs, judgeTests, workers, b.rounds)
 	if rep.Judge, err = b.judge(ctx, b.judgeSubs, b.rounds); err != nil {
+		return nil, err
+	}
+	if rep.Gateway, err = b.gateway(ctx, b.gwRuns, b.rounds, b.warmup); err != nil {
 		return nil, err
 	}
 

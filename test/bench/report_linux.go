@@ -26,6 +26,7 @@ type Report struct {
 	CPUSpread     CPUSpread    `json:"cpu_spread"`
 	CachedInput   CachedInput  `json:"cached_input"`
 	Judge         Judge        `json:"judge"`
+	Gateway       Gateway      `json:"gateway"`
 	Targets       []Target     `json:"targets"`
 }
 
@@ -40,6 +41,7 @@ type Settings struct {
 	SpreadRuns       int `json:"spread_runs"`
 	CachedRuns       int `json:"cached_runs"`
 	JudgeSubmissions int `json:"judge_submissions"`
+	GatewayRuns      int `json:"gateway_runs"`
 }
 
 // CaseResult is one way of running one command. Latency is one run at a
@@ -244,6 +246,7 @@ func (r *Report) print(w io.Writer) {
 
 	r.CachedInput.print(w)
 	r.Judge.print(w)
+	r.Gateway.print(w, r.Settings)
 
 	fmt.Fprintln(w, "targets")
 	for _, t := range r.Targets {
@@ -336,4 +339,29 @@ func size(b int64) string {
 		return fmt.Sprintf("%d MiB", b>>20)
 	}
 	return fmt.Sprintf("%d KiB", b>>10)
+}
+
+// print writes the gateway case: one row per way, and what each gateway
+// way adds to the direct one.
+func (g *Gateway) print(w io.Writer, set Settings) {
+	if len(g.Cases) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "gateway: sandboxd gateway's protocols against the v1 API on the daemon's socket\n")
+	fmt.Fprintf(w, "%-24s %-36s %8s %8s %9s %7s\n", "command", "way", "p50 ms", "p99 ms", "runs/s", "CPU ms/")
+	fmt.Fprintf(w, "%-24s %-36s %8s %8s %9s %7s\n", "", "", "", "", "", "run")
+	for i, c := range g.Cases {
+		if i > 0 && c.Command != g.Cases[i-1].Command {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%-24s %-36s %8s %8s %9s %7s\n", c.Command, c.Way, num(c.P50MS, 2), num(c.P99MS, 2), num(c.RunsPerS, 0), num(c.CPUMSPerRun, 2))
+	}
+	fmt.Fprintf(w, "(%d runs a way one at a time and %d with %d clients, in %d rounds; CPU: the daemon's with its sandboxes;\n"+
+		" the gateway process's own CPU: %.2f ms a request; the case took %.0f s)\n", set.GatewayRuns, set.GatewayRuns, set.Workers, set.Rounds,
+		g.GatewayCPUMSPerRun, g.DurationS)
+	for _, a := range g.Added {
+		fmt.Fprintf(w, "  %-24s %-36s adds p50 %+.2f ms, p99 %+.2f ms; %d clients: %.2fx the runs/s of %s\n",
+			a.Command, a.Way, a.AddedP50MS, a.AddedP99MS, set.Workers, a.RateVsDirect, a.Direct)
+	}
+	fmt.Fprintln(w)
 }
