@@ -379,6 +379,21 @@ func TestDaemonGatewayRefusals(t *testing.T) {
 		if status, body := g.do("GET", "/version", "", nil); status != 200 {
 			t.Errorf("right token: GET /version: %d %s", status, body)
 		}
+		// Piston's listener takes the same token.
+		for _, auth := range []string{"", "Bearer wrong", "Bearer s3cret"} {
+			req, _ := http.NewRequest("GET", g.piston+"/api/v2/runtimes", nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if want := map[bool]int{true: 200, false: 401}[auth == "Bearer s3cret"]; resp.StatusCode != want {
+				t.Errorf("piston runtimes with %q: %d, want %d", auth, resp.StatusCode, want)
+			}
+		}
 	})
 
 	t.Run("host files", func(t *testing.T) {
