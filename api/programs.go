@@ -12,6 +12,12 @@ type Program struct {
 	// Workspace is WorkspaceJob (the default: the job's workspace, shared
 	// with the step's other programs that use it) or WorkspacePrivate.
 	Workspace string `json:"workspace,omitempty"`
+	// Files are written into a private workspace before the program
+	// starts, as a job's files are into the job's; TrackedFiles are read
+	// back from it after the program ends, into ProgramResult.Files. Only
+	// with WorkspacePrivate.
+	Files        map[string]File `json:"files,omitempty"`
+	TrackedFiles []string        `json:"tracked_files,omitempty"`
 }
 
 // Program workspaces.
@@ -37,6 +43,9 @@ type Pipe struct {
 type ProgramResult struct {
 	Name string `json:"name"`
 	StepResult
+	// Files are the program's tracked_files, read from its private
+	// workspace as a job's are (a missing one is null).
+	Files map[string]*TrackedFile `json:"files,omitempty"`
 }
 
 // PipeCapture is the traffic of a pipe with capture_bytes, encoded as the

@@ -216,6 +216,11 @@ func encodeStep(sr *api.StepResult, b64 bool) {
 	sr.Stderr = encodeOutput(sr.Stderr, b64)
 	for j := range sr.Programs {
 		encodeStep(&sr.Programs[j].StepResult, b64)
+		for _, tf := range sr.Programs[j].Files {
+			if tf != nil {
+				tf.Content = encodeOutput(tf.Content, b64)
+			}
+		}
 	}
 	for j := range sr.Pipes {
 		sr.Pipes[j].Data = encodeOutput(sr.Pipes[j].Data, b64)

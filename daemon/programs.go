@@ -23,6 +23,16 @@ type checkedProgram struct {
 	prog    *api.Program
 	limits  api.Limits
 	private bool // a fresh workspace of its own
+	// files are written into the private workspace before the program
+	// starts; its tracked_files are read back from it after.
+	files []checkedFile
+}
+
+// ownWorkspace says whether the program's private workspace is the
+// daemon's, made on the host (to put files in or read files from), rather
+// than a tmpfs its sandbox mounts for itself.
+func (cp *checkedProgram) ownWorkspace() bool {
+	return cp.private && (len(cp.files) > 0 || len(cp.prog.TrackedFiles) > 0)
 }
 
 // pipeEnd is one end of a pipe: a program (its index) and its fd.

@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -20,6 +22,43 @@ import (
 // each program's result.
 func (d *Daemon) runPrograms(ctx context.Context, i int, cs *checkedStep, cj *checkedJob, ws *workspace, budget *engine.OutputBudget) (api.StepResult, error) {
 	reqs := make([]*engine.StepRequest, len(cs.programs))
+	// A private workspace with files in or out is the daemon's, made like
+	// the job's; it goes once the step has ended, as the job's does.
+	pws := make([]*workspace, len(cs.programs))
+	defer func() {
+		for _, pw := range pws {
+			if pw == nil {
+				continue
+			}
+			d.cleanup.Add(1)
+			go func() {
+				defer d.cleanup.Done()
+				d.engine.BackgroundTurn()
+				if err := pw.remove(); err != nil {
+					d.log.WithError(err).Error("workspace teardown")
+				}
+			}()
+		}
+	}()
+	for j := range cs.programs {
+		cp := &cs.programs[j]
+		if !cp.ownWorkspace() {
+			continue
+		}
+		pw, err := d.ws.take(cj.wsBytes)
+		if err == nil {
+			pws[j] = pw
+			err = pw.writeFiles(cp.files)
+		}
+		if err != nil {
+			d.log.WithError(err).Error("a program's workspace")
+			msg := fmt.Sprintf("steps[%d].programs[%d]: its workspace could not be made: %s", i, j, withoutPath(err))
+			if pw != nil {
+				msg = fmt.Sprintf("steps[%d].programs[%d].%s", i, j, strings.ReplaceAll(err.Error(), pw.dir+"/", ""))
+			}
+			return api.StepResult{Verdict: api.VerdictInternalError, Message: msg}, errors.New(msg)
+		}
+	}
 	mountTaken := false
 	for j := range cs.programs {
 		cp := &cs.programs[j]
@@ -33,7 +72,13 @@ func (d *Daemon) runPrograms(ctx context.Context, i int, cs *checkedStep, cj *ch
 			Held:           true, // runJob runs under the engine's Hold
 			HandOver:       true,
 		}
-		if !cp.private {
+		if pw := pws[j]; pw != nil {
+			req.Workdir, req.WorkdirEmpty = pw.dir, len(cp.files) == 0
+			req.WorkdirMount = pw.takeMount()
+			if req.WorkdirMount != nil {
+				defer req.WorkdirMount.Close()
+			}
+		} else if !cp.private {
 			req.Workdir = ws.dir
 			req.WorkdirEmpty = i == 0 && len(cj.files) == 0
 			if !mountTaken {
@@ -70,7 +115,11 @@ func (d *Daemon) runPrograms(ctx context.Context, i int, cs *checkedStep, cj *ch
 		if decider < 0 && res.Verdict != api.VerdictOK {
 			decider = j
 		}
-		sr.Programs = append(sr.Programs, api.ProgramResult{Name: cs.programs[j].prog.Name, StepResult: res})
+		pr := api.ProgramResult{Name: cs.programs[j].prog.Name, StepResult: res}
+		if names := cs.programs[j].prog.TrackedFiles; pws[j] != nil && len(names) > 0 {
+			pr.Files = pws[j].readTracked(names, cj.conf.cfg.TrackedFileBytes, budget)
+		}
+		sr.Programs = append(sr.Programs, pr)
 	}
 	if decider < 0 {
 		decider = 0

@@ -158,59 +158,12 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 		p.steps = append(p.steps, cs)
 	}
 
-	if len(job.Files) > maxFiles {
-		return nil, invalid("files: %d files, at most %d", len(job.Files), maxFiles)
+	var aerr *api.Error
+	if p.files, aerr = p.checkFiles(d.cache, job.Files, "files"); aerr != nil {
+		return nil, aerr
 	}
-	// In name order, so that of several bad files the same one is named
-	// each time.
-	for _, name := range slices.Sorted(maps.Keys(job.Files)) {
-		f := job.Files[name]
-		field := fmt.Sprintf("files[%q]", name)
-		if err := validRelPath(name); err != nil {
-			return nil, invalid("%s: %v", field, err)
-		}
-		// "a" and "a/b": one of them cannot be written.
-		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
-			if _, ok := job.Files[dir]; ok {
-				return nil, invalid("%s: needs %q to be a directory, but files[%q] is a file", field, dir, dir)
-			}
-		}
-		cf := checkedFile{name: name, mode: 0o644}
-		if f.Cached != "" {
-			if aerr := p.checkCachedFile(d.cache, &f, &cf, field); aerr != nil {
-				return nil, aerr
-			}
-			p.files = append(p.files, cf)
-			continue
-		}
-		switch {
-		case f.Content != "" && f.Base64 != "":
-			return nil, invalid("%s: give content or base64, not both", field)
-		case f.Base64 != "":
-			b, err := base64.StdEncoding.DecodeString(f.Base64)
-			if err != nil {
-				return nil, invalid("%s.base64: %v", field, err)
-			}
-			cf.data = b
-		default:
-			cf.data = []byte(f.Content)
-		}
-		if f.Mode != "" {
-			m, err := strconv.ParseUint(f.Mode, 8, 32)
-			if err != nil || m > 0o777 {
-				return nil, invalid("%s.mode: %q is not an octal mode within 0000..0777", field, f.Mode)
-			}
-			cf.mode = uint32(m)
-		}
-		p.files = append(p.files, cf)
-	}
-	if len(job.TrackedFiles) > maxTracked {
-		return nil, invalid("tracked_files: %d files, at most %d", len(job.TrackedFiles), maxTracked)
-	}
-	for i, name := range job.TrackedFiles {
-		if err := validRelPath(name); err != nil {
-			return nil, invalid("tracked_files[%d]: %v", i, err)
-		}
+	if aerr := checkTracked(job.TrackedFiles, "tracked_files"); aerr != nil {
+		return nil, aerr
 	}
 	if aerr := checkKeepFiles(job.KeepFiles); aerr != nil {
 		return nil, aerr
@@ -238,14 +191,114 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 	case job.WorkspaceBytes > 0:
 		p.wsBytes = job.WorkspaceBytes
 	}
-	var total int64
-	for _, f := range p.files {
-		total += int64(len(f.data))
-	}
-	if total > p.wsBytes {
+	if total := filesBytes(p.files); total > p.wsBytes {
 		return nil, invalid("files: %d bytes do not fit the workspace of %d bytes", total, p.wsBytes)
 	}
+	// A program's own files, in a private workspace of the same size.
+	for i := range p.steps {
+		for j := range p.steps[i].programs {
+			cp := &p.steps[i].programs[j]
+			if len(cp.prog.Files) == 0 && len(cp.prog.TrackedFiles) == 0 {
+				continue
+			}
+			field := fmt.Sprintf("steps[%d].programs[%d]", i, j)
+			if !cp.private {
+				which := "files"
+				if len(cp.prog.Files) == 0 {
+					which = "tracked_files"
+				}
+				return nil, invalid("%s.%s: only a program with workspace \"private\" has files of its own; the job's files and tracked_files are those of the shared workspace", field, which)
+			}
+			var aerr *api.Error
+			if cp.files, aerr = p.checkFiles(d.cache, cp.prog.Files, field+".files"); aerr != nil {
+				return nil, aerr
+			}
+			if aerr := checkTracked(cp.prog.TrackedFiles, field+".tracked_files"); aerr != nil {
+				return nil, aerr
+			}
+			if total := filesBytes(cp.files); total > p.wsBytes {
+				return nil, invalid("%s.files: %d bytes do not fit the workspace of %d bytes", field, total, p.wsBytes)
+			}
+		}
+	}
 	return p, nil
+}
+
+// filesBytes is the bytes of the files the daemon writes (a cached file
+// is bound, not written).
+func filesBytes(files []checkedFile) int64 {
+	var total int64
+	for _, f := range files {
+		total += int64(len(f.data))
+	}
+	return total
+}
+
+// checkFiles checks a map of files to write into a workspace (the job's
+// "files", or a program's "steps[i].programs[j].files"); field names it.
+func (p *checkedJob) checkFiles(c *fileCache, files map[string]api.File, field string) ([]checkedFile, *api.Error) {
+	if len(files) > maxFiles {
+		return nil, invalid("%s: %d files, at most %d", field, len(files), maxFiles)
+	}
+	var out []checkedFile
+	// In name order, so that of several bad files the same one is named
+	// each time.
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		f := files[name]
+		field := fmt.Sprintf("%s[%q]", field, name)
+		if err := validRelPath(name); err != nil {
+			return nil, invalid("%s: %v", field, err)
+		}
+		// "a" and "a/b": one of them cannot be written.
+		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+			if _, ok := files[dir]; ok {
+				return nil, invalid("%s: needs %q to be a directory, but files[%q] is a file", field, dir, dir)
+			}
+		}
+		cf := checkedFile{name: name, mode: 0o644}
+		if f.Cached != "" {
+			if aerr := p.checkCachedFile(c, &f, &cf, field); aerr != nil {
+				return nil, aerr
+			}
+			out = append(out, cf)
+			continue
+		}
+		switch {
+		case f.Content != "" && f.Base64 != "":
+			return nil, invalid("%s: give content or base64, not both", field)
+		case f.Base64 != "":
+			b, err := base64.StdEncoding.DecodeString(f.Base64)
+			if err != nil {
+				return nil, invalid("%s.base64: %v", field, err)
+			}
+			cf.data = b
+		default:
+			cf.data = []byte(f.Content)
+		}
+		if f.Mode != "" {
+			m, err := strconv.ParseUint(f.Mode, 8, 32)
+			if err != nil || m > 0o777 {
+				return nil, invalid("%s.mode: %q is not an octal mode within 0000..0777", field, f.Mode)
+			}
+			cf.mode = uint32(m)
+		}
+		out = append(out, cf)
+	}
+	return out, nil
+}
+
+// checkTracked checks a list of workspace paths to read back (the job's
+// "tracked_files", or a program's).
+func checkTracked(names []string, field string) *api.Error {
+	if len(names) > maxTracked {
+		return invalid("%s: %d files, at most %d", field, len(names), maxTracked)
+	}
+	for i, name := range names {
+		if err := validRelPath(name); err != nil {
+			return invalid("%s[%d]: %v", field, i, err)
+		}
+	}
+	return nil
 }
 
 // checkCommand checks the argv and env of a step (name "steps[i]") or of

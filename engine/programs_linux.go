@@ -13,29 +13,39 @@ import (
 // The programs talk through the files their requests give as stdio or
 // extra files (pipes, with HandOver set, so that a program's end is its
 // peer's EOF or EPIPE).
-// The programs whose requests name a Workdir (all the same directory)
-// share it: they run under one host uid, which owns it while they run; a
-// program without a Workdir has a fresh tmpfs of its own. The error is the
+// The programs whose requests name the same Workdir share it: they run
+// under one host uid, which owns it while they run; a program alone on its
+// Workdir has it as a step has; a program without a Workdir has a fresh
+// tmpfs of its own. The error is the
 // first of a sandbox that failed; the others still ran to their end. When
 // it returns no process of any of the programs runs any more.
 func (e *Engine) RunPrograms(ctx context.Context, reqs []*StepRequest) ([]api.StepResult, error) {
 	results := make([]api.StepResult, len(reqs))
-	var shared []*StepRequest
+	// Programs naming one Workdir share it; a program alone on its
+	// Workdir is as a step's.
+	shared := map[string][]*StepRequest{}
+	var dirs []string
 	for i, req := range reqs {
 		// The job's hold on the pools is lent once, by its first program.
 		req.Held = req.Held && i == 0
 		if req.Workdir != "" {
-			shared = append(shared, req)
+			if shared[req.Workdir] == nil {
+				dirs = append(dirs, req.Workdir)
+			}
+			shared[req.Workdir] = append(shared[req.Workdir], req)
 		}
 	}
-	if len(shared) > 1 {
+	for _, dir := range dirs {
+		group := shared[dir]
+		if len(group) < 2 {
+			continue
+		}
 		id, err := e.AcquireID()
 		if err != nil {
 			return failAll(reqs, results, fmt.Errorf("a uid for the shared workspace: %w", err))
 		}
 		defer e.ReleaseID(id)
-		dir := shared[0].Workdir
-		if shared[0].WorkdirEmpty {
+		if group[0].WorkdirEmpty {
 			err = chownRoot(dir, int(id), int(id))
 		} else {
 			_, err = chownTree(dir, int(id), int(id), 0)
@@ -43,10 +53,7 @@ func (e *Engine) RunPrograms(ctx context.Context, reqs []*StepRequest) ([]api.St
 		if err != nil {
 			return failAll(reqs, results, err)
 		}
-		for _, req := range shared {
-			if req.Workdir != dir {
-				return failAll(reqs, results, fmt.Errorf("programs name two workdirs: %s and %s", dir, req.Workdir))
-			}
+		for _, req := range group {
 			req.HostID, req.sharedID = id, true
 		}
 	}

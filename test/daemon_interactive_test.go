@@ -219,6 +219,56 @@ func TestDaemonInteractiveWorkspaces(t *testing.T) {
 	d.assertNoJobLeft(t)
 }
 
+// A private workspace may have files of its own, written before the
+// program starts, and tracked files read back after it: an interactor
+// with the test's answer and a solution with only its own binary, neither
+// able to read the other's (as a judge runs an interactive problem).
+func TestDaemonInteractivePrivateFiles(t *testing.T) {
+	d := startDaemon(t, "")
+	res, err := d.c.Run(ctxT(t), &api.Job{
+		Files: map[string]api.File{"shared.txt": {Content: "job"}},
+		Steps: []api.Step{{
+			Programs: []api.Program{
+				{Name: "solution", Workspace: api.WorkspacePrivate,
+					Files: map[string]api.File{"sol.sh": {Content: "#!/bin/sh\nread q; echo \"$q$q\"; ls -A >&2; cat answer.txt shared.txt 2>/dev/null; echo sol > sol.out", Mode: "0755"}},
+					Argv:  []string{"./sol.sh"}, TrackedFiles: []string{"sol.out", "answer.txt"}},
+				{Name: "interactor", Workspace: api.WorkspacePrivate,
+					Files: map[string]api.File{"answer.txt": {Content: "xx"}, "dir/q.txt": {Content: "x"}},
+					Argv:  []string{"sh", "-c", "cat dir/q.txt >&3; exec 3>&-; read a; ls -A sol.sh 2>&1; [ \"$a\" = \"$(cat answer.txt)\" ] && echo verdict=ok > v.txt"},
+					TrackedFiles: []string{"v.txt", "sol.out"}},
+			},
+			Pipes: []api.Pipe{{From: "interactor:3", To: "solution:0"}, {From: "solution:1", To: "interactor:0"}},
+		}, {
+			Argv: []string{"sh", "-c", "ls -A"},
+		}},
+		StopOn: api.StopOnNever,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res.Steps[0]
+	if len(st.Programs) != 2 {
+		t.Fatalf("%+v", res)
+	}
+	sol, in := st.Programs[0], st.Programs[1]
+	if sol.Verdict != api.VerdictOK || sol.Stderr != "sol.sh\n" {
+		t.Errorf("solution: %+v (its workspace must hold its own file only)", sol)
+	}
+	if sol.Files["sol.out"] == nil || sol.Files["sol.out"].Content != "sol\n" || sol.Files["answer.txt"] != nil || len(sol.Files) != 2 {
+		t.Errorf("solution's files: %+v", sol.Files)
+	}
+	if in.Verdict != api.VerdictOK || !strings.Contains(in.Stdout, "No such file") {
+		t.Errorf("interactor: %+v (it must not see sol.sh)", in)
+	}
+	if in.Files["v.txt"] == nil || in.Files["v.txt"].Content != "verdict=ok\n" || in.Files["sol.out"] != nil {
+		t.Errorf("interactor's files: %+v", in.Files)
+	}
+	if next := res.Steps[1]; next.Verdict != api.VerdictOK || next.Stdout != "shared.txt\n" {
+		t.Errorf("the job's workspace after the step: %+v", next)
+	}
+	d.assertNoJobLeft(t)
+}
+
 // stuckPair is a job of one step whose two programs wait on each other
 // (and on a child each) for a minute.
 func stuckPair(id string) *api.Job {
@@ -377,6 +427,12 @@ func TestDaemonInteractiveBadPipes(t *testing.T) {
 		{`{"steps":[{"programs":[{"name":"a","argv":["cat"]},{"name":"c","argv":["cat"],"limits":{"cpu_time_ms":99999999999}}]}]}`, "steps[0].programs[1].limits.cpu_time_ms"},
 		{`{"steps":[{"programs":[{"name":"a","argv":["cat"],"workspace":"shared"},{"name":"c","argv":["cat"]}]}]}`, "steps[0].programs[0].workspace"},
 		{`{"steps":[{"programs":[{"name":"a","argv":["cat"],"argvv":1},{"name":"c","argv":["cat"]}]}]}`, "argvv"},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"],"files":{"x":{"content":"1"}}},{"name":"c","argv":["cat"]}]}]}`, `steps[0].programs[0].files: only a program with workspace "private" has files of its own`},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"]},{"name":"c","argv":["cat"],"workspace":"job","tracked_files":["x"]}]}]}`, "steps[0].programs[1].tracked_files: only a program"},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"],"workspace":"private","files":{"../x":{"content":"1"}}},{"name":"c","argv":["cat"]}]}]}`, `steps[0].programs[0].files["../x"]`},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"],"workspace":"private","files":{"x":{"cached":"abc"}}},{"name":"c","argv":["cat"]}]}]}`, `steps[0].programs[0].files["x"].cached`},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"],"workspace":"private","tracked_files":["/etc/passwd"]},{"name":"c","argv":["cat"]}]}]}`, "steps[0].programs[0].tracked_files[0]"},
+		{`{"steps":[{"programs":[{"name":"a","argv":["cat"],"workspace":"private","files":{"x":{"content":"1","mode":"999"}}},{"name":"c","argv":["cat"]}]}]}`, `steps[0].programs[0].files["x"].mode`},
 	} {
 		resp, err := hc.Post("http://sandboxd/v1/run", "application/json", strings.NewReader(tc.body))
 		if err != nil {
