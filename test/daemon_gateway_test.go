@@ -328,6 +328,29 @@ func TestDaemonGatewayGoJudge(t *testing.T) {
 		}
 	})
 
+	t.Run("interactive cmds see only their own files", func(t *testing.T) {
+		// The interactor has the answer and writes a report; the solution
+		// has only its own file, and cannot read the answer.
+		res := g.run(`{"cmd": [{"args": ["sh", "-c", "read a; [ \"$a\" = \"$(cat ans)\" ] && echo AC > report || echo WA > report"],
+			"files": [null, {"name": "stdout", "max": 100}, {"name": "stderr", "max": 100}],
+			"copyIn": {"ans": {"content": "42"}}, "copyOut": ["report", "nope?"], "copyOutCached": ["report"]},
+		  {"args": ["sh", "-c", "cat ans 2>/dev/null || cat guess"],
+			"files": [{"content": ""}, null, {"name": "stderr", "max": 100}],
+			"copyIn": {"guess": {"content": "42\n"}}, "copyOut": ["stderr"]}],
+		 "pipeMapping": [{"in": {"index": 1, "fd": 1}, "out": {"index": 0, "fd": 0}}]}`)
+		if len(res) != 2 {
+			t.Fatalf("%d results", len(res))
+		}
+		checkResult(t, "interactor", res[0], gojudge.StatusAccepted, 0)
+		checkResult(t, "solution", res[1], gojudge.StatusAccepted, 0)
+		if res[0].Files["report"] != "AC\n" || len(res[0].Files) != 1 || !fileIDPattern.MatchString(res[0].FileIDs["report"]) {
+			t.Errorf("interactor: files %q, fileIds %v: want report AC (the solution read its own guess, not ans)", res[0].Files, res[0].FileIDs)
+		}
+		if status, body := g.do("GET", "/file/"+res[0].FileIDs["report"], "", nil); status != 200 || string(body) != "AC\n" {
+			t.Errorf("the cached report: %d %q", status, body)
+		}
+	})
+
 	t.Run("version and config", func(t *testing.T) {
 		for _, path := range []string{"/version", "/config"} {
 			status, body := g.do("GET", path, "", nil)

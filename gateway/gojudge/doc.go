@@ -13,7 +13,9 @@
 //	cmd[] with pipeMapping    -> one job of one interactive step: each cmd
 //	                             a program ("c0", "c1", ...), each mapping
 //	                             a pipe (proxy+name: capture_bytes = max),
-//	                             on one shared workspace
+//	                             each program in a private workspace with
+//	                             its own copyIn files and its copyOut and
+//	                             copyOutCached as its tracked_files
 //
 // The verdict of each program becomes one of go-judge's status strings
 // (status.go). Field names, units (ns, bytes) and status strings are

@@ -50,13 +50,14 @@ func (h *handler) runOne(ctx context.Context, p *cmdPlan) (Result, error) {
 	}
 	s := res.Steps[0]
 	r := convertResult(s)
-	h.finish(ctx, &r, p, s.Stdout, s.Stderr, res, nil)
+	h.finish(ctx, &r, p, s.Stdout, s.Stderr, outputs{files: res.Files, kept: res.Kept, message: res.Message})
 	return r, nil
 }
 
 // runGroup runs cmds joined by pipeMapping as one interactive step: each
-// cmd a program named c0, c1, ... on the job's workspace (shared: the
-// copyIn files of every cmd are in it).
+// cmd a program named c0, c1, ... in a private workspace of its own, with
+// its own copyIn files, and its copyOut and copyOutCached files read back
+// from it: as go-judge runs them, no cmd sees another's files.
 func (h *handler) runGroup(ctx context.Context, plans []*cmdPlan, pipes []PipeMap) ([]Result, error) {
 	results := make([]Result, len(plans))
 	var failed []int
@@ -74,16 +75,12 @@ func (h *handler) runGroup(ctx context.Context, plans []*cmdPlan, pipes []PipeMa
 		}
 		return results, nil
 	}
-	files := map[string]api.File{}
 	step := api.Step{}
 	for i, p := range plans {
-		for name, f := range p.files {
-			if old, ok := files[name]; ok && old != f {
-				return nil, badf("cmd[%d].copyIn[%q]: another cmd copies in a different %q: cmds joined by pipes share one workspace in sandboxd", i, name, name)
-			}
-			files[name] = f
-		}
-		step.Programs = append(step.Programs, api.Program{Name: programName(i), Argv: p.argv, Env: p.env, Limits: p.limits})
+		step.Programs = append(step.Programs, api.Program{Name: programName(i), Argv: p.argv, Env: p.env, Limits: p.limits,
+			Workspace: api.WorkspacePrivate, Files: p.files, TrackedFiles: namesOf([]*cmdPlan{p}, func(p *cmdPlan) []outFile {
+				return append(append([]outFile{}, p.copyOut...), p.copyOutCached...)
+			})})
 	}
 	for _, m := range pipes {
 		pipe := api.Pipe{From: fmt.Sprintf("%s:%d", programName(m.In.Index), m.In.Fd),
@@ -96,8 +93,7 @@ func (h *handler) runGroup(ctx context.Context, plans []*cmdPlan, pipes []PipeMa
 		}
 		step.Pipes = append(step.Pipes, pipe)
 	}
-	job := &api.Job{Files: files, Steps: []api.Step{step}, OutputEncoding: api.EncodingBase64,
-		TrackedFiles: trackedOf(plans), KeepFiles: keptOf(plans)}
+	job := &api.Job{Steps: []api.Step{step}, OutputEncoding: api.EncodingBase64}
 	res, err := h.c.Run(ctx, job)
 	if err != nil {
 		return nil, err
@@ -125,7 +121,7 @@ func (h *handler) runGroup(ctx context.Context, plans []*cmdPlan, pipes []PipeMa
 				}
 			}
 		}
-		h.finish(ctx, &results[i], p, pr.Stdout, pr.Stderr, res, captured)
+		h.finish(ctx, &results[i], p, pr.Stdout, pr.Stderr, outputs{files: s.Programs[i].Files, captured: captured, message: res.Message})
 	}
 	return results, nil
 }
@@ -162,14 +158,26 @@ func decode(s string) []byte {
 	return b
 }
 
+// outputs are what a cmd's job gave back besides its stdout and stderr:
+// the workspace files read back (the job's tracked files, or a program's),
+// those kept in the cache (a job's keep_files; none for a program, whose
+// copyOutCached files are read back and uploaded), and the traffic of the
+// proxied pipes the cmd writes.
+type outputs struct {
+	files    map[string]*api.TrackedFile
+	kept     map[string]api.CachedFile
+	captured map[string][]byte
+	message  string // the job's, naming why a file was not kept
+}
+
 // finish fills a cmd's files, fileIds and fileError from its job's result:
 // its collectors (stdout, stderr), the workspace files it copies out, and
-// the proxied pipes it writes (captured). A missing file that is not
-// optional makes an Accepted cmd a File Error; a collector past its max
-// makes it Output Limit Exceeded.
-func (h *handler) finish(ctx context.Context, r *Result, p *cmdPlan, stdout, stderr string, res *api.Result, captured map[string][]byte) {
+// the proxied pipes it writes. A missing file that is not optional makes
+// an Accepted cmd a File Error; a collector past its max makes it Output
+// Limit Exceeded.
+func (h *handler) finish(ctx context.Context, r *Result, p *cmdPlan, stdout, stderr string, out outputs) {
 	collected := map[string][]byte{}
-	for name, b := range captured {
+	for name, b := range out.captured {
 		// A proxied pipe's name asks for its traffic: it is a file of
 		// the result whether copyOut names it or not.
 		collected[name] = b
@@ -201,7 +209,7 @@ func (h *handler) finish(ctx context.Context, r *Result, p *cmdPlan, stdout, std
 		if c, ok := collected[f.name]; ok {
 			b = c
 		} else {
-			tf := res.Files[f.name]
+			tf := out.files[f.name]
 			if tf == nil {
 				if !f.optional {
 					fail(f.name, CopyOutOpen, fmt.Sprintf("%s: no such regular file in the workspace (missing, a symlink or not a regular file)", f.name))
@@ -224,19 +232,32 @@ func (h *handler) finish(ctx context.Context, r *Result, p *cmdPlan, stdout, std
 		r.Files[f.name] = string(b)
 	}
 	for _, f := range p.copyOutCached {
+		c, ok := collected[f.name]
+		if tf := out.files[f.name]; !ok && out.kept == nil && tf != nil {
+			// A program's file, read back: uploaded whole, or refused.
+			if tf.Truncated {
+				fail(f.name, CopyOutSizeExceeded, fmt.Sprintf("%s: larger than the daemon's tracked_file_bytes", f.name))
+				continue
+			}
+			c, ok = decode(tf.Content), true
+		}
 		id := ""
-		if c, ok := collected[f.name]; ok {
+		if ok {
 			cf, err := h.c.Upload(ctx, bytes.NewReader(c))
 			if err != nil {
 				fail(f.name, CopyOutCreateFile, err.Error())
 				continue
 			}
 			id = cf.ID
-		} else if k, ok := res.Kept[f.name]; ok {
+		} else if k, kept := out.kept[f.name]; kept {
 			id = k.ID
 		} else {
 			if !f.optional {
-				fail(f.name, CopyOutOpen, fmt.Sprintf("%s: not kept: %s", f.name, res.Message))
+				msg := fmt.Sprintf("%s: no such regular file in the workspace (missing, a symlink or not a regular file)", f.name)
+				if out.message != "" {
+					msg = fmt.Sprintf("%s: not kept: %s", f.name, out.message)
+				}
+				fail(f.name, CopyOutOpen, msg)
 			}
 			continue
 		}
