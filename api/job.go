@@ -23,6 +23,11 @@ type Job struct {
 	// KeepFiles are workspace paths put into the file cache when the job
 	// ends; Result.Kept gives their ids.
 	KeepFiles []string `json:"keep_files,omitempty"`
+	// PauseBetweenSteps pauses the job after each step that does not end
+	// it, until POST /v1/runs/{id}/continue (or a cancel): a client
+	// watching the stream decides, from a step's result, whether the next
+	// one runs at all.
+	PauseBetweenSteps bool `json:"pause_between_steps,omitempty"`
 }
 
 // KeyOf makes a Job's key of v, as encoding/json encodes it: KeyOf("abc")
@@ -222,6 +227,9 @@ type ErrorBody struct {
 const (
 	StateQueued   = "queued"
 	StateRunning  = "running"
+	// StatePaused is a job with pause_between_steps between two steps,
+	// waiting for POST /v1/runs/{id}/continue.
+	StatePaused = "paused"
 	StateFinished = "finished"
 )
 

@@ -97,7 +97,7 @@ func (w *strictWalker) value(t reflect.Type, path string, nullOK bool) *api.Erro
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if t == fileType || t.Kind() == reflect.String || t.Kind() == reflect.Int64 || t.Kind() == reflect.Float64 || t == rawMessageType && w.skipRaw {
+	if t == fileType || t.Kind() == reflect.String || t.Kind() == reflect.Int64 || t.Kind() == reflect.Float64 || t.Kind() == reflect.Bool || t == rawMessageType && w.skipRaw {
 		var raw json.RawMessage
 		if err := w.dec.Decode(&raw); err != nil {
 			return w.syntaxError(path, err)
@@ -134,7 +134,8 @@ func (w *strictWalker) value(t reflect.Type, path string, nullOK bool) *api.Erro
 	panic("checkStrict: no rule for " + t.String())
 }
 
-// leaf checks a string, a number or a file, read whole as raw (valid JSON).
+// leaf checks a string, a number, a boolean or a file, read whole as raw
+// (valid JSON).
 func (w *strictWalker) leaf(raw json.RawMessage, t reflect.Type, path string, nullOK bool) *api.Error {
 	got := kindOf(raw)
 	switch {
@@ -152,6 +153,11 @@ func (w *strictWalker) leaf(raw json.RawMessage, t reflect.Type, path string, nu
 	case t.Kind() == reflect.String:
 		if got != "string" {
 			return wrongType(path, got, "string")
+		}
+		return nil
+	case t.Kind() == reflect.Bool:
+		if got != "boolean" {
+			return wrongType(path, got, "boolean")
 		}
 		return nil
 	}

@@ -84,11 +84,6 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 		d.metrics.stepFinished(sr)
 		encodeStep(&sr, cj.base64)
 		res.Steps = append(res.Steps, sr)
-		if emit != nil {
-			b, _ := jsonMarshal(sr)
-			step := i
-			emit(api.Event{Event: api.EventStepFinished, Step: &step, Result: b})
-		}
 		switch {
 		case err != nil:
 			res.Status, res.Message = api.StatusError, fmt.Sprintf("steps[%d]: %v", i, err)
@@ -98,6 +93,23 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 			stopped = true
 		case !cj.stopNever && (sr.Verdict != api.VerdictOK || (sr.StdoutMatches != nil && !*sr.StdoutMatches)):
 			stopped = true
+		}
+		// A job that pauses is paused before its client hears of the
+		// step, so that a continue sent on seeing it finds it paused.
+		pause := j.resume != nil && !stopped && i+1 < len(cj.steps)
+		if pause {
+			j.setState(api.StatePaused, i)
+		}
+		if emit != nil {
+			b, _ := jsonMarshal(sr)
+			step := i
+			emit(api.Event{Event: api.EventStepFinished, Step: &step, Result: b})
+		}
+		if pause {
+			if why := j.await(ctx, maxPause); why != "" {
+				res.Status, res.Message = api.StatusCancelled, fmt.Sprintf("paused after steps[%d]: %s", i, why)
+				stopped = true
+			}
 		}
 	}
 

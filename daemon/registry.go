@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -21,6 +22,9 @@ type job struct {
 	created time.Time
 	steps   int
 	cancel  context.CancelFunc
+	// resume takes a continue of a job paused between steps
+	// (pause_between_steps); nil for a job that never pauses.
+	resume chan struct{}
 
 	mu       sync.Mutex // guards the fields below
 	state    string
@@ -36,6 +40,48 @@ func (j *job) info(now time.Time) api.RunInfo {
 	return api.RunInfo{
 		ID: j.id, Key: j.key, CallerUID: j.caller, State: j.state,
 		AgeMS: ms(now.Sub(j.created)), Step: j.step, Steps: j.steps, Result: j.result,
+	}
+}
+
+// proceed lets a paused job run its next step; false when it is not
+// paused.
+func (j *job) proceed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.state != api.StatePaused || j.resume == nil {
+		return false
+	}
+	j.state = api.StateRunning
+	select {
+	case j.resume <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// maxPause is how long a job paused between steps waits for its
+// continue: it holds a slot of the daemon's concurrency and its workspace
+// meanwhile.
+const maxPause = time.Minute
+
+// await waits, paused, for proceed. It gives why the job may not go on
+// ("" when it may): cancelled, or paused for longer than max.
+func (j *job) await(ctx context.Context, max time.Duration) string {
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-j.resume:
+		return ""
+	case <-ctx.Done():
+		return "cancelled"
+	case <-t.C:
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if j.state != api.StatePaused {
+			return "" // a continue came at the last moment
+		}
+		j.state = api.StateRunning
+		return fmt.Sprintf("no continue within %s", max)
 	}
 }
 

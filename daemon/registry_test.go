@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,5 +66,35 @@ func TestRegistryBoundsTheResultsKept(t *testing.T) {
 	r.finish(j, &api.Result{ID: "huge", Steps: []api.StepResult{{Stdout: strings.Repeat("x", 5<<20)}}})
 	if r.get("huge") == nil || len(r.finished) != 1 {
 		t.Errorf("the newest result alone: kept %v, %d results", r.get("huge") != nil, len(r.finished))
+	}
+}
+
+// A paused job waits for proceed, a cancel, or its time to run out; a
+// proceed for a job that is not paused is refused.
+func TestJobAwait(t *testing.T) {
+	j := &job{id: "p", state: api.StateRunning, resume: make(chan struct{}, 1)}
+	if j.proceed() {
+		t.Error("proceed of a running job")
+	}
+	j.setState(api.StatePaused, 0)
+	if !j.proceed() || j.info(time.Now()).State != api.StateRunning {
+		t.Error("proceed of a paused job")
+	}
+	if why := j.await(context.Background(), time.Minute); why != "" {
+		t.Errorf("await after proceed: %q", why)
+	}
+	j.setState(api.StatePaused, 1)
+	if why := j.await(context.Background(), 20*time.Millisecond); why != "no continue within 20ms" || j.info(time.Now()).State != api.StateRunning {
+		t.Errorf("await timed out: %q, state %s", why, j.info(time.Now()).State)
+	}
+	j.setState(api.StatePaused, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if why := j.await(ctx, time.Minute); why != "cancelled" {
+		t.Errorf("await cancelled: %q", why)
+	}
+	plain := &job{id: "q", state: api.StatePaused}
+	if plain.proceed() {
+		t.Error("proceed of a job that does not pause")
 	}
 }

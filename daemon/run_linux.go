@@ -179,6 +179,9 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, cj *checkedJob, batch
 	stop := context.AfterFunc(d.base, cancel)
 	j := &job{id: id, key: cj.job.Key, caller: caller, created: time.Now(), steps: len(cj.steps),
 		cancel: func() { stop(); cancel() }, state: api.StateQueued}
+	if cj.job.PauseBetweenSteps {
+		j.resume = make(chan struct{}, 1)
+	}
 	if !d.reg.add(j) {
 		cancel()
 		return nil, &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf("id: %q is in use by a live job", id)}
@@ -296,6 +299,30 @@ func (s *server) getRun(w http.ResponseWriter, r *http.Request) {
 
 // cancelRun is DELETE /v1/runs/{id}: every process of the job is killed.
 // Its owner or root may cancel it.
+// continueRun lets a job paused between steps (pause_between_steps) run
+// its next step.
+func (s *server) continueRun(w http.ResponseWriter, r *http.Request) {
+	j := s.d.reg.get(r.PathValue("id"))
+	if j == nil {
+		s.fail(w, 0, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("run %q: no such job", r.PathValue("id"))})
+		return
+	}
+	if p := peerOf(r.Context()); p.uid != 0 && p.uid != j.caller {
+		s.fail(w, 0, &api.Error{Code: api.CodePermissionDenied, Message: fmt.Sprintf("run %q belongs to uid %d", j.id, j.caller)})
+		return
+	}
+	if !j.proceed() {
+		info := j.info(time.Now())
+		why := "it was not submitted with pause_between_steps"
+		if j.resume != nil {
+			why = "it is " + info.State
+		}
+		s.fail(w, 0, &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf("run %q is not paused: %s", j.id, why)})
+		return
+	}
+	writeJSON(w, http.StatusOK, j.info(time.Now()))
+}
+
 func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
 	j := s.d.reg.get(r.PathValue("id"))
 	if j == nil {

@@ -108,6 +108,8 @@ func TestDecodeErrorsNameTheFullPath(t *testing.T) {
 		{`{"steps":[null]}`, "steps[0]: wrong type (null, want object)"},
 		{`{"steps":[{"argv":["true",null]}]}`, "steps[0].argv[1]: wrong type (null, want string)"},
 		{`{"tracked_files":"a","steps":[{"argv":["true"]}]}`, "tracked_files: wrong type (string, want array)"},
+		{`{"pause_between_steps":"yes","steps":[{"argv":["true"]}]}`, "pause_between_steps: wrong type (string, want boolean)"},
+		{`{"pause_between_steps":1,"steps":[{"argv":["true"]}]}`, "pause_between_steps: wrong type (number, want boolean)"},
 		{`{"key":` + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + `,"steps":[{"argv":["true"]}]}`, "key: nested deeper than 1000"},
 		{strings.Repeat(`{"a":`, 100000) + "1" + strings.Repeat("}", 100000), "a: unknown field"},
 		{`[]`, "body: wrong type (array, want object)"},

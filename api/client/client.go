@@ -177,6 +177,16 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, path, nil, nil)
 }
 
+// Continue lets a job submitted with pause_between_steps, paused after a
+// step, run its next one. A job that is not paused is a conflict error.
+func (c *Client) Continue(ctx context.Context, id string) error {
+	path, err := runPath(id)
+	if err != nil {
+		return err
+	}
+	return c.Do(ctx, http.MethodPost, path+"/continue", nil, nil)
+}
+
 func runPath(id string) (string, error) {
 	if id == "" {
 		return "", errors.New("no run id given")
