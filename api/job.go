@@ -225,11 +225,11 @@ type ErrorBody struct {
 
 // Run states.
 const (
-	StateQueued   = "queued"
-	StateRunning  = "running"
+	StateQueued  = "queued"
+	StateRunning = "running"
 	// StatePaused is a job with pause_between_steps between two steps,
 	// waiting for POST /v1/runs/{id}/continue.
-	StatePaused = "paused"
+	StatePaused   = "paused"
 	StateFinished = "finished"
 )
 
