@@ -35,3 +35,10 @@ def client(daemon):
     c = Client(daemon.socket)
     yield c
     c.close()
+
+
+@pytest.fixture(autouse=True)
+def _sandboxd_socket(daemon):
+    """Every test talks to the session's daemon through $SANDBOXD_SOCKET, as
+    an evaluation script would."""
+    yield
