@@ -33,6 +33,7 @@ class Progress:
         self._min_interval = min_interval
         self._start = time.monotonic()
         self._last_draw = 0.0
+        self._drawn = -1  # self.done when last drawn
         self._tqdm = None
         if enabled:
             try:
@@ -75,6 +76,7 @@ class Progress:
         return " ".join(f"{v}={n}" for v, n in sorted(self.verdicts.items(), key=lambda kv: -kv[1]))
 
     def _draw(self, now: float) -> None:
+        self._drawn = self.done
         self._stream.write("\r" + self.line(now) + "\x1b[K")
         self._stream.flush()
 
@@ -87,7 +89,9 @@ class Progress:
             self._tqdm.close()
             self._tqdm = None
             return
-        self._draw(time.monotonic())
-        self._stream.write("\n")
+        if self._drawn != self.done:
+            self._draw(time.monotonic())
+        if self._drawn >= 0:
+            self._stream.write("\n")
         self._stream.flush()
         self._enabled = False
