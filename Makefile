@@ -61,11 +61,12 @@ test: deps build bin/sandboxd-bench
 
 # The Python client and its code_execution layer (api/python) against a real
 # daemon, which the tests' conftest.py starts on a temp socket and stops;
-# nothing is written into the tree (no bytecode, no pytest cache).
+# nothing is left behind (no bytecode, no pytest cache, no temp dirs).
 PYTHON ?= /usr/bin/python3
 test-python: deps build
-	cd api/python && SANDBOXD_BIN=$(CURDIR)/bin/sandboxd PYTHONDONTWRITEBYTECODE=1 \
-		$(PYTHON) -m pytest -p no:cacheprovider -q tests
+	tmp=$$(mktemp -d) && cd api/python && SANDBOXD_BIN=$(CURDIR)/bin/sandboxd PYTHONDONTWRITEBYTECODE=1 \
+		$(PYTHON) -m pytest -p no:cacheprovider --basetemp=$$tmp/pytest -q tests; \
+	rc=$$?; rm -rf $$tmp; exit $$rc
 
 # bench-python: execute_predictions against /v1/batch from Python and bare
 # subprocess, 1,000 predictions at two workers (BENCHPYFLAGS, e.g. -n 200).
