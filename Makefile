@@ -8,7 +8,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION)
 BINS       := bin/sandboxd bin/sandboxctl
 PKGS       := ./...
 
-.PHONY: all build run test test-unit test-e2e test-v2 soak bench lint deps clean
+.PHONY: all build run test test-unit test-e2e test-v2 test-python soak bench bench-python lint deps clean
 
 all: build
 
@@ -57,6 +57,22 @@ test: deps build bin/sandboxd-bench
 	( cd daemon && TMPDIR=$$tmp setpriv --reuid=65534 --regid=65534 --groups=4242 \
 		../bin/daemon.test -test.run '^(TestHTTP|TestOpenAPI)' -test.count=1 ); \
 	rc=$$?; rm -rf $$tmp; exit $$rc
+	$(MAKE) --no-print-directory test-python
+
+# The Python client and its code_execution layer (api/python) against a real
+# daemon, which the tests' conftest.py starts on a temp socket and stops;
+# nothing is left behind (no bytecode, no pytest cache, no temp dirs).
+PYTHON ?= /usr/bin/python3
+test-python: deps build
+	tmp=$$(mktemp -d) && cd api/python && SANDBOXD_BIN=$(CURDIR)/bin/sandboxd PYTHONDONTWRITEBYTECODE=1 \
+		$(PYTHON) -m pytest -p no:cacheprovider --basetemp=$$tmp/pytest -q tests; \
+	rc=$$?; rm -rf $$tmp; exit $$rc
+
+# bench-python: execute_predictions against /v1/batch from Python and bare
+# subprocess, 1,000 predictions at two workers (BENCHPYFLAGS, e.g. -n 200).
+BENCHPYFLAGS ?=
+bench-python: deps build
+	SANDBOXD_BIN=$(CURDIR)/bin/sandboxd PYTHONDONTWRITEBYTECODE=1 $(PYTHON) api/python/bench.py $(BENCHPYFLAGS)
 
 # soak runs SOAKJOBS mixed jobs (every verdict, cancels, disconnects,
 # batches) through one daemon from many clients at once, then checks that
