@@ -315,6 +315,16 @@ class Client:
         """One job, live or finished with its result (GET /v1/runs/{id})."""
         return from_wire(RunInfo, self._json("GET", _run_path(id)))
 
+    def continue_run(self, id: str) -> RunInfo:
+        """Lets a job submitted with ``pause_between_steps`` run its next
+        step (POST /v1/runs/{id}/continue). Such a job pauses after each
+        step that does not end it, before that step's ``step_finished``
+        event is sent, so a stream's reader decides from each step's result
+        whether the next one runs: continue it, or cancel it (the steps
+        after are skipped, none of them started). A job that is not paused
+        is a Conflict; one left paused for a minute is cancelled."""
+        return from_wire(RunInfo, self._json("POST", _run_path(id) + "/continue"))
+
     def cancel(self, id: str) -> RunInfo:
         """Cancels a queued or running job, killing all its processes, and
         returns it as the cancel found it (DELETE /v1/runs/{id}). A job that

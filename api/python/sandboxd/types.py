@@ -172,6 +172,9 @@ class Job:
     workspace_bytes: Optional[int] = None
     output_encoding: Optional[str] = None  # "utf8" (default) or "base64"
     keep_files: Optional[List[str]] = None
+    # Pause after each step that does not end the job, until
+    # Client.continue_run(id): see Client.continue_run.
+    pause_between_steps: Optional[bool] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """The job as the JSON object sent on the wire."""

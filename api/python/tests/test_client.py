@@ -106,6 +106,32 @@ def test_cancel_get_and_conflict(client):
         client.get("py-no-such-job")
 
 
+def test_pause_between_steps_and_continue_run(client):
+    # Paused after each step before its step_finished goes out: continued
+    # after the first, cancelled after the second; the third never ran.
+    job = Job(id="py-pause-1", pause_between_steps=True, stop_on="never", tracked_files=["third"],
+              steps=[Step(argv=["echo", "1"]), Step(argv=["sh", "-c", "exit 3"]),
+                     Step(argv=["sh", "-c", "touch third"])])
+    s = client.stream(job)
+    states = []
+    for ev in s:
+        if ev.event != "step_finished":
+            continue
+        states.append(client.get("py-pause-1").state)
+        if ev.step == 0:
+            info = client.continue_run("py-pause-1")
+            assert info.state == "running"
+        elif ev.step == 1:
+            client.cancel("py-pause-1")
+    assert states == ["paused", "paused"]
+    r = s.result
+    assert r.status == "cancelled" and [x.verdict for x in r.steps] == ["ok", "nonzero_exit", "skipped"]
+    assert r.files["third"] is None
+    with pytest.raises(Conflict) as e:
+        client.continue_run("py-pause-1")
+    assert "is not paused" in e.value.message
+
+
 def test_stream_events(client):
     code = "import sys\nprint('a', flush=True)\nprint('oops', file=sys.stderr, flush=True)\nprint('b')\n"
     s = client.stream(Job(id="py-stream-1", steps=[Step(argv=[PY, "-c", code]), Step(argv=["sh", "-c", "echo c"])]))

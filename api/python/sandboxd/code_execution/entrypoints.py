@@ -9,12 +9,11 @@ Two ways to run an Executable, chosen per Executable:
     num_workers jobs at once. This is the fast path.
   - With a custom should_early_stop (or a Command with ignore_error), the
     job is streamed (POST /v1/run, one event per finished step) with
-    stop_on "never", num_workers streams at once. As each command ends the
-    callback is asked; when it says stop the job is cancelled (DELETE
-    /v1/runs/{id}). The results up to the stop are exact; the next step
-    may have started in the moment before the cancel reached the daemon:
-    it is killed, its result is dropped (it is not in command_results),
-    but a file it wrote in that moment can show in tracked_files.
+    stop_on "never" and pause_between_steps, num_workers streams at once:
+    the daemon pauses the job after each step until it is told to go on.
+    As each command ends the callback is asked; when it says stop the job
+    is cancelled (DELETE /v1/runs/{id}), else continued (POST
+    /v1/runs/{id}/continue). No step after the stop ever starts.
 """
 
 from __future__ import annotations
@@ -147,6 +146,7 @@ def _plan(key: Key, exe: Executable, config: ExecutionConfig, profile: ProfileIn
         steps=steps,
         stop_on="never" if streamed or exe.ensure_all_run else "failure",
         tracked_files=list(tracked_names) or None,
+        pause_between_steps=True if streamed else None,
     )
     return _Plan(key, exe, commands, step_command, job, streamed, tracked_names, preprocess_time)
 
@@ -263,21 +263,29 @@ def _run_streamed(client: Client, plan: _Plan) -> Tuple[ExecutionResult, str]:
         for ev in stream:
             if ev.event != "step_finished" or stopped:
                 continue
-            r = folder.add(ev.step, ev.result)  # type: ignore[arg-type]
-            if r is None:
-                continue
-            idx = len(folder.results) - 1
-            if exe.should_early_stop is default_should_early_stop:
-                stop = (not exe.ensure_all_run and not plan.commands[idx].ignore_error
-                        and default_should_early_stop(idx, r))
-            else:
-                stop = bool(exe.should_early_stop(idx, r))
-            if stop and idx + 1 < len(plan.commands):
-                stopped = True
-                try:
+            step = ev.step or 0
+            r = folder.add(step, ev.result)  # type: ignore[arg-type]
+            stop = False
+            if r is not None:
+                idx = len(folder.results) - 1
+                if exe.should_early_stop is default_should_early_stop:
+                    stop = (not exe.ensure_all_run and not plan.commands[idx].ignore_error
+                            and default_should_early_stop(idx, r))
+                else:
+                    stop = bool(exe.should_early_stop(idx, r))
+                stop = stop and idx + 1 < len(plan.commands)
+            if step + 1 >= len(plan.job.steps):
+                continue  # the last step: the job ends without a pause
+            # The job is paused until it is told: on, or stop (the steps
+            # after are skipped, none started).
+            try:
+                if stop:
+                    stopped = True
                     client.cancel(stream.id or "")
-                except (Conflict, NotFound):
-                    pass  # it ended on its own meanwhile
+                else:
+                    client.continue_run(stream.id or "")
+            except (Conflict, NotFound):
+                pass  # it ended on its own meanwhile
     res = stream.result
     verdict = job_verdict(res) if res is not None else "internal_error"
     if stopped and res is not None:
