@@ -39,9 +39,13 @@ mem=${TEST_V2_MEM:-1024}
 # TestDaemonJudgeFlow compiles C++ four times and runs 160 jobs: minutes
 # of emulated CPU under TCG for nothing cgroup v2 adds; its parts (the file
 # cache, stdout_to, expected_stdout_file, batches) have tests of their own
-# that run here.
+# that run here. TestDaemonGatewayGoJudge and TestDaemonPiston drive the
+# gateway's protocols with g++, node and npm's piston-client, which the
+# guest lacks; the gateway is a client of the daemon's API, and what it uses
+# (interactive steps, private workspaces, the file cache, streams) has
+# daemon tests of its own that run here, as does TestDaemonGatewayRefusals.
 daemon_tests='^TestDaemon[A-Z]'
-skip_daemon='^TestDaemonJudgeFlow$'
+skip_daemon='^(TestDaemonJudgeFlow|TestDaemonGatewayGoJudge|TestDaemonPiston)$'
 skip_e2e="$daemon_tests|^TestBenchProgram\$|^TestDemo"
 t0=$SECONDS
 # shellcheck source=vm/lib.sh
