@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,10 +16,13 @@ import (
 
 // batchCmd is `sandboxctl batch FILE.jsonl`: the file goes to the daemon
 // as it is read; each job's answer is printed as an NDJSON line as it
-// arrives, then the summary line; progress goes to stderr.
+// arrives, then the summary line; progress goes to stderr. With --shard
+// I/N only part I of N goes (see shard), and each answer keeps its index
+// in the whole file.
 func batchCmd(ctx context.Context, c *cli, args []string) int {
-	fs := c.newFlags("batch", "[--concurrency N] [--json] FILE.jsonl   (FILE \"-\": stdin)")
+	fs := c.newFlags("batch", "[--concurrency N] [--shard I/N] [--json] FILE.jsonl   (FILE \"-\": stdin)")
 	conc := fs.Int("concurrency", 0, "run at most `N` of these jobs at once (0: as many as the daemon allows)")
+	shardFlag := fs.String("shard", "", "run part `I/N` only: the jobs whose index (their place among the file's jobs, from 0; blank lines are not jobs) modulo N is I; answers keep their index in the whole file")
 	fs.Bool("json", false, "answers as NDJSON: the default anyway (stdout is NDJSON, progress goes to stderr)")
 	if code, ok := c.parse(fs, args); !ok {
 		return code
@@ -28,6 +32,14 @@ func batchCmd(ctx context.Context, c *cli, args []string) int {
 	}
 	if *conc < 0 {
 		return c.usageError(fs.Name(), errors.New("--concurrency: must be 0 (the daemon's limit) or more"))
+	}
+	var part *shard
+	if isSet(fs, "shard") {
+		s, err := parseShard(*shardFlag)
+		if err != nil {
+			return c.usageError(fs.Name(), err)
+		}
+		part = &s
 	}
 
 	var in io.Reader = c.stdin
@@ -48,9 +60,24 @@ func batchCmd(ctx context.Context, c *cli, args []string) int {
 		}
 		in = f
 	}
+	var sharded *shardReader
+	if part != nil {
+		var err error
+		if sharded, err = newShardReader(in, *part); err != nil {
+			return c.usageError(fs.Name(), err)
+		}
+		defer sharded.Close()
+		in = sharded
+		if total >= 0 {
+			total = part.size(total)
+		}
+	}
 
 	prog := newProgress(c.stderr, total, isTerminal(c.stderr), isTerminal(c.stderr) && isTerminal(c.stdout))
 	sum, err := c.client().Batch(ctx, in, *conc, func(bl *api.BatchLine) error {
+		if sharded != nil {
+			sharded.place(bl)
+		}
 		b, err := json.Marshal(bl)
 		if err != nil {
 			return err
@@ -72,6 +99,13 @@ func batchCmd(ctx context.Context, c *cli, args []string) int {
 	}
 	c.stdout.Write(append(b, '\n'))
 	return batchExit(sum)
+}
+
+// isSet tells whether a flag was given, even as an empty string.
+func isSet(fs *flags, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // batchExit is 0 when every job completed with every step ok, else 1.

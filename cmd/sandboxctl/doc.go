@@ -6,7 +6,8 @@
 //
 //	run [flags] -- ARGV...     run one command in a sandbox and show its result
 //	run --job FILE             run a job given as JSON
-//	batch [flags] FILE.jsonl   run the jobs of an NDJSON file ("-": stdin)
+//	batch [flags] FILE.jsonl   run the jobs of an NDJSON file ("-": stdin);
+//	                           --shard I/N: only part I of N, by job index
 //	ps                         list the jobs running or queued
 //	cancel ID                  cancel a job
 //	info                       show the daemon, its host and its profiles

@@ -325,6 +325,10 @@ func TestUsage(t *testing.T) {
 		{[]string{"batch"}, 2, "want one FILE.jsonl"},
 		{[]string{"batch", "--concurrency", "-2", "x.jsonl"}, 2, "--concurrency: must be 0"},
 		{[]string{"batch", "/does/not/exist.jsonl"}, 2, "open /does/not/exist.jsonl"},
+		{[]string{"batch", "--shard", "4/4", "x.jsonl"}, 2, `batch: --shard: "4/4": I must be from 0 to N-1 (3)`},
+		{[]string{"batch", "--shard", "0/0", "x.jsonl"}, 2, `--shard: "0/0": N must be at least 1`},
+		{[]string{"batch", "--shard=", "x.jsonl"}, 2, `--shard: "" is not I/N`},
+		{[]string{"batch", "--shard", "1of4", "-"}, 2, `--shard: "1of4" is not I/N`},
 	} {
 		var out, errOut bytes.Buffer
 		code := run(tc.args, strings.NewReader(""), &out, &errOut)
