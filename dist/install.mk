@@ -9,8 +9,9 @@
 # unit-paths lists /usr/local/lib/systemd/system, and sysusers and tmpfiles
 # read /usr/local/lib/{sysusers,tmpfiles}.d): a local install stays out of
 # the package manager's /usr/lib, and PREFIX=/usr is what a package uses.
-# The config goes to /etc/sandboxd/sandboxd.toml unless one is there.
-# Nothing is started or enabled: see README.md, "Run it as a service".
+# The configs go to /etc/sandboxd/sandboxd.toml and gateway.toml, each
+# unless one is there. Nothing is started or enabled, sandboxd-gateway.service
+# included: see README.md, "Running it as a service".
 PREFIX      ?= /usr/local
 DESTDIR     ?=
 BINDIR      ?= $(PREFIX)/bin
@@ -24,30 +25,37 @@ CONFDIR     ?= /etc/sandboxd
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 bin/sandboxd bin/sandboxctl $(DESTDIR)$(BINDIR)/
-	@# The service names the binary where it was installed.
-	sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/sandboxd.service >$(DESTDIR)$(UNITDIR)/sandboxd.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/sandboxd.service
+	@# The services name the binary where it was installed.
+	for u in sandboxd.service sandboxd-gateway.service; do \
+		sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
 	install -m 0644 dist/systemd/sandboxd.socket $(DESTDIR)$(UNITDIR)/
 	install -m 0644 dist/systemd/sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/sandboxd.conf
 	install -m 0644 dist/systemd/tmpfiles.conf $(DESTDIR)$(TMPFILESDIR)/sandboxd.conf
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)
-	@if [ -e $(DESTDIR)$(CONFDIR)/sandboxd.toml ]; then \
-		echo "$(DESTDIR)$(CONFDIR)/sandboxd.toml exists: left as it is (the shipped one is dist/sandboxd.toml)"; \
-	else \
-		echo "install -m 0644 dist/sandboxd.toml $(DESTDIR)$(CONFDIR)/sandboxd.toml"; \
-		install -m 0644 dist/sandboxd.toml $(DESTDIR)$(CONFDIR)/sandboxd.toml; \
-	fi
+	@for f in sandboxd.toml gateway.toml; do \
+		if [ -e $(DESTDIR)$(CONFDIR)/$$f ]; then \
+			echo "$(DESTDIR)$(CONFDIR)/$$f exists: left as it is (the shipped one is dist/$$f)"; \
+		else \
+			echo "install -m 0644 dist/$$f $(DESTDIR)$(CONFDIR)/$$f"; \
+			install -m 0644 dist/$$f $(DESTDIR)$(CONFDIR)/$$f || exit 1; \
+		fi; \
+	done
 
-# The config stays if it was changed: it is the operator's.
+# A config stays if it was changed: it is the operator's.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/sandboxd $(DESTDIR)$(BINDIR)/sandboxctl
-	rm -f $(DESTDIR)$(UNITDIR)/sandboxd.service $(DESTDIR)$(UNITDIR)/sandboxd.socket
+	rm -f $(DESTDIR)$(UNITDIR)/sandboxd.service $(DESTDIR)$(UNITDIR)/sandboxd.socket $(DESTDIR)$(UNITDIR)/sandboxd-gateway.service
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/sandboxd.conf $(DESTDIR)$(TMPFILESDIR)/sandboxd.conf
-	@if cmp -s dist/sandboxd.toml $(DESTDIR)$(CONFDIR)/sandboxd.toml; then \
-		rm -f $(DESTDIR)$(CONFDIR)/sandboxd.toml; rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null || true; \
-	elif [ -e $(DESTDIR)$(CONFDIR)/sandboxd.toml ]; then \
-		echo "$(DESTDIR)$(CONFDIR)/sandboxd.toml was changed: left in place"; \
-	fi
+	@for f in sandboxd.toml gateway.toml; do \
+		if cmp -s dist/$$f $(DESTDIR)$(CONFDIR)/$$f; then \
+			rm -f $(DESTDIR)$(CONFDIR)/$$f; \
+		elif [ -e $(DESTDIR)$(CONFDIR)/$$f ]; then \
+			echo "$(DESTDIR)$(CONFDIR)/$$f was changed: left in place"; \
+		fi; \
+	done
+	@rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null || true
 
 # The units, make install and the daemon under a real systemd (Debian's, as
 # PID 1 of a throwaway VM), as make test-v2 boots it. See scripts/test-systemd.sh.

@@ -84,7 +84,8 @@ systemd-tmpfiles --create sandboxd.conf || fail "systemd-tmpfiles"
 echo 'alice:x:1000:1000::/tmp:/bin/sh' >>/etc/passwd
 echo 'bob:x:1001:1001::/tmp:/bin/sh' >>/etc/passwd
 printf 'alice:x:1000:\nbob:x:1001:\n' >>/etc/group
-sed -i 's/^\(sandboxd:x:[0-9]*:\)$/\1alice/' /etc/group
+# (sysusers.conf made sandboxd-gateway a member already.)
+sed -i '/^sandboxd:/ { s/:$/:alice/; t; s/$/,alice/; }' /etc/group
 say "group: $(grep '^sandboxd:' /etc/group)"
 # The watchdog's time, shorter than the unit's 30 s so that the check waits less.
 mkdir -p /etc/systemd/system/sandboxd.service.d
@@ -256,6 +257,75 @@ say "  the new daemon: ${rec:-nothing of the old one's to reclaim}"
 systemctl stop sandboxd.service
 left=$(leftovers)
 [ -z "$left" ] && pass "stopped again: nothing left" || fail "stopped again: left: $left"
+
+# --- sandboxd-gateway.service ---------------------------------------------------------
+# The guest has no curl: busybox's wget is the HTTP client (it fails on an
+# answer that is not 2xx). Its own -T crashes Debian 12's busybox-static:
+# timeout(1) bounds it instead.
+get() { timeout 30 /vm/busybox wget -q -O - "$@"; }
+gw=sandboxd-gateway.service
+gw_uid=$(id -u sandboxd-gateway 2>/dev/null)
+gw_groups=$(id -nG sandboxd-gateway 2>/dev/null)
+conf=$(stat -c '%a %U:%G' /etc/sandboxd/gateway.toml 2>&1)
+if [ -n "$gw_uid" ] && echo " $gw_groups " | grep -q ' sandboxd ' && [ "$conf" = "640 root:sandboxd-gateway" ] &&
+	[ "$(systemctl is-enabled $gw 2>&1)" = disabled ]; then
+	pass "gateway: user sandboxd-gateway (uid $gw_uid, groups: $gw_groups), /etc/sandboxd/gateway.toml $conf, the unit installed and not enabled"
+else
+	fail "gateway: user '$gw_uid' groups '$gw_groups', gateway.toml $conf, unit $(systemctl is-enabled $gw 2>&1)"
+fi
+since=$(date '+%Y-%m-%d %H:%M:%S')
+journal() { journalctl -u $gw --no-pager -o cat --since "$since"; }
+# Up once both listeners said so (a line each), with no request made yet.
+listening() { [ "$(journal | grep -c '"msg":"gateway listening"')" = 2 ]; }
+systemctl start $gw
+wait_for 30 listening
+version=$(get http://127.0.0.1:5050/version 2>&1)
+run=$(get --post-data '{"cmd":[{"args":["/bin/true"]}]}' http://127.0.0.1:5050/run 2>&1)
+runtimes=$(get http://127.0.0.1:2000/api/v2/runtimes 2>&1)
+metrics=$(get http://127.0.0.1:5050/metrics 2>&1 | grep -c '^sandboxd_gateway_requests_total')
+case "$version" in
+*'"copyOutOptional":true'*) pass "gateway: go-judge's GET /version on 127.0.0.1:5050: $version" ;;
+*) fail "gateway: GET /version: $version; $(systemctl status --no-pager $gw | tail -5)" ;;
+esac
+case "$run" in
+'[{"status":"Accepted"'*) pass "gateway: go-judge's POST /run of /bin/true (the daemon started by its socket): $run" ;;
+*) fail "gateway: POST /run of /bin/true: $run" ;;
+esac
+case "$runtimes" in
+'['*']') pass "gateway: Piston's GET /api/v2/runtimes on 127.0.0.1:2000 is a JSON array: $(echo "$runtimes" | cut -c1-160)" ;;
+*) fail "gateway: GET /api/v2/runtimes: $runtimes" ;;
+esac
+pid=$(prop $gw MainPID)
+uid=$(ps -o uid= -p "$pid" | tr -d ' ')
+if [ -n "$gw_uid" ] && [ "$uid" = "$gw_uid" ] && [ "$metrics" -gt 0 ]; then
+	pass "gateway: runs as sandboxd-gateway (pid $pid, uid $uid), its GET /metrics answered"
+else
+	fail "gateway: pid $pid runs as uid '$uid', want '$gw_uid'; /metrics had $metrics request counters"
+fi
+# Four requests, four lines (JSON: --log-format json).
+requests() { journal | grep -c '"msg":"request"'; }
+four_requests() { [ "$(requests)" -ge 4 ]; }
+wait_for 10 four_requests
+n=$(requests)
+line=$(journal | grep '"msg":"request"' | grep '/run' | tail -1)
+if [ "$n" = 4 ] && echo "$line" | grep -q '"status":200'; then
+	pass "gateway: one journal line per request (4 for 4): $line"
+else
+	fail "gateway: $n request lines in the journal for 4 requests: $(journal | grep '"msg":"request"' | sed 's/.*"path":\("[^"]*"\).*/\1/' | tr '\n' ' ')"
+fi
+score=$(systemd-analyze security --no-pager $gw 2>&1 | grep -a 'Overall exposure level')
+say "  systemd-analyze security $gw: ${score:-not available}"
+systemctl stop $gw
+left=$(pgrep -u sandboxd-gateway -a)
+if [ "$(prop $gw ActiveState)" = inactive ] && [ -z "$left" ] && [ ! -d /sys/fs/cgroup/system.slice/$gw ] &&
+	! get http://127.0.0.1:5050/version >/dev/null 2>&1; then
+	pass "gateway: systemctl stop leaves no process, no cgroup, nothing on 127.0.0.1:5050"
+else
+	fail "gateway: after systemctl stop: $(prop $gw ActiveState), processes: $left"
+fi
+systemctl stop sandboxd.service
+left=$(leftovers)
+[ -z "$left" ] || fail "gateway: the daemon it started, stopped: left: $left"
 
 # --- sandboxd doctor ----------------------------------------------------------------
 out=$(sandboxd doctor --config /etc/sandboxd/sandboxd.toml 2>&1)
