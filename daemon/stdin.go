@@ -96,7 +96,6 @@ func (p *stdinPipe) release() {
 	}
 }
 
-
 // reader is the read end, for a step's stdin; nil once released.
 func (p *stdinPipe) reader() *os.File {
 	p.mu.Lock()
