@@ -27,7 +27,9 @@
     if (openLine && openLine.dataset.kind === kind) {
       openLine.textContent += text + (partial ? "" : "\n");
     } else {
-      if (openLine) openLine.textContent += "\n";
+      // Input typed after a prompt goes on the prompt's line; any other
+      // stream ends the open line first.
+      if (openLine && kind !== "stdin") openLine.textContent += "\n";
       const span = document.createElement("span");
       span.className = kind;
       span.dataset.kind = kind;
