@@ -38,7 +38,7 @@ func TestWebBrowser(t *testing.T) {
 
 	// text gives an element's text.
 	text := func(sel string) string {
-		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("` + sel + `").textContent`))
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("`+sel+`").textContent`))
 		if err != nil {
 			t.Fatalf("text of %s: %v", sel, err)
 		}
@@ -62,7 +62,7 @@ func TestWebBrowser(t *testing.T) {
 	setCode := func(code string) {
 		t.Helper()
 		js, _ := json.Marshal(code)
-		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const c = document.getElementById("code"); c.value = ` + string(js) + `;
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const c = document.getElementById("code"); c.value = `+string(js)+`;
 			c.dispatchEvent(new Event("input")); return true; })()`)); err != nil {
 			t.Fatal(err)
 		}
