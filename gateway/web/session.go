@@ -227,12 +227,19 @@ func (s *session) execute(m ClientMessage) {
 // last message.
 func (s *session) runJob(ctx context.Context, r *run, job *api.Job, compiled bool) {
 	defer func() {
-		s.mu.Lock()
-		s.run = nil
-		s.mu.Unlock()
 		r.cancel()
 		close(r.done)
 	}()
+	// The run is over for the client once its last message is out: an
+	// execute sent on reading it must find none running.
+	last := func(m Message) {
+		s.mu.Lock()
+		s.run = nil
+		s.mu.Unlock()
+		if s.ctx.Err() == nil {
+			s.send(m)
+		}
+	}
 	line := func(kind string) func(string, bool) {
 		return func(text string, partial bool) {
 			s.send(Message{Type: kind, Content: &text, Partial: partial})
@@ -257,14 +264,11 @@ func (s *session) runJob(ctx context.Context, r *run, job *api.Job, compiled boo
 	})
 	stdout.close()
 	stderr.close()
-	switch {
-	case s.ctx.Err() != nil:
-		// The connection is gone: nobody to tell.
-	case err != nil:
-		s.send(Message{Type: TypeError, ExecutionID: r.id, Message: "sandboxd: " + err.Error()})
-	default:
-		s.send(outcome(r.id, r.language, compiled, res, r.stopped.Load()))
+	if err != nil {
+		last(Message{Type: TypeError, ExecutionID: r.id, Message: "sandboxd: " + err.Error()})
+		return
 	}
+	last(outcome(r.id, r.language, compiled, res, r.stopped.Load()))
 }
 
 // stop cancels the run's job (DELETE /v1/runs/{id}) once the daemon has
