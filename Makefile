@@ -8,7 +8,7 @@ LDFLAGS    := -s -w -X main.version=$(VERSION)
 BINS       := bin/sandboxd bin/sandboxctl
 PKGS       := ./...
 
-.PHONY: all build run test test-unit test-e2e test-v2 test-python soak bench bench-python lint deps clean
+.PHONY: all build run test test-unit test-e2e test-v2 test-python soak bench bench-python bench-web lint deps clean
 
 all: build
 
@@ -95,6 +95,12 @@ test-v2: deps build
 BENCHFLAGS ?=
 bench: deps build bin/sandboxd-bench
 	bin/sandboxd-bench -sandboxd bin/sandboxd $(BENCHFLAGS)
+
+# bench-web: the playground's WebSocket (execute -> first output line of
+# print(1)) beside POST /v1/run of the same job, at 1 and 4 connections.
+WEBBENCHFLAGS ?=
+bench-web: deps build
+	WEBBENCHFLAGS='$(WEBBENCHFLAGS)' ./scripts/bench-web.sh
 
 # fuzz runs each fuzz target for FUZZTIME (make test runs their seed corpora).
 FUZZTIME ?= 5m

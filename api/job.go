@@ -95,6 +95,11 @@ type Step struct {
 	Limits         Limits            `json:"limits,omitempty"`
 	// StdinCached is a file cache id, instead of stdin or stdin_base64.
 	StdinCached string `json:"stdin_cached,omitempty"`
+	// StdinPipe makes the program's stdin the job's stdin pipe, which the
+	// client writes while the job runs (POST /v1/runs/{id}/stdin): input
+	// typed while the program waits for it. Not with the other stdin
+	// fields.
+	StdinPipe bool `json:"stdin_pipe,omitempty"`
 	// Programs, if set, run at once, each in a sandbox of its own, joined
 	// by Pipes; Argv, the stdin fields and expected_stdout are then left
 	// out. See docs/api.md, "Interactive steps".

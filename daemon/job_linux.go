@@ -80,7 +80,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 			continue
 		}
 		j.setState(api.StateRunning, i)
-		sr, err := d.runStep(ctx, i, cs, cj, ws, budget, emit)
+		sr, err := d.runStep(ctx, j, i, cs, cj, ws, budget, emit)
 		d.metrics.stepFinished(sr)
 		encodeStep(&sr, cj.base64)
 		res.Steps = append(res.Steps, sr)
@@ -129,7 +129,7 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 
 // runStep runs one step of a job in its workspace, or (ws nil) in a fresh
 // one of the sandbox's own.
-func (d *Daemon) runStep(ctx context.Context, i int, cs *checkedStep, cj *checkedJob, ws *workspace, budget *engine.OutputBudget, emit emitFunc) (api.StepResult, error) {
+func (d *Daemon) runStep(ctx context.Context, j *job, i int, cs *checkedStep, cj *checkedJob, ws *workspace, budget *engine.OutputBudget, emit emitFunc) (api.StepResult, error) {
 	if len(cs.programs) > 0 {
 		return d.runPrograms(ctx, i, cs, cj, ws, budget)
 	}
@@ -166,6 +166,9 @@ func (d *Daemon) runStep(ctx context.Context, i int, cs *checkedStep, cj *checke
 		}
 		defer f.Close()
 		req.Stdin = f
+	}
+	if cs.step.StdinPipe && j.stdin != nil {
+		req.Stdin = j.stdin.reader()
 	}
 	if len(cs.stdin) > 0 {
 		f, err := memfdWith("stdin", cs.stdin)

@@ -75,6 +75,8 @@ func checkPrograms(s *api.Step, prof *engine.Profile, name string) (checkedStep,
 		return cs, invalid("%s.stdin: a step with programs has no stdin; its programs read their pipes", name)
 	case s.StdinCached != "":
 		return cs, invalid("%s.stdin_cached: a step with programs has no stdin; its programs read their pipes", name)
+	case s.StdinPipe:
+		return cs, invalid("%s.stdin_pipe: a step with programs has no stdin; its programs read their pipes", name)
 	case s.StdoutTo != "":
 		return cs, invalid("%s.stdout_to: a step with programs has no stdout of its own; a checker step reads a program's output from a file it writes", name)
 	case s.ExpectedStdoutFile != "" || s.Compare != "" || s.FloatAbs != 0 || s.FloatRel != 0:

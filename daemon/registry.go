@@ -25,6 +25,9 @@ type job struct {
 	// resume takes a continue of a job paused between steps
 	// (pause_between_steps); nil for a job that never pauses.
 	resume chan struct{}
+	// stdin is the job's stdin pipe (a step's stdin_pipe); nil when no
+	// step has one.
+	stdin *stdinPipe
 
 	mu       sync.Mutex // guards the fields below
 	state    string
@@ -82,6 +85,13 @@ func (j *job) await(ctx context.Context, max time.Duration) string {
 		}
 		j.state = api.StateRunning
 		return fmt.Sprintf("no continue within %s", max)
+	}
+}
+
+// closeStdin closes the job's stdin pipe, if it has one. Idempotent.
+func (j *job) closeStdin() {
+	if j.stdin != nil {
+		j.stdin.release()
 	}
 }
 

@@ -24,6 +24,7 @@ var routeTable = []struct {
 	{"GET /v1/runs/{id}", (*server).getRun},
 	{"DELETE /v1/runs/{id}", (*server).cancelRun},
 	{"POST /v1/runs/{id}/continue", (*server).continueRun},
+	{"POST /v1/runs/{id}/stdin", (*server).writeStdin},
 	{"POST /v1/files", (*server).uploadFile},
 	{"GET /v1/files", (*server).listFiles},
 	{"GET /v1/files/{id}", (*server).getFile},

@@ -182,12 +182,21 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, cj *checkedJob, batch
 	if cj.job.PauseBetweenSteps {
 		j.resume = make(chan struct{}, 1)
 	}
+	if cj.stdinPipe {
+		var err error
+		if j.stdin, err = newStdinPipe(); err != nil {
+			cancel()
+			return nil, &api.Error{Code: api.CodeResourceExhausted, Message: err.Error() + "; retry later"}
+		}
+	}
 	if !d.reg.add(j) {
+		j.closeStdin()
 		cancel()
 		return nil, &api.Error{Code: api.CodeConflict, Message: fmt.Sprintf("id: %q is in use by a live job", id)}
 	}
 	unpin, aerr := d.pinCached(cj)
 	if aerr != nil {
+		j.closeStdin()
 		cancel()
 		d.reg.drop(j)
 		return nil, aerr
@@ -195,6 +204,7 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, cj *checkedJob, batch
 	t, err := d.sched.enqueue(caller, batch)
 	if err != nil {
 		unpin()
+		j.closeStdin()
 		cancel()
 		d.reg.drop(j)
 		return nil, &api.Error{Code: api.CodeResourceExhausted, Message: fmt.Sprintf("the queue is full (%d jobs waiting); retry later", d.conf().cfg.QueueSize)}
@@ -210,6 +220,7 @@ const resultHold = 50 * time.Millisecond
 // pools, and its end is logged. Safe to call more than once, and when run
 // did not run the job.
 func (a *admission) finish() {
+	a.job.closeStdin()
 	if a.unpin != nil {
 		a.unpin()
 	}
@@ -227,6 +238,7 @@ func (a *admission) finish() {
 func (a *admission) run(emit emitFunc) *api.Result {
 	d, j := a.d, a.job
 	defer a.cancel()
+	defer j.closeStdin() // before the result goes out: a write waiting on it returns
 	var res *api.Result
 	release, err := a.ticket.wait(a.ctx)
 	if err != nil {

@@ -60,6 +60,9 @@ type checkedJob struct {
 	// reads (stdout_to, expected_stdout_file), so the job needs a
 	// workspace of the daemon's.
 	stepFiles bool
+	// stdinPipe: a step reads the job's stdin pipe (stdin_pipe), made when
+	// the job is admitted.
+	stdinPipe bool
 }
 
 type checkedFile struct {
@@ -137,6 +140,12 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 				return nil, aerr
 			}
 			cs.stdinCached = s.StdinCached
+		}
+		if s.StdinPipe {
+			if s.Stdin != "" || s.StdinBase64 != "" || s.StdinCached != "" {
+				return nil, invalid("%s.stdin_pipe: not with stdin, stdin_base64 or stdin_cached: the pipe is the program's stdin", name)
+			}
+			p.stdinPipe = true
 		}
 		var aerr *api.Error
 		if cs.check, aerr = checkStdoutFields(s, name, job.Files); aerr != nil {

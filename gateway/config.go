@@ -11,6 +11,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/sandboxd/sandboxd/gateway/piston"
+	"github.com/sandboxd/sandboxd/gateway/web"
 )
 
 // Config is the gateway's configuration: the TOML file, with the command
@@ -22,6 +23,9 @@ type Config struct {
 	// PistonListen is the TCP address Piston's v2 API is served on;
 	// empty: not served.
 	PistonListen string `toml:"piston_listen"`
+	// WebListen is the TCP address of the playground page and its
+	// WebSocket protocol; empty: not served.
+	WebListen string `toml:"web_listen"`
 	// Token, if set, is required on every route of every listener as
 	// "Authorization: Bearer TOKEN". Without one, only loopback addresses
 	// may be listened on.
@@ -33,6 +37,9 @@ type Config struct {
 	// configuration's names and units), each 0 or left out for Piston's
 	// default.
 	Piston piston.Config `toml:"piston"`
+	// Web is the [web] table: the playground's origins, code size, time
+	// limit and connection bounds.
+	Web web.Config `toml:"web"`
 }
 
 // LoadConfig reads a TOML config file strictly: a key it does not know is
@@ -52,17 +59,17 @@ func LoadConfig(path string) (Config, error) {
 			keys[i] = k.String()
 		}
 		sort.Strings(keys)
-		return cfg, fmt.Errorf("config %s: unknown key(s): %s (known: gojudge_listen, piston_listen, token, host_dirs, [piston] compile_timeout, run_timeout, compile_cpu_time, run_cpu_time, compile_memory_limit, run_memory_limit, output_max_size)", path, strings.Join(keys, ", "))
+		return cfg, fmt.Errorf("config %s: unknown key(s): %s (known: gojudge_listen, piston_listen, web_listen, token, host_dirs, [piston] compile_timeout, run_timeout, compile_cpu_time, run_cpu_time, compile_memory_limit, run_memory_limit, output_max_size, [web] allowed_origins, max_code_bytes, time_limit_ms, memory_bytes, max_connections, queue_messages)", path, strings.Join(keys, ", "))
 	}
 	return cfg, nil
 }
 
 // Validate checks the config as a whole; its messages name the key.
 func (c Config) Validate() error {
-	if c.GoJudgeListen == "" && c.PistonListen == "" {
-		return errors.New("no protocol to serve: give --gojudge ADDR or --piston ADDR (gojudge_listen, piston_listen)")
+	if c.GoJudgeListen == "" && c.PistonListen == "" && c.WebListen == "" {
+		return errors.New("no protocol to serve: give --gojudge ADDR, --piston ADDR or --web ADDR (gojudge_listen, piston_listen, web_listen)")
 	}
-	for _, l := range []struct{ key, addr string }{{"gojudge_listen", c.GoJudgeListen}, {"piston_listen", c.PistonListen}} {
+	for _, l := range []struct{ key, addr string }{{"gojudge_listen", c.GoJudgeListen}, {"piston_listen", c.PistonListen}, {"web_listen", c.WebListen}} {
 		if l.addr == "" {
 			continue
 		}
@@ -76,6 +83,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Piston.Validate(); err != nil {
 		return fmt.Errorf("piston.%w", err)
+	}
+	if err := c.Web.Validate(); err != nil {
+		return fmt.Errorf("web.%w", err)
 	}
 	for i, d := range c.HostDirs {
 		if !filepath.IsAbs(d) || filepath.Clean(d) != d {

@@ -12,6 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sandboxd/sandboxd/api/client"
+	"github.com/sandboxd/sandboxd/gateway/web"
 )
 
 func TestLoadConfigStrict(t *testing.T) {
@@ -21,6 +22,11 @@ func TestLoadConfigStrict(t *testing.T) {
 	cfg, err := LoadConfig(good)
 	if err != nil || cfg.GoJudgeListen != "127.0.0.1:5050" || cfg.Token != "t" || len(cfg.HostDirs) != 1 {
 		t.Fatalf("LoadConfig: %+v, %v", cfg, err)
+	}
+	webCfg := filepath.Join(dir, "web.toml")
+	os.WriteFile(webCfg, []byte("web_listen = \"127.0.0.1:8080\"\n[web]\nallowed_origins = [\"*.example.edu\"]\ntime_limit_ms = 5000\n"), 0o644)
+	if cfg, err := LoadConfig(webCfg); err != nil || cfg.WebListen != "127.0.0.1:8080" || cfg.Web.TimeLimitMS != 5000 || len(cfg.Web.AllowedOrigins) != 1 {
+		t.Errorf("the [web] table: %+v, %v", cfg, err)
 	}
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("gojudge_listen = \"127.0.0.1:5050\"\ntokn = \"t\"\n[x]\ny = 1\n"), 0o644)
@@ -43,6 +49,9 @@ func TestConfigValidate(t *testing.T) {
 		{Config{GoJudgeListen: "0.0.0.0:5050", Token: "t"}, ""},
 		{Config{GoJudgeListen: "5050"}, "gojudge_listen"},
 		{Config{}, "no protocol to serve"},
+		{Config{WebListen: "127.0.0.1:8080"}, ""},
+		{Config{WebListen: "0.0.0.0:8080"}, `web_listen: "0.0.0.0:8080" is not a loopback address`},
+		{Config{WebListen: "127.0.0.1:8080", Web: web.Config{MaxConnections: -1}}, "web.max_connections: -1 is negative"},
 		{Config{GoJudgeListen: "127.0.0.1:5050", HostDirs: []string{"data"}}, "host_dirs[0]"},
 		{Config{GoJudgeListen: "127.0.0.1:5050", HostDirs: []string{"/"}}, "host_dirs[0]"},
 	} {

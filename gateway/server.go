@@ -20,6 +20,7 @@ import (
 	"github.com/sandboxd/sandboxd/api/client"
 	"github.com/sandboxd/sandboxd/gateway/gojudge"
 	"github.com/sandboxd/sandboxd/gateway/piston"
+	"github.com/sandboxd/sandboxd/gateway/web"
 )
 
 // Gateway is the protocols' listeners, built by New and run by Serve.
@@ -29,7 +30,7 @@ type Gateway struct {
 }
 
 type protocolListener struct {
-	protocol string // "gojudge", "piston": the metrics' and the log's label
+	protocol string // "gojudge", "piston", "web": the metrics' and the log's label
 	addr     string
 	handler  http.Handler // the protocol's routes, wrapped
 }
@@ -57,6 +58,9 @@ func New(cfg Config, c *client.Client, version string, log logrus.FieldLogger) (
 	}
 	if cfg.PistonListen != "" {
 		mount("piston", cfg.PistonListen, piston.NewHandler(c, cfg.Piston, log))
+	}
+	if cfg.WebListen != "" {
+		mount("web", cfg.WebListen, web.NewHandler(c, cfg.Web, log))
 	}
 	return g, nil
 }
@@ -141,7 +145,7 @@ func instrument(protocol, token string, m *metrics, log logrus.FieldLogger, next
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		if token != "" && !authorized(r, want) {
+		if token != "" && !authorized(r, want, protocol == "web") {
 			// As go-judge's own token option: 401 and no body.
 			sw.WriteHeader(http.StatusUnauthorized)
 		} else {
@@ -161,15 +165,33 @@ func instrument(protocol, token string, m *metrics, log logrus.FieldLogger, next
 
 // authorized compares the request's Bearer token with the configured one
 // in constant time: both are hashed first, so that neither their contents
-// nor their lengths show in the time taken.
-func authorized(r *http.Request, want [sha256.Size]byte) bool {
+// nor their lengths show in the time taken. The playground's listener
+// (browser) also takes the token as a "token" query parameter or a
+// "sandboxd_token" cookie, since a browser's WebSocket cannot set the
+// Authorization header; and its GET /health is open, for probes.
+func authorized(r *http.Request, want [sha256.Size]byte, browser bool) bool {
 	const prefix = "Bearer "
-	h := r.Header.Get("Authorization")
-	if !strings.HasPrefix(h, prefix) {
-		return false
+	var given []string
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, prefix) {
+		given = append(given, h[len(prefix):])
 	}
-	got := sha256.Sum256([]byte(h[len(prefix):]))
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	if browser {
+		if r.Method == http.MethodGet && r.URL.Path == "/health" {
+			return true
+		}
+		if t := r.URL.Query().Get("token"); t != "" {
+			given = append(given, t)
+		}
+		if c, err := r.Cookie("sandboxd_token"); err == nil && c.Value != "" {
+			given = append(given, c.Value)
+		}
+	}
+	ok := false
+	for _, g := range given {
+		got := sha256.Sum256([]byte(g))
+		ok = subtle.ConstantTimeCompare(got[:], want[:]) == 1 || ok
+	}
+	return ok
 }
 
 type statusWriter struct {

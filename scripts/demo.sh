@@ -32,12 +32,14 @@ daemon=$!
 # own exit status, 0 after a clean drain.
 stop() {
 	trap - INT TERM EXIT
+	[ -n "${gateway:-}" ] && kill -TERM "$gateway" 2>/dev/null || true
 	kill -TERM $daemon 2>/dev/null || true
 	rc=0
 	wait $daemon || rc=$?
 	exit $rc
 }
 trap stop INT TERM EXIT
+gateway=
 for _ in $(seq 100); do "$sandboxctl" ping >/dev/null 2>&1 && break; sleep 0.1; done
 "$sandboxctl" ping >/dev/null
 
@@ -65,6 +67,14 @@ except OSError as e:
 ctl "a forbidden system call" run -- python3 -c 'import ctypes; ctypes.CDLL(None).syscall(101, 0, 0, 0, 0)'
 ctl "reading the host" run -- sh -c 'cat /etc/shadow; ls /home /root; id'
 
+# The playground: sandboxd gateway --web on loopback (SANDBOXD_DEMO_WEB,
+# default 127.0.0.1:8080; port 0 takes a free one).
+exec 3< <("$sandboxd" gateway --socket "$SANDBOXD_SOCKET" --web "${SANDBOXD_DEMO_WEB:-127.0.0.1:8080}" --log-format text \
+	2> >(trap '' INT; sed 's/^/  [gateway] /' >&2))
+gateway=$!
+web=
+read -r -t 10 _ web <&3 || true
+
 cat <<MSG
 
 sandboxd is serving on $SANDBOXD_SOCKET (Ctrl-C stops it). Try, in another shell:
@@ -75,5 +85,11 @@ sandboxd is serving on $SANDBOXD_SOCKET (Ctrl-C stops it). Try, in another shell
 for i in range(3): print(i); time.sleep(1)'
   curl --unix-socket \$SANDBOXD_SOCKET http://sandboxd/v1/run -d '{"steps":[{"argv":["echo","hi"]}]}'
 MSG
+if [ -n "$web" ]; then
+	echo
+	echo "The playground (type Python or C, Ctrl+Enter runs): http://$web/"
+else
+	echo "(the playground's gateway did not start; is ${SANDBOXD_DEMO_WEB:-127.0.0.1:8080} in use? set SANDBOXD_DEMO_WEB)"
+fi
 wait $daemon || true
 stop

@@ -2,7 +2,8 @@
 # Installs, from Debian's packages, what the tests and the benchmark need:
 # gcc, g++ and python3, run inside sandboxes (and bare, by make bench); for
 # make test-python, pytest, pip and setuptools (pip installs api/python in a
-# test); and from npm, piston-client, which the Piston gateway's test drives.
+# test); chromium, which the playground's browser test drives (chromedp); and
+# from npm, piston-client, which the Piston gateway's test drives.
 set -euo pipefail
 need=()
 command -v gcc >/dev/null || need+=(gcc libc6-dev)
@@ -11,6 +12,7 @@ command -v g++ >/dev/null || need+=(g++)
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || need+=(python3-pytest)
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 /usr/bin/python3 -c 'import setuptools' 2>/dev/null || need+=(python3-setuptools)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive

@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,7 @@ func TestDemoStopsCleanlyOnCtrlC(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"SANDBOXD_DEMO_DIR="+dir,
 		fmt.Sprintf("SANDBOXD_DEMO_SUBTREE=sandboxd-demo-test-%d", os.Getpid()),
+		"SANDBOXD_DEMO_WEB=127.0.0.1:0", // a free port: 8080 may be taken
 		"SANDBOXD_BIN="+sandboxdBin,
 		"SANDBOXCTL_BIN="+filepath.Join(filepath.Dir(sandboxdBin), "sandboxctl"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -56,7 +58,7 @@ wait:
 				t.Fatalf("the demo ended before serving:\n%s", seen.String())
 			}
 			seen.WriteString(l + "\n")
-			if strings.Contains(l, "Ctrl-C stops it") {
+			if strings.Contains(l, "The playground") || strings.Contains(l, "the playground's gateway did not start") {
 				break wait
 			}
 		case <-deadline:
@@ -67,6 +69,19 @@ wait:
 	if !strings.Contains(seen.String(), "process 33 refused: Resource temporarily unavailable") ||
 		!strings.Contains(seen.String(), "pids:         32") {
 		t.Errorf("the fork bomb does not show the pids limit:\n%s", seen.String())
+	}
+	// The playground's URL, printed last, answers.
+	const prefix = "Ctrl+Enter runs): "
+	if i := strings.Index(seen.String(), prefix); i < 0 {
+		t.Errorf("no playground URL:\n%s", seen.String())
+	} else {
+		url := strings.Fields(seen.String()[i+len(prefix):])[0]
+		resp, err := http.Get(url)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %v %v", url, err, resp)
+		} else {
+			resp.Body.Close()
+		}
 	}
 	// Ctrl-C: the terminal signals the foreground process group.
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)

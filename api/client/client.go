@@ -187,6 +187,30 @@ func (c *Client) Continue(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodPost, path+"/continue", nil, nil)
 }
 
+// WriteStdin writes data into the stdin pipe of a job whose step has
+// stdin_pipe, and closes the pipe after it when eof is set (the program
+// then reads end of file). It returns once the pipe has taken every byte;
+// a program that does not read for 10 s makes it a conflict error.
+func (c *Client) WriteStdin(ctx context.Context, id string, data []byte, eof bool) error {
+	path, err := runPath(id)
+	if err != nil {
+		return err
+	}
+	path += "/stdin"
+	if eof {
+		path += "?eof=true"
+	}
+	resp, err := c.send(ctx, http.MethodPost, path, bytes.NewReader(data), "application/octet-stream", contentJSON)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return c.readError(ctx, http.MethodPost, path, err)
+	}
+	return nil
+}
+
 func runPath(id string) (string, error) {
 	if id == "" {
 		return "", errors.New("no run id given")

@@ -17,15 +17,16 @@ import (
 func gatewayMain(args []string) int {
 	fs := flag.NewFlagSet("sandboxd gateway", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: sandboxd gateway --socket DAEMON_SOCKET [--config FILE] [--gojudge ADDR] [--piston ADDR]\n\n"+
-			"Serves go-judge's REST API (and Piston's v2 API) over TCP, as jobs on the daemon's socket.\n"+
+		fmt.Fprintf(fs.Output(), "usage: sandboxd gateway --socket DAEMON_SOCKET [--config FILE] [--gojudge ADDR] [--piston ADDR] [--web ADDR]\n\n"+
+			"Serves go-judge's REST API, Piston's v2 API and a browser playground (WebSocket) over TCP,\nas jobs on the daemon's socket.\n"+
 			"Without a token in the config, only loopback addresses are taken. See docs/gateway.md.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	socket := fs.String("socket", "", "the daemon's Unix socket (default: $SANDBOXD_SOCKET, /run/sandboxd/sandboxd.sock)")
-	configPath := fs.String("config", "", "TOML config file: gojudge_listen, piston_listen, token, host_dirs")
+	configPath := fs.String("config", "", "TOML config file: gojudge_listen, piston_listen, web_listen, token, host_dirs, [piston], [web]")
 	gojudgeAddr := fs.String("gojudge", "", "serve go-judge's REST API on this TCP address (e.g. 127.0.0.1:5050)")
 	pistonAddr := fs.String("piston", "", "serve Piston's v2 API on this TCP address (e.g. 127.0.0.1:2000)")
+	webAddr := fs.String("web", "", "serve the playground page and its WebSocket on this TCP address (e.g. 127.0.0.1:8080)")
 	logFormat := fs.String("log-format", "auto", "text, json, or auto")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -47,6 +48,9 @@ func gatewayMain(args []string) int {
 	}
 	if *pistonAddr != "" {
 		cfg.PistonListen = *pistonAddr
+	}
+	if *webAddr != "" {
+		cfg.WebListen = *webAddr
 	}
 	log := newLogger(*logFormat)
 	c := client.New(*socket)

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package web
+
+func signalNumber(name string) int { return 0 }
