@@ -44,8 +44,10 @@ mem=${TEST_V2_MEM:-1024}
 # guest lacks; the gateway is a client of the daemon's API, and what it uses
 # (interactive steps, private workspaces, the file cache, streams) has
 # daemon tests of its own that run here, as does TestDaemonGatewayRefusals.
+# TestDaemonWebBrowser drives Chromium, which the guest lacks; the protocol
+# under the page has TestDaemonWebProtocol and TestDaemonWebBounds here.
 daemon_tests='^TestDaemon[A-Z]'
-skip_daemon='^(TestDaemonJudgeFlow|TestDaemonGatewayGoJudge|TestDaemonPiston)$'
+skip_daemon='^(TestDaemonJudgeFlow|TestDaemonGatewayGoJudge|TestDaemonPiston|TestDaemonWebBrowser)$'
 skip_e2e="$daemon_tests|^TestBenchProgram\$|^TestDemo"
 t0=$SECONDS
 # shellcheck source=vm/lib.sh

@@ -176,11 +176,11 @@ func (g *webGateway) runsLeft(d time.Duration) []string {
 	}
 }
 
-// TestWebProtocol drives the playground's WebSocket protocol as a front
+// TestDaemonWebProtocol drives the playground's WebSocket protocol as a front
 // end does, without a browser: every message type both ways, the
 // refusals, stdin, stop, a disconnect, many connections at once, a client
 // that never reads, and a foreign Origin.
-func TestWebProtocol(t *testing.T) {
+func TestDaemonWebProtocol(t *testing.T) {
 	d := startDaemon(t, "")
 	g := startWebGateway(t, d, "[web]\ntime_limit_ms = 3000\nmax_code_bytes = 1000\nqueue_messages = 64\n")
 
@@ -426,10 +426,10 @@ func TestWebProtocol(t *testing.T) {
 	}
 }
 
-// TestWebBounds: past max_connections a connection gets a clear error and
+// TestDaemonWebBounds: past max_connections a connection gets a clear error and
 // is closed; with a token, a browser gives it as a query parameter or the
 // cookie the page sets, and nothing without it is served but /health.
-func TestWebBounds(t *testing.T) {
+func TestDaemonWebBounds(t *testing.T) {
 	d := startDaemon(t, "")
 	g := startWebGateway(t, d, "token = \"s3cret\"\n[web]\nmax_connections = 1\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -13,12 +13,12 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// TestWebBrowser drives the playground page in headless Chromium (Debian's
+// TestDaemonWebBrowser drives the playground page in headless Chromium (Debian's
 // chromium, from make deps): print("hi") typed and run, a slow program's
 // first line seen before its end, an infinite loop stopped by the Stop
 // button within 0.5 s with nothing left, input() answered from the page, a
 // syntax error's traceback, the narrow layout, and a screenshot under run/.
-func TestWebBrowser(t *testing.T) {
+func TestDaemonWebBrowser(t *testing.T) {
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Skip("chromium is not installed (make deps installs it)")
