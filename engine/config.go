@@ -31,10 +31,11 @@ type Config struct {
 	Helpers int `toml:"helpers"`
 }
 
-// CPUsPerHelper is how many CPUs one helper keeps busy with sandboxes
-// when each runs the smallest program: its clones take about 1/8 of a
-// sandbox's CPU time on the whole (docs/scaling.md).
-const CPUsPerHelper = 8
+// CPUsPerHelper is how many CPUs share one helper by default. A helper
+// spends about 0.3 of the CPU time of a run of the smallest program (its
+// clone with new namespaces, serially), so one helper keeps about 3.5
+// CPUs busy; one per 2 leaves it room (docs/scaling.md).
+const CPUsPerHelper = 2
 
 // MaxHelpers bounds Config.Helpers.
 const MaxHelpers = 256
