@@ -90,6 +90,7 @@ var restartOnly = []struct{ key, why string }{
 	{"uid_base", "the engine's uid range is opened at start"},
 	{"uid_count", "the engine's uid range is opened at start"},
 	{"cgroup_subtree", "the engine locks and owns the subtree from the start"},
+	{"helpers", "the engine sets its helpers up once, at start"},
 	{"log_format", "the logger is made before the daemon"},
 	{"batch_scheduling", "the policy is set before the helper starts, which inherits it"},
 	{"cache_dir", "the file cache is opened and indexed at start"},

@@ -23,7 +23,26 @@ type Config struct {
 	UIDCount uint32 `toml:"uid_count"`
 	// CgroupSubtree is the subtree beneath this process's own cgroups.
 	CgroupSubtree string `toml:"cgroup_subtree"`
+	// Helpers is how many helpers make the sandboxes (each sandbox's init
+	// is a clone of one; see package nsjail). One helper clones its inits
+	// one after another, which caps the sandboxes a host starts per
+	// second; on many CPUs more lift the cap. Zero: DefaultHelpers for
+	// this host's CPUs.
+	Helpers int `toml:"helpers"`
 }
+
+// CPUsPerHelper is how many CPUs share one helper by default. A helper
+// spends about 0.3 of the CPU time of a run of the smallest program (its
+// clone with new namespaces, serially), so one helper keeps about 3.5
+// CPUs busy; one per 2 leaves it room (docs/scaling.md).
+const CPUsPerHelper = 2
+
+// MaxHelpers bounds Config.Helpers.
+const MaxHelpers = 256
+
+// DefaultHelpers is the number of helpers for ncpu CPUs: one per
+// CPUsPerHelper, at least one.
+func DefaultHelpers(ncpu int) int { return max(1, (ncpu+CPUsPerHelper-1)/CPUsPerHelper) }
 
 // The default range of host uids for sandboxes: far above any real user and
 // above the ranges /etc/subuid usually hands out.
@@ -58,6 +77,9 @@ func (c *Config) Validate(name func(key string) string) error {
 	if c.CgroupSubtree == "" || strings.ContainsAny(c.CgroupSubtree, "/\x00") || c.CgroupSubtree[0] == '.' {
 		errs = append(errs, fmt.Errorf("%s: %q must be a plain name", name("cgroup_subtree"), c.CgroupSubtree))
 	}
+	if c.Helpers < 0 || c.Helpers > MaxHelpers {
+		errs = append(errs, fmt.Errorf("%s: %d must lie within 0..%d (0: one per %d CPUs)", name("helpers"), c.Helpers, MaxHelpers, CPUsPerHelper))
+	}
 	return errors.Join(errs...)
 }
 
@@ -78,4 +100,10 @@ type Options struct {
 	// teardown, a warm sandbox that could not be made). Nil: standard
 	// error.
 	Log func(string)
+	// InProcessHelper runs the helpers as threads of this process rather
+	// than processes of their own (nsjail.HelperOptions.InProcess): for a
+	// process that runs a step or two and exits, such as sandboxd exec,
+	// which then pays for no helper executable, exec or second Go runtime.
+	// False: helper processes, as a daemon needs.
+	InProcessHelper bool
 }

@@ -28,6 +28,7 @@ type Engine struct {
 	rootDir string
 	prefix  string
 	ncpu    int
+	helpers int // how many helpers make the sandboxes
 	seq     atomic.Uint64
 	log     func(string) // what cannot be returned; nil: standard error
 
@@ -117,6 +118,11 @@ func New(cfg Config, opts Options) (_ *Engine, err error) {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
 	undo = append(undo, func() { cg.Close() })
+	helpers := cfg.Helpers
+	if helpers == 0 {
+		helpers = DefaultHelpers(runtime.NumCPU())
+	}
+	nsjail.SetHelpers(nsjail.HelperOptions{Count: helpers, InProcess: opts.InProcessHelper})
 	exits, err := taskstats.Listen()
 	if err != nil {
 		logEngine(opts.Log, fmt.Sprintf("max_rss_bytes will include the helper's memory: %v", err))
@@ -132,6 +138,7 @@ func New(cfg Config, opts Options) (_ *Engine, err error) {
 		rootDir: rootDir,
 		prefix:  opts.RunPrefix,
 		ncpu:    runtime.NumCPU(),
+		helpers: helpers,
 		log:     opts.Log,
 	}, nil
 }
@@ -161,6 +168,10 @@ func checkUserNamespaces() error {
 	}
 	return nil
 }
+
+// Helpers is how many helpers make the sandboxes (Config.Helpers, or its
+// default for this host).
+func (e *Engine) Helpers() int { return e.helpers }
 
 // Cgroups is the engine's cgroup manager, for /v1/info and reclaim.
 func (e *Engine) Cgroups() *cgroup.Manager { return e.cgroups }

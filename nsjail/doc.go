@@ -32,8 +32,13 @@
 //
 // # Three processes: the helper, the init, the program
 //
-// The helper is one long-lived process (HelperMain, started on the first
-// Prepare, and again after it dies). Each sandbox's init (its pid 1) is no
+// The helper is a long-lived process (HelperMain, started on the first
+// Prepare that falls to it, and again after it dies); there are
+// HelperOptions.Count of them, each sandbox going to the least busy, so
+// that the clones, which one helper makes one after another, keep up with
+// many CPUs. With HelperOptions.InProcess a helper is instead a thread of
+// the engine's process (serveHelper on a locked thread, same protocol),
+// for a process that runs one sandbox and exits: sandboxd exec. Each sandbox's init (its pid 1) is no
 // program of its own: it is a CLONE_VM clone of the helper, running
 // rawInitMain: raw system calls only, over a plan the helper laid out for
 // it (the root's mount operations, the program's process, buffers). A
@@ -54,7 +59,9 @@
 // and where the command's image goes in the init's memory; the helper
 // reports each init it reaps. The helper dies with the engine's process
 // (its death signal), and the inits with the helper (theirs); the next
-// Prepare after a helper's death starts a new one.
+// Prepare that falls to a dead helper's place starts a new one. A helper
+// that is a thread builds each root in the init (no template: one
+// sandbox would not repay one) and reaps only its own inits.
 //
 // # The order of operations
 //

@@ -96,9 +96,6 @@ func HelperMain() {
 	// signal follows the thread that made them.
 	runtime.LockOSThread()
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte(helperArg0 + "\x00")[0])), 0, 0, 0)
-	var tmpl templates
-	tmpl.enableNamespaces()
-	unix.Umask(0o022)
 	f := os.NewFile(helperFD, "helper")
 	c, err := net.FileConn(f)
 	if err != nil {
@@ -106,7 +103,28 @@ func HelperMain() {
 		os.Exit(2)
 	}
 	f.Close()
-	h := &helper{conn: c.(*net.UnixConn), live: map[int]*liveInit{}, templates: tmpl}
+	serveHelper(c.(*net.UnixConn), false)
+	// The engine's process is gone; so are we, and the inits with us.
+	os.Exit(0)
+}
+
+// serveHelper is the helper's loop: it answers spawn requests on conn
+// until the client closes its end. The calling goroutine must be locked
+// to its thread for good: every init is cloned from it, and their death
+// signal follows the thread that made them. inProcess says the helper is
+// a thread of the engine's process (HelperOptions.InProcess): it must
+// then leave the rest of the process as it found it, and where the
+// process helper would exit, it ends its thread instead (runtime.Goexit
+// on a locked thread), which kills its inits as a helper's death does.
+func serveHelper(conn *net.UnixConn, inProcess bool) {
+	defer conn.Close()
+	tmpl := templates{inProcess: inProcess}
+	if tmpl.enableNamespaces() || !inProcess {
+		// The file system context, umask included, is this thread's
+		// own (or this process's, when it is a helper of its own).
+		unix.Umask(0o022)
+	}
+	h := &helper{conn: conn, live: map[int]*liveInit{}, templates: tmpl, inProcess: inProcess}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGCHLD)
 	go h.reap(sig)
@@ -115,8 +133,7 @@ func HelperMain() {
 	for {
 		n, oobn, _, _, err := h.conn.ReadMsgUnix(buf, oob)
 		if err != nil || n == 0 {
-			// The engine's process is gone; so are we, and the inits with us.
-			os.Exit(0)
+			return
 		}
 		var fds []int
 		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
@@ -161,6 +178,8 @@ type helper struct {
 
 	templates templates // roots built ahead, for the main loop only
 	specs     map[string]*keyedSpec
+
+	inProcess bool // a thread of the engine's process (serveHelper)
 }
 
 // keyedSpec is a Spec the client named with a Key, and its template key.
@@ -213,7 +232,11 @@ func (h *helper) send(m helperMessage, fd int) {
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
 	if _, _, err := h.conn.WriteMsgUnix(b, oob, nil); err != nil {
-		os.Exit(0)
+		// The client is gone.
+		if !h.inProcess {
+			os.Exit(0)
+		}
+		h.conn.Close() // the main loop's read fails, and it returns
 	}
 }
 
@@ -275,7 +298,7 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 		raw:    raw,
 	}
 	if ns >= 0 {
-		is.ns = &nsSwitch{enter: ns, back: h.templates.hostNS}
+		is.ns = &nsSwitch{enter: ns, back: h.templates.hostNS, stuck: h.templates.stuck}
 	}
 	// The reaper waits while we hold mu: until the init is registered and
 	// has its pidfd, its pid cannot be reaped and reused under us.
@@ -308,13 +331,16 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 }
 
 // reap reaps the inits, and tells the client. It holds mu around each
-// wait, so that no init is reaped while spawn still uses its pid.
+// wait, so that no init is reaped while spawn still uses its pid. A helper
+// of its own reaps any child (they are all inits); one in the engine's
+// process reaps only its own inits, by pid, and leaves the process's other
+// children to whoever waits for them.
 func (h *helper) reap(sig <-chan os.Signal) {
 	for range sig {
 		for {
 			var ws unix.WaitStatus
 			h.mu.Lock()
-			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			pid, err := h.wait(&ws)
 			if pid > 0 {
 				if l := h.live[pid]; l != nil {
 					// pid 1 is gone, and with it every process of its
@@ -336,6 +362,23 @@ func (h *helper) reap(sig <-chan os.Signal) {
 			h.send(helperMessage{deathNotice: deathNotice{Dead: pid, Status: waitStatusString(ws)}}, -1)
 		}
 	}
+}
+
+// wait reaps one ended init without blocking: its pid, or 0 when none has
+// ended.
+//
+// Preconditions: h.mu is held.
+func (h *helper) wait(ws *unix.WaitStatus) (int, error) {
+	if !h.inProcess {
+		return unix.Wait4(-1, ws, unix.WNOHANG, nil)
+	}
+	for pid := range h.live {
+		got, err := unix.Wait4(pid, ws, unix.WNOHANG, nil)
+		if got > 0 || err == unix.EINTR {
+			return got, err
+		}
+	}
+	return 0, nil
 }
 
 func waitStatusString(ws unix.WaitStatus) string {

@@ -24,10 +24,10 @@ import (
 // it could not address (never seen) would leave Prepare waiting for ever.
 var spawnWait = 30 * time.Second
 
-// helperClient is the engine's process's connection to its helper.
+// helperClient is the engine's process's connection to one helper.
 type helperClient struct {
 	conn *net.UnixConn
-	cmd  *exec.Cmd
+	cmd  *exec.Cmd // nil: the helper is a thread of this process
 
 	sendMu sync.Mutex
 	sent   map[string]bool // Keys whose Spec went to the helper; under sendMu
@@ -38,6 +38,7 @@ type helperClient struct {
 	dead    map[int]chan string // an init's death notice, by pid
 	early   map[int]string      // notices that came before their reply was read
 	gone    error
+	retired bool // no longer chosen: its connection closes once nothing of it is left
 }
 
 type helperResult struct {
@@ -46,28 +47,122 @@ type helperResult struct {
 	err   error
 }
 
+// HelperOptions say how the helpers that Prepare asks for sandboxes run.
+// The zero value is one helper, a process of its own.
+type HelperOptions struct {
+	// Count is how many helpers Prepare spreads its sandboxes over: each
+	// new sandbox goes to the one with the fewest requests in flight,
+	// then the fewest live sandboxes. A helper clones its inits one after
+	// another, so one helper caps how many sandboxes a host starts per
+	// second; more helpers lift that cap on many CPUs. Each is started on
+	// first use, and again after it dies. Zero or less: one.
+	Count int
+	// InProcess runs each helper as a thread of this process instead of
+	// a process of its own: no copy of the helper's executable, no exec,
+	// no second Go runtime, no round trip to another process. The inits
+	// then share this process's memory rather than a small helper's, so
+	// it suits a process that runs its own sandboxes and nothing else,
+	// such as sandboxd exec; a daemon holding many jobs' data keeps its
+	// helpers apart.
+	InProcess bool
+}
+
+var helpers struct {
+	mu    sync.Mutex
+	opts  HelperOptions
+	slots []*helperClient // len max(1, opts.Count); nil or ended: started on next use
+	next  int             // where the next choice starts looking
+}
+
+// helperStarts runs helper starts on one thread that never ends: the
+// helper's death signal follows the thread that started it.
 var (
-	helperMu  sync.Mutex
-	theHelper *helperClient
-	// helperStarts runs helper starts on one thread that never ends: the
-	// helper's death signal follows the thread that started it.
-	helperStarts chan func()
+	helperStartsOnce sync.Once
+	helperStarts     chan func()
 )
 
-// currentHelper is the running helper, started if there is none (or the
-// last one died).
-func currentHelper() (*helperClient, error) {
-	helperMu.Lock()
-	defer helperMu.Unlock()
-	if theHelper != nil {
-		theHelper.mu.Lock()
-		gone := theHelper.gone
-		theHelper.mu.Unlock()
-		if gone == nil {
-			return theHelper, nil
+// SetHelpers says how the helpers run from now on. Helpers already
+// running that no longer fit (all of them when InProcess changes, those
+// beyond Count otherwise) are no longer chosen; each serves its sandboxes
+// to their end, and then ends.
+func SetHelpers(o HelperOptions) {
+	if o.Count < 1 {
+		o.Count = 1
+	}
+	helpers.mu.Lock()
+	defer helpers.mu.Unlock()
+	if o == helpers.opts && len(helpers.slots) == o.Count {
+		return
+	}
+	keep := 0
+	if o.InProcess == helpers.opts.InProcess {
+		keep = min(o.Count, len(helpers.slots))
+	}
+	for _, h := range helpers.slots[keep:] {
+		if h != nil {
+			h.retire()
 		}
 	}
-	if helperStarts == nil {
+	slots := make([]*helperClient, o.Count)
+	copy(slots, helpers.slots[:keep])
+	helpers.opts, helpers.slots = o, slots
+}
+
+// HelperPIDs lists the pids of the running helpers that are processes of
+// their own, by slot (helpers that are threads of this process have none).
+func HelperPIDs() []int {
+	helpers.mu.Lock()
+	defer helpers.mu.Unlock()
+	var pids []int
+	for _, h := range helpers.slots {
+		if h != nil && h.cmd != nil && !h.ended() {
+			pids = append(pids, h.cmd.Process.Pid)
+		}
+	}
+	return pids
+}
+
+// chooseHelper is the helper a new sandbox goes to: the one with the
+// fewest requests in flight, then the fewest live sandboxes, looking from
+// where the last choice left off; a slot without a running helper gets
+// one, started now.
+func chooseHelper() (*helperClient, error) {
+	helpers.mu.Lock()
+	defer helpers.mu.Unlock()
+	if len(helpers.slots) == 0 {
+		helpers.opts.Count = 1
+		helpers.slots = make([]*helperClient, 1)
+	}
+	n := len(helpers.slots)
+	start := helpers.next % n
+	helpers.next = start + 1
+	best, bestPending, bestLive := -1, 0, 0
+	for i := range n {
+		j := (start + i) % n
+		h := helpers.slots[j]
+		if h == nil || h.ended() {
+			h, err := launchHelper(helpers.opts.InProcess)
+			if err != nil {
+				return nil, err
+			}
+			helpers.slots[j] = h
+			return h, nil
+		}
+		pending, live := h.load()
+		if best < 0 || pending < bestPending || pending == bestPending && live < bestLive {
+			best, bestPending, bestLive = j, pending, live
+		}
+	}
+	return helpers.slots[best], nil
+}
+
+// launchHelper starts a helper: a thread of this process, or a process
+// started from a thread that never ends.
+func launchHelper(inProcess bool) (*helperClient, error) {
+	if inProcess {
+		return startHelperThread()
+	}
+	helperStartsOnce.Do(func() {
 		helperStarts = make(chan func())
 		go func() {
 			runtime.LockOSThread()
@@ -75,7 +170,7 @@ func currentHelper() (*helperClient, error) {
 				f()
 			}
 		}()
-	}
+	})
 	var h *helperClient
 	var err error
 	done := make(chan struct{})
@@ -84,11 +179,7 @@ func currentHelper() (*helperClient, error) {
 		close(done)
 	}
 	<-done
-	if err != nil {
-		return nil, err
-	}
-	theHelper = h
-	return h, nil
+	return h, err
 }
 
 func startHelper() (*helperClient, error) {
@@ -122,9 +213,74 @@ func startHelper() (*helperClient, error) {
 		cmd.Wait()
 		return nil, err
 	}
-	h := &helperClient{conn: c.(*net.UnixConn), cmd: cmd, pending: map[uint64]chan helperResult{}, dead: map[int]chan string{}, early: map[int]string{}}
+	h := newHelperClient(c.(*net.UnixConn), cmd)
 	go h.read()
 	return h, nil
+}
+
+// startHelperThread starts a helper as a thread of this process
+// (HelperOptions.InProcess): serveHelper on a goroutine locked to its
+// thread for good, over a socket pair as a helper process would be.
+func startHelperThread() (*helperClient, error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("helper socket: %w", err)
+	}
+	conns := make([]*net.UnixConn, 2)
+	for i, fd := range pair {
+		f := os.NewFile(uintptr(fd), "helper")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			for _, c := range conns[:i] {
+				c.Close()
+			}
+			if i == 0 {
+				unix.Close(pair[1])
+			}
+			return nil, fmt.Errorf("helper socket: %w", err)
+		}
+		conns[i] = c.(*net.UnixConn)
+	}
+	go func() {
+		// Never unlocked: the thread ends with the helper (see serveHelper).
+		runtime.LockOSThread()
+		serveHelper(conns[1], true)
+	}()
+	h := newHelperClient(conns[0], nil)
+	go h.read()
+	return h, nil
+}
+
+func newHelperClient(c *net.UnixConn, cmd *exec.Cmd) *helperClient {
+	return &helperClient{conn: c, cmd: cmd, pending: map[uint64]chan helperResult{}, dead: map[int]chan string{}, early: map[int]string{}}
+}
+
+// load is how many requests wait for the helper's answer, and how many of
+// its inits are not known to be dead.
+func (h *helperClient) load() (pending, live int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.pending), len(h.dead)
+}
+
+// retire takes the helper out of the choice: its connection closes, and
+// the helper ends, once it has no request in flight and no live init.
+func (h *helperClient) retire() {
+	h.mu.Lock()
+	h.retired = true
+	h.closeIfIdle()
+	h.mu.Unlock()
+}
+
+// closeIfIdle closes a retired helper's connection once nothing of it is
+// left: the helper sees it and ends.
+//
+// Preconditions: h.mu is held.
+func (h *helperClient) closeIfIdle() {
+	if h.retired && h.gone == nil && len(h.pending) == 0 && len(h.dead) == 0 {
+		h.conn.CloseWrite()
+	}
 }
 
 func (h *helperClient) read() {
@@ -160,6 +316,7 @@ func (h *helperClient) read() {
 			if ch, ok := h.dead[m.Dead]; ok {
 				delete(h.dead, m.Dead)
 				ch <- m.Status
+				h.closeIfIdle()
 			} else {
 				h.early[m.Dead] = m.Status
 			}
@@ -182,10 +339,12 @@ func (h *helperClient) read() {
 	}
 	// The helper is gone, and every init with it (their death signal).
 	h.conn.Close()
-	h.cmd.Process.Kill()
 	status := "the helper ended"
-	if st, werr := h.cmd.Process.Wait(); werr == nil {
-		status = "the helper ended: " + st.String()
+	if h.cmd != nil {
+		h.cmd.Process.Kill()
+		if st, werr := h.cmd.Process.Wait(); werr == nil {
+			status = "the helper ended: " + st.String()
+		}
 	}
 	h.mu.Lock()
 	h.gone = fmt.Errorf("%s (%v)", status, err)
@@ -214,6 +373,11 @@ func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *
 	if r.err == nil && r.reply.Error == errUnknownKey && req.Key != "" {
 		// The helper forgot this Key's Spec (it keeps a few): send it.
 		r = h.ask(req, files, true)
+	}
+	if r.err != nil || r.reply.Error != "" || r.pidfd == nil {
+		h.mu.Lock()
+		h.closeIfIdle()
+		h.mu.Unlock()
 	}
 	if r.err != nil {
 		return spawnReply{}, nil, nil, r.err

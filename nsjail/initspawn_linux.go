@@ -31,8 +31,12 @@ type initSpawn struct {
 
 // nsSwitch is a mount namespace to clone an init in: the calling thread
 // (with a file system context of its own) enters it for the clone, and
-// goes back to its own.
-type nsSwitch struct{ enter, back int }
+// goes back to its own; stuck, which does not return, is called where it
+// cannot.
+type nsSwitch struct {
+	enter, back int
+	stuck       func(error)
+}
 
 // initPlan is everything the init's process needs between its clone and
 // its exec, laid out beforehand: like programMain, initChildMain allocates
@@ -144,9 +148,9 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	if s.ns != nil {
 		if err := unix.Setns(s.ns.back, unix.CLONE_NEWNS); err != nil {
 			// Every later init would start from the template's namespace,
-			// and every file this process opens would be looked up there.
-			fmt.Fprintf(os.Stderr, "sandboxd-helper: back from a template namespace: %v\n", err)
-			os.Exit(2)
+			// and every file this thread opens would be looked up there.
+			syscall.ForkLock.Unlock()
+			s.ns.stuck(err)
 		}
 	}
 	syscall.ForkLock.Unlock()

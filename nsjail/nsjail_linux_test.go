@@ -433,9 +433,7 @@ func TestSpecTooLarge(t *testing.T) {
 // late reply's pidfd kills it) rather than wait for a command.
 func TestSpawnWaitKillsALateInit(t *testing.T) {
 	run(t, testSpec(t, "/bin/true")) // a helper, running
-	helperMu.Lock()
-	h := theHelper
-	helperMu.Unlock()
+	h := firstHelper()
 	hpid := h.cmd.Process.Pid
 	defer func(w time.Duration) { spawnWait = w }(spawnWait)
 	spawnWait = 300 * time.Millisecond
@@ -466,9 +464,7 @@ func TestSpawnWaitKillsALateInit(t *testing.T) {
 // next Prepare starts another helper.
 func TestHelperDeath(t *testing.T) {
 	p := readySandbox(t, testSpec(t, "/bin/sleep", "60"))
-	helperMu.Lock()
-	h := theHelper
-	helperMu.Unlock()
+	h := firstHelper()
 	h.cmd.Process.Kill()
 	// Alive knows as soon as the daemon's side has seen the helper go,
 	// before the sandbox's events are read.
@@ -537,9 +533,7 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 func TestHelperReleasesMemory(t *testing.T) {
 	spec := testSpec(t, "/bin/true")
 	run(t, spec) // a helper, warmed up
-	helperMu.Lock()
-	h := theHelper
-	helperMu.Unlock()
+	h := firstHelper()
 	rss := func() int64 {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
 		for _, line := range strings.Split(string(b), "\n") {
@@ -576,9 +570,7 @@ func TestSandboxSignalsStartClean(t *testing.T) {
 	// A new helper, started while this process ignores SIGHUP.
 	signal.Ignore(syscall.SIGHUP)
 	defer signal.Reset(syscall.SIGHUP)
-	helperMu.Lock()
-	h := theHelper
-	helperMu.Unlock()
+	h := firstHelper()
 	if h != nil {
 		h.cmd.Process.Kill()
 		waitUntil(t, "the old helper is gone", h.ended)
@@ -587,9 +579,7 @@ func TestSandboxSignalsStartClean(t *testing.T) {
 	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {
 		t.Fatalf("last event %+v, stderr %q", ev, o.stderr)
 	}
-	helperMu.Lock()
-	h = theHelper
-	helperMu.Unlock()
+	h = firstHelper()
 	// It may ignore more, what this test was started ignoring.
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
 	if err != nil {
@@ -621,4 +611,15 @@ func TestSandboxSignalsStartClean(t *testing.T) {
 	if !slices.Equal(lines, want) {
 		t.Errorf("the init's and the program's signals:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// firstHelper is the helper of the first slot (the only one unless a test
+// sets more), or nil.
+func firstHelper() *helperClient {
+	helpers.mu.Lock()
+	defer helpers.mu.Unlock()
+	if len(helpers.slots) == 0 {
+		return nil
+	}
+	return helpers.slots[0]
 }

@@ -159,7 +159,7 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 		return nil, fmt.Errorf("sandbox: %d cgroup files, at most %d", len(files.Join), maxInitFDs-fdJoin-2)
 	}
 	for attempt := 0; ; attempt++ {
-		h, err := currentHelper()
+		h, err := chooseHelper()
 		if err != nil {
 			return nil, &SetupError{step: stepStartInit, Err: err}
 		}

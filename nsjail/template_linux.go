@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -67,23 +68,42 @@ type templates struct {
 	hostNS int
 	// nsErr says why template namespaces are off for good.
 	nsErr error
+	// inProcess: the helper is a thread of the engine's process (see
+	// serveHelper), which stuck must not end; it makes no templates.
+	inProcess bool
+}
+
+// stuck ends the helper's thread where it cannot come back to its own
+// mount namespace: it would clone every init from there, and look up every
+// path there. A helper of its own exits; one in the engine's process ends
+// its thread (the thread is locked, so the runtime ends it), which kills
+// its inits and closes its socket, as a helper's death does. It does not
+// return.
+func (t *templates) stuck(err error) {
+	fmt.Fprintf(os.Stderr, "sandboxd-helper: back from a template namespace: %v\n", err)
+	if t.inProcess {
+		runtime.Goexit()
+	}
+	os.Exit(2)
 }
 
 // enableNamespaces lets the calling thread, which must be locked to its
 // goroutine for good, make template namespaces and clone inits from them:
 // it takes a file system context of its own (setns into a mount
 // namespace needs that), and keeps a descriptor of its mount namespace.
-func (t *templates) enableNamespaces() {
+// It reports whether the thread has a file system context of its own.
+func (t *templates) enableNamespaces() bool {
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		t.nsErr = fmt.Errorf("unshare CLONE_FS: %w", err)
-		return
+		return false
 	}
 	fd, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.nsErr = err
-		return
+		return true
 	}
 	t.hostNS, t.nsOn = fd, true
+	return true
 }
 
 // templateKey is what a template is made of; "" when spec's root cannot
@@ -111,7 +131,10 @@ func templateKey(spec *Spec) string {
 // template when there is none yet or it is too old. key is
 // templateKey(spec).
 func (t *templates) root(spec *Spec, key string) (ns, tree int) {
-	if key == "" {
+	if key == "" || t.inProcess {
+		// A helper in the engine's process serves a sandbox or two before
+		// the process exits: building a template first costs it more
+		// than each init building its own root.
 		return -1, -1
 	}
 	now := time.Now()
@@ -179,16 +202,15 @@ func (t *templates) build(spec *Spec, now time.Time) *rootTemplate {
 // namespace makes a template namespace with the detached tree as its root
 // (the tree is moved there), and returns a descriptor of it. The calling
 // thread goes into a new mount namespace to build it, and comes back to
-// hostNS before it returns; when it cannot come back, the helper exits:
-// it would clone every init from there.
+// hostNS before it returns; when it cannot come back, the helper ends
+// (stuck).
 func (t *templates) namespace(tree int, rootDir string) (ns int, err error) {
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
 		return -1, &SetupError{step: stepTemplateNamespace, arg: "unshare", Err: err}
 	}
 	defer func() {
 		if serr := unix.Setns(t.hostNS, unix.CLONE_NEWNS); serr != nil {
-			fmt.Fprintf(os.Stderr, "sandboxd-helper: back from a template namespace: %v\n", serr)
-			os.Exit(2)
+			t.stuck(serr)
 		}
 	}()
 	fail := func(s step, arg string, err error) error {

@@ -28,35 +28,29 @@ func startExec(t *testing.T, args ...string) (*osexec.Cmd, *bytes.Buffer, *bytes
 }
 
 // waitForInit returns the host pid of a sandbox's init of parent (a
-// `sandboxd exec`) once it holds its program's process: the init is a
-// child of parent's helper, and both have the helper's command line
-// (sandboxd-helper).
+// `sandboxd exec`) once it holds its program's process: the init
+// (sandboxd-init) is a child of parent, whose helper is a thread of its
+// own.
 func waitForInit(t *testing.T, parent int) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		inits := map[int]int{} // the helper and its inits: pid -> parent pid
 		ents, _ := os.ReadDir("/proc")
 		for _, e := range ents {
 			pid, err := strconv.Atoi(e.Name())
 			if err != nil {
 				continue
 			}
-			cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
 			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if !bytes.HasPrefix(cmdline, []byte("sandboxd-helper")) || len(stat) == 0 {
+			if string(bytes.TrimSpace(comm)) != "sandboxd-init" || len(stat) == 0 {
 				continue
 			}
 			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
 			if len(f) < 2 {
 				continue
 			}
-			ppid, _ := strconv.Atoi(f[1])
-			inits[pid] = ppid
-		}
-		for pid, ppid := range inits {
-			// An init: its parent is the helper, whose parent is parent.
-			if inits[ppid] != parent {
+			if ppid, _ := strconv.Atoi(f[1]); ppid != parent {
 				continue
 			}
 			tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")

@@ -128,7 +128,10 @@ func execMain(args []string) int {
 		}
 	}
 
-	eng, err := engine.New(cfg, engine.Options{RunPrefix: engine.ExecRunPrefix(os.Getpid())})
+	// One sandbox, made by a helper that is a thread of this process: no
+	// helper executable to copy, no second process to start.
+	cfg.Helpers = 1
+	eng, err := engine.New(cfg, engine.Options{RunPrefix: engine.ExecRunPrefix(os.Getpid()), InProcessHelper: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd exec:", err)
 		return 1
