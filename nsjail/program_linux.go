@@ -100,7 +100,11 @@ type programPlan struct {
 	// program starts as one started from a shell would, and the init
 	// that watches and times it wakes as promptly as under SCHED_OTHER.
 	otherSched bool
-	schedParam [1]int32 // struct sched_param: priority 0
+	// leaveRealTimeFirst: that policy is a real-time one, and the process
+	// takes SCHED_OTHER before it joins its cgroups, not after its setup:
+	// a v1 cpu group refuses a real-time task.
+	leaveRealTimeFirst bool
+	schedParam         [1]int32 // struct sched_param: priority 0
 
 	// inPlace: the image is written into image before the command comes,
 	// which is then one byte (into scratch) with the stdio descriptors.
@@ -301,6 +305,12 @@ func programMain(p *programPlan) {
 	var hdr *imageHeader
 	var k int
 	errFD, sock := uintptr(p.errFD), uintptr(p.sock)
+	if p.leaveRealTimeFirst {
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, unix.SCHED_NORMAL, uintptr(unsafe.Pointer(&p.schedParam[0]))); errno != 0 {
+			failed = stepSchedPolicy
+			goto fail
+		}
+	}
 	for i := 0; i < len(p.joinFDs); i++ {
 		r1, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.joinFDs[i]), uintptr(unsafe.Pointer(&p.zero[0])), 1)
 		if errno != 0 {

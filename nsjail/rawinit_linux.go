@@ -131,7 +131,7 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 		return nil, err
 	}
 	q := &rawInit{root: root}
-	p := &programPlan{lastCap: lastCap(), otherSched: programLeavesPolicy()}
+	p := &programPlan{lastCap: lastCap(), otherSched: programLeavesPolicy(), leaveRealTimeFirst: programLeavesRealTime()}
 	for i := 0; i < joinFiles; i++ {
 		p.joinFDs = append(p.joinFDs, fdJoin+i)
 	}
