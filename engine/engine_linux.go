@@ -28,6 +28,7 @@ type Engine struct {
 	rootDir string
 	prefix  string
 	ncpu    int
+	placer  *cpuPlacer // the CPUs of steps with a cpus limit
 	seq     atomic.Uint64
 	log     func(string) // what cannot be returned; nil: standard error
 
@@ -117,6 +118,9 @@ func New(cfg Config, opts Options) (_ *Engine, err error) {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
 	undo = append(undo, func() { cg.Close() })
+	if !cg.Features().CPULimit {
+		logEngine(opts.Log, fmt.Sprintf("the cpus limit is not enforced: the host gives sandboxd no CPU controller (cgroup %s, controllers %v)", cg.Mode(), cg.Controllers()))
+	}
 	exits, err := taskstats.Listen()
 	if err != nil {
 		logEngine(opts.Log, fmt.Sprintf("max_rss_bytes will include the helper's memory: %v", err))
@@ -132,6 +136,7 @@ func New(cfg Config, opts Options) (_ *Engine, err error) {
 		rootDir: rootDir,
 		prefix:  opts.RunPrefix,
 		ncpu:    runtime.NumCPU(),
+		placer:  newCPUPlacer(),
 		log:     opts.Log,
 	}, nil
 }
