@@ -75,6 +75,19 @@ func TestDaemonCPUsBesideASpinner(t *testing.T) {
 		t.Fatal(err)
 	}
 	ncpu := runtime.NumCPU()
+	// Bad values are 400s naming the field. (0 cannot be sent from Go:
+	// it is "left out"; TestCheckCPUs sends it.)
+	for _, bad := range []struct {
+		cpus float64
+		msg  string
+	}{
+		{-1, "steps[0].limits.cpus: must be above 0, got -1"},
+		{0.001, "steps[0].limits.cpus: 0.001 is below the minimum 0.01"},
+		{float64(ncpu) + 1, fmt.Sprintf("steps[0].limits.cpus: %d is above the maximum %d", ncpu+1, ncpu)},
+	} {
+		_, err := d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{Argv: []string{"true"}, Limits: api.Limits{CPUs: bad.cpus}}}})
+		wantAPIError(t, err, 400, bad.msg)
+	}
 	cpus := min(1, float64(ncpu)/2)
 	files := map[string]api.File{"spin": {Base64: base64Std(string(spin)), Mode: "0755"}}
 	// About a second of wall time alone.
