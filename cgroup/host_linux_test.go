@@ -669,7 +669,11 @@ func TestHostCPUQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Throttled <= 0 {
+	// Held back, unless a busy host gave it less than its quota anyway.
+	switch rate := float64(quota) / float64(CPUPeriod); {
+	case ratio < 0.9*rate:
+		t.Logf("the host gave the group %.3f CPUs, less than its quota: Stats.Throttled (%v) not checked", ratio, st.Throttled)
+	case st.Throttled <= 0:
 		t.Errorf("Stats.Throttled = %v after %v of spinning under a quota", st.Throttled, wall)
 	}
 	if err := g.Kill(); err != nil {
