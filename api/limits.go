@@ -1,6 +1,9 @@
 package api
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // LimitField describes one field of Limits for validation and messages.
 type LimitField struct {
@@ -8,7 +11,8 @@ type LimitField struct {
 	Get  func(*Limits) *int64
 }
 
-// LimitFields lists every limit, in the order of docs/api.md.
+// LimitFields lists every whole-number limit, in the order of docs/api.md;
+// cpus, a decimal, comes after them.
 var LimitFields = []LimitField{
 	{"cpu_time_ms", func(l *Limits) *int64 { return &l.CPUTimeMS }},
 	{"wall_time_ms", func(l *Limits) *int64 { return &l.WallTimeMS }},
@@ -28,6 +32,13 @@ var LimitFields = []LimitField{
 // helper and every sandbox with it. 4 MiB leaves that start room.
 const MinMemoryBytes = 4 << 20
 
+// MinCPUs is the least cpus a step or a profile may set: a quota of 1 ms
+// in each 100 ms period, the least the kernel enforces.
+const MinCPUs = 0.01
+
+// CPUsField is the JSON name of Limits.CPUs.
+const CPUsField = "cpus"
+
 // Validate checks limits against the maximum. A zero field is "not set".
 // name turns a field's JSON name into the name the caller knows it by
 // (e.g. "steps[0].limits.memory_bytes" or "--memory-bytes"); the message
@@ -44,6 +55,16 @@ func (l Limits) Validate(max Limits, name func(field string) string) error {
 			return fmt.Errorf("%s: %d is above the maximum %d", name(f.JSON), v, m)
 		}
 	}
+	switch v, m := l.CPUs, max.CPUs; {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return fmt.Errorf("%s: must be a number of CPUs, got %g", name(CPUsField), v)
+	case v < 0:
+		return fmt.Errorf("%s: must be positive, got %g", name(CPUsField), v)
+	case v > 0 && v < MinCPUs:
+		return fmt.Errorf("%s: %g is below the minimum %g", name(CPUsField), v, MinCPUs)
+	case m > 0 && v > m:
+		return fmt.Errorf("%s: %g is above the maximum %g", name(CPUsField), v, m)
+	}
 	return nil
 }
 
@@ -53,6 +74,9 @@ func (l Limits) WithDefaults(def Limits) Limits {
 		if p := f.Get(&l); *p == 0 {
 			*p = *f.Get(&def)
 		}
+	}
+	if l.CPUs == 0 {
+		l.CPUs = def.CPUs
 	}
 	return l
 }

@@ -1,12 +1,13 @@
 package api
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
 
 func TestLimitsValidate(t *testing.T) {
-	max := Limits{CPUTimeMS: 1000, MemoryBytes: 1 << 30}
+	max := Limits{CPUTimeMS: 1000, MemoryBytes: 1 << 30, CPUs: 2}
 	name := func(f string) string { return "steps[0].limits." + f }
 	for _, tc := range []struct {
 		l    Limits
@@ -20,6 +21,13 @@ func TestLimitsValidate(t *testing.T) {
 		{Limits{MemoryBytes: MinMemoryBytes}, ""},
 		{Limits{MemoryBytes: MinMemoryBytes - 1}, "steps[0].limits.memory_bytes: 4194303 is below the minimum 4194304"},
 		{Limits{MemoryBytes: 1}, "steps[0].limits.memory_bytes: 1 is below the minimum 4194304"},
+		{Limits{CPUs: 2}, ""},
+		{Limits{CPUs: 0.01}, ""},
+		{Limits{CPUs: 2.5}, "steps[0].limits.cpus: 2.5 is above the maximum 2"},
+		{Limits{CPUs: 0.005}, "steps[0].limits.cpus: 0.005 is below the minimum 0.01"},
+		{Limits{CPUs: -1}, "steps[0].limits.cpus: must be positive, got -1"},
+		{Limits{CPUs: math.NaN()}, "steps[0].limits.cpus: must be a number of CPUs, got NaN"},
+		{Limits{CPUs: math.Inf(1)}, "steps[0].limits.cpus: must be a number of CPUs, got +Inf"},
 	} {
 		err := tc.l.Validate(max, name)
 		switch {
@@ -32,9 +40,12 @@ func TestLimitsValidate(t *testing.T) {
 }
 
 func TestLimitsWithDefaults(t *testing.T) {
-	got := Limits{CPUTimeMS: 5}.WithDefaults(Limits{CPUTimeMS: 1, WallTimeMS: 2, PIDs: 3})
-	if got != (Limits{CPUTimeMS: 5, WallTimeMS: 2, PIDs: 3}) {
+	got := Limits{CPUTimeMS: 5}.WithDefaults(Limits{CPUTimeMS: 1, WallTimeMS: 2, PIDs: 3, CPUs: 1})
+	if got != (Limits{CPUTimeMS: 5, WallTimeMS: 2, PIDs: 3, CPUs: 1}) {
 		t.Fatalf("got %+v", got)
+	}
+	if got := (Limits{CPUs: 0.5}).WithDefaults(Limits{CPUs: 1}); got.CPUs != 0.5 {
+		t.Fatalf("cpus set: got %+v", got)
 	}
 }
 

@@ -36,6 +36,12 @@ type Limits struct {
 	FileSizeBytes int64 `json:"file_size_bytes,omitempty"`
 	OpenFiles     int64 `json:"open_files,omitempty"`
 	StackBytes    int64 `json:"stack_bytes,omitempty"`
+	// CPUs caps the rate at which the step's programs use CPU time, in
+	// CPUs (0.5: half of one; 2: two), all their processes and threads
+	// together, as the CPU controller's quota over 100 ms periods. A
+	// program held back by it is not killed for it: cpu_time_ms and
+	// wall_time_ms still decide.
+	CPUs float64 `json:"cpus,omitempty"`
 }
 
 // StepResult is what one step did and used.
@@ -55,7 +61,11 @@ type StepResult struct {
 	MemoryPeakBytes int64   `json:"memory_peak_bytes"`
 	MaxRSSBytes     int64   `json:"max_rss_bytes"`
 	PIDsPeak        int64   `json:"pids_peak"`
-	Message         string  `json:"message"`
+	// ThrottledMS is how long the cpus limit held the program back, in
+	// whole ms, summed over the CPUs it had work waiting on (the CPU
+	// controller's throttled time); 0 when it never ran out of its quota.
+	ThrottledMS int64  `json:"throttled_ms"`
+	Message     string `json:"message"`
 	// Programs and Pipes are those of a step with programs.
 	Programs []ProgramResult `json:"programs,omitempty"`
 	Pipes    []PipeCapture   `json:"pipes,omitempty"`

@@ -62,7 +62,7 @@
 //	└── sandboxd/  (S)           subtree_control: +memory +pids (+cpu)
 //	    ├── _inits-<pid>/        every sandbox's init (CLONE_INTO_CGROUP); no limits
 //	    └── <name>/              program tree: memory.max, memory.swap.max=0,
-//	                             memory.oom.group=1, pids.max; cpu.stat,
+//	                             memory.oom.group=1, pids.max, cpu.max; cpu.stat,
 //	                             memory.peak, memory.events, pids.peak; cgroup.kill
 //
 // Hybrid (v1 controllers plus a controller-less cgroup2 at Root/unified):
@@ -79,9 +79,17 @@
 //	                                       (same value: no swap), memory.kmem.tcp.limit_in_bytes
 //	                                       (same value: socket buffers); swappiness 0 set once on S
 //	pids/<own>/S/<name>                    pids.max
+//	cpu/<own>/S/<name>                     cpu.cfs_quota_us (the period stays the
+//	                                       kernel's 100 ms); cpu.stat throttled_time
+//
+// The init is in none of the groups that carry limits: the CPU quota holds
+// back the program and everything it forks, never the init that reports
+// its end (nor the helper), so a throttled program's wall time and CPU time
+// are its own.
 //
 // Pure v1: as hybrid without the unified tree, plus cpuacct/<own>/S/<name>
-// (cpuacct.usage*, the CPU clock) and freezer/<own>/S/<name>,
+// (cpuacct.usage*, the CPU clock; often one hierarchy with cpu) and
+// freezer/<own>/S/<name>,
 // which Kill uses; there is no inits' group, and the Handover has no
 // cgroup2 directories.
 //
@@ -105,9 +113,13 @@
 //     cgroup.controllers (delegation). Optional, probed at Open and reported
 //     in Features: cgroup.kill (5.14), cgroup.freeze (5.2), memory.peak
 //     (5.19), pids.peak (recent kernels only), memory.swap.max (swap accounting),
-//     memory.oom.group (4.19); CLONE_INTO_CGROUP is assumed from 5.7.
+//     memory.oom.group (4.19); CLONE_INTO_CGROUP is assumed from 5.7. The cpu
+//     controller is optional: without it there is no CPU rate limit
+//     (Features.CPULimit), and CPU time is still measured by cpu.stat.
 //   - v1: memory and pids hierarchies; on pure v1 also cpuacct and freezer.
-//     Optional: memory.memsw.* (swap accounting), pids.peak.
+//     Optional: memory.memsw.* (swap accounting), pids.peak, the cpu
+//     hierarchy with CFS bandwidth control (cpu.cfs_quota_us:
+//     Features.CPULimit).
 //   - Root: creating directories and writing files in our subtree.
 //
 // # What it never does
@@ -119,8 +131,9 @@
 //   - It never mounts, unmounts or remounts anything.
 //   - It never removes recursively: groups go with plain rmdir, children
 //     first. Control files are opened with O_NOFOLLOW.
-//   - It does not set CPU limits: the caller polls CPUUsage and kills on
-//     its CPU budget, which gives exact time-limit verdicts.
+//   - It sets no CPU-time budget: the caller polls CPUUsage and kills on
+//     its budget, which gives exact time-limit verdicts. The CPU quota
+//     (Limits.CPUQuota) caps the rate only; it kills nothing.
 //
 // Our subtree is named by Config.Subtree beneath our own group. Where that
 // group is a hierarchy's root (on hybrid hosts, typically every hierarchy

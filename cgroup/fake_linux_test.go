@@ -92,7 +92,7 @@ func TestFakeV2(t *testing.T) {
 		t.Errorf("mode = %s", m.Mode())
 	}
 	wantStrings(t, "Controllers", m.Controllers(), []string{"cpu", "memory", "pids"})
-	if want := (Features{CgroupKill: true, CloneIntoCgroup: true, MemoryPeak: true, PIDsPeak: true, SwapLimit: true, OOMGroup: true, SocketLimit: true}); m.Features() != want {
+	if want := (Features{CgroupKill: true, CloneIntoCgroup: true, MemoryPeak: true, PIDsPeak: true, SwapLimit: true, OOMGroup: true, CPULimit: true, SocketLimit: true}); m.Features() != want {
 		t.Errorf("features = %+v, want %+v", m.Features(), want)
 	}
 	if want := map[string]string{"unified": k.root + s}; !reflect.DeepEqual(m.Paths(), want) {
@@ -100,7 +100,7 @@ func TestFakeV2(t *testing.T) {
 	}
 
 	k.resetLog()
-	g, err := m.create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
+	g, err := m.create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8, CPUQuota: 150 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +110,7 @@ func TestFakeV2(t *testing.T) {
 	wantStrings(t, "create's writes", k.relWrites(), []string{
 		s + "/r1/memory.swap.max <- 0",
 		s + "/r1/memory.oom.group <- 1",
+		s + "/r1/cpu.max <- 150000 100000",
 		s + "/r1/memory.max <- 33554432",
 		s + "/r1/pids.max <- 8",
 	})
@@ -126,6 +127,11 @@ func TestFakeV2(t *testing.T) {
 	wantStrings(t, "SetLimits' writes", k.relWrites(), []string{s + "/r1/pids.max <- 20"})
 	if err := g.SetLimits(Limits{MemoryBytes: -1}); err == nil {
 		t.Error("SetLimits took a negative memory limit")
+	}
+	for _, q := range []time.Duration{-time.Millisecond, 999 * time.Microsecond, 1500*time.Nanosecond + time.Millisecond} {
+		if err := g.SetLimits(Limits{CPUQuota: q}); err == nil {
+			t.Errorf("SetLimits took a CPU quota of %v", q)
+		}
 	}
 
 	files, err := g.procsJoinFiles()
@@ -151,7 +157,7 @@ func TestFakeV2(t *testing.T) {
 	if cpu, err := g.CPUUsage(); err != nil || cpu != 1500*time.Microsecond {
 		t.Errorf("CPUUsage = %v, %v", cpu, err)
 	}
-	k.set(prog+"/cpu.stat", "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n")
+	k.set(prog+"/cpu.stat", "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 30\nnr_throttled 20\nthrottled_usec 700000\n")
 	if cpu, err := g.CPUUsage(); err != nil || cpu != 2500*time.Millisecond {
 		t.Errorf("CPUUsage after more work = %v, %v (the kept file must be re-read)", cpu, err)
 	}
@@ -159,18 +165,18 @@ func TestFakeV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Stats{CPU: 2500 * time.Millisecond, User: 2 * time.Second, System: 500 * time.Millisecond, MemoryPeak: 31457280, OOMKills: 2, MemoryLimitHits: 9, PIDsPeak: 7}); st != want {
+	if want := (Stats{CPU: 2500 * time.Millisecond, User: 2 * time.Second, System: 500 * time.Millisecond, MemoryPeak: 31457280, OOMKills: 2, MemoryLimitHits: 9, PIDsPeak: 7, Throttled: 700 * time.Millisecond}); st != want {
 		t.Errorf("stats = %+v, want %+v", st, want)
 	}
 	// From MarkStart on, what was used before does not count.
 	if err := g.MarkStart(); err != nil {
 		t.Fatal(err)
 	}
-	k.set(prog+"/cpu.stat", "usage_usec 2600000\nuser_usec 2060000\nsystem_usec 540000\n")
+	k.set(prog+"/cpu.stat", "usage_usec 2600000\nuser_usec 2060000\nsystem_usec 540000\nnr_periods 31\nnr_throttled 21\nthrottled_usec 750000\n")
 	if cpu, err := g.CPUUsage(); err != nil || cpu != 100*time.Millisecond {
 		t.Errorf("CPUUsage after MarkStart = %v, %v; want 100ms", cpu, err)
 	}
-	if st, err := g.Stats(); err != nil || st.CPU != 100*time.Millisecond || st.User != 60*time.Millisecond || st.System != 40*time.Millisecond {
+	if st, err := g.Stats(); err != nil || st.CPU != 100*time.Millisecond || st.User != 60*time.Millisecond || st.System != 40*time.Millisecond || st.Throttled != 50*time.Millisecond {
 		t.Errorf("Stats after MarkStart = %+v, %v", st, err)
 	}
 
@@ -230,6 +236,10 @@ func TestFakeV2OldKernel(t *testing.T) {
 	}
 	wantStrings(t, "Controllers", m.Controllers(), []string{"memory", "pids"})
 	const s = "/system.slice/sandboxd.service/sandboxd"
+	// No cpu controller: a CPU rate limit cannot be had, and says so.
+	if _, err := m.create("r0", Limits{CPUQuota: 100 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "cpu controller") {
+		t.Errorf("create with a CPU quota and no cpu controller = %v", err)
+	}
 	k.resetLog()
 	g, err := m.create("r1", Limits{MemoryBytes: 1 << 30})
 	if err != nil {
@@ -331,8 +341,8 @@ func TestFakeV1(t *testing.T) {
 	if m.Mode() != ModeV1 {
 		t.Fatalf("mode = %s", m.Mode())
 	}
-	wantStrings(t, "Controllers", m.Controllers(), []string{"cpuacct", "freezer", "memory", "pids"})
-	if want := (Features{MemoryPeak: true, PIDsPeak: true, SwapLimit: true, SocketLimit: true}); m.Features() != want {
+	wantStrings(t, "Controllers", m.Controllers(), []string{"cpu", "cpuacct", "freezer", "memory", "pids"})
+	if want := (Features{MemoryPeak: true, PIDsPeak: true, SwapLimit: true, CPULimit: true, SocketLimit: true}); m.Features() != want {
 		t.Errorf("features = %+v, want %+v", m.Features(), want)
 	}
 	if want := map[string]string{"cpu,cpuacct": k.root + cpu, "freezer": k.root + frz, "memory": k.root + mem, "pids": k.root + pid}; !reflect.DeepEqual(m.Paths(), want) {
@@ -370,6 +380,7 @@ func TestFakeV1(t *testing.T) {
 	k.set(k.root+cpu+"/r1/cpuacct.usage", "1500000000\n")
 	k.set(k.root+cpu+"/r1/cpuacct.usage_user", "1000000000\n")
 	k.set(k.root+cpu+"/r1/cpuacct.usage_sys", "500000000\n")
+	k.set(k.root+cpu+"/r1/cpu.stat", "nr_periods 9\nnr_throttled 4\nthrottled_time 250000000\n")
 	k.set(k.root+mem+"/r1/memory.max_usage_in_bytes", "33554432\n")
 	k.set(k.root+mem+"/r1/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
 	k.set(k.root+pid+"/r1/pids.peak", "8\n")
@@ -385,7 +396,7 @@ func TestFakeV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Stats{CPU: 1500 * time.Millisecond, User: time.Second, System: 500 * time.Millisecond, MemoryPeak: 32 << 20, OOMKills: 1, MemoryLimitHits: 5, PIDsPeak: 8}); st != want {
+	if want := (Stats{CPU: 1500 * time.Millisecond, User: time.Second, System: 500 * time.Millisecond, MemoryPeak: 32 << 20, OOMKills: 1, MemoryLimitHits: 5, PIDsPeak: 8, Throttled: 250 * time.Millisecond}); st != want {
 		t.Errorf("stats = %+v, want %+v", st, want)
 	}
 
@@ -419,6 +430,7 @@ func TestFakeHybrid(t *testing.T) {
 	// clock: no cpuacct group is made.
 	const (
 		uni = "/unified/sandboxd"
+		cpu = "/cpu/sandboxd"
 		mem = "/memory/process_api/abc/sandboxd"
 		pid = "/pids/sandboxd"
 	)
@@ -426,21 +438,22 @@ func TestFakeHybrid(t *testing.T) {
 	if m.Mode() != ModeHybrid {
 		t.Fatalf("mode = %s", m.Mode())
 	}
-	wantStrings(t, "Controllers", m.Controllers(), []string{"memory", "pids"})
-	if want := (Features{CgroupKill: true, CloneIntoCgroup: true, MemoryPeak: true, SwapLimit: true, SocketLimit: true}); m.Features() != want {
+	wantStrings(t, "Controllers", m.Controllers(), []string{"cpu", "memory", "pids"})
+	if want := (Features{CgroupKill: true, CloneIntoCgroup: true, MemoryPeak: true, SwapLimit: true, CPULimit: true, SocketLimit: true}); m.Features() != want {
 		t.Errorf("features = %+v, want %+v", m.Features(), want)
 	}
-	wantStrings(t, "Open's mkdirs", k.relPaths(k.mkdirs), []string{uni, mem, pid, inits})
+	wantStrings(t, "Open's mkdirs", k.relPaths(k.mkdirs), []string{uni, cpu, mem, pid, inits})
 	wantStrings(t, "Open's writes", k.relWrites(), []string{mem + "/memory.swappiness <- 0"})
 
 	k.resetLog()
-	g, err := m.create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
+	g, err := m.create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8, CPUQuota: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One cgroup2 group, the program's; the init goes to the inits' group.
-	wantStrings(t, "create's mkdirs", k.relPaths(k.mkdirs), []string{uni + "/r1", mem + "/r1", pid + "/r1"})
+	wantStrings(t, "create's mkdirs", k.relPaths(k.mkdirs), []string{uni + "/r1", cpu + "/r1", mem + "/r1", pid + "/r1"})
 	wantStrings(t, "create's writes", k.relWrites(), []string{
+		cpu + "/r1/cpu.cfs_quota_us <- 50000",
 		mem + "/r1/memory.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.memsw.limit_in_bytes <- 33554432",
 		mem + "/r1/memory.kmem.tcp.limit_in_bytes <- 33554432",
@@ -451,7 +464,7 @@ func TestFakeHybrid(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStrings(t, "procsJoinFiles", k.relPaths(fileNames(files)), []string{
-		uni + "/r1/cgroup.procs", mem + "/r1/cgroup.procs", pid + "/r1/cgroup.procs",
+		uni + "/r1/cgroup.procs", cpu + "/r1/cgroup.procs", mem + "/r1/cgroup.procs", pid + "/r1/cgroup.procs",
 	})
 	dir, err := g.initDir()
 	if err != nil || k.rel(dir.Name()) != inits {
@@ -476,14 +489,17 @@ func TestFakeHybrid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "threadJoinFiles", k.relPaths(fileNames(files)), []string{mem + "/r1/tasks", pid + "/r1/tasks"})
+	wantStrings(t, "threadJoinFiles", k.relPaths(fileNames(files)), []string{cpu + "/r1/tasks", mem + "/r1/tasks", pid + "/r1/tasks"})
 
 	k.set(k.root+uni+"/r1/cpu.stat", "usage_usec 42\nuser_usec 40\nsystem_usec 2\n")
 	if cpuUsed, err := g.CPUUsage(); err != nil || cpuUsed != 42*time.Microsecond {
 		t.Errorf("CPUUsage = %v, %v", cpuUsed, err)
 	}
-	if st, err := g.Stats(); err != nil || st.PIDsPeak != 0 {
-		t.Errorf("stats = %+v, %v; PIDsPeak must be 0 without pids.peak", st, err)
+	// The throttled time is the v1 cpu group's: the unified tree has no
+	// controller.
+	k.set(k.root+cpu+"/r1/cpu.stat", "nr_periods 3\nnr_throttled 2\nthrottled_time 80000000\n")
+	if st, err := g.Stats(); err != nil || st.PIDsPeak != 0 || st.Throttled != 80*time.Millisecond {
+		t.Errorf("stats = %+v, %v; PIDsPeak must be 0 without pids.peak, Throttled 80ms", st, err)
 	}
 
 	// The program in the unified group and every v1 group; a stray joined
@@ -505,7 +521,7 @@ func TestFakeHybrid(t *testing.T) {
 	if err := g.Destroy(); err != nil {
 		t.Fatal(err)
 	}
-	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{uni + "/r1", mem + "/r1", pid + "/r1"})
+	wantStrings(t, "Destroy's rmdirs", k.relPaths(k.rmdirs), []string{uni + "/r1", cpu + "/r1", mem + "/r1", pid + "/r1"})
 	wantStrings(t, "Destroy's writes after Kill", k.relWrites(), nil)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -829,7 +845,7 @@ func TestFakePreopenLeavesNothingToOpen(t *testing.T) {
 func TestFakeSetLimitsWritesOnlyChanges(t *testing.T) {
 	k, cfg := newFakeHost(t, ModeV1, fakeOpts{release: "4.19.0"})
 	m := openFake(t, k, cfg)
-	const mem, pid = "/memory/process_api/abc/sandboxd/r1", "/pids/sandboxd/r1"
+	const mem, pid, cpu = "/memory/process_api/abc/sandboxd/r1", "/pids/sandboxd/r1", "/cpu,cpuacct/x/sandboxd/r1"
 	g, err := m.create("r1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
 	if err != nil {
 		t.Fatal(err)
@@ -852,6 +868,9 @@ func TestFakeSetLimitsWritesOnlyChanges(t *testing.T) {
 			pid + "/pids.max <- 4",
 		}},
 		{Limits{MemoryBytes: 16 << 20, PIDs: 4}, nil},
+		{Limits{CPUQuota: 250 * time.Millisecond}, []string{cpu + "/cpu.cfs_quota_us <- 250000"}},
+		{Limits{MemoryBytes: 16 << 20, CPUQuota: 250 * time.Millisecond}, nil},
+		{Limits{CPUQuota: time.Millisecond}, []string{cpu + "/cpu.cfs_quota_us <- 1000"}},
 	} {
 		k.resetLog()
 		if err := g.SetLimits(c.lim); err != nil {

@@ -162,8 +162,11 @@ var v2ControllerFiles = map[string]map[string]string{
 		"memory.current": "0\n", "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
 	},
 	"pids": {"pids.max": "max\n", "pids.current": "0\n", "pids.peak": "0\n", "pids.events": "max 0\n"},
-	"cpu":  {"cpu.max": "max 100000\n", "cpu.weight": "100\n"},
-	"io":   {"io.max": ""},
+	"cpu": {
+		"cpu.max": "max 100000\n", "cpu.weight": "100\n",
+		"cpu.stat": "usage_usec 0\nuser_usec 0\nsystem_usec 0\nnice_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\nnr_bursts 0\nburst_usec 0\n",
+	},
+	"io": {"io.max": ""},
 }
 
 var v1ControllerFiles = map[string]map[string]string{
@@ -175,7 +178,10 @@ var v1ControllerFiles = map[string]map[string]string{
 	},
 	"pids":    {"pids.max": "max\n", "pids.current": "0\n", "pids.peak": "0\n", "pids.events": "max 0\n"},
 	"cpuacct": {"cpuacct.usage": "0\n", "cpuacct.usage_user": "0\n", "cpuacct.usage_sys": "0\n", "cpuacct.stat": "user 0\nsystem 0\n"},
-	"cpu":     {"cpu.shares": "1024\n"},
+	"cpu": {
+		"cpu.shares": "1024\n", "cpu.cfs_period_us": "100000\n", "cpu.cfs_quota_us": "-1\n",
+		"cpu.stat": "nr_periods 0\nnr_throttled 0\nthrottled_time 0\nnr_bursts 0\nburst_time 0\n",
+	},
 	"freezer": {"freezer.state": "THAWED\n", "freezer.self_freezing": "0\n", "freezer.parent_freezing": "0\n"},
 }
 

@@ -28,8 +28,8 @@ type Group struct {
 	// v1 is S/<name> in each v1 hierarchy, in Manager.v1 order.
 	v1 []string
 	// Role directories of the program's groups.
-	prog                                string // unified, or ""
-	memDir, pidsDir, cpuacctDir, frzDir string // v1 only
+	prog                                        string // unified, or ""
+	memDir, pidsDir, cpuDir, cpuacctDir, frzDir string // v1 only
 
 	// The polled files, chosen at create.
 	cpuPath     string
@@ -37,6 +37,10 @@ type Group struct {
 	oomPath     string
 	memPeakPath string // "" when Features.MemoryPeak is false
 	pidPeakPath string // "" when Features.PIDsPeak is false
+	// throttledPath is the cpu.stat with the throttled time: the program
+	// leaf's on pure v2 (cpuPath), the v1 cpu group's on v1 and hybrid;
+	// "" when Features.CPULimit is false.
+	throttledPath string
 
 	// mu guards the control files kept open for reading, by path.
 	mu     sync.Mutex
@@ -66,7 +70,7 @@ func (m *Manager) group(name string) *Group {
 		}
 		return path.Join(h.dir, name)
 	}
-	g.memDir, g.pidsDir, g.cpuacctDir, g.frzDir = dirOf(m.memory), dirOf(m.pids), dirOf(m.cpuacct), dirOf(m.freezer)
+	g.memDir, g.pidsDir, g.cpuDir, g.cpuacctDir, g.frzDir = dirOf(m.memory), dirOf(m.pids), dirOf(m.cpu), dirOf(m.cpuacct), dirOf(m.freezer)
 
 	if m.mode == ModeV2 {
 		g.oomPath = path.Join(g.prog, "memory.events")
@@ -89,6 +93,13 @@ func (m *Manager) group(name string) *Group {
 		g.cpuPath, g.cpuIsNanos = path.Join(g.cpuacctDir, "cpuacct.usage"), true
 	} else {
 		g.cpuPath = path.Join(g.prog, "cpu.stat")
+	}
+	if m.features.CPULimit {
+		if m.mode == ModeV2 {
+			g.throttledPath = g.cpuPath
+		} else {
+			g.throttledPath = path.Join(g.cpuDir, "cpu.stat")
+		}
 	}
 	return g
 }
@@ -177,10 +188,10 @@ func (g *Group) build(lim Limits, mkdir func(string) error) error {
 	return g.setLimits(lim)
 }
 
-// SetLimits sets the memory and pids limits of a group made by NewSandbox (a
-// zero field leaves that limit as it is), before any program is in it: a
-// group may be made ahead of its step and given the step's limits at the
-// last moment.
+// SetLimits sets the memory, pids and CPU limits of a group made by
+// NewSandbox (a zero field leaves that limit as it is), before its program
+// execs: a group may be made ahead of its step and given the step's limits
+// at the last moment.
 func (g *Group) SetLimits(lim Limits) error {
 	if err := lim.Validate(); err != nil {
 		return err
@@ -198,6 +209,22 @@ func (g *Group) setLimits(lim Limits) error {
 	write := func(dir, file, value string) error { return m.k.writeFile(path.Join(dir, file), value) }
 	setMem := lim.MemoryBytes > 0 && lim.MemoryBytes != g.applied.MemoryBytes
 	setPIDs := lim.PIDs > 0 && lim.PIDs != g.applied.PIDs
+	if lim.CPUQuota > 0 && lim.CPUQuota != g.applied.CPUQuota {
+		if !m.features.CPULimit {
+			return errors.New("a CPU rate limit needs the cpu controller, which this host does not offer us")
+		}
+		var err error
+		if m.mode == ModeV2 {
+			err = write(g.prog, "cpu.max", formatLimit(lim.CPUQuota.Microseconds())+" "+formatLimit(CPUPeriod.Microseconds()))
+		} else {
+			// A new v1 group's period is the kernel's default, CPUPeriod.
+			err = write(g.cpuDir, "cpu.cfs_quota_us", formatLimit(lim.CPUQuota.Microseconds()))
+		}
+		if err != nil {
+			return err
+		}
+		g.applied.CPUQuota = lim.CPUQuota
+	}
 	if m.mode == ModeV2 {
 		if setMem {
 			if err := write(g.prog, "memory.max", formatLimit(lim.MemoryBytes)); err != nil {
@@ -352,7 +379,7 @@ func (g *Group) preopen() error {
 	if g.cpuIsNanos {
 		files = append(files, path.Join(g.cpuacctDir, "cpuacct.usage_user"), path.Join(g.cpuacctDir, "cpuacct.usage_sys"))
 	}
-	for _, f := range []string{g.memPeakPath, g.pidPeakPath} {
+	for _, f := range []string{g.memPeakPath, g.pidPeakPath, g.throttledPath} {
 		if f != "" {
 			files = append(files, f)
 		}
@@ -374,8 +401,8 @@ func (g *Group) preopen() error {
 }
 
 // Stats reads the sandbox's accounting: CPU split into user and system, the
-// memory peak, OOM kills, and the task peak. Figures the kernel lacks (see
-// Features) are 0.
+// time its CPU quota held it back, the memory peak, OOM kills, and the task
+// peak. Figures the kernel lacks (see Features) are 0.
 func (g *Group) Stats() (Stats, error) {
 	s, err := g.stats()
 	if err != nil {
@@ -397,6 +424,11 @@ func (g *Group) stats() (Stats, error) {
 	} else {
 		s.CPU, s.User, s.System = cpu, user, sys
 	}
+	throttled, err := g.rawThrottled()
+	if err != nil {
+		return s, err
+	}
+	s.Throttled = throttled - g.base.Throttled
 	if s.OOMKills, err = g.OOMKills(); err != nil {
 		return s, err
 	}
@@ -467,16 +499,35 @@ func (g *Group) rawCPU() (cpu, user, sys time.Duration, err error) {
 	return cpu, user, sys, nil
 }
 
-// MarkStart makes CPUUsage and Stats count CPU time from now on. A group
-// made ahead of its step already holds the process that will exec the
-// program, and the little it used while it waited is not the step's.
+// rawThrottled reads the throttled time as the kernel keeps it (v2
+// throttled_usec, v1 throttled_time in ns); 0 without Features.CPULimit.
+func (g *Group) rawThrottled() (time.Duration, error) {
+	if g.throttledPath == "" {
+		return 0, nil
+	}
+	key, unit := "throttled_usec", time.Microsecond
+	if g.m.mode != ModeV2 {
+		key, unit = "throttled_time", time.Nanosecond
+	}
+	v, err := g.readKeyed(g.throttledPath, key)
+	return time.Duration(v) * unit, err
+}
+
+// MarkStart makes CPUUsage and Stats count CPU time (and throttled time)
+// from now on. A group made ahead of its step already holds the process
+// that will exec the program, and the little it used while it waited is
+// not the step's.
 func (g *Group) MarkStart() error {
 	cpu, user, sys, err := g.rawCPU()
 	if err != nil {
 		return fmt.Errorf("cgroup: %s: mark start: %w", g.name, err)
 	}
+	throttled, err := g.rawThrottled()
+	if err != nil {
+		return fmt.Errorf("cgroup: %s: mark start: %w", g.name, err)
+	}
 	g.mu.Lock()
-	g.base = Stats{CPU: cpu, User: user, System: sys}
+	g.base = Stats{CPU: cpu, User: user, System: sys, Throttled: throttled}
 	g.mu.Unlock()
 	return nil
 }

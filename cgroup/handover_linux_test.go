@@ -29,6 +29,7 @@ func fakeSandboxes() []fakeSandbox {
 		uni = "/unified/sandboxd"
 		mem = "/memory/process_api/abc/sandboxd"
 		pid = "/pids/sandboxd"
+		hcp = "/cpu/sandboxd" // hybrid's v1 cpu hierarchy
 		cpu = "/cpu,cpuacct/x/sandboxd"
 		frz = "/freezer/sandboxd"
 	)
@@ -38,9 +39,9 @@ func fakeSandboxes() []fakeSandbox {
 		chowned: []string{v2 + "/cgroup.procs 4242:4343", v2 + "/r1/cgroup.procs 4242:4343"},
 		pidsMax: v2 + "/r1/pids.max",
 	}, {
-		mode: ModeHybrid, dirs: []string{uni + "/r1", mem + "/r1", pid + "/r1"},
+		mode: ModeHybrid, dirs: []string{uni + "/r1", hcp + "/r1", mem + "/r1", pid + "/r1"},
 		init: uni + inits, program: uni + "/r1",
-		join:    []string{mem + "/r1/tasks", pid + "/r1/tasks"},
+		join:    []string{hcp + "/r1/tasks", mem + "/r1/tasks", pid + "/r1/tasks"},
 		chowned: []string{uni + "/cgroup.procs 4242:4343", uni + "/r1/cgroup.procs 4242:4343"},
 		pidsMax: pid + "/r1/pids.max",
 	}, {

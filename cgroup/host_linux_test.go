@@ -52,6 +52,17 @@ func runHelper(what string) int {
 		for x := 0; ; x++ {
 			_ = x * x
 		}
+	case "spin4":
+		for i := 0; i < 3; i++ {
+			go func() {
+				for x := 0; ; x++ {
+					_ = x * x
+				}
+			}()
+		}
+		for x := 0; ; x++ {
+			_ = x * x
+		}
 	case "hog":
 		var keep [][]byte
 		for i := 0; i < 1024; i++ {
@@ -619,6 +630,61 @@ func TestHostCPUUsage(t *testing.T) {
 	}
 }
 
+// TestHostCPUQuota: four spinning threads under a quota of half a CPU get
+// half a CPU, however many CPUs the host has, and the time they were held
+// back shows in Stats.
+func TestHostCPUQuota(t *testing.T) {
+	m := hostManager(t, Config{})
+	if !m.Features().CPULimit {
+		t.Skipf("the host offers no CPU rate limit (%s; controllers %v)", m.Mode(), m.Controllers())
+	}
+	const quota = CPUPeriod / 2
+	g, err := m.create("quota", Limits{CPUQuota: quota})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Destroy()
+	spin := start(t, g, helper("spin4"))
+	waitProcs(t, 1, progDirs(g)...)
+	time.Sleep(CPUPeriod) // past the start
+	c0, err := g.CPUUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	time.Sleep(10 * CPUPeriod)
+	c1, err := g.CPUUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Since(t0)
+	// In any stretch of time the group gets at most its quota in each
+	// period the stretch touches: ten and a bit periods, eleven at most.
+	ratio := float64(c1-c0) / float64(wall)
+	t.Logf("CPU %v in %v of wall: %.3f CPUs under a quota of %.2f", c1-c0, wall, ratio, float64(quota)/float64(CPUPeriod))
+	if most := quota * time.Duration((wall+CPUPeriod-1)/CPUPeriod+1); c1-c0 > most {
+		t.Errorf("the group used %v in %v, more than its quota allows (%v)", c1-c0, wall, most)
+	}
+	st, err := g.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Held back, unless a busy host gave it less than its quota anyway.
+	switch rate := float64(quota) / float64(CPUPeriod); {
+	case ratio < 0.9*rate:
+		t.Logf("the host gave the group %.3f CPUs, less than its quota: Stats.Throttled (%v) not checked", ratio, st.Throttled)
+	case st.Throttled <= 0:
+		t.Errorf("Stats.Throttled = %v after %v of spinning under a quota", st.Throttled, wall)
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	wantKilled(t, spin)
+	if err := g.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestHostOOMKill(t *testing.T) {
 	m := hostManager(t, Config{})
 	const limit = 32 << 20
@@ -800,7 +866,7 @@ func TestHostPureV1View(t *testing.T) {
 	if m.Mode() != ModeV1 {
 		t.Fatalf("mode = %s", m.Mode())
 	}
-	wantStrings(t, "Controllers", m.Controllers(), []string{"cpuacct", "freezer", "memory", "pids"})
+	wantStrings(t, "Controllers", m.Controllers(), []string{"cpu", "cpuacct", "freezer", "memory", "pids"})
 	g, err := m.create("v1", Limits{MemoryBytes: 32 << 20, PIDs: 8})
 	if err != nil {
 		t.Fatal(err)

@@ -40,8 +40,8 @@ type Manager struct {
 	// v1 lists the v1 hierarchies in use, sorted by key; the roles below
 	// point into it (one hierarchy can serve two roles when controllers are
 	// mounted together).
-	v1                             []*hierarchy
-	memory, pids, cpuacct, freezer *hierarchy
+	v1                                  []*hierarchy
+	memory, pids, cpu, cpuacct, freezer *hierarchy
 
 	// v2Controllers are enabled for sandboxes on pure v2, sorted.
 	v2Controllers []string
@@ -181,6 +181,10 @@ func (m *Manager) resolve(lay layout, self selfCgroup, cfg Config) error {
 		return err
 	}
 	if m.pids, err = pick("pids", true); err != nil {
+		return err
+	}
+	// The CFS quota, where the kernel offers it; Features.CPULimit says.
+	if m.cpu, err = pick("cpu", false); err != nil {
 		return err
 	}
 	// On hybrid the unified tree's cpu.stat is the CPU clock, one read for
@@ -484,8 +488,10 @@ func (m *Manager) probeFeatures() {
 		m.features.SwapLimit = has(s, "memory.swap.max")
 		m.features.OOMGroup = has(s, "memory.oom.group")
 		m.features.SocketLimit = has(s, "memory.max")
+		m.features.CPULimit = slices.Contains(m.v2Controllers, "cpu") && has(s, "cpu.max")
 		return
 	}
+	m.features.CPULimit = m.cpu != nil && has(m.cpu.dir, "cpu.cfs_quota_us")
 	m.features.MemoryPeak = has(m.memory.dir, "memory.max_usage_in_bytes")
 	m.features.SwapLimit = has(m.memory.dir, "memory.memsw.limit_in_bytes")
 	m.features.SocketLimit = has(m.memory.dir, "memory.kmem.tcp.limit_in_bytes")
@@ -500,14 +506,14 @@ func (m *Manager) Features() Features { return m.features }
 
 // Controllers lists the controllers sandboxes use, sorted: on v2 those enabled in
 // the subtree (memory, pids, and cpu when offered); on v1 and hybrid the v1
-// hierarchies by controller (cpuacct when mounted, memory, pids, and freezer
-// on pure v1).
+// hierarchies by controller (cpu when mounted, memory, pids, and cpuacct and
+// freezer on pure v1).
 func (m *Manager) Controllers() []string {
 	if m.mode == ModeV2 {
 		return slices.Clone(m.v2Controllers)
 	}
 	var out []string
-	for name, h := range map[string]*hierarchy{"cpuacct": m.cpuacct, "memory": m.memory, "pids": m.pids, "freezer": m.freezer} {
+	for name, h := range map[string]*hierarchy{"cpu": m.cpu, "cpuacct": m.cpuacct, "memory": m.memory, "pids": m.pids, "freezer": m.freezer} {
 		if h != nil {
 			out = append(out, name)
 		}

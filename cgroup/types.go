@@ -47,6 +47,11 @@ type Features struct {
 	// whole program tree. On v1 the kernel kills one process and the caller
 	// is expected to Kill the rest.
 	OOMGroup bool `json:"oom_group"`
+	// CPULimit: the program tree's CPU rate can be capped (Limits.CPUQuota)
+	// and its throttled time read: the v2 cpu controller is enabled in our
+	// subtree (cpu.max), or a v1 cpu hierarchy with CFS bandwidth control
+	// is mounted (cpu.cfs_quota_us). Without it Limits.CPUQuota is refused.
+	CPULimit bool `json:"cpu_limit"`
 	// SocketLimit: the socket buffers of a sandbox (TCP, UDP and the other
 	// protocols the kernel accounts per cgroup) are bounded by its memory
 	// limit. On v2 they count in memory.current. On v1 they count only once
@@ -111,15 +116,31 @@ type Limits struct {
 	MemoryBytes int64
 	// PIDs caps the number of tasks (threads count) in the program tree.
 	PIDs int64
+	// CPUQuota is the CPU time the program tree may use in each CPUPeriod,
+	// all its CPUs together (v2 cpu.max, v1 cpu.cfs_quota_us): a quota of
+	// twice the period is a rate of two CPUs. Whole microseconds, at least
+	// MinCPUQuota; it needs Features.CPULimit.
+	CPUQuota time.Duration
 }
 
-// Validate reports a negative limit.
+// CPUPeriod is the period of the CPU rate limit (v2 cpu.max's second
+// field, v1 cpu.cfs_period_us): the kernel's default, which a new v1 group
+// has from the start, so that only the quota is written there.
+const CPUPeriod = 100 * time.Millisecond
+
+// MinCPUQuota is the least quota the kernel takes (1 ms a period).
+const MinCPUQuota = time.Millisecond
+
+// Validate reports a negative limit, or a CPU quota the kernel would refuse.
 func (l Limits) Validate() error {
 	if l.MemoryBytes < 0 {
 		return fmt.Errorf("cgroup: Limits.MemoryBytes %d: must not be negative", l.MemoryBytes)
 	}
 	if l.PIDs < 0 {
 		return fmt.Errorf("cgroup: Limits.PIDs %d: must not be negative", l.PIDs)
+	}
+	if l.CPUQuota != 0 && (l.CPUQuota < MinCPUQuota || l.CPUQuota%time.Microsecond != 0) {
+		return fmt.Errorf("cgroup: Limits.CPUQuota %v: must be whole microseconds, at least %v", l.CPUQuota, MinCPUQuota)
 	}
 	return nil
 }
@@ -143,6 +164,12 @@ type Stats struct {
 	// PIDsPeak is the highest task count seen; 0 when Features.PIDsPeak is
 	// false.
 	PIDsPeak int64
+	// Throttled is how long the program tree was held back by its CPU
+	// quota (v2 cpu.stat throttled_usec, v1 cpu.stat throttled_time): in
+	// each period where it used up its quota, the time from then to the
+	// period's end, on each CPU it had work waiting on. 0 when
+	// Features.CPULimit is false.
+	Throttled time.Duration
 }
 
 // ErrInvalidName is wrapped by errors about a sandbox or subtree name.

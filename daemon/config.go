@@ -105,14 +105,15 @@ type ProfileConfig struct {
 
 // LimitsConfig is api.Limits with TOML names.
 type LimitsConfig struct {
-	CPUTimeMS     int64 `toml:"cpu_time_ms"`
-	WallTimeMS    int64 `toml:"wall_time_ms"`
-	MemoryBytes   int64 `toml:"memory_bytes"`
-	PIDs          int64 `toml:"pids"`
-	OutputBytes   int64 `toml:"output_bytes"`
-	FileSizeBytes int64 `toml:"file_size_bytes"`
-	OpenFiles     int64 `toml:"open_files"`
-	StackBytes    int64 `toml:"stack_bytes"`
+	CPUTimeMS     int64   `toml:"cpu_time_ms"`
+	WallTimeMS    int64   `toml:"wall_time_ms"`
+	MemoryBytes   int64   `toml:"memory_bytes"`
+	PIDs          int64   `toml:"pids"`
+	OutputBytes   int64   `toml:"output_bytes"`
+	FileSizeBytes int64   `toml:"file_size_bytes"`
+	OpenFiles     int64   `toml:"open_files"`
+	StackBytes    int64   `toml:"stack_bytes"`
+	CPUs          float64 `toml:"cpus"`
 }
 
 func (l *LimitsConfig) limits() api.Limits { return api.Limits(*l) }
@@ -381,6 +382,9 @@ func (c *Config) Profile(name string) (*engine.Profile, error) {
 	}
 	if err := p.Max.Validate(api.Limits{}, func(f string) string { return key + ".max_limits." + f }); err != nil {
 		return nil, err
+	}
+	if host := engine.HostCPUs(); p.Max.CPUs > float64(host) {
+		return nil, fmt.Errorf("%s.max_limits.cpus: %g is more than the %d CPUs of this host", key, p.Max.CPUs, host)
 	}
 	if err := p.Defaults.Validate(p.Max, func(f string) string { return key + ".default_limits." + f }); err != nil {
 		return nil, err

@@ -87,6 +87,13 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"[profiles.x.default_limits]\nmemory_bytes = 16384\n", "profiles.x.default_limits.memory_bytes: 16384 is below the minimum 4194304"},
 		{"[profiles.x.max_limits]\nmemory_bytes = 1\n", "profiles.x.max_limits.memory_bytes: 1 is below the minimum"},
 		{"[profiles.x]\nworkspace_bytes = 2000000000\nmax_workspace_bytes = 1000000000\n", "profiles.x.workspace_bytes: 2000000000 is above max_workspace_bytes"},
+		{"[profiles.x.max_limits]\ncpus = 100000\n", "profiles.x.max_limits.cpus: 100000 is more than the"},
+		{"[profiles.x.max_limits]\ncpus = -1\n", "profiles.x.max_limits.cpus: must be positive, got -1"},
+		{"[profiles.x.max_limits]\ncpus = nan\n", "profiles.x.max_limits.cpus: must be a number of CPUs, got NaN"},
+		{"[profiles.x.default_limits]\ncpus = inf\n", "profiles.x.default_limits.cpus: must be a number of CPUs, got +Inf"},
+		{"[profiles.x.default_limits]\ncpus = 0.001\n", "profiles.x.default_limits.cpus: 0.001 is below the minimum 0.01"},
+		{"[profiles.x.default_limits]\ncpus = 100000\n", "profiles.x.default_limits.cpus: 100000 is above the maximum"},
+		{"[profiles.x.max_limits]\ncpus = 0.5\n", "profiles.x.default_limits.cpus: 1 is above the maximum 0.5"},
 	} {
 		_, err := LoadConfig(writeConfig(t, tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -278,6 +278,7 @@ func (d *Daemon) Info() api.Info {
 			"swap_limit":            f.SwapLimit,
 			"memory_oom_group":      f.OOMGroup,
 			"socket_memory_limit":   f.SocketLimit,
+			"cpu_limit":             f.CPULimit,
 			"network_namespace":     true,
 			"pivot_root":            true,
 			"tracked_files_openat2": true,

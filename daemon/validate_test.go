@@ -61,6 +61,36 @@ func TestDecodeZeroLimitIsNotLeftOut(t *testing.T) {
 	}
 }
 
+// TestCheckCPUs: cpus is a decimal from 0.01 to the profile's maximum, the
+// host's CPU count in the built-in profile; 0 on the wire is refused, as
+// every limit's; left out, the profile's default (1).
+func TestCheckCPUs(t *testing.T) {
+	host := engine.HostCPUs()
+	for _, tc := range []struct{ body, msg string }{
+		{step(`,"limits":{"cpus":0}`), "steps[0].limits.cpus: must be above 0, got 0"},
+		{step(`,"limits":{"cpus":-1}`), "steps[0].limits.cpus: must be above 0, got -1"},
+		{step(`,"limits":{"cpus":-0.5}`), "steps[0].limits.cpus: must be above 0, got -0.5"},
+		{step(`,"limits":{"cpus":0.001}`), "steps[0].limits.cpus: 0.001 is below the minimum 0.01"},
+		{step(`,"limits":{"cpus":1e400}`), "steps[0].limits.cpus: 1e400 is out of range"},
+		{step(`,"limits":{"cpus":"1"}`), "steps[0].limits.cpus: wrong type (string, want number)"},
+		{step(fmt.Sprintf(`,"limits":{"cpus":%d}`, host+1)), fmt.Sprintf("steps[0].limits.cpus: %d is above the maximum %d", host+1, host)},
+		{step(fmt.Sprintf(`,"limits":{"cpus":%g}`, float64(host)+0.5)), fmt.Sprintf("steps[0].limits.cpus: %g is above the maximum %d", float64(host)+0.5, host)},
+		{`{"steps":[{"programs":[{"name":"a","argv":["true"],"limits":{"cpus":0}},{"name":"b","argv":["true"]}]}]}`, "steps[0].programs[0].limits.cpus: must be above 0, got 0"},
+	} {
+		wantInvalid(t, tc.body, tc.msg)
+	}
+	for body, want := range map[string]float64{
+		step(``):                                         1,
+		step(`,"limits":{"cpus":0.01}`):                  0.01,
+		step(`,"limits":{"cpus":0.5}`):                   0.5,
+		step(fmt.Sprintf(`,"limits":{"cpus":%d}`, host)): float64(host),
+	} {
+		if cj := wantOK(t, body); cj != nil && cj.steps[0].limits.CPUs != want {
+			t.Errorf("%s: cpus %g, want %g", body, cj.steps[0].limits.CPUs, want)
+		}
+	}
+}
+
 func TestDecodeStrictKeys(t *testing.T) {
 	for _, tc := range []struct{ body, msg string }{
 		{step(`,"limits":{"cpu_time_ms":100,"CPU_TIME_MS":250000}`), "steps[0].limits.CPU_TIME_MS: unknown field (names are case-sensitive: cpu_time_ms)"},

@@ -218,6 +218,11 @@ func (h Host) cgroups(subtree string) Check {
 			c.Fix = "mount the v1 " + strings.Join(missing, ", ") + " hierarchies, or boot with the unified hierarchy (systemd.unified_cgroup_hierarchy=1)"
 			return c
 		}
+		if !slices.Contains(lay.V1Controllers, "cpu") {
+			c.Status, c.Detail = Warn, c.Detail+"; no v1 cpu hierarchy (CPU time is still measured; the cpus limit is not enforced)"
+			c.Fix = "mount the v1 cpu hierarchy, or boot with the unified hierarchy (systemd.unified_cgroup_hierarchy=1)"
+			return c
+		}
 		c.Status = OK
 		return c
 	}
@@ -240,7 +245,7 @@ func (h Host) cgroups(subtree string) Check {
 		c.Status, c.Detail = Fail, c.Detail+"; missing "+strings.Join(missing, ", ")
 		c.Fix = "run the daemon as sandboxd.service (Delegate=yes), or enable +" + strings.Join(missing, " +") + " in the cgroup.subtree_control of its parents"
 	case !slices.Contains(ctrls, "cpu"):
-		c.Status, c.Detail = Warn, c.Detail+"; no cpu controller (CPU time is still measured)"
+		c.Status, c.Detail = Warn, c.Detail+"; no cpu controller (CPU time is still measured; the cpus limit is not enforced)"
 		c.Fix = "enable +cpu in the cgroup.subtree_control of the daemon's parents"
 	default:
 		c.Status = OK

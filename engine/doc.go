@@ -28,6 +28,12 @@
 // means the sandbox itself failed (internal_error). A sandbox runs one
 // command only and is torn down in the background after it.
 //
+// The step's cpus limit is its cgroup's CPU quota (a rate, which kills
+// nothing: the CPU budget and the wall clock still decide), and, while
+// the host has CPUs enough, the CPUs its program runs on: ceil(cpus) of
+// them, those the engine's running steps take least of (cpuPlacer), so
+// that steps do not share a CPU while they need not.
+//
 // RunPrograms runs several programs at once (an interactive step), each
 // through RunStep in a sandbox of its own, with the pipes its caller made
 // as their stdio (StepRequest.HandOver: RunStep closes the caller's copies

@@ -28,7 +28,8 @@ type Engine struct {
 	rootDir string
 	prefix  string
 	ncpu    int
-	helpers int // how many helpers make the sandboxes
+	helpers int        // how many helpers make the sandboxes
+	placer  *cpuPlacer // the CPUs of steps with a cpus limit
 	seq     atomic.Uint64
 	log     func(string) // what cannot be returned; nil: standard error
 
@@ -123,6 +124,9 @@ func New(cfg Config, opts Options) (_ *Engine, err error) {
 		helpers = DefaultHelpers(runtime.NumCPU())
 	}
 	nsjail.SetHelpers(nsjail.HelperOptions{Count: helpers, InProcess: opts.InProcessHelper})
+	if !cg.Features().CPULimit {
+		logEngine(opts.Log, fmt.Sprintf("the cpus limit is not enforced: the host gives sandboxd no CPU controller (cgroup %s, controllers %v)", cg.Mode(), cg.Controllers()))
+	}
 	exits, err := taskstats.Listen()
 	if err != nil {
 		logEngine(opts.Log, fmt.Sprintf("max_rss_bytes will include the helper's memory: %v", err))
@@ -139,6 +143,7 @@ func New(cfg Config, opts Options) (_ *Engine, err error) {
 		prefix:  opts.RunPrefix,
 		ncpu:    runtime.NumCPU(),
 		helpers: helpers,
+		placer:  newCPUPlacer(),
 		log:     opts.Log,
 	}, nil
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sandboxd/sandboxd/api"
 	"github.com/sandboxd/sandboxd/cgroup"
 	"github.com/sandboxd/sandboxd/nsjail"
 )
@@ -43,16 +45,35 @@ func (e *Engine) newSandbox(profile *Profile, hostID uint32) (sb *sandbox, err e
 	}
 	name := fmt.Sprintf("%s%d", e.prefix, e.seq.Add(1))
 	// The profile's limits now: a step that keeps them writes nothing.
-	def := profile.Defaults
-	lim := cgroup.Limits{MemoryBytes: def.MemoryBytes, PIDs: def.PIDs}
 	var files *cgroup.Handover
-	if sb.grp, files, err = e.cgroups.NewSandbox(name, lim, int(e.initID), int(e.initID)); err != nil {
+	if sb.grp, files, err = e.cgroups.NewSandbox(name, e.cgroupLimits(profile.Defaults), int(e.initID), int(e.initID)); err != nil {
 		return sb, fmt.Errorf("create cgroup: %w", err)
 	}
 	defer files.Close()
 	sb.proc, err = nsjail.Prepare(e.spec(profile, sb.hostID), nsjail.Files{Join: files.Join, Program: files.Program, Init: files.Init})
 	return sb, err
 }
+
+// cgroupLimits are the cgroup limits of a step's limits. Without the
+// host's CPU controller (Engine.CPULimit) the cpus limit is left out.
+func (e *Engine) cgroupLimits(lim api.Limits) cgroup.Limits {
+	cl := cgroup.Limits{MemoryBytes: lim.MemoryBytes, PIDs: lim.PIDs}
+	if lim.CPUs > 0 && e.CPULimit() {
+		cl.CPUQuota = CPUQuota(lim.CPUs)
+	}
+	return cl
+}
+
+// CPUQuota is the CPU controller's quota per cgroup.CPUPeriod for a rate
+// of cpus CPUs, in whole microseconds and no less than the kernel takes.
+func CPUQuota(cpus float64) time.Duration {
+	us := math.Round(cpus * float64(cgroup.CPUPeriod.Microseconds()))
+	return max(time.Duration(us)*time.Microsecond, cgroup.MinCPUQuota)
+}
+
+// CPULimit says whether steps' cpus limits are enforced: the host offers
+// the CPU controller (cgroup.Features.CPULimit).
+func (e *Engine) CPULimit() bool { return e.cgroups.Features().CPULimit }
 
 // teardown ends whatever of the sandbox is left: its processes, cgroups
 // and uid. Errors go to the engine's log function; nothing is retried.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -30,8 +31,13 @@ type Profile struct {
 	TmpBytes          int64
 }
 
+// HostCPUs is how many CPUs this process may run on: the most a step's
+// cpus limit (and a profile's maximum of it) can be.
+func HostCPUs() int { return runtime.NumCPU() }
+
 // DefaultProfile is enough for shell, C, C++ and Python programs on a
-// Debian-like host.
+// Debian-like host. A step gets one CPU's worth of CPU time per second
+// unless it asks for more, at most every CPU of the host.
 func DefaultProfile() Profile {
 	return Profile{
 		Name: "default",
@@ -55,6 +61,7 @@ func DefaultProfile() Profile {
 			FileSizeBytes: 16 << 20,
 			OpenFiles:     256,
 			StackBytes:    64 << 20,
+			CPUs:          1,
 		},
 		Max: api.Limits{
 			CPUTimeMS:     300_000,
@@ -65,6 +72,7 @@ func DefaultProfile() Profile {
 			FileSizeBytes: 1 << 30,
 			OpenFiles:     65536,
 			StackBytes:    4 << 30,
+			CPUs:          float64(HostCPUs()),
 		},
 		WorkspaceBytes:    64 << 20,
 		MaxWorkspaceBytes: 1 << 30,

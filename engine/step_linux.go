@@ -117,7 +117,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	}
 	defer e.retire(sb)
 	grp := sb.grp
-	if err := grp.SetLimits(cgroup.Limits{MemoryBytes: lim.MemoryBytes, PIDs: lim.PIDs}); err != nil {
+	if err := grp.SetLimits(e.cgroupLimits(lim)); err != nil {
 		return res, err
 	}
 	// The files of a host workdir already larger than the step may write:
@@ -177,7 +177,13 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	if e.exits != nil && !req.sharedID {
 		exits = e.exits.Watch(sb.hostID)
 	}
-	err = proc.Run(e.command(req, lim), nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, ExtraFiles: req.ExtraFiles, Workdir: workdir, WorkdirMount: req.WorkdirMount})
+	cmd := e.command(req, lim)
+	if e.CPULimit() {
+		var release func()
+		cmd.CPUs, release = e.placer.place(lim.CPUs)
+		defer release()
+	}
+	err = proc.Run(cmd, nsjail.IO{Stdin: stdin, Stdout: outW, Stderr: errW, ExtraFiles: req.ExtraFiles, Workdir: workdir, WorkdirMount: req.WorkdirMount})
 	outW.Close()
 	errW.Close()
 	if req.HandOver {
@@ -258,6 +264,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 		}
 	}
 	res.PIDsPeak = stats.PIDsPeak
+	res.ThrottledMS = stats.Throttled.Milliseconds()
 	if res.Verdict == api.VerdictInternalError {
 		return res, errors.New(res.Message)
 	}

@@ -31,16 +31,27 @@ var lastCap = sync.OnceValue(readLastCap)
 // takes a privilege a sandbox does not have, and an engine run idle means
 // its programs to be too.
 var programLeavesPolicy = sync.OnceValue(func() bool {
+	p := inheritedPolicy()
+	return p == unix.SCHED_BATCH || p == unix.SCHED_FIFO || p == unix.SCHED_RR
+})
+
+// programLeavesRealTime says whether that policy is a real-time one, which
+// the program's process leaves before it joins its cgroups: a v1 cpu
+// group without a real-time budget of its own (cpu.rt_runtime_us 0, as
+// every new one has) refuses a real-time task (EINVAL).
+var programLeavesRealTime = sync.OnceValue(func() bool {
+	p := inheritedPolicy()
+	return p == unix.SCHED_FIFO || p == unix.SCHED_RR
+})
+
+// inheritedPolicy is this process's scheduling policy, -1 if unknown.
+func inheritedPolicy() int {
 	attr, err := unix.SchedGetAttr(0, 0)
 	if err != nil {
-		return false
+		return -1
 	}
-	switch attr.Policy {
-	case unix.SCHED_BATCH, unix.SCHED_FIFO, unix.SCHED_RR:
-		return true
-	}
-	return false
-})
+	return int(attr.Policy)
+}
 
 func readLastCap() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")

@@ -54,7 +54,13 @@ type imageHeader struct {
 		resource uint64
 		limit    unix.Rlimit
 	}
+	// cpuMask is Command.CPUs as the kernel's cpu_set_t; all zero: the
+	// affinity stays as it is.
+	cpuMask [cpuMaskWords]uint64
 }
+
+// cpuMaskWords is the size of imageHeader.cpuMask in 64-bit words.
+const cpuMaskWords = 16
 
 // programPlan is everything the program's process needs after its fork,
 // laid out beforehand: it allocates nothing and only makes raw system
@@ -100,7 +106,11 @@ type programPlan struct {
 	// program starts as one started from a shell would, and the init
 	// that watches and times it wakes as promptly as under SCHED_OTHER.
 	otherSched bool
-	schedParam [1]int32 // struct sched_param: priority 0
+	// leaveRealTimeFirst: that policy is a real-time one, and the process
+	// takes SCHED_OTHER before it joins its cgroups, not after its setup:
+	// a v1 cpu group refuses a real-time task.
+	leaveRealTimeFirst bool
+	schedParam         [1]int32 // struct sched_param: priority 0
 
 	// inPlace: the image is written into image before the command comes,
 	// which is then one byte (into scratch) with the stdio descriptors.
@@ -228,9 +238,14 @@ func (b *buffers) putImage(img []byte) {
 // bytes, in the memory of the process that will exec it; fds is
 // imageHeader.fds; extra strings go after the command's, and their
 // addresses come back.
-func layImage(base uintptr, capacity int, argv0 string, argv, env []string, rlimits []Rlimit, fds uint64, extra []string) ([]byte, []uintptr, error) {
+func layImage(base uintptr, capacity int, argv0 string, argv, env []string, rlimits []Rlimit, cpus []int, fds uint64, extra []string) ([]byte, []uintptr, error) {
 	if len(rlimits) > maxRlimits {
 		return nil, nil, fmt.Errorf("rlimits: %d, at most %d", len(rlimits), maxRlimits)
+	}
+	for _, c := range cpus {
+		if c < 0 || c >= MaxCPU {
+			return nil, nil, fmt.Errorf("cpus: %d is not within 0..%d", c, MaxCPU-1)
+		}
 	}
 	hdr := int(unsafe.Sizeof(imageHeader{}))
 	argvOff := hdr
@@ -271,6 +286,9 @@ func layImage(base uintptr, capacity int, argv0 string, argv, env []string, rlim
 		h.rlimits[i].resource = uint64(r.Resource)
 		h.rlimits[i].limit = unix.Rlimit{Cur: r.Value, Max: r.Value}
 	}
+	for _, c := range cpus {
+		h.cpuMask[c/64] |= 1 << (c % 64)
+	}
 	addrs := make([]uintptr, len(extra))
 	for i, s := range extra {
 		addrs[i] = str(s)
@@ -301,6 +319,12 @@ func programMain(p *programPlan) {
 	var hdr *imageHeader
 	var k int
 	errFD, sock := uintptr(p.errFD), uintptr(p.sock)
+	if p.leaveRealTimeFirst {
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, unix.SCHED_NORMAL, uintptr(unsafe.Pointer(&p.schedParam[0]))); errno != 0 {
+			failed = stepSchedPolicy
+			goto fail
+		}
+	}
 	for i := 0; i < len(p.joinFDs); i++ {
 		r1, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(p.joinFDs[i]), uintptr(unsafe.Pointer(&p.zero[0])), 1)
 		if errno != 0 {
@@ -454,6 +478,17 @@ func programMain(p *programPlan) {
 	for i := uint64(0); i < hdr.nrlimit && i < maxRlimits; i++ {
 		if _, _, errno = syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, uintptr(hdr.rlimits[i].resource), uintptr(unsafe.Pointer(&hdr.rlimits[i].limit)), 0, 0, 0); errno != 0 {
 			failed = stepRlimit
+			goto fail
+		}
+	}
+	for k = 0; k < cpuMaskWords; k++ {
+		if hdr.cpuMask[k] != 0 {
+			break
+		}
+	}
+	if k < cpuMaskWords {
+		if _, _, errno = syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, unsafe.Sizeof(hdr.cpuMask), uintptr(unsafe.Pointer(&hdr.cpuMask[0]))); errno != 0 {
+			failed = stepCPUAffinity
 			goto fail
 		}
 	}

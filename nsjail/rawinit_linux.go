@@ -131,7 +131,7 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 		return nil, err
 	}
 	q := &rawInit{root: root}
-	p := &programPlan{lastCap: lastCap(), otherSched: programLeavesPolicy()}
+	p := &programPlan{lastCap: lastCap(), otherSched: programLeavesPolicy(), leaveRealTimeFirst: programLeavesRealTime()}
 	for i := 0; i < joinFiles; i++ {
 		p.joinFDs = append(p.joinFDs, fdJoin+i)
 	}
@@ -794,7 +794,7 @@ func rawCommandBytes(base uint64, c *Command, fds uint64, workdir bool) ([]byte,
 		return nil, fmt.Errorf("PATH has %d entries, at most %d", len(cands), maxCandidates)
 	}
 	rlimits := append(append([]Rlimit(nil), fixedRlimits...), c.Rlimits...)
-	img, addrs, err := layImage(uintptr(base), imageCap, cands[0], c.Argv, c.Env, rlimits, fds, cands)
+	img, addrs, err := layImage(uintptr(base), imageCap, cands[0], c.Argv, c.Env, rlimits, c.CPUs, fds, cands)
 	if err != nil {
 		if err == unix.E2BIG {
 			return nil, &ExecError{cands[0], err}

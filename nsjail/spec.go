@@ -97,7 +97,14 @@ type Command struct {
 	// WorkspaceBytes caps the fresh tmpfs at WorkspaceDir, when IO.Workdir
 	// does not give a host directory instead.
 	WorkspaceBytes int64 `json:"workspace_bytes"`
+	// CPUs are the host CPUs (numbers below MaxCPU) the program runs on:
+	// its process's affinity, set before its exec, which its threads and
+	// children inherit. Empty: the init's, every CPU the helper may use.
+	CPUs []int `json:"cpus,omitempty"`
 }
+
+// MaxCPU bounds the CPU numbers of Command.CPUs.
+const MaxCPU = 64 * cpuMaskWords
 
 // Spec is everything the init needs to build a sandbox; Run gives its
 // command later. It is plain data: Prepare sends it to the helper as JSON.

@@ -96,6 +96,7 @@ const (
 	stepCloseRange
 	stepSchedPolicy
 	stepLayOutProgramFDs
+	stepCPUAffinity
 	stepExec
 )
 
@@ -242,6 +243,8 @@ func (s step) String() string {
 		return "set the scheduling policy SCHED_OTHER"
 	case stepLayOutProgramFDs:
 		return "lay out the program's descriptors"
+	case stepCPUAffinity:
+		return "sched_setaffinity"
 	case stepExec:
 		return "execve"
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -35,14 +36,38 @@ func (f limitFlag) Set(s string) error {
 	return nil
 }
 
+// cpusFlag is the cpus limit: a decimal number of CPUs above 0. Left out,
+// the profile's default applies; a 0 is refused, as the daemon refuses it.
+type cpusFlag struct{ v *float64 }
+
+func (f cpusFlag) String() string {
+	if f.v == nil || *f.v == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(*f.v, 'g', -1, 64)
+}
+
+func (f cpusFlag) Set(s string) error {
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+		return errors.New("not a number of CPUs (0.5, 1, 2.5)")
+	}
+	if n <= 0 {
+		return errors.New("must be above 0 (leave it out for the profile's default)")
+	}
+	*f.v = n
+	return nil
+}
+
 // limitFlagName is the flag of a limit: cpu_time_ms is --cpu-time-ms.
 func limitFlagName(field string) string { return strings.ReplaceAll(field, "_", "-") }
 
-// addLimitFlags adds --cpu-time-ms ... --stack-bytes, filling l.
+// addLimitFlags adds --cpu-time-ms ... --stack-bytes and --cpus, filling l.
 func addLimitFlags(fs *flag.FlagSet, l *api.Limits) {
 	for _, f := range api.LimitFields {
 		fs.Var(limitFlag{f.Get(l)}, limitFlagName(f.JSON), "the step's "+f.JSON+" limit (default: the profile's)")
 	}
+	fs.Var(cpusFlag{&l.CPUs}, api.CPUsField, "the step's CPU rate limit, in CPUs, e.g. 0.5 or 2 (default: the profile's)")
 }
 
 // fileFlags collects --file NAME=@PATH (a host file, sent as base64 with

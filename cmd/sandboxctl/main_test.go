@@ -297,6 +297,10 @@ func TestRunBadUsage(t *testing.T) {
 		{[]string{"--stdin", "/does/not/exist", "--", "x"}, "--stdin: open /does/not/exist"},
 		{[]string{"--json"}, "no command given"},
 		{[]string{"--wall-time-ms"}, "needs an argument: --wall-time-ms"},
+		{[]string{"--cpus", "0", "--", "x"}, "--cpus: must be above 0 (leave it out for the profile's default)"},
+		{[]string{"--cpus", "-0.5", "--", "x"}, "--cpus: must be above 0"},
+		{[]string{"--cpus", "NaN", "--", "x"}, "--cpus: not a number of CPUs"},
+		{[]string{"--cpus", "two", "--", "x"}, "--cpus: not a number of CPUs"},
 	} {
 		r := f.sandboxctl(t, "", append([]string{"run"}, tc.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {

@@ -179,7 +179,7 @@ func (c *cli) failRun(ctx context.Context, err error) int {
 	}
 	field, ok := strings.CutPrefix(apiErr.Message, "steps[0].limits.")
 	field, _, _ = strings.Cut(field, ":")
-	for _, f := range api.LimitFields {
+	for _, f := range append(api.LimitFields, api.LimitField{JSON: api.CPUsField}) {
 		if ok && f.JSON == field {
 			fmt.Fprintf(c.stderr, "sandboxctl: that limit is --%s\n", limitFlagName(field))
 		}

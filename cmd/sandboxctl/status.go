@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -163,9 +164,18 @@ func printInfo(w io.Writer, info *api.Info) {
 		for _, f := range api.LimitFields {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.JSON, limitValue(f.JSON, *f.Get(&prof.Defaults)), limitValue(f.JSON, *f.Get(&prof.Max)))
 		}
+		fmt.Fprintf(tw, "  cpus\t%s\t%s\n", cpusValue(prof.Defaults.CPUs), cpusValue(prof.Max.CPUs))
 		fmt.Fprintf(tw, "  workspace_bytes\t%s\t%s\n", limitValue("workspace_bytes", prof.WorkspaceBytes), limitValue("workspace_bytes", prof.MaxWorkspaceBytes))
 		tw.Flush()
 	}
+}
+
+// cpusValue shows a cpus limit.
+func cpusValue(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64) + " CPUs"
 }
 
 // limitValue shows a limit in its unit; bytes in the largest binary unit

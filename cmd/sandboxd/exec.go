@@ -46,7 +46,7 @@ func (u *uint32Flag) Set(v string) error {
 var limitFlags = map[string]string{
 	"cpu_time_ms": "cpu-time-ms", "wall_time_ms": "wall-time-ms", "memory_bytes": "memory-bytes",
 	"pids": "pids", "output_bytes": "output-bytes", "file_size_bytes": "file-size-bytes",
-	"open_files": "open-files", "stack_bytes": "stack-bytes",
+	"open_files": "open-files", "stack_bytes": "stack-bytes", api.CPUsField: "cpus",
 }
 
 func execMain(args []string) int {
@@ -64,6 +64,7 @@ func execMain(args []string) int {
 	fs.Int64Var(&lim.FileSizeBytes, "file-size-bytes", 0, "largest file the program may write (default 16777216)")
 	fs.Int64Var(&lim.OpenFiles, "open-files", 0, "most open file descriptors (default 256)")
 	fs.Int64Var(&lim.StackBytes, "stack-bytes", 0, "stack size limit in bytes (default 67108864)")
+	fs.Float64Var(&lim.CPUs, "cpus", 0, "CPU rate limit in CPUs, e.g. 0.5 or 2, all processes and threads together (default 1, at most the host's CPUs)")
 	stdinPath := fs.String("stdin", "", "file to give the program as standard input (default: empty)")
 	workdir := fs.String("workdir", "", "host directory bound read-write as the working directory (default: a fresh private tmpfs)")
 	env := envFlags{}
@@ -91,6 +92,9 @@ func execMain(args []string) int {
 			if limitFlags[lf.JSON] == f.Name && *lf.Get(&lim) == 0 && bad == nil {
 				bad = fmt.Errorf("--%s: must be positive, got 0", f.Name)
 			}
+		}
+		if f.Name == "cpus" && lim.CPUs == 0 && bad == nil {
+			bad = errors.New("--cpus: must be above 0, got 0")
 		}
 	})
 	profile := engine.DefaultProfile()

@@ -77,8 +77,6 @@ func (h *handler) planCmd(ctx context.Context, i int, cmd *Cmd, piped map[int]bo
 		return nil, badf("%s: not supported by sandboxd", field("tty"))
 	case cmd.CopyOutDir != "":
 		return nil, badf("%s: not supported by sandboxd (name the files in copyOut)", field("copyOutDir"))
-	case cmd.CPURateLimit != 0:
-		return nil, badf("%s: not supported by sandboxd (cpuLimit bounds the CPU time)", field("cpuRateLimit"))
 	case cmd.CPUSetLimit != "":
 		return nil, badf("%s: not supported by sandboxd", field("cpuSetLimit"))
 	}
@@ -251,6 +249,9 @@ func convertLimits(cmd *Cmd, field func(string) string) (api.Limits, error) {
 		return l, badf("%s: %d is out of range", field("procLimit"), cmd.ProcLimit)
 	}
 	l.PIDs = int64(cmd.ProcLimit)
+	// Thousandths of a CPU; the daemon checks the rate (at least 0.01 CPU,
+	// at most its profile's maximum).
+	l.CPUs = float64(cmd.CPURateLimit) / 1000
 	return l, nil
 }
 

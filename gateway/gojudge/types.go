@@ -22,7 +22,7 @@ type Cmd struct {
 	MemoryLimit  uint64 `json:"memoryLimit"`  // bytes
 	StackLimit   uint64 `json:"stackLimit"`   // bytes
 	ProcLimit    uint64 `json:"procLimit"`
-	CPURateLimit uint64 `json:"cpuRateLimit"` // not supported
+	CPURateLimit uint64 `json:"cpuRateLimit"` // thousandths of a CPU
 	CPUSetLimit  string `json:"cpuSetLimit"`  // not supported
 
 	CopyIn        map[string]CmdFile `json:"copyIn"`

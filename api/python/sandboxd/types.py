@@ -108,6 +108,8 @@ class Limits:
     file_size_bytes: Optional[int] = None
     open_files: Optional[int] = None
     stack_bytes: Optional[int] = None
+    # The rate of CPU use, in CPUs (0.5, 1, 2.5): a decimal from 0.01.
+    cpus: Optional[float] = None
 
 
 @dataclass
@@ -211,6 +213,7 @@ class StepResult:
     memory_peak_bytes: int = 0
     max_rss_bytes: int = 0
     pids_peak: int = 0
+    throttled_ms: int = 0
     message: str = ""
     programs: Optional[List["ProgramResult"]] = None
     pipes: Optional[List[PipeCapture]] = None
