@@ -86,6 +86,9 @@ var builtinLanguages = map[string]struct {
 		p.Defaults.PIDs = 256
 		p.Defaults.CPUTimeMS = 20_000
 		p.Defaults.WallTimeMS = 30_000
+		// Its compiler and collector threads run beside the program's:
+		// every CPU of the host by default, not the default profile's one.
+		p.Defaults.CPUs = p.Max.CPUs
 	}},
 	"node": {lang: Language{
 		Language: "javascript", Aliases: []string{"node-javascript", "node-js", "js", "node"},
@@ -107,6 +110,7 @@ var builtinLanguages = map[string]struct {
 		p.Env["CGO_ENABLED"] = "0"
 		p.Defaults.PIDs = 256
 		p.Defaults.MemoryBytes = 1 << 30
+		p.Defaults.CPUs = p.Max.CPUs // go build compiles packages in parallel
 	}},
 }
 
