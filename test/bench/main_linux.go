@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ type bench struct {
 	daemonConfig string
 	sizes        *scaleSizes // nil: no scaling figures (-scale off)
 	onlyScale    bool        // the scaling figures alone (-only-scale)
+	scaleParts   map[string]bool
 
 	dir      string
 	loopPath string
@@ -59,6 +61,7 @@ func benchMain() int {
 	scale := fs.String("scale", "full", "the sizes of the scaling figures: full, quick (the default with -quick), tiny (make test's) or off")
 	scaleRuns := fs.Int("scale-runs", 0, "runs of each scaling row, one at a time and again with two workers (default: the -scale preset's)")
 	fs.BoolVar(&b.onlyScale, "only-scale", false, "measure the scaling figures alone")
+	parts := fs.String("scale-parts", strings.Join(scaleAllParts, ","), "which scaling figures to measure, of "+strings.Join(scaleAllParts, ","))
 	plotDir := fs.String("plots", "", "where to draw the plots (default: the directory of -json)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {
@@ -104,6 +107,14 @@ func benchMain() int {
 			sz.Runs = *scaleRuns
 		}
 		b.sizes = &sz
+		b.scaleParts = map[string]bool{}
+		for _, p := range strings.Split(*parts, ",") {
+			if !slices.Contains(scaleAllParts, p) {
+				fmt.Fprintf(os.Stderr, "sandboxd-bench: -scale-parts: %q is not one of %s\n", p, strings.Join(scaleAllParts, ","))
+				return 2
+			}
+			b.scaleParts[p] = true
+		}
 	}
 	if fs.NArg() > 0 || b.runs < b.rounds || b.batchJobs < 1 || b.cachedRuns < b.rounds || b.judgeSubs < b.rounds || b.gwRuns < b.rounds {
 		fmt.Fprintf(os.Stderr, "sandboxd-bench: -runs, -cached-runs, -judge and -gateway-runs must be at least %d, -batch at least 1, and no arguments\n", b.rounds)

@@ -65,6 +65,16 @@ const scaleProfileConfig = `[profiles.default.max_limits]
 output_bytes = 268435456
 `
 
+// The parts of the scaling figures (-scale-parts): the kinds of row below,
+// and these.
+const (
+	partConcurrency = "concurrency"
+	partBatch       = "batch"
+	partQueue       = "queue"
+)
+
+var scaleAllParts = []string{partConcurrency, partBatch, partQueue, kindStdout, kindInput, kindFiles, kindSteps}
+
 // The kinds of scaling row, and the ways of each.
 const (
 	kindStdout = "stdout"
@@ -178,6 +188,9 @@ func (b *bench) scaleRows(ctx context.Context, sz scaleSizes) ([]ScaleRow, []Sca
 	defer os.RemoveAll(shm)
 	var rows []ScaleRow
 	for _, kind := range []string{kindStdout, kindInput, kindFiles, kindSteps} {
+		if !b.scaleParts[kind] {
+			continue
+		}
 		groups, cleanup, err := b.scaleGroups(ctx, kind, sz, shm)
 		if err != nil {
 			cleanup()
@@ -291,7 +304,7 @@ func (b *bench) scaleGroups(ctx context.Context, kind string, sz scaleSizes, shm
 				bare: map[string]string{wayRun: wayBare, wayStdoutTo: wayBareFile},
 				cases: []*benchCase{
 					{cmd: cmd, way: wayBare, run: bareOutputRunner(argv, n, "")},
-					{cmd: cmd, way: wayBareFile, run: bareOutputRunner(argv, n, filepath.Join(shm, "out.txt"))},
+					{cmd: cmd, way: wayBareFile, run: bareOutputRunner(argv, n, shm)},
 					{cmd: cmd, way: wayRun, settle: settle, run: outputRunner(b, apiJob, n)},
 					{cmd: cmd, way: wayStdoutTo, settle: settle, run: outputRunner(b, toJob, n)},
 				}})
@@ -437,20 +450,22 @@ func stepsRunner(b *bench, job []byte, n int) func(context.Context) error {
 }
 
 // bareOutputRunner is os/exec of argv, its stdout read into memory through
-// a pipe (as the daemon reads it), or, with a path, written to that file
-// (as stdout_to leaves it); it must be n bytes.
-func bareOutputRunner(argv []string, n int64, path string) func(context.Context) error {
+// a pipe (as the daemon reads it), or, with a dir, written to a new file
+// there (as stdout_to leaves it); it must be n bytes.
+func bareOutputRunner(argv []string, n int64, dir string) func(context.Context) error {
 	return func(context.Context) error {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = plainEnv
 		var out bytes.Buffer
-		if path == "" {
+		var path string
+		if dir == "" {
 			cmd.Stdout = &out
 		} else {
-			f, err := os.Create(path)
+			f, err := os.CreateTemp(dir, "out-")
 			if err != nil {
 				return err
 			}
+			path = f.Name()
 			defer os.Remove(path)
 			defer f.Close()
 			cmd.Stdout = f
@@ -524,10 +539,15 @@ func (b *bench) scale(ctx context.Context, sz scaleSizes) (*Scale, error) {
 	start := time.Now()
 	s := &Scale{Sizes: sz}
 	var err error
-	if s.Concurrency, err = b.sweep(ctx, sz.SweepRuns, scaleRounds(sz)); err != nil {
-		return nil, err
+	if b.scaleParts[partConcurrency] {
+		if s.Concurrency, err = b.sweep(ctx, sz.SweepRuns, scaleRounds(sz)); err != nil {
+			return nil, err
+		}
 	}
 	for _, n := range sz.Batches {
+		if !b.scaleParts[partBatch] {
+			break
+		}
 		bs, err := b.batchScale(ctx, n)
 		if err != nil {
 			return nil, err
@@ -538,8 +558,10 @@ func (b *bench) scale(ctx context.Context, sz scaleSizes) (*Scale, error) {
 	if len(s.Batches) > 0 {
 		bareRate = s.Batches[len(s.Batches)-1].BareRunsPerS
 	}
-	if s.Queue, err = b.queue(ctx, sz.Queued, bareRate); err != nil {
-		return nil, err
+	if b.scaleParts[partQueue] {
+		if s.Queue, err = b.queue(ctx, sz.Queued, bareRate); err != nil {
+			return nil, err
+		}
 	}
 	if s.Rows, s.Growth, err = b.scaleRows(ctx, sz); err != nil {
 		return nil, err
