@@ -163,6 +163,11 @@ type QueueScale struct {
 	PingP99MS         float64 `json:"ping_p99_ms"`
 	PingMaxMS         float64 `json:"ping_max_ms"`
 	PingsOver10MS     int     `json:"pings_over_10ms"`
+	// The same pings for 2 s before, the daemon idle: the machine's own
+	// delay, under whatever else it runs.
+	IdlePingP50MS float64 `json:"idle_ping_p50_ms"`
+	IdlePingP99MS float64 `json:"idle_ping_p99_ms"`
+	IdlePingMaxMS float64 `json:"idle_ping_max_ms"`
 	RSSBeforeBytes    int64   `json:"daemon_rss_before_bytes"`
 	RSSMaxBytes       int64   `json:"daemon_rss_max_bytes"`
 	RSSPerJobBytes    float64 `json:"daemon_rss_per_queued_job_bytes"` // (max - before) / jobs
@@ -189,6 +194,11 @@ func (b *bench) queue(ctx context.Context, n int, bareRate float64) (QueueScale,
 	defer jc.Close()
 	defer pc.Close()
 	defer ic.Close()
+	idle, err := pingFor(ctx, pc, 2*time.Second)
+	if err != nil {
+		return r, fmt.Errorf("GET /_ping, idle: %w", err)
+	}
+	r.IdlePingP50MS, r.IdlePingP99MS, r.IdlePingMaxMS = ms(percentile(idle, 0.5)), ms(percentile(idle, 0.99)), ms(percentile(idle, 1))
 	before, err := b.counters()
 	if err != nil {
 		return r, err
@@ -293,6 +303,22 @@ func (b *bench) queue(ctx context.Context, n int, bareRate float64) (QueueScale,
 	r.RSSAfterBytes, _ = b.d.rss()
 	r.DurationS = elapsed.Seconds()
 	return r, nil
+}
+
+// pingFor asks GET /_ping every 10 ms for d and times each answer.
+func pingFor(ctx context.Context, c *client.Client, d time.Duration) ([]time.Duration, error) {
+	var out []time.Duration
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		s := time.Now()
+		if err := c.Ping(ctx); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(s))
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // SweepPoint is one way of running one command with Clients clients at

@@ -62,6 +62,7 @@ func benchMain() int {
 	scaleRuns := fs.Int("scale-runs", 0, "runs of each scaling row, one at a time and again with two workers (default: the -scale preset's)")
 	fs.BoolVar(&b.onlyScale, "only-scale", false, "measure the scaling figures alone")
 	parts := fs.String("scale-parts", strings.Join(scaleAllParts, ","), "which scaling figures to measure, of "+strings.Join(scaleAllParts, ","))
+	plotFrom := fs.String("plot-from", "", "draw the plots of a JSON report this program wrote (into -plots, default its directory), and measure nothing")
 	plotDir := fs.String("plots", "", "where to draw the plots (default: the directory of -json)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {
@@ -119,6 +120,9 @@ func benchMain() int {
 	if fs.NArg() > 0 || b.runs < b.rounds || b.batchJobs < 1 || b.cachedRuns < b.rounds || b.judgeSubs < b.rounds || b.gwRuns < b.rounds {
 		fmt.Fprintf(os.Stderr, "sandboxd-bench: -runs, -cached-runs, -judge and -gateway-runs must be at least %d, -batch at least 1, and no arguments\n", b.rounds)
 		return 2
+	}
+	if *plotFrom != "" {
+		return replot(*plotFrom, *plotDir)
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "sandboxd-bench: must run as root (the daemon and the namespace floor need it)")
@@ -295,6 +299,31 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 	rep.LoadAvgAfter = loadAvg()
 	rep.DurationS = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// replot draws the plots of the report at path into dir (default: its
+// directory).
+func replot(path, dir string) int {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var rep Report
+		if err = json.Unmarshal(b, &rep); err == nil && rep.Scale == nil {
+			err = fmt.Errorf("%s: no scaling figures", path)
+		}
+		if err == nil {
+			if dir == "" {
+				dir = filepath.Dir(path)
+			}
+			var paths []string
+			paths, err = writePlots(dir, rep.Scale)
+			fmt.Println(strings.Join(paths, "\n"))
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd-bench:", err)
+		return 1
+	}
+	return 0
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

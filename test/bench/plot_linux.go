@@ -115,7 +115,7 @@ func sweepPlot(pts []SweepPoint, title, ylabel string, y func(SweepPoint) float6
 		}
 		lines = append(lines, key, xy)
 	}
-	return p, plotutil.AddLinePoints(p, lines...)
+	return p, addLines(p, lines)
 }
 
 func clientTicks() []plot.Tick {
@@ -155,6 +155,7 @@ func overheadPlot(rows []ScaleRow, kind, xlabel string) (*plot.Plot, error) {
 			bxy = append(bxy, plotter.XY{X: float64(r.Size), Y: math.Max(bare[r.Size], minLog)})
 		}
 	}
+	p.X.Tick.Marker = plot.ConstantTicks(sizeTicks(rows, kind))
 	lines := []any{"bare: the work itself", bxy}
 	for _, w := range ways {
 		var xy plotter.XYs
@@ -165,7 +166,45 @@ func overheadPlot(rows []ScaleRow, kind, xlabel string) (*plot.Plot, error) {
 		}
 		lines = append(lines, w+": p50 - "+bareOf(rows, kind, w), xy)
 	}
-	return p, plotutil.AddLinePoints(p, lines...)
+	return p, addLines(p, lines)
+}
+
+// addLines adds the named lines, with room above them on a log axis for
+// the legend.
+func addLines(p *plot.Plot, lines []any) error {
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return err
+	}
+	if _, ok := p.Y.Scale.(plot.LogScale); ok {
+		p.Y.Max *= math.Pow(p.Y.Max/p.Y.Min, 0.45)
+	}
+	return nil
+}
+
+// sizeTicks marks each size of a kind: in KiB and MiB for bytes.
+func sizeTicks(rows []ScaleRow, kind string) []plot.Tick {
+	var t []plot.Tick
+	seen := map[int64]bool{}
+	for _, r := range rows {
+		if r.Kind == kind && !seen[r.Size] {
+			seen[r.Size] = true
+			t = append(t, plot.Tick{Value: float64(r.Size), Label: sizeLabel(kind, r.Size)})
+		}
+	}
+	return t
+}
+
+// wholeTicks are the default ticks, labelled as whole numbers.
+type wholeTicks struct{}
+
+func (wholeTicks) Ticks(min, max float64) []plot.Tick {
+	t := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range t {
+		if t[i].Label != "" {
+			t[i].Label = fmt.Sprintf("%.0f", t[i].Value)
+		}
+	}
+	return t
 }
 
 func bareOf(rows []ScaleRow, kind, way string) string {
@@ -190,11 +229,18 @@ func contains(s []string, v string) bool {
 func batchRSSPlot(b BatchScale) (*plot.Plot, error) {
 	p := newPlot(fmt.Sprintf("daemon RSS (with its helper) over a batch of %d jobs", b.Jobs), "jobs done", "MiB")
 	p.Y.Min = 0
+	p.X.Tick.Marker = wholeTicks{}
 	var xy plotter.XYs
 	for _, s := range b.Samples {
 		xy = append(xy, plotter.XY{X: float64(s.Done), Y: mib(s.RSSBytes)})
 	}
-	return p, plotutil.AddLinePoints(p, "RSS", xy)
+	l, err := plotter.NewLine(xy)
+	if err != nil {
+		return nil, err
+	}
+	l.Color = plotutil.Color(0)
+	p.Add(l)
+	return p, nil
 }
 
 // batchRatePlot is the throughput of each hundredth of a batch against
@@ -202,6 +248,7 @@ func batchRSSPlot(b BatchScale) (*plot.Plot, error) {
 func batchRatePlot(b BatchScale) (*plot.Plot, error) {
 	p := newPlot(fmt.Sprintf("throughput over a batch of %d /bin/true jobs, 2 at once", b.Jobs), "jobs done", "runs/s")
 	p.Y.Min = 0
+	p.X.Tick.Marker = wholeTicks{}
 	var xy, bare plotter.XYs
 	for i := 1; i < len(b.Samples); i++ {
 		a, z := b.Samples[i-1], b.Samples[i]
@@ -212,5 +259,9 @@ func batchRatePlot(b BatchScale) (*plot.Plot, error) {
 	if len(b.Samples) > 0 {
 		bare = plotter.XYs{{X: 0, Y: b.BareRunsPerS}, {X: float64(b.Jobs), Y: b.BareRunsPerS}}
 	}
-	return p, plotutil.AddLinePoints(p, "POST /v1/batch, each hundredth", xy, "bare, 2 workers, the whole", bare)
+	if err := plotutil.AddLines(p, "POST /v1/batch, each hundredth", xy, "bare, 2 workers, the whole", bare); err != nil {
+		return nil, err
+	}
+	p.Y.Max *= 1.25 // room for the legend
+	return p, nil
 }
