@@ -156,18 +156,18 @@ func batchWindows(s []BatchSample, n int) []BatchWindow {
 // the pings took, how far the daemon's RSS rose, and how fast the queue
 // drained against the bare rate of the same run.
 type QueueScale struct {
-	Jobs              int     `json:"jobs"`
-	MaxQueued         int     `json:"max_queued"` // the most GET /v1/info saw waiting
-	Pings             int     `json:"pings"`
-	PingP50MS         float64 `json:"ping_p50_ms"`
-	PingP99MS         float64 `json:"ping_p99_ms"`
-	PingMaxMS         float64 `json:"ping_max_ms"`
-	PingsOver10MS     int     `json:"pings_over_10ms"`
+	Jobs          int     `json:"jobs"`
+	MaxQueued     int     `json:"max_queued"` // the most GET /v1/info saw waiting
+	Pings         int     `json:"pings"`
+	PingP50MS     float64 `json:"ping_p50_ms"`
+	PingP99MS     float64 `json:"ping_p99_ms"`
+	PingMaxMS     float64 `json:"ping_max_ms"`
+	PingsOver10MS int     `json:"pings_over_10ms"`
 	// The same pings for 2 s before, the daemon idle: the machine's own
 	// delay, under whatever else it runs.
-	IdlePingP50MS float64 `json:"idle_ping_p50_ms"`
-	IdlePingP99MS float64 `json:"idle_ping_p99_ms"`
-	IdlePingMaxMS float64 `json:"idle_ping_max_ms"`
+	IdlePingP50MS     float64 `json:"idle_ping_p50_ms"`
+	IdlePingP99MS     float64 `json:"idle_ping_p99_ms"`
+	IdlePingMaxMS     float64 `json:"idle_ping_max_ms"`
 	RSSBeforeBytes    int64   `json:"daemon_rss_before_bytes"`
 	RSSMaxBytes       int64   `json:"daemon_rss_max_bytes"`
 	RSSPerJobBytes    float64 `json:"daemon_rss_per_queued_job_bytes"` // (max - before) / jobs
