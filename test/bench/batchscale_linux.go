@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sandboxd/sandboxd/api"
@@ -156,13 +158,16 @@ func batchWindows(s []BatchSample, n int) []BatchWindow {
 // the pings took, how far the daemon's RSS rose, and how fast the queue
 // drained against the bare rate of the same run.
 type QueueScale struct {
-	Jobs          int     `json:"jobs"`
-	MaxQueued     int     `json:"max_queued"` // the most GET /v1/info saw waiting
-	Pings         int     `json:"pings"`
-	PingP50MS     float64 `json:"ping_p50_ms"`
-	PingP99MS     float64 `json:"ping_p99_ms"`
-	PingMaxMS     float64 `json:"ping_max_ms"`
-	PingsOver10MS int     `json:"pings_over_10ms"`
+	Jobs      int `json:"jobs"`
+	MaxQueued int `json:"max_queued"` // the most GET /v1/info saw waiting
+	// ConnectRetries are connects refused while the socket's listen
+	// backlog was full, each sent again 10 ms later.
+	ConnectRetries int     `json:"connect_retries"`
+	Pings          int     `json:"pings"`
+	PingP50MS      float64 `json:"ping_p50_ms"`
+	PingP99MS      float64 `json:"ping_p99_ms"`
+	PingMaxMS      float64 `json:"ping_max_ms"`
+	PingsOver10MS  int     `json:"pings_over_10ms"`
 	// The same pings for 2 s before, the daemon idle: the machine's own
 	// delay, under whatever else it runs.
 	IdlePingP50MS     float64 `json:"idle_ping_p50_ms"`
@@ -251,12 +256,21 @@ func (b *bench) queue(ctx context.Context, n int, bareRate float64) (QueueScale,
 	}()
 	start := time.Now()
 	var wg sync.WaitGroup
+	var retries atomic.Int64
 	errs := make(chan error, n)
 	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			res, err := jc.RunJSON(ctx, job)
+			// A connect refused with EAGAIN found the socket's listen
+			// backlog (net.core.somaxconn) full: nothing was sent, and the
+			// job is sent again once the daemon has accepted some.
+			for errors.Is(err, syscall.EAGAIN) && ctx.Err() == nil {
+				retries.Add(1)
+				time.Sleep(10 * time.Millisecond)
+				res, err = jc.RunJSON(ctx, job)
+			}
 			if err == nil {
 				_, err = oneStep(res, api.VerdictOK)
 			}
@@ -284,6 +298,7 @@ func (b *bench) queue(ctx context.Context, n int, bareRate float64) (QueueScale,
 	r.RunsPerS = float64(n) / elapsed.Seconds()
 	r.RateVsBare = ratio(r.RunsPerS, r.BareRunsPerS)
 	r.MaxQueued = int(maxQueued.Load())
+	r.ConnectRetries = int(retries.Load())
 	r.RSSMaxBytes = maxRSS.Load()
 	if r.RSSMaxBytes > r.RSSBeforeBytes {
 		r.RSSPerJobBytes = float64(r.RSSMaxBytes-r.RSSBeforeBytes) / float64(n)
