@@ -40,7 +40,7 @@ type scaleSizes struct {
 var scalePresets = map[string]scaleSizes{
 	"full": {Outputs: []int64{1 << 10, 1 << 20, 64 << 20}, Inputs: []int64{1 << 10, 64 << 20},
 		Files: []int{1, 100, 10000}, Steps: []int{1, 20, 200}, Batches: []int{100, 10000, 100000},
-		Queued: 10000, Runs: 20, SweepRuns: 200},
+		Queued: 10000, Runs: 10, SweepRuns: 100},
 	"quick": {Outputs: []int64{1 << 10, 1 << 20, 16 << 20}, Inputs: []int64{1 << 10, 16 << 20},
 		Files: []int{1, 100, 1000}, Steps: []int{1, 20, 50}, Batches: []int{100, 1000, 5000},
 		Queued: 1000, Runs: 4, SweepRuns: 40},
@@ -356,7 +356,7 @@ func (b *bench) scaleGroups(ctx context.Context, kind string, sz scaleSizes, shm
 			groups = append(groups, &scaleGroup{kind: kind, size: int64(n),
 				bare: map[string]string{wayRun: wayBare},
 				cases: []*benchCase{
-					{cmd: cmd, way: wayBare, run: bareFilesRunner(filepath.Join(shm, "files"), n)},
+					{cmd: cmd, way: wayBare, run: bareFilesRunner(shm, n)},
 					{cmd: cmd, way: wayRun, settle: settle, run: rawJobRunner(b, job)},
 				}})
 		}
@@ -491,11 +491,15 @@ func wantBytes(got, want int64) error {
 	return nil
 }
 
-// bareFilesRunner writes the n files of a job into a fresh directory on a
-// tmpfs (as the daemon writes them into a workspace), runs /bin/true there
-// and removes the directory.
-func bareFilesRunner(dir string, n int) func(context.Context) error {
+// bareFilesRunner writes the n files of a job into a fresh directory of
+// its own on a tmpfs (as the daemon writes them into a workspace), runs
+// /bin/true there and removes the directory.
+func bareFilesRunner(shm string, n int) func(context.Context) error {
 	return func(context.Context) error {
+		dir, err := os.MkdirTemp(shm, "files-")
+		if err != nil {
+			return err
+		}
 		defer os.RemoveAll(dir)
 		for i := range n {
 			p := filepath.Join(dir, fileName(i))
@@ -505,9 +509,6 @@ func bareFilesRunner(dir string, n int) func(context.Context) error {
 			if err := os.WriteFile(p, []byte(fileContent(i)), 0o644); err != nil {
 				return err
 			}
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
 		}
 		cmd := exec.Command(cmdTrue.argv[0])
 		cmd.Env, cmd.Dir = plainEnv, dir
