@@ -90,7 +90,8 @@ test-v2: deps build
 	@./scripts/test-v2.sh
 
 # bench measures the daemon from outside against bare fork/exec and the
-# namespace floor, prints a table and the targets, and writes run/bench/bench.json.
+# namespace floor, and how its cost grows with the work, prints a table and
+# the targets, and writes run/bench/bench.json and the plots (run/bench/*.png).
 # BENCHFLAGS passes flags, e.g. BENCHFLAGS=-quick; see bin/sandboxd-bench -h.
 BENCHFLAGS ?=
 bench: deps build bin/sandboxd-bench

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"sort"
@@ -15,14 +16,14 @@ import (
 // the whole result's (and the doubling of a buffer that holds it all).
 func writeResult(w io.Writer, res *api.Result) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
+	// An Encoder writes its buffer straight into bw, where json.Marshal
+	// would copy it first: a step's 64 MiB of stdout is copied once less.
+	// It escapes as Marshal does and ends each value with a newline,
+	// which noNewline drops.
+	enc := json.NewEncoder(noNewline{bw})
 	put := func(prefix string, v any) error {
 		bw.WriteString(prefix)
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		_, err = bw.Write(b)
-		return err
+		return enc.Encode(v)
 	}
 	if err := put(`{"id":`, res.ID); err != nil {
 		return err
@@ -40,7 +41,8 @@ func writeResult(w io.Writer, res *api.Result) error {
 			if i == 0 {
 				sep = ""
 			}
-			if err := put(sep, &res.Steps[i]); err != nil {
+			bw.WriteString(sep)
+			if err := writeStep(bw, enc, &res.Steps[i]); err != nil {
 				return err
 			}
 		}
@@ -71,4 +73,13 @@ func writeResult(w io.Writer, res *api.Result) error {
 	}
 	bw.WriteString("}\n")
 	return bw.Flush()
+}
+
+// noNewline writes each of an Encoder's values without the newline it
+// ends with (an Encoder writes a value in one Write).
+type noNewline struct{ w *bufio.Writer }
+
+func (n noNewline) Write(p []byte) (int, error) {
+	_, err := n.w.Write(bytes.TrimSuffix(p, []byte("\n")))
+	return len(p), err
 }

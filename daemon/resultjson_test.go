@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/sandboxd/sandboxd/api"
@@ -30,6 +31,42 @@ func TestWriteResultMatchesEncodingJSON(t *testing.T) {
 		}
 		if got.String() != want.String() {
 			t.Errorf("writeResult:\n%s\nencoding/json:\n%s", got.String(), want.String())
+		}
+	}
+}
+
+// A step's large stdout and stderr, which writeStep writes itself, come
+// out as encoding/json writes them: every byte that is escaped, invalid
+// UTF-8, U+2028 and U+2029, in a step with programs of their own.
+func TestWriteResultLargeOutputsMatchEncodingJSON(t *testing.T) {
+	var every []byte
+	for b := range 256 {
+		every = append(every, byte(b))
+	}
+	tricky := string(every) + "é\u2028\u2029\U0001F600\xe2\x82" + "<a&b>\"\\"
+	big := strings.Repeat(tricky+"plain text, line after line\n", bigOutput/len(tricky)+1)
+	matches := false
+	for _, res := range []*api.Result{
+		{ID: "big", Status: api.StatusCompleted, Steps: []api.StepResult{{Verdict: api.VerdictOK, Stdout: big, Stderr: "e\n"}}},
+		{ID: "both", Status: api.StatusCompleted, Steps: []api.StepResult{
+			{Verdict: api.VerdictOutputLimit, Signal: "SIGKILL", Stdout: big, Stderr: big, StdoutTruncated: true, StdoutMatches: &matches,
+				Programs: []api.ProgramResult{{Name: "p", StepResult: api.StepResult{Stdout: "small", Stderr: ""}}}},
+			{Verdict: api.VerdictSkipped, Stderr: big[:bigOutput]},
+		}},
+	} {
+		var want bytes.Buffer
+		json.NewEncoder(&want).Encode(res)
+		var got bytes.Buffer
+		if err := writeResult(&got, res); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			i := 0
+			for i < min(got.Len(), want.Len()) && got.Bytes()[i] == want.Bytes()[i] {
+				i++
+			}
+			t.Errorf("%s: writeResult differs from encoding/json at byte %d of %d: %.80q against %.80q",
+				res.ID, i, want.Len(), got.Bytes()[i:], want.Bytes()[i:])
 		}
 	}
 }

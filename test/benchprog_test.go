@@ -22,19 +22,12 @@ import (
 // daemon's or of the floor+cgroups case. SANDBOXD_BENCH_BIN names the
 // program (make test builds it); without it the test builds it.
 func TestBenchProgram(t *testing.T) {
-	bin := os.Getenv("SANDBOXD_BENCH_BIN")
-	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "sandboxd-bench")
-		cmd := exec.Command("go", "build", "-o", bin, "./bench")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build the bench: %v\n%s", err, out)
-		}
-	}
+	bin := benchBin(t)
 	jsonPath := filepath.Join(t.TempDir(), "bench.json")
 	// The bench's daemon gets this test process's uids, which the leftover
 	// check below looks at; its subtrees are named by the bench's pid.
-	cmd := exec.Command(bin, "-quick", "-runs", "10", "-batch", "20", "-sandboxd", sandboxdBin, "-json", jsonPath,
+	// The scaling figures have a test of their own (TestBenchScale).
+	cmd := exec.Command(bin, "-quick", "-runs", "10", "-batch", "20", "-scale", "off", "-sandboxd", sandboxdBin, "-json", jsonPath,
 		"-daemon-config", hostcheck.Config(""))
 	var outb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &outb, &outb
@@ -156,4 +149,18 @@ func TestBenchProgram(t *testing.T) {
 	if procs := hostcheck.Settle(2*time.Second, sandboxProcesses); len(procs) > 0 {
 		t.Errorf("processes left under sandbox uids: %v", procs)
 	}
+}
+
+// benchBin is the bench program: SANDBOXD_BENCH_BIN, or one built here.
+func benchBin(t *testing.T) string {
+	if bin := os.Getenv("SANDBOXD_BENCH_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "sandboxd-bench")
+	cmd := exec.Command("go", "build", "-o", bin, "./bench")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the bench: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -3,7 +3,8 @@
 // kernel's namespace floor, on the same machine in the same run.
 //
 //	sandboxd-bench [-sandboxd bin/sandboxd] [-runs 500] [-batch 1000] [-cached-runs 100] [-judge 40]
-//		[-json run/bench/bench.json] [-quick] [-check]
+//		[-scale full|quick|tiny|off] [-scale-parts LIST] [-only-scale]
+//		[-json run/bench/bench.json] [-plots DIR] [-quick] [-check]
 //
 // For /bin/true and python3 -c 'print(1)' it times four ways of running
 // the command:
@@ -23,6 +24,13 @@
 // (stdin_cached and files[].cached, beside bare reads of the same files),
 // and submissions of a C++ solution (one g++ compile kept in the cache, 20
 // tests) through the daemon against a bash script doing the same with no
-// sandbox. It prints a table, checks the speed targets (PASS or MISS), and
-// writes every figure as JSON. It needs root, gcc, g++ and python3.
+// sandbox. Then the scaling figures (scale_linux.go): how what the daemon
+// adds grows with the work (stdout, input, files and steps at a few sizes
+// each, beside the same work done bare), batches of up to 100,000 jobs
+// with the daemon's RSS and throughput along them, 10,000 jobs queued at
+// once while GET /_ping is timed, and latency and throughput against 1, 2,
+// 4 and 8 clients. It prints a table, checks the speed targets (PASS or
+// MISS), writes every figure as JSON and draws the scaling figures as PNG
+// plots (gonum's plot package, linked into this program alone). It needs
+// root, gcc, g++ and python3.
 package main

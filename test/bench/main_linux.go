@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,9 @@ type bench struct {
 	gwRuns     int // runs of each way of the gateway case, one at a time and again with two workers
 	// daemonConfig is added to the daemon's configuration (-daemon-config).
 	daemonConfig string
+	sizes        *scaleSizes // nil: no scaling figures (-scale off)
+	onlyScale    bool        // the scaling figures alone (-only-scale)
+	scaleParts   map[string]bool
 
 	dir      string
 	loopPath string
@@ -54,6 +58,12 @@ func benchMain() int {
 	quick := fs.Bool("quick", false, "a short smoke run: few runs of everything (unless -runs or -batch say otherwise)")
 	check := fs.Bool("check", false, "exit 1 when a target is missed")
 	fs.StringVar(&b.daemonConfig, "daemon-config", "", "TOML lines added to the daemon's configuration (e.g. its uid_base)")
+	scale := fs.String("scale", "full", "the sizes of the scaling figures: full, quick (the default with -quick), tiny (make test's) or off")
+	scaleRuns := fs.Int("scale-runs", 0, "runs of each scaling row, one at a time and again with two workers (default: the -scale preset's)")
+	fs.BoolVar(&b.onlyScale, "only-scale", false, "measure the scaling figures alone")
+	parts := fs.String("scale-parts", strings.Join(scaleAllParts, ","), "which scaling figures to measure, of "+strings.Join(scaleAllParts, ","))
+	plotFrom := fs.String("plot-from", "", "draw the plots of a JSON report this program wrote (into -plots, default its directory), and measure nothing")
+	plotDir := fs.String("plots", "", "where to draw the plots (default: the directory of -json)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -78,11 +88,41 @@ func benchMain() int {
 		if !set["gateway-runs"] {
 			b.gwRuns = 20
 		}
+		if !set["scale"] {
+			*scale = "quick"
+		}
 		b.rounds, b.warmup, b.limitRuns, b.spreadRuns = 2, 3, 5, 10
+	}
+	if b.onlyScale && *scale == "off" {
+		fmt.Fprintln(os.Stderr, "sandboxd-bench: -only-scale with -scale off measures nothing")
+		return 2
+	}
+	if *scale != "off" {
+		sz, ok := scalePresets[*scale]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "sandboxd-bench: -scale %q: want full, quick, tiny or off\n", *scale)
+			return 2
+		}
+		sz.Name = *scale
+		if *scaleRuns > 0 {
+			sz.Runs = *scaleRuns
+		}
+		b.sizes = &sz
+		b.scaleParts = map[string]bool{}
+		for _, p := range strings.Split(*parts, ",") {
+			if !slices.Contains(scaleAllParts, p) {
+				fmt.Fprintf(os.Stderr, "sandboxd-bench: -scale-parts: %q is not one of %s\n", p, strings.Join(scaleAllParts, ","))
+				return 2
+			}
+			b.scaleParts[p] = true
+		}
 	}
 	if fs.NArg() > 0 || b.runs < b.rounds || b.batchJobs < 1 || b.cachedRuns < b.rounds || b.judgeSubs < b.rounds || b.gwRuns < b.rounds {
 		fmt.Fprintf(os.Stderr, "sandboxd-bench: -runs, -cached-runs, -judge and -gateway-runs must be at least %d, -batch at least 1, and no arguments\n", b.rounds)
 		return 2
+	}
+	if *plotFrom != "" {
+		return replot(*plotFrom, *plotDir)
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "sandboxd-bench: must run as root (the daemon and the namespace floor need it)")
@@ -104,12 +144,24 @@ func benchMain() int {
 		}
 		return 1
 	}
+	if rep.Scale != nil {
+		if *plotDir == "" {
+			*plotDir = filepath.Dir(*jsonPath)
+		}
+		if rep.Plots, err = writePlots(*plotDir, rep.Scale); err != nil {
+			fmt.Fprintln(os.Stderr, "sandboxd-bench:", err)
+			return 1
+		}
+	}
 	rep.print(os.Stdout)
 	if err := writeJSON(*jsonPath, rep); err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd-bench:", err)
 		return 1
 	}
 	fmt.Printf("\nevery figure: %s\n", *jsonPath)
+	if len(rep.Plots) > 0 {
+		fmt.Printf("plots: %s\n", strings.Join(rep.Plots, " "))
+	}
 	if *check && !rep.allPass() {
 		return 1
 	}
@@ -118,8 +170,8 @@ func benchMain() int {
 
 // run measures everything, in this order: the daemon idle, the five ways
 // of running each command, the batch, the daemon idle again, then the CPU
-// limit, the CPU spread, the cached input, the judge and the gateway, outside the load
-// whose RSS is reported.
+// limit, the CPU spread, the cached input, the judge, the gateway and the
+// scaling figures, outside the load whose RSS is reported.
 func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 	start := time.Now()
 	rep = &Report{
@@ -143,7 +195,11 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "starting %s serve\n", b.sandboxd)
-	if b.d, err = startDaemon(b.sandboxd, b.dir, b.daemonConfig); err != nil {
+	config := b.daemonConfig
+	if b.sizes != nil {
+		config = scaleDaemonConfig + config + "\n" + scaleProfileConfig
+	}
+	if b.d, err = startDaemon(b.sandboxd, b.dir, config); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -164,6 +220,14 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 	}
 	rep.Daemon.IdleStart = idleMemory(b.d)
 	b.d.resetMaxRSS()
+	if b.onlyScale {
+		if rep.Scale, err = b.scale(ctx, *b.sizes); err != nil {
+			return nil, err
+		}
+		rep.LoadAvgAfter = loadAvg()
+		rep.DurationS = time.Since(start).Seconds()
+		return rep, nil
+	}
 
 	cf, err := openCgroupFloor(ctx, b.d)
 	if err != nil {
@@ -224,12 +288,42 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 	if rep.Gateway, err = b.gateway(ctx, b.gwRuns, b.rounds, b.warmup); err != nil {
 		return nil, err
 	}
+	if b.sizes != nil {
+		if rep.Scale, err = b.scale(ctx, *b.sizes); err != nil {
+			return nil, err
+		}
+	}
 
 	rep.Cases = results(cases)
 	rep.Targets = targets(rep)
 	rep.LoadAvgAfter = loadAvg()
 	rep.DurationS = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// replot draws the plots of the report at path into dir (default: its
+// directory).
+func replot(path, dir string) int {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var rep Report
+		if err = json.Unmarshal(b, &rep); err == nil && rep.Scale == nil {
+			err = fmt.Errorf("%s: no scaling figures", path)
+		}
+		if err == nil {
+			if dir == "" {
+				dir = filepath.Dir(path)
+			}
+			var paths []string
+			paths, err = writePlots(dir, rep.Scale)
+			fmt.Println(strings.Join(paths, "\n"))
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd-bench:", err)
+		return 1
+	}
+	return 0
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

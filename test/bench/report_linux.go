@@ -27,6 +27,8 @@ type Report struct {
 	CachedInput   CachedInput  `json:"cached_input"`
 	Judge         Judge        `json:"judge"`
 	Gateway       Gateway      `json:"gateway"`
+	Scale         *Scale       `json:"scale,omitempty"`
+	Plots         []string     `json:"plots,omitempty"`
 	Targets       []Target     `json:"targets"`
 }
 
@@ -204,6 +206,10 @@ func (r *Report) print(w io.Writer) {
 	fmt.Fprintf(w, "\nsandboxd bench %s (daemon %s), %s\n", r.GitDescribe, r.DaemonVersion, r.Timestamp)
 	fmt.Fprintf(w, "%s, %d CPUs, kernel %s; load average %s before, %s after; took %.0f s\n\n",
 		m.CPUModel, m.CPUs, m.Kernel, loadFields(r.LoadAvgBefore), loadFields(r.LoadAvgAfter), r.DurationS)
+	if len(r.Cases) == 0 && r.Scale != nil { // -only-scale
+		r.Scale.print(w)
+		return
+	}
 
 	fmt.Fprintf(w, "%-38s %17s %9s %15s %15s %15s\n", "", "one at a time", fmt.Sprintf("%d at once", r.Settings.Workers),
 		"p50 vs", "runs/s vs", "CPU ms/run")
@@ -247,6 +253,9 @@ func (r *Report) print(w io.Writer) {
 	r.CachedInput.print(w)
 	r.Judge.print(w)
 	r.Gateway.print(w, r.Settings)
+	if r.Scale != nil {
+		r.Scale.print(w)
+	}
 
 	fmt.Fprintln(w, "targets")
 	for _, t := range r.Targets {
