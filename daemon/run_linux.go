@@ -309,18 +309,26 @@ func (s *server) getRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, j.info(time.Now()))
 }
 
-// cancelRun is DELETE /v1/runs/{id}: every process of the job is killed.
-// Its owner or root may cancel it.
-// continueRun lets a job paused between steps (pause_between_steps) run
-// its next step.
-func (s *server) continueRun(w http.ResponseWriter, r *http.Request) {
+// ownRun is the job a request's {id} names, when the caller may act on it
+// (its owner, or root); else it answers 404 or 403 and gives nil.
+func (s *server) ownRun(w http.ResponseWriter, r *http.Request) *job {
 	j := s.d.reg.get(r.PathValue("id"))
 	if j == nil {
 		s.fail(w, 0, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("run %q: no such job", r.PathValue("id"))})
-		return
+		return nil
 	}
 	if p := peerOf(r.Context()); p.uid != 0 && p.uid != j.caller {
 		s.fail(w, 0, &api.Error{Code: api.CodePermissionDenied, Message: fmt.Sprintf("run %q belongs to uid %d", j.id, j.caller)})
+		return nil
+	}
+	return j
+}
+
+// continueRun is POST /v1/runs/{id}/continue: a job paused between steps
+// (pause_between_steps) runs its next step.
+func (s *server) continueRun(w http.ResponseWriter, r *http.Request) {
+	j := s.ownRun(w, r)
+	if j == nil {
 		return
 	}
 	if !j.proceed() {
@@ -335,14 +343,11 @@ func (s *server) continueRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, j.info(time.Now()))
 }
 
+// cancelRun is DELETE /v1/runs/{id}: every process of the job is killed.
+// Its owner or root may cancel it.
 func (s *server) cancelRun(w http.ResponseWriter, r *http.Request) {
-	j := s.d.reg.get(r.PathValue("id"))
+	j := s.ownRun(w, r)
 	if j == nil {
-		s.fail(w, 0, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("run %q: no such job", r.PathValue("id"))})
-		return
-	}
-	if p := peerOf(r.Context()); p.uid != 0 && p.uid != j.caller {
-		s.fail(w, 0, &api.Error{Code: api.CodePermissionDenied, Message: fmt.Sprintf("run %q belongs to uid %d", j.id, j.caller)})
 		return
 	}
 	// A finished job has nothing left to cancel: a client must not take

@@ -13,13 +13,8 @@ import (
 // writeStdin is POST /v1/runs/{id}/stdin: the body into the job's stdin
 // pipe; ?eof=true closes it after.
 func (s *server) writeStdin(w http.ResponseWriter, r *http.Request) {
-	j := s.d.reg.get(r.PathValue("id"))
+	j := s.ownRun(w, r)
 	if j == nil {
-		s.fail(w, 0, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("run %q: no such job", r.PathValue("id"))})
-		return
-	}
-	if p := peerOf(r.Context()); p.uid != 0 && p.uid != j.caller {
-		s.fail(w, 0, &api.Error{Code: api.CodePermissionDenied, Message: fmt.Sprintf("run %q belongs to uid %d", j.id, j.caller)})
 		return
 	}
 	eof := false

@@ -12,6 +12,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,14 +36,28 @@ type testGateway struct {
 // and Piston's APIs on free loopback ports, with the given config lines.
 func startGateway(t *testing.T, d *testDaemon, config string) *testGateway {
 	t.Helper()
+	g := &testGateway{t: t, log: &syncBuffer{}}
+	addrs := runGateway(t, d, config, g.log, "gojudge", "piston")
+	g.url, g.piston = "http://"+addrs["gojudge"], "http://"+addrs["piston"]
+	return g
+}
+
+// runGateway starts a real sandboxd gateway on d's socket with the given
+// config lines, each protocol on a free loopback port, its log into log;
+// it is stopped (SIGTERM, and it must exit 0) when the test ends. The
+// answer is each protocol's address.
+func runGateway(t *testing.T, d *testDaemon, config string, log *syncBuffer, protocols ...string) map[string]string {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "gateway.toml")
 	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := osexec.Command(sandboxdBin, "gateway", "--socket", d.socket, "--config", cfg,
-		"--gojudge", "127.0.0.1:0", "--piston", "127.0.0.1:0", "--log-format", "json")
-	g := &testGateway{t: t, log: &syncBuffer{}}
-	cmd.Stderr = g.log
+	args := []string{"gateway", "--socket", d.socket, "--config", cfg, "--log-format", "json"}
+	for _, p := range protocols {
+		args = append(args, "--"+p, "127.0.0.1:0")
+	}
+	cmd := osexec.Command(sandboxdBin, args...)
+	cmd.Stderr = log
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -57,30 +72,27 @@ func startGateway(t *testing.T, d *testDaemon, config string) *testGateway {
 		select {
 		case err := <-done:
 			if err != nil {
-				t.Errorf("gateway exit: %v\nlog:\n%s", err, g.log)
+				t.Errorf("gateway exit: %v\nlog:\n%s", err, log)
 			}
 		case <-time.After(35 * time.Second):
 			cmd.Process.Kill()
 			t.Errorf("gateway did not exit within 35 s of SIGTERM")
 		}
 	})
+	addrs := map[string]string{}
 	lines := bufio.NewReader(out)
-	for range 2 {
+	for range protocols {
 		line, err := lines.ReadString('\n')
 		if err != nil {
-			t.Fatalf("gateway did not say where it listens: %v\nlog:\n%s", err, g.log)
+			t.Fatalf("gateway did not say where it listens: %v\nlog:\n%s", err, log)
 		}
 		protocol, addr, _ := strings.Cut(strings.TrimSpace(line), " ")
-		switch protocol {
-		case "gojudge":
-			g.url = "http://" + addr
-		case "piston":
-			g.piston = "http://" + addr
-		default:
+		if !slices.Contains(protocols, protocol) {
 			t.Fatalf("gateway said %q", line)
 		}
+		addrs[protocol] = addr
 	}
-	return g
+	return addrs
 }
 
 // do sends one request and gives the status and the body.

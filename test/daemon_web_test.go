@@ -1,18 +1,13 @@
 package test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	osexec "os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,42 +29,8 @@ type webGateway struct {
 // playground on a free loopback port and the given config lines.
 func startWebGateway(t *testing.T, d *testDaemon, config string) *webGateway {
 	t.Helper()
-	cfg := filepath.Join(t.TempDir(), "gateway.toml")
-	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := osexec.Command(sandboxdBin, "gateway", "--socket", d.socket, "--config", cfg, "--web", "127.0.0.1:0", "--log-format", "json")
 	g := &webGateway{t: t, d: d, log: &syncBuffer{}}
-	cmd.Stderr = g.log
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway exit: %v\nlog:\n%s", err, g.log)
-			}
-		case <-time.After(35 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("gateway did not exit within 35 s of SIGTERM")
-		}
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("gateway did not say where it listens: %v\nlog:\n%s", err, g.log)
-	}
-	protocol, addr, _ := strings.Cut(strings.TrimSpace(line), " ")
-	if protocol != "web" {
-		t.Fatalf("gateway said %q", line)
-	}
+	addr := runGateway(t, d, config, g.log, "web")["web"]
 	g.url, g.host = "http://"+addr, addr
 	return g
 }
