@@ -33,9 +33,9 @@ smp=${TEST_V2_SMP:-1}
 mem=${TEST_V2_MEM:-1024}
 # The daemon tests (test/daemon_test.go) run as a suite of their own, in a
 # cgroup placed for the daemons they start (see scripts/vm/guest-init.sh).
-# TestBenchProgram runs make bench's program, a measurement of the machine it
-# runs on: it runs on the host only (the guest has no Go toolchain to build
-# it with). TestDemo runs make run's script from the host's tree.
+# TestBenchProgram and TestBenchScale run make bench's program, a measurement
+# of the machine it runs on, and TestPlotsNotLinkedIntoDaemon asks `go list`:
+# they run on the host only (the guest has no Go toolchain). TestDemo runs make run's script from the host's tree.
 # TestDaemonJudgeFlow compiles C++ four times and runs 160 jobs: minutes
 # of emulated CPU under TCG for nothing cgroup v2 adds; its parts (the file
 # cache, stdout_to, expected_stdout_file, batches) have tests of their own
@@ -48,7 +48,7 @@ mem=${TEST_V2_MEM:-1024}
 # under the page has TestDaemonWebProtocol and TestDaemonWebBounds here.
 daemon_tests='^TestDaemon[A-Z]'
 skip_daemon='^(TestDaemonJudgeFlow|TestDaemonGatewayGoJudge|TestDaemonPiston|TestDaemonWebBrowser)$'
-skip_e2e="$daemon_tests|^TestBenchProgram\$|^TestDemo"
+skip_e2e="$daemon_tests|^(TestBenchProgram|TestBenchScale|TestPlotsNotLinkedIntoDaemon)\$|^TestDemo"
 t0=$SECONDS
 # shellcheck source=vm/lib.sh
 . scripts/vm/lib.sh
