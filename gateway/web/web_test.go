@@ -51,7 +51,7 @@ func TestOutcome(t *testing.T) {
 		{"ok", "python", false, []api.StepResult{step(api.VerdictOK, 0, "", "")}, "completed", false, TypeExecutionComplete, "Execution completed with exit code: 0"},
 		{"exit 3", "python", false, []api.StepResult{step(api.VerdictNonzeroExit, 3, "", "x")}, "completed", false, TypeExecutionComplete, "Execution completed with exit code: 3"},
 		{"sys.exit(1) is no exception", "python", false, []api.StepResult{step(api.VerdictNonzeroExit, 1, "", "bye\n")}, "completed", false, TypeExecutionComplete, "exit code: 1"},
-		{"exception", "python", false, []api.StepResult{step(api.VerdictNonzeroExit, 1, "", "out\n" + tb)}, "completed", false, TypeError, strings.TrimSpace(tb)},
+		{"exception", "python", false, []api.StepResult{step(api.VerdictNonzeroExit, 1, "", "out\n"+tb)}, "completed", false, TypeError, strings.TrimSpace(tb)},
 		{"syntax error", "python", false, []api.StepResult{step(api.VerdictNonzeroExit, 1, "", syntax)}, "completed", false, TypeError, "SyntaxError"},
 		{"a traceback from C is not Python's", "c", true, []api.StepResult{step(api.VerdictOK, 0, "", ""), step(api.VerdictNonzeroExit, 1, "", tb)}, "completed", false, TypeExecutionComplete, "exit code: 1"},
 		{"signal", "python", false, []api.StepResult{step(api.VerdictSignaled, 0, "SIGSEGV", "")}, "completed", false, TypeExecutionComplete, "exit code: -11 (signaled, SIGSEGV)"},
