@@ -12,16 +12,7 @@ func TestNewFailureLeavesNothing(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: New refuses to run without it")
 	}
-	// Sandboxes reach the state dir as another user: every directory on
-	// the way must be searchable, which t.TempDir's are not.
-	state, err := os.MkdirTemp("", "sandboxd-engine-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(state) })
-	if err := os.Chmod(state, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	state := stateDir(t)
 	cfg := DefaultConfig()
 	cfg.StateDir = state
 	before := openFDs(t)

@@ -15,15 +15,11 @@ import (
 	"github.com/sandboxd/sandboxd/nsjail"
 )
 
-// rootEngine is an engine on the real host with cfg's settings, its state
-// dir and cgroup subtree of its own, closed when the test ends.
-func rootEngine(t testing.TB, cfg Config) *Engine {
+// stateDir is a state dir of the test's own, removed when it ends.
+// Sandboxes reach the state dir as another user: every directory on the
+// way must be searchable, which t.TempDir's are not.
+func stateDir(t testing.TB) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the engine maps uids and makes cgroups")
-	}
-	// Sandboxes reach the state dir as another user: every directory on
-	// the way must be searchable, which t.TempDir's are not.
 	state, err := os.MkdirTemp("", "sandboxd-engine-")
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +28,17 @@ func rootEngine(t testing.TB, cfg Config) *Engine {
 	if err := os.Chmod(state, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return state
+}
+
+// rootEngine is an engine on the real host with cfg's settings, its state
+// dir and cgroup subtree of its own, closed when the test ends.
+func rootEngine(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the engine maps uids and makes cgroups")
+	}
+	state := stateDir(t)
 	cfg.StateDir = state
 	cfg.CgroupSubtree = fmt.Sprintf("sandboxd-enginetest-%d", os.Getpid())
 	e, err := New(cfg, Options{})
