@@ -140,12 +140,17 @@ func (m *Manager) create(name string, lim Limits) (*Group, error) {
 		made = nil
 		return errs
 	}
+	if !m.lockedByUs() {
+		// Another process may remove an empty subtree meanwhile: hold it
+		// back until our groups are in it (treelock_linux.go).
+		defer lockTreeShared(m.subtreeDirs())()
+	}
 	err := g.build(lim, mkdir)
 	var undone []error
 	if err != nil && isNotExist(err) {
 		// The subtree is gone in some hierarchy: another sandboxd process
-		// on the same subtree removed it, empty, when it stopped. Make it
-		// again, once.
+		// on the same subtree removed it, empty, when it stopped, before
+		// we held it. Make it again, once.
 		if undone = undo(); len(undone) == 0 {
 			if err = m.makeSubtree(); err == nil {
 				err = g.build(lim, mkdir)

@@ -157,3 +157,20 @@ func (m *Manager) holdForRemoval(dir string) (done func(), ok bool) {
 	}
 	return func() { f.Close() }, true
 }
+
+// lockedByUs says whether this Manager holds its subtree (Lock).
+func (m *Manager) lockedByUs() bool {
+	m.lockMu.Lock()
+	defer m.lockMu.Unlock()
+	return len(m.locks) > 0
+}
+
+// subtreeDirs is our subtree's directory in every hierarchy.
+func (m *Manager) subtreeDirs() []string {
+	hs := m.hierarchies()
+	dirs := make([]string, len(hs))
+	for i, h := range hs {
+		dirs[i] = h.dir
+	}
+	return dirs
+}

@@ -587,9 +587,17 @@ func (m *Manager) Close() error {
 		if !ok {
 			continue
 		}
+		unlock, ok := lockTreeForRemoval(hs[i].dir)
+		if !ok {
+			// Another process is making its groups in it, and removes
+			// it when it stops.
+			done()
+			continue
+		}
 		if err := m.k.rmdir(hs[i].dir); err != nil && !isNotExist(err) {
 			errs = append(errs, err)
 		}
+		unlock()
 		done()
 	}
 	for _, f := range m.locks {

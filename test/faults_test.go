@@ -3,11 +3,13 @@ package test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -159,4 +161,41 @@ func TestProgramCannotSignalItsInit(t *testing.T) {
 			t.Errorf("kill -%s 1 from the program ended the sandbox: %s", sig, summary(r.StepResult))
 		}
 	}
+}
+
+// Short `sandboxd exec` runs side by side, each making its groups in the
+// shared subtree and removing the subtree, empty, when it stops: none may
+// find the subtree gone under it, and nothing is left after the last.
+func TestExecsSideBySideShareTheSubtree(t *testing.T) {
+	before := cgroupDirs(testSubtree)
+	const workers, runs = 3, 40
+	errs := make(chan string, workers*runs)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < runs; i++ {
+				out, err := osexec.Command(sandboxdBin, execArgs("--", "/bin/true")...).CombinedOutput()
+				if err != nil {
+					errs <- fmt.Sprintf("%v: %s", err, out)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for e := range errs {
+		if failed++; failed <= 3 {
+			t.Errorf("sandboxd exec /bin/true: %s", e)
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d runs failed", failed, workers*runs)
+	}
+	if added := newDirs(before, cgroupDirs(testSubtree)); len(added) > 0 {
+		t.Errorf("cgroups left by the runs: %v", added)
+	}
+	assertNoLeftovers(t)
 }
