@@ -180,12 +180,17 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 func targets(rep *Report) []Target {
 	trueBare := find(rep.Cases, cmdTrue.name, wayBare)
 	trueRun := find(rep.Cases, cmdTrue.name, wayRun)
+	trueFloor := find(rep.Cases, cmdTrue.name, wayFloor)
+	trueExec := find(rep.Cases, cmdTrue.name, wayExec)
 	pyRun := find(rep.Cases, cmdPython.name, wayRun)
 	idle := max(rep.Daemon.IdleStart.RSSBytes, rep.Daemon.IdleEnd.RSSBytes)
 	t := []Target{
-		atMost("POST /v1/run /bin/true, 1 client: p50 <= bare p50 + 1.0 ms", trueRun.P50MS, trueBare.P50MS+1, "ms"),
+		atMost("POST /v1/run /bin/true, 1 client: p50 <= bare p50 + 0.5 ms", trueRun.P50MS, trueBare.P50MS+0.5, "ms"),
+		atMost("sandboxd exec /bin/true: p50 <= ns floor p50 + 2.5 ms", trueExec.P50MS, trueFloor.P50MS+2.5, "ms"),
 		atLeast(fmt.Sprintf("POST /v1/run /bin/true, %d clients: runs/s >= 0.7x ns floor", workers), trueRun.RateVsFloor, 0.7, "x"),
 		atLeast(fmt.Sprintf("POST /v1/run python3, %d clients: runs/s >= 0.75x bare", workers), pyRun.RateVsBare, 0.75, "x"),
+		atLeast(fmt.Sprintf("POST /v1/run python3, %d clients: runs/s >= 0.9x ns floor", workers), pyRun.RateVsFloor, 0.9, "x"),
+		atLeast(fmt.Sprintf("POST /v1/run python3, %d clients: runs/s >= 0.97x floor+cgroups", workers), pyRun.RateVsCgroupFloor, 0.97, "x"),
 		atMost("daemon RSS idle <= 40 MiB", mib(idle), 40, "MiB"),
 		atMost("daemon RSS under load <= 40 MiB", mib(rep.Daemon.LoadMaxRSSBytes), 40, "MiB"),
 		atMost(fmt.Sprintf("CPU-limit overshoot, median of %d: <= 10 ms", rep.CPULimit.Runs), rep.CPULimit.MedianMS, 10, "ms"),
