@@ -33,6 +33,7 @@ const (
 	wayFloor = "ns floor"       // the same in fresh namespaces, nothing else
 	wayCgrp  = "floor+cgroups"  // the floor in fresh cgroups too (cgroupFloor)
 	wayExec  = "sandboxd exec"  // one sandboxd exec process per run
+	wayCtl   = "sandboxctl run" // one sandboxctl run process per run, to the daemon
 	wayRun   = "POST /v1/run"   // one request per run to the daemon
 	wayBatch = "POST /v1/batch" // every run in one request
 )
@@ -80,7 +81,7 @@ func (c *benchCase) label() string { return c.cmd.name + ", " + c.way }
 // the gateway's, which become requests to the daemon),
 // whose CPU is then the daemon's rather than this program's children's.
 func (c *benchCase) viaDaemon() bool {
-	return strings.HasPrefix(c.way, "POST ") || strings.HasPrefix(c.way, "gateway ")
+	return strings.HasPrefix(c.way, "POST ") || strings.HasPrefix(c.way, "gateway ") || c.way == wayCtl
 }
 
 // bareRunner is os/exec of argv; attr, if not nil, makes its SysProcAttr.
@@ -124,6 +125,21 @@ func execRunner(bin, stateDir string, argv []string) func(context.Context) error
 		}
 		if res.Verdict != api.VerdictOK {
 			return fmt.Errorf("sandboxd exec: verdict %s (%s)", res.Verdict, res.Message)
+		}
+		return nil
+	}
+}
+
+// ctlRunner is one `sandboxctl run -- ARGV` per run, a process that sends
+// the job to the daemon on socket; its verdict must be ok (exit status 0).
+func ctlRunner(bin, socket string, argv []string) func(context.Context) error {
+	args := append([]string{"--socket", socket, "run", "--"}, argv...)
+	return func(context.Context) error {
+		var out bytes.Buffer
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("sandboxctl run: %w: %.300s", err, out.Bytes())
 		}
 		return nil
 	}
@@ -365,6 +381,9 @@ func (b *bench) charge(c *benchCase, before counters, n int) error {
 	if viaDaemon {
 		c.daemonCPU += after.daemon.own - before.daemon.own
 		c.cpu += after.daemon.own + after.daemon.children - before.daemon.own - before.daemon.children
+		if c.way == wayCtl { // and the sandboxctl processes
+			c.cpu += after.children - before.children
+		}
 	} else {
 		// The spawner's share counts: the kernel makes the namespaces, and
 		// copies the forking process, in the parent's time.

@@ -27,6 +27,7 @@ type daemon struct {
 	cmd     *exec.Cmd
 	pid     int
 	client  *client.Client
+	socket  string
 	logPath string
 	exited  chan error
 
@@ -60,7 +61,7 @@ func startDaemon(bin, dir, extra string) (*daemon, error) {
 	}
 	d.pid = d.cmd.Process.Pid
 	go func() { d.exited <- d.cmd.Wait() }()
-	d.client = client.New(socket)
+	d.client, d.socket = client.New(socket), socket
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)

@@ -19,6 +19,7 @@ import (
 // (also the state dir of the daemon and of sandboxd exec), the daemon.
 type bench struct {
 	sandboxd   string
+	sandboxctl string
 	runs       int // per case, one at a time and again with two workers
 	rounds     int
 	warmup     int
@@ -49,6 +50,7 @@ func benchMain() int {
 	}
 	b := &bench{rounds: 5, warmup: 10, limitRuns: 20, spreadRuns: 30}
 	fs.StringVar(&b.sandboxd, "sandboxd", "bin/sandboxd", "the sandboxd binary to measure")
+	fs.StringVar(&b.sandboxctl, "sandboxctl", "", "the sandboxctl binary of the `sandboxctl run` rows (default: the one beside -sandboxd)")
 	fs.IntVar(&b.runs, "runs", 500, "runs of each case one at a time, and again with two workers")
 	fs.IntVar(&b.batchJobs, "batch", 1000, "python jobs in the POST /v1/batch case")
 	fs.IntVar(&b.cachedRuns, "cached-runs", 100, "runs of each way of reading a 1 KiB and a 256 MiB cached input, one at a time and again with two workers")
@@ -131,6 +133,17 @@ func benchMain() int {
 	var err error
 	if b.sandboxd, err = filepath.Abs(b.sandboxd); err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd-bench:", err)
+		return 2
+	}
+	if b.sandboxctl == "" {
+		b.sandboxctl = filepath.Join(filepath.Dir(b.sandboxd), "sandboxctl")
+	}
+	if b.sandboxctl, err = filepath.Abs(b.sandboxctl); err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd-bench:", err)
+		return 2
+	}
+	if _, err := os.Stat(b.sandboxctl); err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd-bench: -sandboxctl:", err)
 		return 2
 	}
 
@@ -246,6 +259,7 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 			{cmd: cmd, way: wayFloor, run: bareRunner(cmd.argv, floorAttr)},
 			{cmd: cmd, way: wayCgrp, run: cf.runner(cmd.argv), drain: cf.wait},
 			{cmd: cmd, way: wayExec, run: execRunner(b.sandboxd, b.dir, cmd.argv)},
+			{cmd: cmd, way: wayCtl, run: ctlRunner(b.sandboxctl, b.d.socket, cmd.argv), settle: warmSettle(b.d.client)},
 			{cmd: cmd, way: wayRun, run: runRunner(b.d.client, cmd.argv), settle: warmSettle(b.d.client)},
 		}
 		fmt.Fprintf(os.Stderr, "%s: %d runs of each way, one at a time and with %d workers, in %d rounds\n", cmd.name, b.runs, workers, b.rounds)
