@@ -194,7 +194,11 @@ func ExecRunPrefix(pid int) string { return fmt.Sprintf("exec-%d-", pid) }
 // ReclaimExecRuns removes what `sandboxd exec` processes that no longer
 // exist left in the cgroup subtree (after a SIGKILL, say): their run groups,
 // and any process still in them. Groups of live processes are not touched.
+// A subtree this engine made afresh holds none: nothing is read.
 func (e *Engine) ReclaimExecRuns() error {
+	if e.cgroups.Fresh() {
+		return nil
+	}
 	_, err := e.RemoveRuns(func(name string) bool {
 		var pid, seq int
 		if n, _ := fmt.Sscanf(name, "exec-%d-%d", &pid, &seq); n != 2 || pid <= 0 {
