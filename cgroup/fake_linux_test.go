@@ -635,6 +635,43 @@ func TestFakeOpenRemovesDeadInits(t *testing.T) {
 	}
 }
 
+// Fresh says whether Open made the subtree in every hierarchy: only then
+// can nothing of an earlier process be in it.
+func TestFakeOpenFresh(t *testing.T) {
+	for _, mode := range []Mode{ModeV2, ModeV1, ModeHybrid} {
+		t.Run(string(mode), func(t *testing.T) {
+			k, cfg := newFakeHost(t, mode, fakeOpts{})
+			m := openFake(t, k, cfg)
+			if !m.Fresh() {
+				t.Error("Fresh = false after Open made the subtree")
+			}
+			m2 := openFake(t, k, cfg) // the subtree is there: not made afresh
+			if m2.Fresh() {
+				t.Error("Fresh = true with the subtree already there")
+			}
+			if err := m2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// One hierarchy's subtree left behind (a process killed while
+			// it removed the others): not fresh.
+			hs := m.hierarchies()
+			if err := k.mkdir(hs[len(hs)-1].dir); err != nil {
+				t.Fatal(err)
+			}
+			m3 := openFake(t, k, cfg)
+			if m3.Fresh() {
+				t.Errorf("Fresh = %v with %s already there", m3.Fresh(), hs[len(hs)-1].dir)
+			}
+			if err := m3.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestFakeCreateFailureLeavesNothing(t *testing.T) {
 	for _, mode := range []Mode{ModeV2, ModeV1, ModeHybrid} {
 		t.Run(string(mode), func(t *testing.T) {

@@ -46,6 +46,9 @@ type Manager struct {
 	// v2Controllers are enabled for sandboxes on pure v2, sorted.
 	v2Controllers []string
 	features      Features
+	// fresh: Open made the subtree in every hierarchy, so nothing of an
+	// earlier process is in it (see Fresh).
+	fresh bool
 	// hasFreeze: cgroup2 groups have cgroup.freeze (Linux 5.2+); used by
 	// Kill when cgroup.kill is missing.
 	hasFreeze bool
@@ -229,7 +232,9 @@ func (m *Manager) setup() (err error) {
 		return err
 	}
 	m.probeFeatures()
-	m.removeDeadInits()
+	if !m.fresh {
+		m.removeDeadInits()
+	}
 	return nil
 }
 
@@ -267,11 +272,13 @@ func (m *Manager) makeSubtreeOnce() (err error) {
 		}
 		return nil
 	}
-	for _, h := range m.hierarchies() {
+	hs := m.hierarchies()
+	for _, h := range hs {
 		if err := makeOrKeep(h.dir); err != nil {
 			return err
 		}
 	}
+	m.fresh = len(made) == len(hs)
 	if m.mode == ModeV2 {
 		if err := m.enable(m.unified.dir, m.v2Controllers); err != nil {
 			return err
@@ -497,6 +504,11 @@ func (m *Manager) probeFeatures() {
 	m.features.SocketLimit = has(m.memory.dir, "memory.kmem.tcp.limit_in_bytes")
 	m.features.PIDsPeak = has(m.pids.dir, "pids.peak")
 }
+
+// Fresh reports whether Open made the subtree in every hierarchy: then it
+// held nothing when Open returned, and there are no Leftovers of earlier
+// processes to look for.
+func (m *Manager) Fresh() bool { return m.fresh }
 
 // Mode is the detected cgroup mode.
 func (m *Manager) Mode() Mode { return m.mode }

@@ -64,10 +64,6 @@ func New(cfg Config, opts Options) (_ *Engine, err error) {
 	if opts.Profile != nil {
 		profile = *opts.Profile
 	}
-	policy := seccomp.DefaultPolicy()
-	if opts.Policy != nil {
-		policy = *opts.Policy
-	}
 	if os.Geteuid() != 0 {
 		return nil, errors.New("sandboxd must run as root: it maps each sandbox to its own host uid and creates cgroups")
 	}
@@ -79,9 +75,11 @@ func New(cfg Config, opts Options) (_ *Engine, err error) {
 	if err := unix.Setgroups(nil); err != nil {
 		return nil, fmt.Errorf("clear supplementary groups: %w", err)
 	}
-	filter, err := seccomp.Compile(policy)
-	if err != nil {
-		return nil, fmt.Errorf("seccomp policy %q: %w", policy.Name, err)
+	filter := seccomp.DefaultProgram() // compiled ahead
+	if opts.Policy != nil {
+		if filter, err = seccomp.Compile(*opts.Policy); err != nil {
+			return nil, fmt.Errorf("seccomp policy %q: %w", opts.Policy.Name, err)
+		}
 	}
 	rootDir := filepath.Join(cfg.StateDir, "root")
 	if err := os.MkdirAll(rootDir, 0o755); err != nil {
@@ -196,7 +194,11 @@ func ExecRunPrefix(pid int) string { return fmt.Sprintf("exec-%d-", pid) }
 // ReclaimExecRuns removes what `sandboxd exec` processes that no longer
 // exist left in the cgroup subtree (after a SIGKILL, say): their run groups,
 // and any process still in them. Groups of live processes are not touched.
+// A subtree this engine made afresh holds none: nothing is read.
 func (e *Engine) ReclaimExecRuns() error {
+	if e.cgroups.Fresh() {
+		return nil
+	}
 	_, err := e.RemoveRuns(func(name string) bool {
 		var pid, seq int
 		if n, _ := fmt.Sscanf(name, "exec-%d-%d", &pid, &seq); n != 2 || pid <= 0 {

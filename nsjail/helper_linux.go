@@ -304,7 +304,7 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 	// has its pidfd, its pid cannot be reaped and reused under us.
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	proc, err := startInit(is)
+	pid, err := startInit(is)
 	if err != nil {
 		// No init runs on these any more (startInit killed and reaped it).
 		raw.program.release()
@@ -313,11 +313,7 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 		}
 		return fail(err)
 	}
-	pid := proc.Pid
-	// Waited for by the reaper, by pid: the handle's own pidfd would stay
-	// open until the handle is collected. (Release also sets proc.Pid to
-	// -1: only pid is used from here on.)
-	proc.Release()
+	// Waited for by the reaper, by pid.
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		unix.Kill(pid, unix.SIGKILL)

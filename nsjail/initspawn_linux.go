@@ -72,7 +72,10 @@ const maxInitFDs = 32
 // (id maps written by the parent, root in the new user namespace, SIGKILL
 // when the parent goes), but the child shares the caller's memory instead
 // of a copy of it (see startClone): until its exec, or for its whole life.
-func startInit(s *initSpawn) (*os.Process, error) {
+// It returns the init's pid, a child of the calling thread for the caller
+// to reap (an os.Process would first probe the kernel's pidfd support with
+// a clone of its own: once per process, so once per sandboxd exec).
+func startInit(s *initSpawn) (int, error) {
 	p := &initPlan{raw: s.raw}
 	if s.raw != nil {
 		// The init's whole life runs on it: the helper takes it back
@@ -84,28 +87,28 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	}
 	var err error
 	if p.path, err = unix.BytePtrFromString(s.path); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if p.argv, err = cStrings(s.argv); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if p.envv, err = cStrings(s.env); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if len(s.files) > maxInitFDs {
-		return nil, fmt.Errorf("%d descriptors for the init, at most %d", len(s.files), maxInitFDs)
+		return 0, fmt.Errorf("%d descriptors for the init, at most %d", len(s.files), maxInitFDs)
 	}
 	for _, f := range s.files {
 		p.fds = append(p.fds, int32(f.Fd()))
 	}
 	var pipes [4]int
 	if err := unix.Pipe2(pipes[0:2], unix.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("pipe: %w", err)
+		return 0, fmt.Errorf("pipe: %w", err)
 	}
 	if err := unix.Pipe2(pipes[2:4], unix.O_CLOEXEC); err != nil {
 		unix.Close(pipes[0])
 		unix.Close(pipes[1])
-		return nil, fmt.Errorf("pipe: %w", err)
+		return 0, fmt.Errorf("pipe: %w", err)
 	}
 	p.syncR, p.syncW = pipes[0], pipes[1]
 	errR := pipes[2]
@@ -139,7 +142,7 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	if s.ns != nil {
 		if err := unix.Setns(s.ns.enter, unix.CLONE_NEWNS); err != nil {
 			syscall.ForkLock.Unlock()
-			return nil, fmt.Errorf("enter the template namespace: %w", err)
+			return 0, fmt.Errorf("enter the template namespace: %w", err)
 		}
 	}
 	runtimeBeforeFork()
@@ -155,7 +158,7 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	}
 	syscall.ForkLock.Unlock()
 	if errno != 0 {
-		return nil, os.NewSyscallError("clone3", errno)
+		return 0, os.NewSyscallError("clone3", errno)
 	}
 	unix.Close(p.syncR)
 	unix.Close(p.errW)
@@ -172,11 +175,11 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	}
 	if err := writeIDMaps(pid, s.uidMap, s.gidMap); err != nil {
 		kill()
-		return nil, err
+		return 0, err
 	}
 	if _, err := unix.Write(p.syncW, []byte{1}); err != nil {
 		kill()
-		return nil, fmt.Errorf("release the init: %w", err)
+		return 0, fmt.Errorf("release the init: %w", err)
 	}
 	// syncW stays open until the exec (or the raw init's start): see
 	// initChildMain.
@@ -196,17 +199,12 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	if n != 0 {
 		kill()
 		if n != len(report) {
-			return nil, fmt.Errorf("the init's process ended before its exec")
+			return 0, fmt.Errorf("the init's process ended before its exec")
 		}
 		s, errno := readStepReport(&report)
-		return nil, &SetupError{step: s, Err: errno}
+		return 0, &SetupError{step: s, Err: errno}
 	}
-	proc, err := os.FindProcess(pid)
-	if err != nil {
-		kill()
-		return nil, err
-	}
-	return proc, nil
+	return pid, nil
 }
 
 // writeIDMaps gives the new user namespace of pid its id maps, setgroups

@@ -13,6 +13,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// startTestInit is startInit with the init as an *os.Process, to kill
+// and wait for.
+func startTestInit(s *initSpawn) (*os.Process, error) {
+	pid, err := startInit(s)
+	if err != nil {
+		return nil, err
+	}
+	return os.FindProcess(pid)
+}
+
 // testInitSpawn starts argv as startInit would start an init: in a new
 // user namespace where it is root, mapped to an unprivileged host id.
 func testInitSpawn(t *testing.T, path string, files []*os.File, argv ...string) *initSpawn {
@@ -62,7 +72,7 @@ func TestStartInitLaysOutDescriptors(t *testing.T) {
 	for i := n - 1; i >= 0; i-- {
 		files = append(files, writers[i])
 	}
-	proc, err := startInit(testInitSpawn(t, "/bin/sleep", files, "sleep", "10"))
+	proc, err := startTestInit(testInitSpawn(t, "/bin/sleep", files, "sleep", "10"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +147,7 @@ func TestStartInitResetsSignals(t *testing.T) {
 	null := openNull(t)
 	signal.Ignore(syscall.SIGUSR2)
 	defer signal.Reset(syscall.SIGUSR2)
-	proc, err := startInit(testInitSpawn(t, "/bin/sleep", []*os.File{null, null, null}, "sleep", "10"))
+	proc, err := startTestInit(testInitSpawn(t, "/bin/sleep", []*os.File{null, null, null}, "sleep", "10"))
 	if err != nil {
 		t.Fatal(err)
 	}
