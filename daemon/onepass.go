@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/binary"
 	"reflect"
 	"strconv"
 	"strings"
@@ -400,6 +401,25 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
+// plainRun is the end of the run of plain bytes (plainByte) from i: eight
+// at a time while none of the eight is a quote, a backslash, a control
+// character or past ASCII.
+func plainRun(d []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(d); i += 8 {
+		x := binary.LittleEndian.Uint64(d[i:])
+		quote, backslash := x^(ones*'"'), x^(ones*'\\')
+		special := (x-ones*' ')&^x | (quote-ones)&^quote | (backslash-ones)&^backslash | x
+		if special&highs != 0 {
+			break
+		}
+	}
+	for i < len(d) && plainByte[d[i]] {
+		i++
+	}
+	return i
+}
+
 // str reads a string at the current position (its opening quote),
 // unescaped as encoding/json does: invalid UTF-8 and lone surrogates
 // become U+FFFD. The string owns its bytes.
@@ -415,9 +435,7 @@ func (p *onePass) str() (string, bool) {
 	out := make([]byte, 0, end)
 	for {
 		start := i
-		for i < len(d) && plainByte[d[i]] {
-			i++
-		}
+		i = plainRun(d, i)
 		out = append(out, d[start:i]...)
 		if i == len(d) {
 			return "", false

@@ -213,3 +213,30 @@ func BenchmarkDecodeLargeStdin(b *testing.B) {
 		})
 	}
 }
+
+// TestPlainRun: the eight-at-a-time scan stops where a byte-at-a-time one
+// does.
+func TestPlainRun(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	special := []byte{'"', '\\', 0, 0x1f, 0x7f, 0x80, 0xff, ' ', '!', '#', '[', ']'}
+	for range 100000 {
+		d := make([]byte, r.IntN(40))
+		for i := range d {
+			d[i] = 'a' + byte(r.IntN(26))
+			if r.IntN(16) == 0 {
+				d[i] = special[r.IntN(len(special))]
+			}
+		}
+		start := 0
+		if len(d) > 0 {
+			start = r.IntN(len(d))
+		}
+		want := start
+		for want < len(d) && plainByte[d[want]] {
+			want++
+		}
+		if got := plainRun(d, start); got != want {
+			t.Fatalf("plainRun(%q, %d) = %d, want %d", d, start, got, want)
+		}
+	}
+}
