@@ -240,3 +240,46 @@ func TestPlainRun(t *testing.T) {
 		}
 	}
 }
+
+// TestOnePassKnowsEveryField: the types a job is made of use only what
+// onePass decodes as encoding/json does (no embedded structs, no ",string"
+// options, no other Unmarshaler than api.File's, no other kinds), so that a
+// field added to the API cannot be read one way here and another there.
+func TestOnePassKnowsEveryField(t *testing.T) {
+	unmarshaler := reflect.TypeFor[json.Unmarshaler]()
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type, string)
+	walk = func(ty reflect.Type, path string) {
+		if seen[ty] {
+			return
+		}
+		seen[ty] = true
+		if ty != fileType && ty != rawMessageType && reflect.PointerTo(ty).Implements(unmarshaler) {
+			t.Errorf("%s (%s) has its own UnmarshalJSON", path, ty)
+		}
+		switch ty.Kind() {
+		case reflect.String, reflect.Int64, reflect.Float64, reflect.Bool:
+		case reflect.Pointer, reflect.Slice:
+			if ty != rawMessageType {
+				walk(ty.Elem(), path+"[]")
+			}
+		case reflect.Map:
+			if ty.Key().Kind() != reflect.String {
+				t.Errorf("%s: map keyed by %s", path, ty.Key())
+			}
+			walk(ty.Elem(), path+"[k]")
+		case reflect.Struct:
+			for i := range ty.NumField() {
+				f := ty.Field(i)
+				tag := f.Tag.Get("json")
+				if f.Anonymous || strings.Contains(tag, ",string") {
+					t.Errorf("%s.%s: embedded or ,string", path, f.Name)
+				}
+				walk(f.Type, path+"."+f.Name)
+			}
+		default:
+			t.Errorf("%s: kind %s", path, ty.Kind())
+		}
+	}
+	walk(reflect.TypeFor[api.Job](), "Job")
+}
