@@ -29,6 +29,37 @@ func jobVerdict(res *api.Result) api.Verdict {
 	return api.VerdictOK
 }
 
+// keepPolicy says which of a batch's results are kept for GET
+// /v1/runs/{id} once their line is out (keep_results).
+type keepPolicy int
+
+const (
+	keepNamed keepPolicy = iota // the default: jobs with an id of the client's
+	keepAll                     // keep_results=true
+	keepNone                    // keep_results=false
+)
+
+// keepResults reads a batch's keep_results parameter ("" is the default).
+func keepResults(v string) (keepPolicy, *api.Error) {
+	if v == "" {
+		return keepNamed, nil
+	}
+	b, err := strconv.ParseBool(v)
+	switch {
+	case err != nil:
+		return 0, invalid("keep_results: %q is not true or false", v)
+	case b:
+		return keepAll, nil
+	}
+	return keepNone, nil
+}
+
+// keeps says whether the result of a job with id (the client's, or "")
+// is kept.
+func (k keepPolicy) keeps(id string) bool {
+	return k == keepAll || k == keepNamed && id != ""
+}
+
 // atBatchItem says which of a batch's jobs an error is about: where is
 // "line 3" (NDJSON) or "jobs[2]" ({"jobs": [...]}).
 func atBatchItem(where string, e *api.Error) *api.Error {

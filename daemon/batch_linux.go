@@ -29,6 +29,11 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 		}
 		conc = min(n, cfg.Concurrency)
 	}
+	keep, aerr := keepResults(r.URL.Query().Get("keep_results"))
+	if aerr != nil {
+		s.fail(w, 0, aerr)
+		return
+	}
 	rc := http.NewResponseController(w)
 	rc.EnableFullDuplex()
 	// The answer's header goes out before the body is read, which stops
@@ -124,6 +129,7 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 			if adm, aerr = s.d.admit(ctx, caller, cj, true); aerr != nil {
 				<-sem
 			} else {
+				adm.unkept = !keep.keeps(cj.job.ID)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -138,6 +144,12 @@ func (s *server) batch(w http.ResponseWriter, r *http.Request) {
 					sum.Verdicts[string(jobVerdict(res))]++
 					sumMu.Unlock()
 					sw.write(line)
+					if adm.unkept {
+						// Its client has the result: none is kept, so
+						// that the daemon's memory stays flat however
+						// long the batch.
+						s.d.reg.drop(adm.job)
+					}
 				}()
 				continue
 			}

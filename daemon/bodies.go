@@ -18,7 +18,12 @@ type byteBudget struct {
 	freed    *sync.Cond // on mu: bytes were given back
 	lastFree time.Time  // the heap was last given back to the kernel
 	pending  bool       // a give-back to the kernel is due
+	again    bool       // a large body was given back while one was pending
 }
+
+// freeOSMemory gives the heap's free pages back to the kernel; a test
+// counts the calls.
+var freeOSMemory = debug.FreeOSMemory
 
 func newByteBudget(total int64) *byteBudget {
 	b := &byteBudget{total: total, free: total}
@@ -82,8 +87,9 @@ func (b *byteBudget) take(ctx context.Context, n int64) error {
 
 // bigBody is the size past which a body given back is also given back to
 // the kernel: the heap's idle pages would otherwise stay in the daemon's
-// RSS for minutes.
-const bigBody = 8 << 20
+// RSS for minutes, and with the job decoded in one pass (onePass) a body
+// of 7 MB makes too little garbage to start a collection by itself.
+const bigBody = 4 << 20
 
 // give gives n bytes back.
 func (b *byteBudget) give(n int64) {
@@ -94,21 +100,37 @@ func (b *byteBudget) give(n int64) {
 	defer b.mu.Unlock()
 	b.free += n
 	b.freed.Broadcast()
-	if n < bigBody || b.pending {
-		return
+	switch {
+	case n < bigBody:
+	case b.pending:
+		// Its caller may hold it still at the pending passes: one more
+		// round follows them.
+		b.again = true
+	default:
+		b.freeLater()
 	}
-	// Once the caller has dropped the body and its job, and at most once
-	// a second (it collects the whole heap); a second pass later takes
-	// what a slow caller still held at the first.
+}
+
+// freeLater gives the heap back to the kernel once the caller has dropped
+// the body and its job, and at most once a second (it collects the whole
+// heap); a second pass later takes what a slow caller still held at the
+// first, and a body given back meanwhile gets a round of its own.
+//
+// Preconditions: b.mu is held; b.pending is false.
+func (b *byteBudget) freeLater() {
 	b.pending = true
 	wait := max(100*time.Millisecond, time.Until(b.lastFree.Add(time.Second)))
 	time.AfterFunc(wait, func() {
-		debug.FreeOSMemory()
+		freeOSMemory()
 		time.AfterFunc(2*time.Second, func() {
+			freeOSMemory()
 			b.mu.Lock()
+			defer b.mu.Unlock()
 			b.pending, b.lastFree = false, time.Now()
-			b.mu.Unlock()
-			debug.FreeOSMemory()
+			if b.again {
+				b.again = false
+				b.freeLater()
+			}
 		})
 	})
 }

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"runtime/debug"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -31,5 +33,26 @@ func TestByteBudget(t *testing.T) {
 	}
 	if b.tryTake(11) || !b.tryTake(10) {
 		t.Fatalf("free after the waits: want 10")
+	}
+}
+
+// TestByteBudgetGivesLateBodiesBack: a large body given back while the
+// heap's give-back to the kernel is pending gets a round of its own: its
+// caller may still hold it at the pending passes.
+func TestByteBudgetGivesLateBodiesBack(t *testing.T) {
+	var calls atomic.Int32
+	freeOSMemory = func() { calls.Add(1) }
+	defer func() { freeOSMemory = debug.FreeOSMemory }()
+	b := newByteBudget(4 * bigBody)
+	b.take(context.Background(), 2*bigBody)
+	b.give(bigBody)
+	time.Sleep(50 * time.Millisecond)
+	b.give(bigBody) // while the first is pending
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d give-backs to the kernel in 10 s, want a third for the body given back while one was pending", calls.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

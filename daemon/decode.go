@@ -15,8 +15,13 @@ import (
 )
 
 // decodeJob reads one job strictly (see checkStrict): every error names
-// the field by its full path.
+// the field by its full path. A body that onePass takes is read once; any
+// other goes through checkStrict, for its error, then encoding/json.
 func decodeJob(data []byte) (*api.Job, *api.Error) {
+	var fast api.Job
+	if decodeOnePass(data, &fast) {
+		return &fast, nil
+	}
 	if aerr := checkStrict(data, reflect.TypeFor[api.Job](), "the job", false); aerr != nil {
 		return nil, aerr
 	}

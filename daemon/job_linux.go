@@ -72,6 +72,10 @@ func (d *Daemon) runJob(ctx context.Context, j *job, cj *checkedJob, queued time
 	// daemon's memory for a job is bounded whatever its steps write.
 	budget := engine.NewOutputBudget(cj.conf.cfg.JobOutputBytes)
 
+	// Each next step's sandbox is built while the step before it runs.
+	if len(cj.steps) > 1 {
+		defer d.engine.Ahead(cj.profile)()
+	}
 	stopped := false
 	for i := range cj.steps {
 		cs := &cj.steps[i]

@@ -179,11 +179,9 @@ func (r *registry) get(id string) *job {
 	return r.jobs[id]
 }
 
+// finish records a job's result and keeps it (ttl, maxBytes).
 func (r *registry) finish(j *job, res *api.Result) {
-	j.mu.Lock()
-	j.state, j.result, j.finished = api.StateFinished, res, time.Now()
-	j.size = resultSize(res)
-	j.mu.Unlock()
+	settle(j, res)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.finished = append(r.finished, j)
@@ -191,6 +189,16 @@ func (r *registry) finish(j *job, res *api.Result) {
 	for r.kept > r.maxBytes && len(r.finished) > 1 {
 		r.dropOldestLocked()
 	}
+}
+
+// settle records a job's result without keeping it: the job stays
+// registered, finished, until it is dropped (a batch's job whose result
+// is not kept: once its line is out).
+func settle(j *job, res *api.Result) {
+	j.mu.Lock()
+	j.state, j.result, j.finished = api.StateFinished, res, time.Now()
+	j.size = resultSize(res)
+	j.mu.Unlock()
 }
 
 // dropOldestLocked forgets the result that finished first.
@@ -253,7 +261,8 @@ func sortJobs(js []*job) {
 	slices.SortStableFunc(js, func(a, b *job) int { return a.created.Compare(b.created) })
 }
 
-// drop forgets a job that was never admitted.
+// drop forgets a job that was never admitted, or a finished one whose
+// result is not kept (settle).
 func (r *registry) drop(j *job) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

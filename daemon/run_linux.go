@@ -158,6 +158,9 @@ type admission struct {
 	cj     *checkedJob
 	ticket *ticket
 	batch  bool
+	// unkept: the result is not kept for GET /v1/runs/{id} once the job
+	// is dropped (a batch's, keep_results); see settle.
+	unkept bool
 
 	// release gives up the job's hold on the pools (Engine.Hold), and
 	// logged logs the job's end; see finish.
@@ -264,10 +267,14 @@ func (a *admission) run(emit emitFunc) *api.Result {
 		}
 		release()
 	}
-	// A batch's results too: the registry bounds what it keeps
-	// (result_bytes), however large the batch.
+	// A batch's results too, unless it keeps none: the registry bounds
+	// what it keeps (result_bytes), however large the batch.
 	a.unpin()
-	d.reg.finish(j, res)
+	if a.unkept {
+		settle(j, res)
+	} else {
+		d.reg.finish(j, res)
+	}
 	d.metrics.jobFinished(res)
 	// The log line waits until the result is out (finish).
 	a.logged = func() {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/sandboxd/sandboxd/api"
 	"github.com/sandboxd/sandboxd/engine"
@@ -161,8 +162,9 @@ func (d *Daemon) check(job *api.Job) (*checkedJob, *api.Error) {
 				return nil, invalid("%s.stdin_base64: %v", name, err)
 			}
 			cs.stdin = b
-		default:
-			cs.stdin = []byte(s.Stdin)
+		case s.Stdin != "":
+			// Only read (into a memfd): the string's own bytes, not a copy.
+			cs.stdin = unsafe.Slice(unsafe.StringData(s.Stdin), len(s.Stdin))
 		}
 		p.steps = append(p.steps, cs)
 	}

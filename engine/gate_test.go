@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -10,8 +11,13 @@ func turn(g *gate) chan bool { return turnUntil(g, nil) }
 
 // turnUntil is turn for a filler whose pool is retired when stop closes.
 func turnUntil(g *gate, stop chan struct{}) chan bool {
+	return turnAhead(g, stop, new(atomic.Int64))
+}
+
+// turnAhead is turnUntil for a filler whose pool's Ahead count is ahead.
+func turnAhead(g *gate, stop chan struct{}, ahead *atomic.Int64) chan bool {
 	c := make(chan bool, 1)
-	go func() { c <- g.waitTurn(stop) }()
+	go func() { c <- g.waitTurn(stop, ahead) }()
 	return c
 }
 
@@ -65,6 +71,28 @@ func TestGate(t *testing.T) {
 	wantWait(t, turn(&e.gate), "the program ended, its job runs on")
 	release()
 
+	// A job with steps left lets its own pool's fillers build.
+	release = e.Hold()
+	p := &pool{e: e}
+	e.pools = map[string]*pool{"p": p}
+	prof := &Profile{Name: "p"}
+	p.profile = prof
+	mine := turnAhead(&e.gate, nil, &p.ahead)
+	other := turn(&e.gate)
+	wantWait(t, mine, "a job runs, none with steps left")
+	done := e.Ahead(prof)
+	wantTurn(t, mine, true, "a job with steps left")
+	wantWait(t, other, "another pool's filler while a job has steps left")
+	done()
+	done() // a second call is harmless
+	if p.ahead.Load() != 0 {
+		t.Fatalf("ahead = %d after release", p.ahead.Load())
+	}
+	wantWait(t, turnAhead(&e.gate, nil, &p.ahead), "the job with steps left ended")
+	e.Ahead(&Profile{Name: "none"})() // no pool: nothing to tell
+	release()
+	wantTurn(t, other, true, "no job")
+
 	release = e.Hold()
 	e.gate.lend(time.Hour)() // a short program: nothing was lent
 	if e.gate.busy != 1 {
@@ -73,7 +101,7 @@ func TestGate(t *testing.T) {
 	// A filler of a pool retired by a reload waits no longer.
 	stop := make(chan struct{})
 	c = turnUntil(&e.gate, stop)
-	other := turn(&e.gate)
+	other = turn(&e.gate)
 	wantWait(t, c, "a job runs, the pool is not retired")
 	close(stop)
 	e.gate.wake()

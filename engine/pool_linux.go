@@ -163,6 +163,7 @@ type pool struct {
 
 	waited  atomic.Uint64 // takes that found no sandbox ready
 	holding atomic.Int64  // fillers holding a ready sandbox
+	ahead   atomic.Int64  // jobs with steps left (Ahead): the fillers may build while jobs run
 }
 
 // warmResult is a warm sandbox, or why one could not be made: a taker gets
@@ -189,7 +190,7 @@ func newPool(e *Engine, profile *Profile, size int) *pool {
 func (p *pool) fill() {
 	defer p.wg.Done()
 	for {
-		if !p.e.gate.waitTurn(p.stop) {
+		if !p.e.gate.waitTurn(p.stop, &p.ahead) {
 			return
 		}
 		sb, err := p.e.warmUp(p.profile)
@@ -431,6 +432,21 @@ func (e *Engine) Hold() (release func()) {
 	return func() { once.Do(func() { e.gate.add(-1) }) }
 }
 
+// Ahead tells profile's pool that a job with more than one step runs
+// until release is called: its fillers may build while jobs run, as though
+// a step waited, so that each next step finds its sandbox ready instead of
+// waiting for one built on its path. Without a pool it does nothing.
+func (e *Engine) Ahead(profile *Profile) (release func()) {
+	p := e.poolFor(profile)
+	if p == nil {
+		return func() {}
+	}
+	p.ahead.Add(1)
+	e.gate.wake()
+	var once sync.Once
+	return func() { once.Do(func() { p.ahead.Add(-1) }) }
+}
+
 // lendAfter is how long a program runs before its job's hold on the pools
 // is lent to them: a short program ends before, and its result does not
 // wait behind a refill; a long one leaves them the CPU it does not use.
@@ -495,13 +511,14 @@ func (g *gate) hunger(n int) {
 	g.mu.Unlock()
 }
 
-// waitTurn returns when a filler may make a sandbox: no job runs or a step
-// waits for one. False: the engine is closing, or stop (the filler's pool
-// is retired; wake tells the waiters to look) is closed.
-func (g *gate) waitTurn(stop <-chan struct{}) bool {
+// waitTurn returns when a filler may make a sandbox: no job runs, a step
+// waits for one, or a job of its pool has steps left (ahead, whose rise
+// wakes the waiters). False: the engine is closing, or stop (the filler's
+// pool is retired; wake tells the waiters to look) is closed.
+func (g *gate) waitTurn(stop <-chan struct{}, ahead *atomic.Int64) bool {
 	g.lock()
 	defer g.mu.Unlock()
-	for g.busy > 0 && g.hungry == 0 && !g.closed && !isClosed(stop) {
+	for g.busy > 0 && g.hungry == 0 && ahead.Load() == 0 && !g.closed && !isClosed(stop) {
 		g.cond.Wait()
 	}
 	return !g.closed && !isClosed(stop)

@@ -47,7 +47,7 @@ func (s *Scale) printRows(w io.Writer) {
 }
 
 func (s *Scale) printBatches(w io.Writer) {
-	fmt.Fprintf(w, "batches of /bin/true, one POST /v1/batch at concurrency %d, against as many bare runs with %d workers\n", workers, workers)
+	fmt.Fprintf(w, "batches of /bin/true, one POST /v1/batch at concurrency %d, against as many bare runs (at most %d) with %d workers\n", workers, maxBareBatchRuns, workers)
 	fmt.Fprintf(w, "%8s %9s %9s %8s %8s %7s   %-44s %s\n", "jobs", "runs/s", "bare", "vs bare", "CPU ms/", "daemon", "runs/s start / middle / end", "RSS MiB before, start / middle / end, after")
 	for _, b := range s.Batches {
 		var rate, rss string
