@@ -100,7 +100,7 @@ func TestBenchProgram(t *testing.T) {
 		}
 	}
 	for _, cmd := range []string{"/bin/true", "python3 -c 'print(1)'"} {
-		for _, way := range []string{"bare", "ns floor", "floor+cgroups", "sandboxd exec", "POST /v1/run"} {
+		for _, way := range []string{"bare", "ns floor", "floor+cgroups", "sandboxd exec", "sandboxctl run", "POST /v1/run"} {
 			if !measured[cmd+" / "+way] {
 				t.Errorf("no figures for %s / %s", cmd, way)
 			}
@@ -131,8 +131,8 @@ func TestBenchProgram(t *testing.T) {
 	if j := rep.Judge; j.Daemon.Submissions < 2 || j.Script.Submissions != j.Daemon.Submissions || j.Daemon.PerS <= 0 || j.Script.PerS <= 0 || j.RateVsScript <= 0 {
 		t.Errorf("judge: %+v", j)
 	}
-	if len(rep.Targets) != 10 {
-		t.Errorf("%d targets checked, want 10", len(rep.Targets))
+	if len(rep.Targets) != 13 {
+		t.Errorf("%d targets checked, want 13", len(rep.Targets))
 	}
 	for _, tg := range rep.Targets {
 		if tg.Value <= 0 {
