@@ -226,28 +226,19 @@ func startHelperThread() (*helperClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("helper socket: %w", err)
 	}
-	conns := make([]*net.UnixConn, 2)
-	for i, fd := range pair {
-		f := os.NewFile(uintptr(fd), "helper")
-		c, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			for _, c := range conns[:i] {
-				c.Close()
-			}
-			if i == 0 {
-				unix.Close(pair[1])
-			}
-			return nil, fmt.Errorf("helper socket: %w", err)
-		}
-		conns[i] = c.(*net.UnixConn)
+	f := os.NewFile(uintptr(pair[0]), "helper")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		unix.Close(pair[1])
+		return nil, fmt.Errorf("helper socket: %w", err)
 	}
 	go func() {
 		// Never unlocked: the thread ends with the helper (see serveHelper).
 		runtime.LockOSThread()
-		serveHelper(conns[1], true)
+		serveHelper(pair[1], true)
 	}()
-	h := newHelperClient(conns[0], nil)
+	h := newHelperClient(c.(*net.UnixConn), nil)
 	go h.read()
 	return h, nil
 }

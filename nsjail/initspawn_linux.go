@@ -73,6 +73,23 @@ const maxInitFDs = 32
 // when the parent goes), but the child shares the caller's memory instead
 // of a copy of it (see startClone): until its exec, or for its whole life.
 func startInit(s *initSpawn) (*os.Process, error) {
+	pid, err := startInitPID(s)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := os.FindProcess(pid)
+	if err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		unix.Wait4(pid, nil, unix.WALL, nil)
+		return nil, err
+	}
+	return proc, nil
+}
+
+// startInitPID is startInit, which gives the init's pid. A raw init
+// (s.raw) is cloned without an exit signal: its parent learns of its end
+// from a pidfd, and waits for it with WALL (or by its pidfd).
+func startInitPID(s *initSpawn) (int, error) {
 	p := &initPlan{raw: s.raw}
 	if s.raw != nil {
 		// The init's whole life runs on it: the helper takes it back
@@ -84,28 +101,28 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	}
 	var err error
 	if p.path, err = unix.BytePtrFromString(s.path); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if p.argv, err = cStrings(s.argv); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if p.envv, err = cStrings(s.env); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if len(s.files) > maxInitFDs {
-		return nil, fmt.Errorf("%d descriptors for the init, at most %d", len(s.files), maxInitFDs)
+		return 0, fmt.Errorf("%d descriptors for the init, at most %d", len(s.files), maxInitFDs)
 	}
 	for _, f := range s.files {
 		p.fds = append(p.fds, int32(f.Fd()))
 	}
 	var pipes [4]int
 	if err := unix.Pipe2(pipes[0:2], unix.O_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("pipe: %w", err)
+		return 0, fmt.Errorf("pipe: %w", err)
 	}
 	if err := unix.Pipe2(pipes[2:4], unix.O_CLOEXEC); err != nil {
 		unix.Close(pipes[0])
 		unix.Close(pipes[1])
-		return nil, fmt.Errorf("pipe: %w", err)
+		return 0, fmt.Errorf("pipe: %w", err)
 	}
 	p.syncR, p.syncW = pipes[0], pipes[1]
 	errR := pipes[2]
@@ -127,6 +144,7 @@ func startInit(s *initSpawn) (*os.Process, error) {
 		// fewer per sandbox.
 		args.flags |= unix.CLONE_CLEAR_SIGHAND
 		p.sigReset = ignoredSignals()
+		args.exitSignal = 0
 	}
 	if s.cgroup != nil {
 		args.flags |= unix.CLONE_INTO_CGROUP
@@ -139,7 +157,7 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	if s.ns != nil {
 		if err := unix.Setns(s.ns.enter, unix.CLONE_NEWNS); err != nil {
 			syscall.ForkLock.Unlock()
-			return nil, fmt.Errorf("enter the template namespace: %w", err)
+			return 0, fmt.Errorf("enter the template namespace: %w", err)
 		}
 	}
 	runtimeBeforeFork()
@@ -155,7 +173,7 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	}
 	syscall.ForkLock.Unlock()
 	if errno != 0 {
-		return nil, os.NewSyscallError("clone3", errno)
+		return 0, os.NewSyscallError("clone3", errno)
 	}
 	unix.Close(p.syncR)
 	unix.Close(p.errW)
@@ -165,18 +183,18 @@ func startInit(s *initSpawn) (*os.Process, error) {
 		unix.Kill(pid, unix.SIGKILL)
 		var ws unix.WaitStatus
 		for {
-			if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+			if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != unix.EINTR {
 				return
 			}
 		}
 	}
 	if err := writeIDMaps(pid, s.uidMap, s.gidMap); err != nil {
 		kill()
-		return nil, err
+		return 0, err
 	}
 	if _, err := unix.Write(p.syncW, []byte{1}); err != nil {
 		kill()
-		return nil, fmt.Errorf("release the init: %w", err)
+		return 0, fmt.Errorf("release the init: %w", err)
 	}
 	// syncW stays open until the exec (or the raw init's start): see
 	// initChildMain.
@@ -196,17 +214,12 @@ func startInit(s *initSpawn) (*os.Process, error) {
 	if n != 0 {
 		kill()
 		if n != len(report) {
-			return nil, fmt.Errorf("the init's process ended before its exec")
+			return 0, fmt.Errorf("the init's process ended before its exec")
 		}
 		s, errno := readStepReport(&report)
-		return nil, &SetupError{step: s, Err: errno}
+		return 0, &SetupError{step: s, Err: errno}
 	}
-	proc, err := os.FindProcess(pid)
-	if err != nil {
-		kill()
-		return nil, err
-	}
-	return proc, nil
+	return pid, nil
 }
 
 // writeIDMaps gives the new user namespace of pid its id maps, setgroups
