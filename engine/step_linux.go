@@ -477,11 +477,21 @@ const (
 	maxCPUPoll = 50 * time.Millisecond
 )
 
+// cpuPollAfter is when to look at the CPU budget next, having found used
+// of limit spent: when it could first run out with ncpu CPUs busy, within
+// minCPUPoll and maxCPUPoll.
+func cpuPollAfter(limit, used time.Duration, ncpu int) time.Duration {
+	next := (limit - used) / time.Duration(max(ncpu, 1))
+	return min(max(next, minCPUPoll), maxCPUPoll)
+}
+
 func (w *watcher) watch(ctx context.Context) stepFacts {
 	var f stepFacts
 	cpuLimit := time.Duration(w.lim.CPUTimeMS) * time.Millisecond
 	wall := time.Duration(w.lim.WallTimeMS) * time.Millisecond
-	poll := time.NewTimer(0)
+	// The first look comes when the budget could first run out: at the
+	// start the step has used nothing yet (MarkStart), nor been OOM-killed.
+	poll := time.NewTimer(cpuPollAfter(cpuLimit, 0, w.engine.ncpu))
 	defer poll.Stop()
 	var wallC <-chan time.Time
 	// Until the program exec'ed, the wall limit bounds the setup too.
@@ -582,8 +592,7 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 				kill(causeMemory)
 				continue
 			}
-			next := (cpuLimit - used) / time.Duration(w.engine.ncpu)
-			poll.Reset(min(max(next, minCPUPoll), maxCPUPoll))
+			poll.Reset(cpuPollAfter(cpuLimit, used, w.engine.ncpu))
 		}
 	}
 }
