@@ -18,7 +18,7 @@ import (
 // process. It is started on the first Prepare (helperclient_linux.go) and
 // talks with that process over a SOCK_SEQPACKET socket on its descriptor
 // 3: a spawnRequest with the init's descriptors, answered by a spawnReply
-// with a pidfd; a deathNotice when it has reaped an init.
+// with a pidfd of the init, whose end the client sees on it.
 
 // helperArg0 marks a re-executed binary as the helper.
 const helperArg0 = "sandboxd-helper"
@@ -63,18 +63,6 @@ type spawnReply struct {
 	PID   int    `json:"pid,omitempty"`
 	Image uint64 `json:"image,omitempty"` // where the program's image goes, in the init's memory
 	Error string `json:"error,omitempty"`
-}
-
-// deathNotice says the helper reaped an init.
-type deathNotice struct {
-	Dead   int    `json:"dead"`
-	Status string `json:"status"`
-}
-
-// helperMessage is what the helper sends: a reply or a notice.
-type helperMessage struct {
-	spawnReply
-	deathNotice
 }
 
 // helperFD is the helper's end of its socket.
@@ -187,7 +175,7 @@ func (h *helper) serveRequest(buf, oob []byte) bool {
 	}
 	// The pidfd stays the helper's (the init's entry in live): the
 	// client gets a copy of it.
-	return h.send(helperMessage{spawnReply: reply}, pidfd)
+	return h.send(reply, pidfd)
 }
 
 type helper struct {
@@ -248,7 +236,7 @@ type liveInit struct {
 
 // send writes m to the client, with fd if it is not -1; false when the
 // client is gone. A helper of its own then exits.
-func (h *helper) send(m helperMessage, fd int) bool {
+func (h *helper) send(m spawnReply, fd int) bool {
 	b, _ := json.Marshal(m)
 	var oob []byte
 	if fd >= 0 {
@@ -341,7 +329,9 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 		}
 		return fail(err)
 	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
+	// Non-blocking: the client waits for the init's end on its copy
+	// through its poller.
+	pidfd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
 		// Reaped by pid, as startInit does on failure.
 		unix.Kill(pid, unix.SIGKILL)
@@ -360,8 +350,8 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 	return reply, pidfd
 }
 
-// reap reaps the init pid if it has ended, gives back what it ran on and
-// tells the client.
+// reap reaps the init pid if it has ended, and gives back what it ran on.
+// The client learns of the end from its own copy of the pidfd: no message.
 func (h *helper) reap(pid int) {
 	l := h.live[pid]
 	if l == nil {
@@ -373,18 +363,14 @@ func (h *helper) reap(pid int) {
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			// ECHILD: not ours to wait for (cannot happen); stop
-			// watching it rather than spin.
-			break
-		}
-		if siginfoPID(&info) == 0 {
+		if err == nil && siginfoPID(&info) == 0 {
 			return // not ended yet
 		}
+		// Reaped; or not ours to wait for (cannot happen): stop
+		// watching it rather than spin.
 		break
 	}
 	h.forget(pid, l)
-	h.send(helperMessage{deathNotice: deathNotice{Dead: pid, Status: siginfoStatus(&info)}}, -1)
 }
 
 // forget drops the reaped init pid: pid 1 is gone, and with it every
@@ -407,9 +393,15 @@ func (h *helper) end() {
 	}
 	for pid, l := range h.live {
 		unix.PidfdSendSignal(l.pidfd, unix.SIGKILL, nil, 0)
+		fds := []unix.PollFd{{Fd: int32(l.pidfd), Events: unix.POLLIN}}
+		for {
+			if _, err := unix.Ppoll(fds, nil, nil); err != unix.EINTR {
+				break
+			}
+		}
 		var info unix.Siginfo
 		for {
-			if err := unix.Waitid(unix.P_PIDFD, l.pidfd, &info, unix.WEXITED|unix.WALL, nil); err != unix.EINTR {
+			if err := unix.Waitid(unix.P_PIDFD, l.pidfd, &info, unix.WEXITED|unix.WNOHANG|unix.WALL, nil); err != unix.EINTR {
 				break
 			}
 		}
@@ -420,18 +412,4 @@ func (h *helper) end() {
 
 func siginfoPID(info *unix.Siginfo) int32 {
 	return *(*int32)(unsafe.Add(unsafe.Pointer(info), siPID))
-}
-
-// siginfoStatus says how the child of info ended, as os.ProcessState
-// would.
-func siginfoStatus(info *unix.Siginfo) string {
-	code := *(*int32)(unsafe.Add(unsafe.Pointer(info), siCode))
-	status := *(*int32)(unsafe.Add(unsafe.Pointer(info), siStatus))
-	switch code {
-	case cldExited:
-		return fmt.Sprintf("exit status %d", status)
-	case cldKilled, cldDumped:
-		return "signal: " + unix.SignalName(unix.Signal(status))
-	}
-	return fmt.Sprintf("wait code %d status %d", code, status)
 }

@@ -16,8 +16,7 @@ import (
 )
 
 // This file is the helper's client, in the engine's process: it starts the
-// helper (helper_linux.go), sends it spawn requests and reads its replies
-// and death notices.
+// helper (helper_linux.go), sends it spawn requests and reads its replies.
 
 // spawnWait bounds the wait for the helper's answer to a spawn request; a
 // late answer's init is killed. It answers within milliseconds, but a reply
@@ -35,8 +34,7 @@ type helperClient struct {
 	mu      sync.Mutex
 	nextID  uint64
 	pending map[uint64]chan helperResult
-	dead    map[int]chan string // an init's death notice, by pid
-	early   map[int]string      // notices that came before their reply was read
+	live    int // inits it made whose end has not been seen (Process.watch)
 	gone    error
 	retired bool // no longer chosen: its connection closes once nothing of it is left
 }
@@ -115,7 +113,7 @@ func HelperPIDs() []int {
 	defer helpers.mu.Unlock()
 	var pids []int
 	for _, h := range helpers.slots {
-		if h != nil && h.cmd != nil && !h.ended() {
+		if h != nil && h.cmd != nil && !h.isGone() {
 			pids = append(pids, h.cmd.Process.Pid)
 		}
 	}
@@ -140,7 +138,7 @@ func chooseHelper() (*helperClient, error) {
 	for i := range n {
 		j := (start + i) % n
 		h := helpers.slots[j]
-		if h == nil || h.ended() {
+		if h == nil || h.isGone() {
 			h, err := launchHelper(helpers.opts.InProcess)
 			if err != nil {
 				return nil, err
@@ -244,7 +242,7 @@ func startHelperThread() (*helperClient, error) {
 }
 
 func newHelperClient(c *net.UnixConn, cmd *exec.Cmd) *helperClient {
-	return &helperClient{conn: c, cmd: cmd, pending: map[uint64]chan helperResult{}, dead: map[int]chan string{}, early: map[int]string{}}
+	return &helperClient{conn: c, cmd: cmd, pending: map[uint64]chan helperResult{}}
 }
 
 // load is how many requests wait for the helper's answer, and how many of
@@ -252,7 +250,7 @@ func newHelperClient(c *net.UnixConn, cmd *exec.Cmd) *helperClient {
 func (h *helperClient) load() (pending, live int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.pending), len(h.dead)
+	return len(h.pending), h.live
 }
 
 // retire takes the helper out of the choice: its connection closes, and
@@ -269,7 +267,7 @@ func (h *helperClient) retire() {
 //
 // Preconditions: h.mu is held.
 func (h *helperClient) closeIfIdle() {
-	if h.retired && h.gone == nil && len(h.pending) == 0 && len(h.dead) == 0 {
+	if h.retired && h.gone == nil && len(h.pending) == 0 && h.live == 0 {
 		h.conn.CloseWrite()
 	}
 }
@@ -295,7 +293,7 @@ func (h *helperClient) read() {
 				}
 			}
 		}
-		var m helperMessage
+		var m spawnReply
 		if err := json.Unmarshal(buf[:n], &m); err != nil {
 			if pidfd != nil {
 				pidfd.Close()
@@ -303,17 +301,6 @@ func (h *helperClient) read() {
 			continue
 		}
 		h.mu.Lock()
-		if m.Dead != 0 {
-			if ch, ok := h.dead[m.Dead]; ok {
-				delete(h.dead, m.Dead)
-				ch <- m.Status
-				h.closeIfIdle()
-			} else {
-				h.early[m.Dead] = m.Status
-			}
-			h.mu.Unlock()
-			continue
-		}
 		ch := h.pending[m.ID]
 		delete(h.pending, m.ID)
 		h.mu.Unlock()
@@ -321,12 +308,12 @@ func (h *helperClient) read() {
 			if pidfd != nil {
 				// Nobody waits for this init any more (see spawnWait):
 				// it would wait for a command for ever.
-				unix.PidfdSendSignal(int(pidfd.Fd()), unix.SIGKILL, nil, 0)
+				withFD(pidfd, func(fd int) { unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) })
 				pidfd.Close()
 			}
 			continue
 		}
-		ch <- helperResult{reply: m.spawnReply, pidfd: pidfd}
+		ch <- helperResult{reply: m, pidfd: pidfd}
 	}
 	// The helper is gone, and every init with it (their death signal).
 	h.conn.Close()
@@ -343,23 +330,20 @@ func (h *helperClient) read() {
 		ch <- helperResult{err: h.gone}
 		delete(h.pending, id)
 	}
-	for pid, ch := range h.dead {
-		ch <- status
-		delete(h.dead, pid)
-	}
 	h.mu.Unlock()
 }
 
-// ended tells whether the helper is gone.
-func (h *helperClient) ended() bool {
+// isGone tells whether the helper is gone.
+func (h *helperClient) isGone() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.gone != nil
 }
 
-// spawn asks the helper for an init; it returns the init's pid, a pidfd,
-// where the program's image goes, and a channel that gets the init's end.
-func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *os.File, <-chan string, error) {
+// spawn asks the helper for an init; it returns the init's pid, a pidfd
+// (non-blocking: it polls readable once the init has ended), and where
+// the program's image goes. The init counts as live until ended is called.
+func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *os.File, error) {
 	r := h.ask(req, files, false)
 	if r.err == nil && r.reply.Error == errUnknownKey && req.Key != "" {
 		// The helper forgot this Key's Spec (it keeps a few): send it.
@@ -371,7 +355,7 @@ func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *
 		h.mu.Unlock()
 	}
 	if r.err != nil {
-		return spawnReply{}, nil, nil, r.err
+		return spawnReply{}, nil, r.err
 	}
 	if r.reply.Error != "" || r.pidfd == nil {
 		if r.pidfd != nil {
@@ -380,20 +364,27 @@ func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *
 		if r.reply.Error == "" {
 			r.reply.Error = "no pidfd with the reply"
 		}
-		return spawnReply{}, nil, nil, errors.New(r.reply.Error)
+		return spawnReply{}, nil, errors.New(r.reply.Error)
 	}
-	dead := make(chan string, 1)
 	h.mu.Lock()
-	if st, ok := h.early[r.reply.PID]; ok {
-		delete(h.early, r.reply.PID)
-		dead <- st
-	} else if h.gone != nil {
-		dead <- h.gone.Error()
-	} else {
-		h.dead[r.reply.PID] = dead
-	}
+	h.live++
 	h.mu.Unlock()
-	return r.reply, r.pidfd, dead, nil
+	return r.reply, r.pidfd, nil
+}
+
+// ended says that an init spawn gave has ended.
+func (h *helperClient) ended() {
+	h.mu.Lock()
+	h.live--
+	h.closeIfIdle()
+	h.mu.Unlock()
+}
+
+// goneErr says why the helper is gone; nil while it runs.
+func (h *helperClient) goneErr() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gone
 }
 
 // ask sends req to the helper and waits for its answer. The Spec goes

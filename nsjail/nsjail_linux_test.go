@@ -573,7 +573,7 @@ func TestSandboxSignalsStartClean(t *testing.T) {
 	h := firstHelper()
 	if h != nil {
 		h.cmd.Process.Kill()
-		waitUntil(t, "the old helper is gone", h.ended)
+		waitUntil(t, "the old helper is gone", h.isGone)
 	}
 	o := run(t, spec)
 	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {

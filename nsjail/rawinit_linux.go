@@ -108,7 +108,6 @@ const (
 	siPID    = 16
 	siStatus = 24
 
-	cldExited = 1 // CLD_EXITED
 	cldKilled = 2 // CLD_KILLED
 	cldDumped = 3 // CLD_DUMPED
 )
