@@ -380,11 +380,40 @@ func (h *helperClient) ended() {
 	h.mu.Unlock()
 }
 
-// goneErr says why the helper is gone; nil while it runs.
-func (h *helperClient) goneErr() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.gone
+// helperDeathWait bounds how long an init that died without a report
+// waits to be told whether its helper's death was the cause: the inits
+// die as the helper's first thread ends, a little before the helper has.
+const helperDeathWait = 100 * time.Millisecond
+
+// goneErr says why the helper is gone; nil while it runs, after looking
+// for up to wait. A helper process that has ended counts as gone even
+// before read has seen its socket close.
+func (h *helperClient) goneErr(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		h.mu.Lock()
+		gone := h.gone
+		h.mu.Unlock()
+		if gone == nil && h.cmd != nil && processEnded(h.cmd.Process.Pid) {
+			gone = errors.New("the helper ended")
+		}
+		if gone != nil || !time.Now().Before(deadline) {
+			return gone
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// processEnded tells whether the process pid has ended (or is no more).
+func processEnded(pid int) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return true
+	}
+	defer unix.Close(fd)
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(pfd, 0)
+	return err == nil && n > 0
 }
 
 // ask sends req to the helper and waits for its answer. The Spec goes

@@ -437,7 +437,7 @@ func (p *Process) watch(r *os.File) {
 	close(p.done)
 	if !final {
 		why := errors.New("died without a report")
-		if gone := p.helper.goneErr(); gone != nil {
+		if gone := p.helper.goneErr(helperDeathWait); gone != nil {
 			why = fmt.Errorf("died without a report: %w", gone)
 		}
 		p.events <- Event{Kind: Failed, At: time.Now(), Err: &SetupError{step: stepInitDied, Err: why}}
