@@ -235,7 +235,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	facts.truncated = stdout.truncated || stderr.truncated
 	facts.fileSizeLimit, facts.diedFileSize = lim.FileSizeBytes, w.exit.FileSizeLimit
 	if facts.cause == causeNone && facts.exited && !facts.truncated {
-		facts.filePastLimit = filePastLimit(proc, req.Workdir, lim.FileSizeBytes, large)
+		facts.filePastLimit = filePastLimit(proc, req.Workdir, lim.FileSizeBytes, large, w.exit.Unused)
 	}
 
 	res.Verdict, res.Message = decide(facts)
@@ -402,17 +402,44 @@ func (e *Engine) command(req *StepRequest, lim api.Limits) *nsjail.Command {
 // in its workspace, /tmp or /dev/shm, other than the files of before (a
 // host workdir's, as they were when the step began). The sandbox's own
 // trees are reached through its init's root, which lives until the sandbox
-// is retired.
-func filePastLimit(proc *nsjail.Process, workdir string, over int64, before largeSet) bool {
+// is retired; those its init found holding nothing (unused, the
+// nsjail.Exit.Unused bits) are not looked at: most runs leave no file.
+func filePastLimit(proc *nsjail.Process, workdir string, over int64, before largeSet, unused uint32) bool {
+	if unused&nsjail.UnusedKnown == 0 {
+		unused = 0
+	}
+	var dirs []string
+	for _, d := range []struct {
+		path string
+		bit  uint32
+	}{{"tmp", nsjail.UnusedTmp}, {"dev/shm", nsjail.UnusedShm}, {nsjail.WorkspaceDir[1:], nsjail.UnusedWorkspace}} {
+		if unused&d.bit == 0 && (d.bit != nsjail.UnusedWorkspace || workdir == "") {
+			dirs = append(dirs, d.path)
+		}
+	}
+	if len(dirs) > 0 && sandboxFilePastLimit(proc, dirs, over) {
+		return true
+	}
+	if workdir != "" {
+		fd, err := unix.Open(workdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return false
+		}
+		defer unix.Close(fd)
+		found, _ := largeFiles(fd, over, before)
+		return found
+	}
+	return false
+}
+
+// sandboxFilePastLimit says whether one of dirs, under the sandbox's root,
+// holds a file larger than over bytes.
+func sandboxFilePastLimit(proc *nsjail.Process, dirs []string, over int64) bool {
 	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", proc.Pid()), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
 	defer unix.Close(root)
-	dirs := []string{"tmp", "dev/shm"}
-	if workdir == "" {
-		dirs = append(dirs, nsjail.WorkspaceDir[1:])
-	}
 	var fds []int
 	defer func() {
 		for _, fd := range fds {
@@ -442,15 +469,6 @@ func filePastLimit(proc *nsjail.Process, workdir string, over int64, before larg
 		if found, _ := largeFiles(fd, over, nil); found {
 			return true
 		}
-	}
-	if workdir != "" {
-		fd, err := unix.Open(workdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return false
-		}
-		defer unix.Close(fd)
-		found, _ := largeFiles(fd, over, before)
-		return found
 	}
 	return false
 }

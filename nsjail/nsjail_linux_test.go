@@ -623,3 +623,24 @@ func firstHelper() *helperClient {
 	}
 	return helpers.slots[0]
 }
+
+// The init says which of the sandbox's own file systems the program left
+// holding nothing: the engine looks for large files only in the others.
+func TestExitUnused(t *testing.T) {
+	all := uint32(UnusedKnown | UnusedTmp | UnusedShm | UnusedWorkspace)
+	for _, c := range []struct {
+		script string
+		want   uint32
+	}{
+		{"true", all},
+		{"echo x > /tmp/f", all &^ UnusedTmp},
+		{"mkdir /dev/shm/d", all &^ UnusedShm},
+		{"echo x > f; rm f", all},
+		{"echo x > f; (sleep 5 > /tmp/g &)", all &^ UnusedWorkspace &^ UnusedTmp},
+	} {
+		ev := last(run(t, testSpec(t, "/bin/sh", "-c", c.script)))
+		if ev.Kind != Exited || ev.Exit.Unused != c.want {
+			t.Errorf("%q: last event %+v, want Exited with unused %#b", c.script, ev, c.want)
+		}
+	}
+}

@@ -65,6 +65,9 @@ type rawInit struct {
 	cmd       rawCommand
 	tmpfsData [256]byte
 	wsPath    [16]byte
+	tmpPath   [8]byte
+	shmPath   [16]byte
+	sfs       unix.Statfs_t
 	tmpfsName [8]byte
 	empty     [1]byte
 	st        unix.Stat_t
@@ -155,6 +158,8 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 	q.cargs.stackSize = uint64(stackTop(p.stack) - uintptr(unsafe.Pointer(&p.stack[0])))
 	q.chld = 1 << (uint(syscall.SIGCHLD) - 1)
 	copy(q.wsPath[:], WorkspaceDir)
+	copy(q.tmpPath[:], "/tmp")
+	copy(q.shmPath[:], "/dev/shm")
 	copy(q.tmpfsName[:], "tmpfs")
 
 	q.rIov.Base = &q.rByte[0]
@@ -642,9 +647,17 @@ func (q *rawInit) reap() {
 		}
 	}
 	ended := now(&q.t1)
-	// The step is over: nothing of it may go on running.
+	// The step is over: nothing of it may go on running, and nothing
+	// does once all is reaped.
 	syscall.RawSyscall(syscall.SYS_KILL, ^uintptr(0), uintptr(syscall.SIGKILL), 0)
-	q.put(`{"kind":"exited","exit_code":`)
+	for {
+		if _, _, errno := syscall.RawSyscall6(syscall.SYS_WAIT4, ^uintptr(0), 0, 0, 0, 0, 0); errno == syscall.ECHILD {
+			break
+		}
+	}
+	q.put(`{"kind":"exited","unused":`)
+	q.putInt(int64(UnusedKnown | q.unused(&q.tmpPath[0], UnusedTmp) | q.unused(&q.shmPath[0], UnusedShm) | q.unused(&q.wsPath[0], UnusedWorkspace)))
+	q.put(`,"exit_code":`)
 	if q.status&0x7f == 0 {
 		q.putInt(int64(q.status >> 8 & 0xff))
 		q.put(`,"signal":0`)
@@ -669,11 +682,6 @@ func (q *rawInit) reap() {
 	q.put(`,"wall_ns":`)
 	q.putInt(ended - q.started)
 	q.send()
-	for {
-		if _, _, errno := syscall.RawSyscall6(syscall.SYS_WAIT4, ^uintptr(0), 0, 0, 0, 0, 0); errno == syscall.ECHILD {
-			break
-		}
-	}
 	// The namespaces go with this init, when the parent closes the
 	// control socket or kills us.
 	for {
@@ -685,6 +693,23 @@ func (q *rawInit) reap() {
 	for {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
 	}
+}
+
+// unused is bit when the file system at path holds nothing but its root
+// (a tmpfs with one inode in use), else 0.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) unused(path *byte, bit uint32) uint32 {
+	q.sfs = unix.Statfs_t{}
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_STATFS, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&q.sfs)), 0); errno != 0 {
+		return 0
+	}
+	if q.sfs.Files > 0 && q.sfs.Files-q.sfs.Ffree <= 1 {
+		return bit
+	}
+	return 0
 }
 
 // peekFileSizeLimit reads the file-size limit pid 2 had when SIGXFSZ

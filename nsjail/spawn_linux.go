@@ -403,7 +403,7 @@ func (p *Process) watch(r *os.File) {
 			ev.Exit = Exit{
 				Code: m.ExitCode, Signal: m.Signal, MaxRSS: m.MaxRSSKiB * 1024,
 				User: time.Duration(m.UserNs), Sys: time.Duration(m.SysNs), Wall: time.Duration(m.WallNs),
-				FileSizeLimit: m.FileSizeLimit,
+				FileSizeLimit: m.FileSizeLimit, Unused: m.Unused,
 			}
 		case msgFailed:
 			ev.Kind = Failed
