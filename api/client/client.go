@@ -256,10 +256,12 @@ func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, ou
 // do is Do with the body in memory: nil is none.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
 	ctype := ""
+	var r io.Reader
 	if body != nil {
 		ctype = contentJSON
+		r = bytes.NewReader(body)
 	}
-	resp, err := c.sendKept(ctx, method, path, body, ctype, contentJSON)
+	resp, err := c.send(ctx, method, path, r, ctype, contentJSON)
 	if err != nil {
 		return err
 	}
@@ -289,9 +291,11 @@ func (c *Client) send(ctx context.Context, method, path string, body io.Reader, 
 	case nil:
 		return c.sendKept(ctx, method, path, nil, contentType, accept)
 	case *bytes.Reader:
-		data := make([]byte, b.Len())
-		b.Read(data)
-		return c.sendKept(ctx, method, path, data, contentType, accept)
+		if b.Len() <= maxKeptBody {
+			data := make([]byte, b.Len())
+			b.Read(data)
+			return c.sendKept(ctx, method, path, data, contentType, accept)
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, baseURL+path, body)
 	if err != nil {

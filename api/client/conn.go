@@ -23,6 +23,12 @@ import (
 // maxKeptConns bounds the idle connections kept for later calls.
 const maxKeptConns = 16
 
+// maxKeptBody bounds the request bodies sent over a kept connection: one
+// that fits the socket's buffer is written whole before the answer is
+// read. A larger one goes through net/http, which reads the answer (a
+// refusal, say) while it still sends.
+const maxKeptBody = 64 << 10
+
 // keptConn is one connection to the daemon and its read buffer.
 type keptConn struct {
 	c   net.Conn
@@ -108,8 +114,12 @@ func (c *Client) sendKept(ctx context.Context, method, path string, body []byte,
 			written += n
 		}
 		var resp *http.Response
-		if err == nil {
-			resp, err = http.ReadResponse(kc.br, &http.Request{Method: method})
+		// A daemon that refuses a request before reading its body (413,
+		// 429) answers and closes: its answer is still there to read
+		// when the write failed.
+		resp, rerr := http.ReadResponse(kc.br, &http.Request{Method: method})
+		if err == nil || rerr == nil {
+			err = rerr
 		}
 		if err != nil {
 			stop()
@@ -122,7 +132,7 @@ func (c *Client) sendKept(ctx context.Context, method, path string, body []byte,
 			}
 			return nil, c.readError(ctx, method, path, err)
 		}
-		resp.Body = &keptBody{body: resp.Body, c: c, kc: kc, stop: stop, reuse: !resp.Close}
+		resp.Body = &keptBody{body: resp.Body, c: c, kc: kc, stop: stop, reuse: !resp.Close && written == len(kc.req)+len(body)}
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			defer resp.Body.Close()
 			return nil, statusError(resp)

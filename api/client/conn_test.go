@@ -3,10 +3,12 @@ package client
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,5 +73,41 @@ func TestKeptConnectionClosedByDaemon(t *testing.T) {
 	}
 	if n := accepted.Load(); n != 3 {
 		t.Fatalf("%d connections for three calls whose connections were closed between them, want 3", n)
+	}
+}
+
+// A daemon that refuses a request before reading its body answers and
+// closes the connection: the client gets the answer, whether or not its
+// write of the body had failed by then.
+func TestKeptConnectionRefusedBeforeBody(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "sandboxd.sock")
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				body := `{"error":{"code":"invalid_argument","message":"body: larger than the cap"}}` + "\n"
+				fmt.Fprintf(conn, "HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			}()
+		}
+	}()
+	c := New(socket)
+	for _, n := range []int{1 << 10, 60 << 10} {
+		err := c.Do(context.Background(), http.MethodPost, "/v1/run", strings.NewReader(`{"x":"`+strings.Repeat("a", n)+`"}`), nil)
+		var se *StatusError
+		if !errors.As(err, &se) || se.HTTPStatus != http.StatusRequestEntityTooLarge {
+			t.Errorf("a body of %d bytes refused with 413: error %v", n, err)
+		}
 	}
 }
