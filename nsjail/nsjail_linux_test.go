@@ -644,3 +644,32 @@ func TestExitUnused(t *testing.T) {
 		}
 	}
 }
+
+// With StartedAfter, a program that ends sooner has no Started event, and
+// one that runs longer has it then, saying how long it has run.
+func TestStartedAfter(t *testing.T) {
+	short := testSpec(t, "/bin/true")
+	short.Command.StartedAfter = time.Second
+	o := run(t, short)
+	for _, ev := range o.events {
+		if ev.Kind == Started {
+			t.Errorf("a program that ended within StartedAfter had a Started event: %+v", o.events)
+		}
+	}
+	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {
+		t.Fatalf("last event %+v, want exit 0", ev)
+	}
+	long := testSpec(t, "/bin/sleep", "0.3")
+	long.Command.StartedAfter = 50 * time.Millisecond
+	o = run(t, long)
+	var kinds []EventKind
+	for _, ev := range o.events {
+		kinds = append(kinds, ev.Kind)
+		if ev.Kind == Started && (ev.Exit.Wall < 50*time.Millisecond || ev.Exit.Wall > 250*time.Millisecond) {
+			t.Errorf("Started after %v of the program, want 50 ms or a little more", ev.Exit.Wall)
+		}
+	}
+	if len(kinds) != 3 || kinds[0] != Ready || kinds[1] != Started || kinds[2] != Exited {
+		t.Fatalf("events %v, want Ready, Started, Exited", kinds)
+	}
+}

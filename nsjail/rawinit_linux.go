@@ -23,15 +23,15 @@ const maxCandidates = MaxPathDirs
 // report, as JSON string contents, should no candidate be an executable
 // file.
 type rawCommand struct {
-	magic    uint32
-	flags    uint32 // rawWorkdir: the workdir mount comes as the last descriptor
-	ncand    uint32 // cand[:ncand] are where the program may be, in order
-	imageN   uint32
-	tmpfsN   uint32
-	nfNameN  uint32
-	nfErrorN uint32
-	_        uint32
-	cand     [maxCandidates]uint64
+	magic          uint32
+	flags          uint32 // rawWorkdir: the workdir mount comes as the last descriptor
+	ncand          uint32 // cand[:ncand] are where the program may be, in order
+	imageN         uint32
+	tmpfsN         uint32
+	nfNameN        uint32
+	nfErrorN       uint32
+	startedAfterUs uint32 // Command.StartedAfter, in µs; 0: Started at once
+	cand           [maxCandidates]uint64
 }
 
 const (
@@ -94,8 +94,10 @@ type rawInit struct {
 	notif     seccompNotif
 	cbuf      [1]byte
 	started   int64
-	info      [128]byte // a siginfo_t from waitid
-	fsize     rlimit64  // pid 2's file-size limit when SIGXFSZ ended it
+	unstarted bool          // Started is held back (rawCommand.startedAfterUs)
+	timeout   unix.Timespec // ppoll's, while it is
+	info      [128]byte     // a siginfo_t from waitid
+	fsize     rlimit64      // pid 2's file-size limit when SIGXFSZ ended it
 	fsizeRead bool
 }
 
@@ -569,10 +571,25 @@ func (q *rawInit) startProgram() {
 	if r1 != 0 {
 		q.programFailed(r1)
 	}
+	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(q.pair[0]), 0, 0)
+	if q.cmd.startedAfterUs > 0 {
+		q.unstarted = true
+		return
+	}
+	q.reportStarted()
+}
+
+// reportStarted reports that the program exec'ed, with the time since
+// it was let go.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) reportStarted() {
+	q.unstarted = false
 	q.put(`{"kind":"started","wall_ns":`)
 	q.putInt(now(&q.t1) - q.started)
 	q.send()
-	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(q.pair[0]), 0, 0)
 }
 
 // watchProgram reaps until the program ends, and ends it at its first
@@ -590,7 +607,17 @@ func (q *rawInit) watchProgram() {
 		q.fds[1].Events = unix.POLLIN
 	}
 	for {
-		_, _, errno := syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&q.fds[0])), 2, 0, 0, 0, 0)
+		timeout := uintptr(0)
+		if q.unstarted {
+			left := int64(q.cmd.startedAfterUs)*1000 - (now(&q.t1) - q.started)
+			if left <= 0 {
+				q.reportStarted()
+				continue
+			}
+			q.timeout.Sec, q.timeout.Nsec = left/1e9, left%1e9
+			timeout = uintptr(unsafe.Pointer(&q.timeout))
+		}
+		_, _, errno := syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&q.fds[0])), 2, timeout, 0, 0, 0)
 		if errno == syscall.EINTR {
 			continue
 		}
@@ -614,6 +641,9 @@ func (q *rawInit) blocked() {
 	q.notif = seccompNotif{}
 	_, _, e := syscall.RawSyscall(syscall.SYS_IOCTL, q.listen, uintptr(unix.SECCOMP_IOCTL_NOTIF_RECV), uintptr(unsafe.Pointer(&q.notif)))
 	if e == 0 {
+		if q.unstarted {
+			q.reportStarted()
+		}
 		q.put(`{"kind":"blocked","nr":`)
 		q.putInt(int64(q.notif.nr))
 		q.put(`,"arch":`)
@@ -827,6 +857,7 @@ func rawCommandBytes(base uint64, c *Command, fds uint64, workdir bool) ([]byte,
 		return nil, err
 	}
 	h := rawCommand{magic: rawMagic, ncand: uint32(len(cands)), imageN: uint32(len(img))}
+	h.startedAfterUs = uint32(min(c.StartedAfter.Microseconds(), 1<<31))
 	for i, a := range addrs {
 		h.cand[i] = uint64(a)
 	}

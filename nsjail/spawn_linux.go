@@ -56,7 +56,9 @@ type EventKind int
 const (
 	// Ready: the sandbox is built and waits for its command.
 	Ready EventKind = iota + 1
-	// Started: the program exec'ed.
+	// Started: the program exec'ed; Exit.Wall is how long ago it was
+	// let go. With Command.StartedAfter, only a program that runs that
+	// long has one: Exited implies it.
 	Started
 	// Blocked: the program made a call its seccomp policy forbids; every
 	// process of the sandbox is being killed.
@@ -396,6 +398,7 @@ func (p *Process) watch(r *os.File) {
 			ev.Kind = Ready
 		case msgStarted:
 			ev.Kind = Started
+			ev.Exit.Wall = time.Duration(m.WallNs)
 		case msgBlocked:
 			ev.Kind, ev.Nr, ev.Arch, ev.PID = Blocked, m.Nr, m.Arch, m.PID
 		case msgExited:
