@@ -36,6 +36,7 @@ type helperClient struct {
 	pending map[uint64]chan helperResult
 	live    int // inits it made whose end has not been seen (Process.watch)
 	gone    error
+	pidfd   int  // the helper process's, until gone is set; -1: none (a thread)
 	retired bool // no longer chosen: its connection closes once nothing of it is left
 }
 
@@ -242,7 +243,13 @@ func startHelperThread() (*helperClient, error) {
 }
 
 func newHelperClient(c *net.UnixConn, cmd *exec.Cmd) *helperClient {
-	return &helperClient{conn: c, cmd: cmd, pending: map[uint64]chan helperResult{}}
+	h := &helperClient{conn: c, cmd: cmd, pending: map[uint64]chan helperResult{}, pidfd: -1}
+	if cmd != nil {
+		if fd, err := unix.PidfdOpen(cmd.Process.Pid, 0); err == nil {
+			h.pidfd = fd
+		}
+	}
+	return h
 }
 
 // load is how many requests wait for the helper's answer, and how many of
@@ -326,6 +333,10 @@ func (h *helperClient) read() {
 	}
 	h.mu.Lock()
 	h.gone = fmt.Errorf("%s (%v)", status, err)
+	if h.pidfd >= 0 {
+		unix.Close(h.pidfd)
+		h.pidfd = -1
+	}
 	for id, ch := range h.pending {
 		ch <- helperResult{err: h.gone}
 		delete(h.pending, id)
@@ -334,10 +345,27 @@ func (h *helperClient) read() {
 }
 
 // isGone tells whether the helper is gone.
+//
+// A helper process that has ended is gone even before read has seen its
+// socket close: its inits die with it (some may not have yet), and one
+// may be seen dead first.
 func (h *helperClient) isGone() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.gone != nil
+	return h.goneLocked() != nil
+}
+
+// goneLocked is why the helper is gone, or nil.
+//
+// Preconditions: h.mu is held.
+func (h *helperClient) goneLocked() error {
+	if h.gone == nil && h.pidfd >= 0 {
+		pfd := []unix.PollFd{{Fd: int32(h.pidfd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(pfd, 0); err == nil && n > 0 {
+			return errors.New("the helper ended")
+		}
+	}
+	return h.gone
 }
 
 // spawn asks the helper for an init; it returns the init's pid, a pidfd
@@ -392,28 +420,13 @@ func (h *helperClient) goneErr(wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		h.mu.Lock()
-		gone := h.gone
+		gone := h.goneLocked()
 		h.mu.Unlock()
-		if gone == nil && h.cmd != nil && processEnded(h.cmd.Process.Pid) {
-			gone = errors.New("the helper ended")
-		}
 		if gone != nil || !time.Now().Before(deadline) {
 			return gone
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-}
-
-// processEnded tells whether the process pid has ended (or is no more).
-func processEnded(pid int) bool {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return true
-	}
-	defer unix.Close(fd)
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(pfd, 0)
-	return err == nil && n > 0
 }
 
 // ask sends req to the helper and waits for its answer. The Spec goes
