@@ -109,11 +109,14 @@
 //	                                                    setresgid/setresuid 1000 (HostUID);
 //	                                                    capset all zero; fds above 9
 //	                                                    close-on-exec; execve
-//	  <-- {"kind":"started"} -------------------------  exec seen (error pipe closed)
+//	  <-- {"kind":"started"} -------------------------  exec seen (error pipe closed), or
+//	                                                 StartedAfter later (none if it
+//	                                                 ended sooner)
 //	  <-- {"kind":"blocked"} -------------------------  a Notify rule hit: kill(-1, SIGKILL)
 //	  <-- {"kind":"exited"}  -------------------------  pid 2 reaped (signalfd): status,
 //	                                                 rusage, wall; kill(-1, SIGKILL),
-//	                                                 reap all; wait
+//	                                                 reap all; statfs /tmp, /dev/shm,
+//	                                                 the workspace (unused); wait
 //	  (Kill) close fd 5, pidfd SIGKILL  ------------->  until fd 5 closes; exit
 //	  pidfd readable           reap (pidfd)
 //
