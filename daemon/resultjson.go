@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/sandboxd/sandboxd/api"
 )
@@ -15,7 +16,12 @@ import (
 // whose outputs fill its whole budget costs one step's encoding more, not
 // the whole result's (and the doubling of a buffer that holds it all).
 func writeResult(w io.Writer, res *api.Result) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := resultWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		resultWriters.Put(bw)
+	}()
 	// An Encoder writes its buffer straight into bw, where json.Marshal
 	// would copy it first: a step's 64 MiB of stdout is copied once less.
 	// It escapes as Marshal does and ends each value with a newline,
@@ -74,6 +80,42 @@ func writeResult(w io.Writer, res *api.Result) error {
 	bw.WriteString("}\n")
 	return bw.Flush()
 }
+
+// resultWriters are writeResult's buffers, kept between answers: a fresh
+// 64 KiB buffer an answer is memory to zero and collect each time.
+var resultWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// smallResult bounds the outputs of a result that is encoded in memory
+// before it is sent (encodeSmall); larger ones are written as they are
+// encoded.
+const smallResult = 32 << 10
+
+// encodeSmall encodes res into a buffer from resultBufs when its outputs
+// are small, so that the answer can go out whole, with its length, before
+// the job's end is logged; nil when they are not.
+func encodeSmall(res *api.Result) *bytes.Buffer {
+	n := 0
+	for i := range res.Steps {
+		s := &res.Steps[i]
+		if len(s.Programs) > 0 || len(s.Pipes) > 0 {
+			return nil
+		}
+		n += len(s.Stdout) + len(s.Stderr)
+	}
+	if n > smallResult || len(res.Files) > 0 {
+		return nil
+	}
+	buf := resultBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	if err := writeResult(buf, res); err != nil {
+		resultBufs.Put(buf)
+		return nil
+	}
+	return buf
+}
+
+// resultBufs hold small answers (encodeSmall) until they are sent.
+var resultBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // noNewline writes each of an Encoder's values without the newline it
 // ends with (an Encoder writes a value in one Write).

@@ -70,3 +70,28 @@ func TestWriteResultLargeOutputsMatchEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// A result with small outputs is encoded whole in memory, as writeResult
+// writes it, so that it goes out with its length; larger outputs, tracked
+// files and programs are left to be written as they are encoded.
+func TestEncodeSmall(t *testing.T) {
+	small := &api.Result{ID: "a", Status: api.StatusCompleted, Steps: []api.StepResult{{Verdict: api.VerdictOK, Stdout: "1\n"}}}
+	buf := encodeSmall(small)
+	if buf == nil {
+		t.Fatal("a result with 2 bytes of output was not encoded in memory")
+	}
+	var want bytes.Buffer
+	json.NewEncoder(&want).Encode(small)
+	if buf.String() != want.String() {
+		t.Errorf("encodeSmall:\n%s\nencoding/json:\n%s", buf.String(), want.String())
+	}
+	for name, res := range map[string]*api.Result{
+		"large":    {Steps: []api.StepResult{{Stdout: strings.Repeat("x", smallResult+1)}}},
+		"files":    {Steps: []api.StepResult{{}}, Files: map[string]*api.TrackedFile{"f": {Content: "x"}}},
+		"programs": {Steps: []api.StepResult{{Programs: []api.ProgramResult{{}}}}},
+	} {
+		if encodeSmall(res) != nil {
+			t.Errorf("%s: encoded in memory", name)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,8 +134,20 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		res := adm.run(nil)
 		// The job is over and its slot free; a client that does not take
 		// its answer does not hold the connection and the result for long.
-		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		rc := http.NewResponseController(w)
+		rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		w.Header().Set("Content-Type", "application/json")
+		if buf := encodeSmall(res); buf != nil {
+			// Whole and with its length, the answer goes out now, before
+			// the job's end is logged and its hold on the pools let go
+			// (finish): neither is on the client's path.
+			w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+			w.WriteHeader(http.StatusOK)
+			w.Write(buf.Bytes())
+			rc.Flush()
+			resultBufs.Put(buf)
+			return
+		}
 		w.WriteHeader(http.StatusOK)
 		writeResult(w, res)
 		return

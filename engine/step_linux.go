@@ -235,7 +235,7 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	facts.truncated = stdout.truncated || stderr.truncated
 	facts.fileSizeLimit, facts.diedFileSize = lim.FileSizeBytes, w.exit.FileSizeLimit
 	if facts.cause == causeNone && facts.exited && !facts.truncated {
-		facts.filePastLimit = filePastLimit(proc, req.Workdir, lim.FileSizeBytes, large)
+		facts.filePastLimit = filePastLimit(proc, req.Workdir, lim.FileSizeBytes, large, w.exit.Unused)
 	}
 
 	res.Verdict, res.Message = decide(facts)
@@ -389,6 +389,11 @@ func (e *Engine) command(req *StepRequest, lim api.Limits) *nsjail.Command {
 		Argv:           req.Argv,
 		Env:            req.Profile.Environ(req.Env),
 		WorkspaceBytes: wsBytes,
+		// A program that ends within lendAfter has no Started report:
+		// one message and one wake-up fewer for the shortest runs, and
+		// nothing that Started starts (the wall timer, lending the job's
+		// hold) is due before then.
+		StartedAfter: lendAfter,
 		Rlimits: []nsjail.Rlimit{
 			{Resource: unix.RLIMIT_NOFILE, Value: uint64(lim.OpenFiles)},
 			{Resource: unix.RLIMIT_FSIZE, Value: uint64(lim.FileSizeBytes) + 1},
@@ -402,17 +407,44 @@ func (e *Engine) command(req *StepRequest, lim api.Limits) *nsjail.Command {
 // in its workspace, /tmp or /dev/shm, other than the files of before (a
 // host workdir's, as they were when the step began). The sandbox's own
 // trees are reached through its init's root, which lives until the sandbox
-// is retired.
-func filePastLimit(proc *nsjail.Process, workdir string, over int64, before largeSet) bool {
+// is retired; those its init found holding nothing (unused, the
+// nsjail.Exit.Unused bits) are not looked at: most runs leave no file.
+func filePastLimit(proc *nsjail.Process, workdir string, over int64, before largeSet, unused uint32) bool {
+	if unused&nsjail.UnusedKnown == 0 {
+		unused = 0
+	}
+	var dirs []string
+	for _, d := range []struct {
+		path string
+		bit  uint32
+	}{{"tmp", nsjail.UnusedTmp}, {"dev/shm", nsjail.UnusedShm}, {nsjail.WorkspaceDir[1:], nsjail.UnusedWorkspace}} {
+		if unused&d.bit == 0 && (d.bit != nsjail.UnusedWorkspace || workdir == "") {
+			dirs = append(dirs, d.path)
+		}
+	}
+	if len(dirs) > 0 && sandboxFilePastLimit(proc, dirs, over) {
+		return true
+	}
+	if workdir != "" {
+		fd, err := unix.Open(workdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return false
+		}
+		defer unix.Close(fd)
+		found, _ := largeFiles(fd, over, before)
+		return found
+	}
+	return false
+}
+
+// sandboxFilePastLimit says whether one of dirs, under the sandbox's root,
+// holds a file larger than over bytes.
+func sandboxFilePastLimit(proc *nsjail.Process, dirs []string, over int64) bool {
 	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", proc.Pid()), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
 	defer unix.Close(root)
-	dirs := []string{"tmp", "dev/shm"}
-	if workdir == "" {
-		dirs = append(dirs, nsjail.WorkspaceDir[1:])
-	}
 	var fds []int
 	defer func() {
 		for _, fd := range fds {
@@ -443,15 +475,6 @@ func filePastLimit(proc *nsjail.Process, workdir string, over int64, before larg
 			return true
 		}
 	}
-	if workdir != "" {
-		fd, err := unix.Open(workdir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return false
-		}
-		defer unix.Close(fd)
-		found, _ := largeFiles(fd, over, before)
-		return found
-	}
 	return false
 }
 
@@ -477,11 +500,21 @@ const (
 	maxCPUPoll = 50 * time.Millisecond
 )
 
+// cpuPollAfter is when to look at the CPU budget next, having found used
+// of limit spent: when it could first run out with ncpu CPUs busy, within
+// minCPUPoll and maxCPUPoll.
+func cpuPollAfter(limit, used time.Duration, ncpu int) time.Duration {
+	next := (limit - used) / time.Duration(max(ncpu, 1))
+	return min(max(next, minCPUPoll), maxCPUPoll)
+}
+
 func (w *watcher) watch(ctx context.Context) stepFacts {
 	var f stepFacts
 	cpuLimit := time.Duration(w.lim.CPUTimeMS) * time.Millisecond
 	wall := time.Duration(w.lim.WallTimeMS) * time.Millisecond
-	poll := time.NewTimer(0)
+	// The first look comes when the budget could first run out: at the
+	// start the step has used nothing yet (MarkStart), nor been OOM-killed.
+	poll := time.NewTimer(cpuPollAfter(cpuLimit, 0, w.engine.ncpu))
 	defer poll.Stop()
 	var wallC <-chan time.Time
 	// Until the program exec'ed, the wall limit bounds the setup too.
@@ -526,11 +559,12 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 			switch ev.Kind {
 			case nsjail.Ready:
 			case nsjail.Started:
+				// ev.Exit.Wall of the program's time has passed already.
 				started = true
 				if w.held {
-					defer w.engine.gate.lend(lendAfter)()
+					defer w.engine.gate.lend(max(lendAfter-ev.Exit.Wall, 0))()
 				}
-				t := time.NewTimer(wall)
+				t := time.NewTimer(max(wall-ev.Exit.Wall, 0))
 				defer t.Stop()
 				wallC = t.C
 				setupTimer.Stop()
@@ -582,8 +616,7 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 				kill(causeMemory)
 				continue
 			}
-			next := (cpuLimit - used) / time.Duration(w.engine.ncpu)
-			poll.Reset(min(max(next, minCPUPoll), maxCPUPoll))
+			poll.Reset(cpuPollAfter(cpuLimit, used, w.engine.ncpu))
 		}
 	}
 }

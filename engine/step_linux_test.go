@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/sandboxd/sandboxd/api"
 )
@@ -55,4 +56,25 @@ func TestCloseIOClosesExtraFiles(t *testing.T) {
 		t.Errorf("closeIO left %+v", req)
 	}
 	req.closeIO() // once
+}
+
+// The CPU budget is first looked at when it could first run out, not at
+// once: a step has used nothing when it starts.
+func TestCPUPollAfter(t *testing.T) {
+	for _, c := range []struct {
+		limit, used time.Duration
+		ncpu        int
+		want        time.Duration
+	}{
+		{10 * time.Second, 0, 2, maxCPUPoll},
+		{40 * time.Millisecond, 0, 2, 20 * time.Millisecond},
+		{40 * time.Millisecond, 30 * time.Millisecond, 2, 5 * time.Millisecond},
+		{time.Millisecond, 0, 4, minCPUPoll},
+		{time.Millisecond, 2 * time.Millisecond, 1, minCPUPoll},
+		{10 * time.Millisecond, 0, 0, 10 * time.Millisecond},
+	} {
+		if got := cpuPollAfter(c.limit, c.used, c.ncpu); got != c.want {
+			t.Errorf("cpuPollAfter(%v, %v, %d) = %v, want %v", c.limit, c.used, c.ncpu, got, c.want)
+		}
+	}
 }

@@ -56,8 +56,10 @@
 // (helperclient_linux.go, helper_linux.go): a spawn request (the Spec as
 // JSON, or only its Key once the helper has it, with the sandbox's host
 // ids and the init's descriptors) is answered with the init's pid, a pidfd
-// and where the command's image goes in the init's memory; the helper
-// reports each init it reaps. The helper dies with the engine's process
+// and where the command's image goes in the init's memory. The helper
+// reaps each init it made (its one thread waits in ppoll for a request or
+// any init's pidfd); the engine's process sees an init's end on its own
+// copy of the pidfd, through its poller: no message says it. The helper dies with the engine's process
 // (its death signal), and the inits with the helper (theirs); the next
 // Prepare that falls to a dead helper's place starts a new one. A helper
 // that is a thread builds each root in the init (no template: one
@@ -107,13 +109,16 @@
 //	                                                    setresgid/setresuid 1000 (HostUID);
 //	                                                    capset all zero; fds above 9
 //	                                                    close-on-exec; execve
-//	  <-- {"kind":"started"} -------------------------  exec seen (error pipe closed)
+//	  <-- {"kind":"started"} -------------------------  exec seen (error pipe closed), or
+//	                                                 StartedAfter later (none if it
+//	                                                 ended sooner)
 //	  <-- {"kind":"blocked"} -------------------------  a Notify rule hit: kill(-1, SIGKILL)
 //	  <-- {"kind":"exited"}  -------------------------  pid 2 reaped (signalfd): status,
 //	                                                 rusage, wall; kill(-1, SIGKILL),
-//	                                                 reap all; wait
+//	                                                 reap all; statfs /tmp, /dev/shm,
+//	                                                 the workspace (unused); wait
 //	  (Kill) close fd 5, pidfd SIGKILL  ------------->  until fd 5 closes; exit
-//	                          reap; "dead" -->
+//	  pidfd readable           reap (pidfd)
 //
 // Messages travel one JSON object a line over fd 4. A setup failure is
 // reported as {"kind":"failed"} with a step number (step.go), its path

@@ -3,12 +3,8 @@ package nsjail
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/signal"
 	"runtime"
-	"sync"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +18,7 @@ import (
 // process. It is started on the first Prepare (helperclient_linux.go) and
 // talks with that process over a SOCK_SEQPACKET socket on its descriptor
 // 3: a spawnRequest with the init's descriptors, answered by a spawnReply
-// with a pidfd; a deathNotice when it has reaped an init.
+// with a pidfd of the init, whose end the client sees on it.
 
 // helperArg0 marks a re-executed binary as the helper.
 const helperArg0 = "sandboxd-helper"
@@ -69,18 +65,6 @@ type spawnReply struct {
 	Error string `json:"error,omitempty"`
 }
 
-// deathNotice says the helper reaped an init.
-type deathNotice struct {
-	Dead   int    `json:"dead"`
-	Status string `json:"status"`
-}
-
-// helperMessage is what the helper sends: a reply or a notice.
-type helperMessage struct {
-	spawnReply
-	deathNotice
-}
-
 // helperFD is the helper's end of its socket.
 const helperFD = 3
 
@@ -96,87 +80,111 @@ func HelperMain() {
 	// signal follows the thread that made them.
 	runtime.LockOSThread()
 	unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&[]byte(helperArg0 + "\x00")[0])), 0, 0, 0)
-	f := os.NewFile(helperFD, "helper")
-	c, err := net.FileConn(f)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "sandboxd-helper: %v\n", err)
-		os.Exit(2)
-	}
-	f.Close()
-	serveHelper(c.(*net.UnixConn), false)
+	serveHelper(helperFD, false)
 	// The engine's process is gone; so are we, and the inits with us.
 	os.Exit(0)
 }
 
-// serveHelper is the helper's loop: it answers spawn requests on conn
-// until the client closes its end. The calling goroutine must be locked
-// to its thread for good: every init is cloned from it, and their death
-// signal follows the thread that made them. inProcess says the helper is
-// a thread of the engine's process (HelperOptions.InProcess): it must
-// then leave the rest of the process as it found it, and where the
-// process helper would exit, it ends its thread instead (runtime.Goexit
-// on a locked thread), which kills its inits as a helper's death does.
-func serveHelper(conn *net.UnixConn, inProcess bool) {
-	defer conn.Close()
+// serveHelper is the helper's loop: it answers spawn requests on the
+// socket sock until the client closes its end, and reaps the inits it
+// made, on one thread. The calling goroutine must be locked to its thread
+// for good: every init is cloned from it, and their death signal follows
+// the thread that made them. inProcess says the helper is a thread of the
+// engine's process (HelperOptions.InProcess): it must then leave the rest
+// of the process as it found it, and where the process helper would exit,
+// it ends its thread instead (runtime.Goexit on a locked thread), which
+// kills its inits as a helper's death does.
+//
+// One ppoll waits for both: a request on the socket, and the end of any
+// live init (its pidfd turns readable). The inits are cloned without an
+// exit signal, so no SIGCHLD reaches this process's signal handlers.
+func serveHelper(sock int, inProcess bool) {
 	tmpl := templates{inProcess: inProcess}
 	if tmpl.enableNamespaces() || !inProcess {
 		// The file system context, umask included, is this thread's
 		// own (or this process's, when it is a helper of its own).
 		unix.Umask(0o022)
 	}
-	h := &helper{conn: conn, live: map[int]*liveInit{}, templates: tmpl, inProcess: inProcess}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGCHLD)
-	go h.reap(sig)
+	h := &helper{sock: sock, live: map[int]*liveInit{}, templates: tmpl, inProcess: inProcess}
+	defer h.end()
 	buf := make([]byte, maxSpawnRequest+1) // one more: a longer one shows
 	oob := make([]byte, unix.CmsgSpace(4*(maxInitFDs+1)))
+	var fds []unix.PollFd
+	var pids []int
 	for {
-		n, oobn, _, _, err := h.conn.ReadMsgUnix(buf, oob)
-		if err != nil || n == 0 {
+		fds = append(fds[:0], unix.PollFd{Fd: int32(sock), Events: unix.POLLIN})
+		pids = pids[:0]
+		for pid, l := range h.live {
+			fds = append(fds, unix.PollFd{Fd: int32(l.pidfd), Events: unix.POLLIN})
+			pids = append(pids, pid)
+		}
+		if _, err := unix.Ppoll(fds, nil, nil); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
 			return
 		}
-		var fds []int
-		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-			for i := range msgs {
-				got, _ := unix.ParseUnixRights(&msgs[i])
-				fds = append(fds, got...)
+		for i, pid := range pids {
+			if fds[i+1].Revents != 0 {
+				h.reap(pid)
 			}
 		}
-		// Ours until the reply: files, so that nothing else closes their
-		// numbers (an *os.File closes its descriptor when collected).
-		files := make([]*os.File, len(fds))
-		for i, fd := range fds {
-			files[i] = os.NewFile(uintptr(fd), "")
+		if fds[0].Revents == 0 {
+			continue
 		}
-		var reply spawnReply
-		pidfd := -1
-		var req spawnRequest
-		if err := json.Unmarshal(buf[:n], &req); err != nil {
-			reply.Error = "bad request: " + err.Error()
-		} else if spec, tmplKey, ok := h.specOf(&req); !ok {
-			reply = spawnReply{ID: req.ID, Error: errUnknownKey}
-		} else {
-			reply, pidfd = h.spawn(&req, spec, tmplKey, files)
-		}
-		for _, f := range files {
-			f.Close()
-		}
-		h.send(helperMessage{spawnReply: reply}, pidfd)
-		if pidfd >= 0 {
-			unix.Close(pidfd)
+		if !h.serveRequest(buf, oob) {
+			return
 		}
 	}
 }
 
-type helper struct {
-	conn   *net.UnixConn
-	sendMu sync.Mutex
+// serveRequest answers one spawn request; false when the client is gone.
+func (h *helper) serveRequest(buf, oob []byte) bool {
+	n, oobn, _, _, err := unix.Recvmsg(h.sock, buf, oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return true
+	}
+	if err != nil || n == 0 {
+		return false
+	}
+	var fds []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for i := range msgs {
+			got, _ := unix.ParseUnixRights(&msgs[i])
+			fds = append(fds, got...)
+		}
+	}
+	// Ours until the reply: files, so that nothing else closes their
+	// numbers (an *os.File closes its descriptor when collected).
+	files := make([]*os.File, len(fds))
+	for i, fd := range fds {
+		files[i] = os.NewFile(uintptr(fd), "")
+	}
+	var reply spawnReply
+	pidfd := -1
+	var req spawnRequest
+	if err := json.Unmarshal(buf[:n], &req); err != nil {
+		reply.Error = "bad request: " + err.Error()
+	} else if spec, tmplKey, ok := h.specOf(&req); !ok {
+		reply = spawnReply{ID: req.ID, Error: errUnknownKey}
+	} else {
+		reply, pidfd = h.spawn(&req, spec, tmplKey, files)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	// The pidfd stays the helper's (the init's entry in live): the
+	// client gets a copy of it.
+	return h.send(reply, pidfd)
+}
 
-	mu   sync.Mutex
+type helper struct {
+	sock int // the socket to the client
+
 	live map[int]*liveInit // what each init runs on, until it is reaped
 	null *os.File
 
-	templates templates // roots built ahead, for the main loop only
+	templates templates // roots built ahead
 	specs     map[string]*keyedSpec
 
 	inProcess bool // a thread of the engine's process (serveHelper)
@@ -218,26 +226,36 @@ func (h *helper) specOf(req *spawnRequest) (*Spec, string, bool) {
 	return &spec, ks.tmplKey, true
 }
 
+// liveInit is an init that has not been reaped: what it runs on, and the
+// helper's pidfd of it.
 type liveInit struct {
-	raw  *rawInit
-	plan *initPlan
+	raw   *rawInit
+	plan  *initPlan
+	pidfd int
 }
 
-func (h *helper) send(m helperMessage, fd int) {
+// send writes m to the client, with fd if it is not -1; false when the
+// client is gone. A helper of its own then exits.
+func (h *helper) send(m spawnReply, fd int) bool {
 	b, _ := json.Marshal(m)
 	var oob []byte
 	if fd >= 0 {
 		oob = unix.UnixRights(fd)
 	}
-	h.sendMu.Lock()
-	defer h.sendMu.Unlock()
-	if _, _, err := h.conn.WriteMsgUnix(b, oob, nil); err != nil {
-		// The client is gone.
-		if !h.inProcess {
-			os.Exit(0)
+	for {
+		err := unix.Sendmsg(h.sock, b, oob, nil, unix.MSG_NOSIGNAL)
+		if err == unix.EINTR {
+			continue
 		}
-		h.conn.Close() // the main loop's read fails, and it returns
+		if err == nil {
+			return true
+		}
+		break
 	}
+	if !h.inProcess {
+		os.Exit(0)
+	}
+	return false
 }
 
 func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.File) (spawnReply, int) {
@@ -300,10 +318,8 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 	if ns >= 0 {
 		is.ns = &nsSwitch{enter: ns, back: h.templates.hostNS, stuck: h.templates.stuck}
 	}
-	// The reaper waits while we hold mu: until the init is registered and
-	// has its pidfd, its pid cannot be reaped and reused under us.
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	// The init is reaped only on this thread, after this: its pid cannot
+	// be reused under us.
 	pid, err := startInit(is)
 	if err != nil {
 		// No init runs on these any more (startInit killed and reaped it).
@@ -313,76 +329,87 @@ func (h *helper) spawn(req *spawnRequest, spec *Spec, tmplKey string, fds []*os.
 		}
 		return fail(err)
 	}
-	// Waited for by the reaper, by pid.
-	pidfd, err := unix.PidfdOpen(pid, 0)
+	// Non-blocking: the client waits for the init's end on its copy
+	// through its poller.
+	pidfd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
+		// Reaped by pid, as startInit does on failure.
 		unix.Kill(pid, unix.SIGKILL)
-		h.live[pid] = &liveInit{raw: raw, plan: is.plan}
+		for {
+			if _, werr := unix.Wait4(pid, nil, unix.WALL, nil); werr != unix.EINTR {
+				break
+			}
+		}
+		raw.program.release()
+		spawnBuffers.putStack(is.plan.stack)
 		return fail(fmt.Errorf("pidfd_open: %w", err))
 	}
-	h.live[pid] = &liveInit{raw: raw, plan: is.plan}
+	h.live[pid] = &liveInit{raw: raw, plan: is.plan, pidfd: pidfd}
 	reply.PID = pid
 	reply.Image = uint64(uintptr(unsafe.Pointer(&raw.program.image[0])))
 	return reply, pidfd
 }
 
-// reap reaps the inits, and tells the client. It holds mu around each
-// wait, so that no init is reaped while spawn still uses its pid. A helper
-// of its own reaps any child (they are all inits); one in the engine's
-// process reaps only its own inits, by pid, and leaves the process's other
-// children to whoever waits for them.
-func (h *helper) reap(sig <-chan os.Signal) {
-	for range sig {
+// reap reaps the init pid if it has ended, and gives back what it ran on.
+// The client learns of the end from its own copy of the pidfd: no message.
+func (h *helper) reap(pid int) {
+	l := h.live[pid]
+	if l == nil {
+		return
+	}
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PIDFD, l.pidfd, &info, unix.WEXITED|unix.WNOHANG|unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && siginfoPID(&info) == 0 {
+			return // not ended yet
+		}
+		// Reaped; or not ours to wait for (cannot happen): stop
+		// watching it rather than spin.
+		break
+	}
+	h.forget(pid, l)
+}
+
+// forget drops the reaped init pid: pid 1 is gone, and with it every
+// process of its sandbox, so nothing uses its memory any more.
+func (h *helper) forget(pid int, l *liveInit) {
+	l.raw.program.release()
+	if l.plan != nil {
+		spawnBuffers.putStack(l.plan.stack)
+	}
+	unix.Close(l.pidfd)
+	delete(h.live, pid)
+}
+
+// end is the end of a helper's loop. A helper of its own exits next, and
+// its inits die with it; one in the engine's process kills and reaps its
+// inits first, which run on this process's memory, and closes its socket.
+func (h *helper) end() {
+	if !h.inProcess {
+		return
+	}
+	for pid, l := range h.live {
+		unix.PidfdSendSignal(l.pidfd, unix.SIGKILL, nil, 0)
+		fds := []unix.PollFd{{Fd: int32(l.pidfd), Events: unix.POLLIN}}
 		for {
-			var ws unix.WaitStatus
-			h.mu.Lock()
-			pid, err := h.wait(&ws)
-			if pid > 0 {
-				if l := h.live[pid]; l != nil {
-					// pid 1 is gone, and with it every process of its
-					// sandbox: nothing uses this memory any more.
-					l.raw.program.release()
-					if l.plan != nil {
-						spawnBuffers.putStack(l.plan.stack)
-					}
-					delete(h.live, pid)
-				}
-			}
-			h.mu.Unlock()
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil || pid <= 0 {
+			if _, err := unix.Ppoll(fds, nil, nil); err != unix.EINTR {
 				break
 			}
-			h.send(helperMessage{deathNotice: deathNotice{Dead: pid, Status: waitStatusString(ws)}}, -1)
 		}
+		var info unix.Siginfo
+		for {
+			if err := unix.Waitid(unix.P_PIDFD, l.pidfd, &info, unix.WEXITED|unix.WNOHANG|unix.WALL, nil); err != unix.EINTR {
+				break
+			}
+		}
+		h.forget(pid, l)
 	}
+	unix.Close(h.sock)
 }
 
-// wait reaps one ended init without blocking: its pid, or 0 when none has
-// ended.
-//
-// Preconditions: h.mu is held.
-func (h *helper) wait(ws *unix.WaitStatus) (int, error) {
-	if !h.inProcess {
-		return unix.Wait4(-1, ws, unix.WNOHANG, nil)
-	}
-	for pid := range h.live {
-		got, err := unix.Wait4(pid, ws, unix.WNOHANG, nil)
-		if got > 0 || err == unix.EINTR {
-			return got, err
-		}
-	}
-	return 0, nil
-}
-
-func waitStatusString(ws unix.WaitStatus) string {
-	switch {
-	case ws.Signaled():
-		return "signal: " + unix.SignalName(ws.Signal())
-	case ws.Exited():
-		return fmt.Sprintf("exit status %d", ws.ExitStatus())
-	}
-	return fmt.Sprintf("wait status %#x", uint32(ws))
+func siginfoPID(info *unix.Siginfo) int32 {
+	return *(*int32)(unsafe.Add(unsafe.Pointer(info), siPID))
 }

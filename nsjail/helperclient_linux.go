@@ -16,8 +16,7 @@ import (
 )
 
 // This file is the helper's client, in the engine's process: it starts the
-// helper (helper_linux.go), sends it spawn requests and reads its replies
-// and death notices.
+// helper (helper_linux.go), sends it spawn requests and reads its replies.
 
 // spawnWait bounds the wait for the helper's answer to a spawn request; a
 // late answer's init is killed. It answers within milliseconds, but a reply
@@ -35,9 +34,9 @@ type helperClient struct {
 	mu      sync.Mutex
 	nextID  uint64
 	pending map[uint64]chan helperResult
-	dead    map[int]chan string // an init's death notice, by pid
-	early   map[int]string      // notices that came before their reply was read
+	live    int // inits it made whose end has not been seen (Process.watch)
 	gone    error
+	pidfd   int  // the helper process's, until gone is set; -1: none (a thread)
 	retired bool // no longer chosen: its connection closes once nothing of it is left
 }
 
@@ -115,7 +114,7 @@ func HelperPIDs() []int {
 	defer helpers.mu.Unlock()
 	var pids []int
 	for _, h := range helpers.slots {
-		if h != nil && h.cmd != nil && !h.ended() {
+		if h != nil && h.cmd != nil && !h.isGone() {
 			pids = append(pids, h.cmd.Process.Pid)
 		}
 	}
@@ -140,7 +139,7 @@ func chooseHelper() (*helperClient, error) {
 	for i := range n {
 		j := (start + i) % n
 		h := helpers.slots[j]
-		if h == nil || h.ended() {
+		if h == nil || h.isGone() {
 			h, err := launchHelper(helpers.opts.InProcess)
 			if err != nil {
 				return nil, err
@@ -226,34 +225,31 @@ func startHelperThread() (*helperClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("helper socket: %w", err)
 	}
-	conns := make([]*net.UnixConn, 2)
-	for i, fd := range pair {
-		f := os.NewFile(uintptr(fd), "helper")
-		c, err := net.FileConn(f)
-		f.Close()
-		if err != nil {
-			for _, c := range conns[:i] {
-				c.Close()
-			}
-			if i == 0 {
-				unix.Close(pair[1])
-			}
-			return nil, fmt.Errorf("helper socket: %w", err)
-		}
-		conns[i] = c.(*net.UnixConn)
+	f := os.NewFile(uintptr(pair[0]), "helper")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		unix.Close(pair[1])
+		return nil, fmt.Errorf("helper socket: %w", err)
 	}
 	go func() {
 		// Never unlocked: the thread ends with the helper (see serveHelper).
 		runtime.LockOSThread()
-		serveHelper(conns[1], true)
+		serveHelper(pair[1], true)
 	}()
-	h := newHelperClient(conns[0], nil)
+	h := newHelperClient(c.(*net.UnixConn), nil)
 	go h.read()
 	return h, nil
 }
 
 func newHelperClient(c *net.UnixConn, cmd *exec.Cmd) *helperClient {
-	return &helperClient{conn: c, cmd: cmd, pending: map[uint64]chan helperResult{}, dead: map[int]chan string{}, early: map[int]string{}}
+	h := &helperClient{conn: c, cmd: cmd, pending: map[uint64]chan helperResult{}, pidfd: -1}
+	if cmd != nil {
+		if fd, err := unix.PidfdOpen(cmd.Process.Pid, 0); err == nil {
+			h.pidfd = fd
+		}
+	}
+	return h
 }
 
 // load is how many requests wait for the helper's answer, and how many of
@@ -261,7 +257,7 @@ func newHelperClient(c *net.UnixConn, cmd *exec.Cmd) *helperClient {
 func (h *helperClient) load() (pending, live int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.pending), len(h.dead)
+	return len(h.pending), h.live
 }
 
 // retire takes the helper out of the choice: its connection closes, and
@@ -278,7 +274,7 @@ func (h *helperClient) retire() {
 //
 // Preconditions: h.mu is held.
 func (h *helperClient) closeIfIdle() {
-	if h.retired && h.gone == nil && len(h.pending) == 0 && len(h.dead) == 0 {
+	if h.retired && h.gone == nil && len(h.pending) == 0 && h.live == 0 {
 		h.conn.CloseWrite()
 	}
 }
@@ -304,7 +300,7 @@ func (h *helperClient) read() {
 				}
 			}
 		}
-		var m helperMessage
+		var m spawnReply
 		if err := json.Unmarshal(buf[:n], &m); err != nil {
 			if pidfd != nil {
 				pidfd.Close()
@@ -312,17 +308,6 @@ func (h *helperClient) read() {
 			continue
 		}
 		h.mu.Lock()
-		if m.Dead != 0 {
-			if ch, ok := h.dead[m.Dead]; ok {
-				delete(h.dead, m.Dead)
-				ch <- m.Status
-				h.closeIfIdle()
-			} else {
-				h.early[m.Dead] = m.Status
-			}
-			h.mu.Unlock()
-			continue
-		}
 		ch := h.pending[m.ID]
 		delete(h.pending, m.ID)
 		h.mu.Unlock()
@@ -330,12 +315,12 @@ func (h *helperClient) read() {
 			if pidfd != nil {
 				// Nobody waits for this init any more (see spawnWait):
 				// it would wait for a command for ever.
-				unix.PidfdSendSignal(int(pidfd.Fd()), unix.SIGKILL, nil, 0)
+				withFD(pidfd, func(fd int) { unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) })
 				pidfd.Close()
 			}
 			continue
 		}
-		ch <- helperResult{reply: m.spawnReply, pidfd: pidfd}
+		ch <- helperResult{reply: m, pidfd: pidfd}
 	}
 	// The helper is gone, and every init with it (their death signal).
 	h.conn.Close()
@@ -348,27 +333,45 @@ func (h *helperClient) read() {
 	}
 	h.mu.Lock()
 	h.gone = fmt.Errorf("%s (%v)", status, err)
+	if h.pidfd >= 0 {
+		unix.Close(h.pidfd)
+		h.pidfd = -1
+	}
 	for id, ch := range h.pending {
 		ch <- helperResult{err: h.gone}
 		delete(h.pending, id)
 	}
-	for pid, ch := range h.dead {
-		ch <- status
-		delete(h.dead, pid)
-	}
 	h.mu.Unlock()
 }
 
-// ended tells whether the helper is gone.
-func (h *helperClient) ended() bool {
+// isGone tells whether the helper is gone.
+//
+// A helper process that has ended is gone even before read has seen its
+// socket close: its inits die with it (some may not have yet), and one
+// may be seen dead first.
+func (h *helperClient) isGone() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.gone != nil
+	return h.goneLocked() != nil
 }
 
-// spawn asks the helper for an init; it returns the init's pid, a pidfd,
-// where the program's image goes, and a channel that gets the init's end.
-func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *os.File, <-chan string, error) {
+// goneLocked is why the helper is gone, or nil.
+//
+// Preconditions: h.mu is held.
+func (h *helperClient) goneLocked() error {
+	if h.gone == nil && h.pidfd >= 0 {
+		pfd := []unix.PollFd{{Fd: int32(h.pidfd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(pfd, 0); err == nil && n > 0 {
+			return errors.New("the helper ended")
+		}
+	}
+	return h.gone
+}
+
+// spawn asks the helper for an init; it returns the init's pid, a pidfd
+// (non-blocking: it polls readable once the init has ended), and where
+// the program's image goes. The init counts as live until ended is called.
+func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *os.File, error) {
 	r := h.ask(req, files, false)
 	if r.err == nil && r.reply.Error == errUnknownKey && req.Key != "" {
 		// The helper forgot this Key's Spec (it keeps a few): send it.
@@ -380,7 +383,7 @@ func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *
 		h.mu.Unlock()
 	}
 	if r.err != nil {
-		return spawnReply{}, nil, nil, r.err
+		return spawnReply{}, nil, r.err
 	}
 	if r.reply.Error != "" || r.pidfd == nil {
 		if r.pidfd != nil {
@@ -389,20 +392,41 @@ func (h *helperClient) spawn(req *spawnRequest, files []*os.File) (spawnReply, *
 		if r.reply.Error == "" {
 			r.reply.Error = "no pidfd with the reply"
 		}
-		return spawnReply{}, nil, nil, errors.New(r.reply.Error)
+		return spawnReply{}, nil, errors.New(r.reply.Error)
 	}
-	dead := make(chan string, 1)
 	h.mu.Lock()
-	if st, ok := h.early[r.reply.PID]; ok {
-		delete(h.early, r.reply.PID)
-		dead <- st
-	} else if h.gone != nil {
-		dead <- h.gone.Error()
-	} else {
-		h.dead[r.reply.PID] = dead
-	}
+	h.live++
 	h.mu.Unlock()
-	return r.reply, r.pidfd, dead, nil
+	return r.reply, r.pidfd, nil
+}
+
+// ended says that an init spawn gave has ended.
+func (h *helperClient) ended() {
+	h.mu.Lock()
+	h.live--
+	h.closeIfIdle()
+	h.mu.Unlock()
+}
+
+// helperDeathWait bounds how long an init that died without a report
+// waits to be told whether its helper's death was the cause: the inits
+// die as the helper's first thread ends, a little before the helper has.
+const helperDeathWait = 100 * time.Millisecond
+
+// goneErr says why the helper is gone; nil while it runs, after looking
+// for up to wait. A helper process that has ended counts as gone even
+// before read has seen its socket close.
+func (h *helperClient) goneErr(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		h.mu.Lock()
+		gone := h.goneLocked()
+		h.mu.Unlock()
+		if gone != nil || !time.Now().Before(deadline) {
+			return gone
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // ask sends req to the helper and waits for its answer. The Spec goes

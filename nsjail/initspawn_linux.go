@@ -74,7 +74,9 @@ const maxInitFDs = 32
 // of a copy of it (see startClone): until its exec, or for its whole life.
 // It returns the init's pid, a child of the calling thread for the caller
 // to reap (an os.Process would first probe the kernel's pidfd support with
-// a clone of its own: once per process, so once per sandboxd exec).
+// a clone of its own: once per process, so once per sandboxd exec). A raw
+// init (s.raw) is cloned without an exit signal: its parent learns of its
+// end from a pidfd, and waits for it with WALL (or by its pidfd).
 func startInit(s *initSpawn) (int, error) {
 	p := &initPlan{raw: s.raw}
 	if s.raw != nil {
@@ -130,6 +132,7 @@ func startInit(s *initSpawn) (int, error) {
 		// fewer per sandbox.
 		args.flags |= unix.CLONE_CLEAR_SIGHAND
 		p.sigReset = ignoredSignals()
+		args.exitSignal = 0
 	}
 	if s.cgroup != nil {
 		args.flags |= unix.CLONE_INTO_CGROUP
@@ -168,7 +171,7 @@ func startInit(s *initSpawn) (int, error) {
 		unix.Kill(pid, unix.SIGKILL)
 		var ws unix.WaitStatus
 		for {
-			if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+			if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != unix.EINTR {
 				return
 			}
 		}

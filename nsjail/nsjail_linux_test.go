@@ -573,7 +573,7 @@ func TestSandboxSignalsStartClean(t *testing.T) {
 	h := firstHelper()
 	if h != nil {
 		h.cmd.Process.Kill()
-		waitUntil(t, "the old helper is gone", h.ended)
+		waitUntil(t, "the old helper is gone", h.isGone)
 	}
 	o := run(t, spec)
 	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {
@@ -622,4 +622,55 @@ func firstHelper() *helperClient {
 		return nil
 	}
 	return helpers.slots[0]
+}
+
+// The init says which of the sandbox's own file systems the program left
+// holding nothing: the engine looks for large files only in the others.
+func TestExitUnused(t *testing.T) {
+	all := uint32(UnusedKnown | UnusedTmp | UnusedShm | UnusedWorkspace)
+	for _, c := range []struct {
+		script string
+		want   uint32
+	}{
+		{"true", all},
+		{"echo x > /tmp/f", all &^ UnusedTmp},
+		{"mkdir /dev/shm/d", all &^ UnusedShm},
+		{"echo x > f; rm f", all},
+		// A process left running is killed and reaped before the init looks.
+		{"echo x > f; sleep 5 > /tmp/g & while [ ! -e /tmp/g ]; do :; done", all &^ UnusedWorkspace &^ UnusedTmp},
+	} {
+		ev := last(run(t, testSpec(t, "/bin/sh", "-c", c.script)))
+		if ev.Kind != Exited || ev.Exit.Unused != c.want {
+			t.Errorf("%q: last event %+v, want Exited with unused %#b", c.script, ev, c.want)
+		}
+	}
+}
+
+// With StartedAfter, a program that ends sooner has no Started event, and
+// one that runs longer has it then, saying how long it has run.
+func TestStartedAfter(t *testing.T) {
+	short := testSpec(t, "/bin/true")
+	short.Command.StartedAfter = time.Second
+	o := run(t, short)
+	for _, ev := range o.events {
+		if ev.Kind == Started {
+			t.Errorf("a program that ended within StartedAfter had a Started event: %+v", o.events)
+		}
+	}
+	if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {
+		t.Fatalf("last event %+v, want exit 0", ev)
+	}
+	long := testSpec(t, "/bin/sleep", "0.3")
+	long.Command.StartedAfter = 50 * time.Millisecond
+	o = run(t, long)
+	var kinds []EventKind
+	for _, ev := range o.events {
+		kinds = append(kinds, ev.Kind)
+		if ev.Kind == Started && (ev.Exit.Wall < 50*time.Millisecond || ev.Exit.Wall > 250*time.Millisecond) {
+			t.Errorf("Started after %v of the program, want 50 ms or a little more", ev.Exit.Wall)
+		}
+	}
+	if len(kinds) != 3 || kinds[0] != Ready || kinds[1] != Started || kinds[2] != Exited {
+		t.Fatalf("events %v, want Ready, Started, Exited", kinds)
+	}
 }

@@ -47,12 +47,13 @@ type message struct {
 	PID  uint32 `json:"pid,omitempty"` // in the sandbox's pid namespace
 
 	// exited
-	ExitCode  int   `json:"exit_code,omitempty"`
-	Signal    int   `json:"signal,omitempty"`
-	MaxRSSKiB int64 `json:"max_rss_kib,omitempty"`
-	UserNs    int64 `json:"user_ns,omitempty"`
-	SysNs     int64 `json:"sys_ns,omitempty"`
-	WallNs    int64 `json:"wall_ns,omitempty"` // command handed to pid 2 (before its exec) to pid 2 reaped, by the init's clock
+	Unused    uint32 `json:"unused,omitempty"`
+	ExitCode  int    `json:"exit_code,omitempty"`
+	Signal    int    `json:"signal,omitempty"`
+	MaxRSSKiB int64  `json:"max_rss_kib,omitempty"`
+	UserNs    int64  `json:"user_ns,omitempty"`
+	SysNs     int64  `json:"sys_ns,omitempty"`
+	WallNs    int64  `json:"wall_ns,omitempty"` // command handed to pid 2 (before its exec) to pid 2 reaped, by the init's clock
 	// FileSizeLimit is pid 2's RLIMIT_FSIZE when SIGXFSZ ended it.
 	FileSizeLimit *uint64 `json:"file_size_limit,omitempty"`
 }
@@ -67,4 +68,16 @@ type Exit struct {
 	// FileSizeLimit is, when SIGXFSZ ended the program, the file-size
 	// limit it had then (it may have lowered the sandbox's); else nil.
 	FileSizeLimit *uint64
+	// Unused says which of the sandbox's own file systems held nothing
+	// but their root once every process of the program was gone: the
+	// Unused* bits, with UnusedKnown when the init looked.
+	Unused uint32
 }
+
+// Exit.Unused bits.
+const (
+	UnusedTmp       = 1 << iota // /tmp
+	UnusedShm                   // /dev/shm
+	UnusedWorkspace             // WorkspaceDir (a host workdir bound there is not the sandbox's own: ignore it)
+	UnusedKnown                 // the init looked
+)

@@ -23,15 +23,15 @@ const maxCandidates = MaxPathDirs
 // report, as JSON string contents, should no candidate be an executable
 // file.
 type rawCommand struct {
-	magic    uint32
-	flags    uint32 // rawWorkdir: the workdir mount comes as the last descriptor
-	ncand    uint32 // cand[:ncand] are where the program may be, in order
-	imageN   uint32
-	tmpfsN   uint32
-	nfNameN  uint32
-	nfErrorN uint32
-	_        uint32
-	cand     [maxCandidates]uint64
+	magic          uint32
+	flags          uint32 // rawWorkdir: the workdir mount comes as the last descriptor
+	ncand          uint32 // cand[:ncand] are where the program may be, in order
+	imageN         uint32
+	tmpfsN         uint32
+	nfNameN        uint32
+	nfErrorN       uint32
+	startedAfterUs uint32 // Command.StartedAfter, in µs; 0: Started at once
+	cand           [maxCandidates]uint64
 }
 
 const (
@@ -65,6 +65,9 @@ type rawInit struct {
 	cmd       rawCommand
 	tmpfsData [256]byte
 	wsPath    [16]byte
+	tmpPath   [8]byte
+	shmPath   [16]byte
+	sfs       unix.Statfs_t
 	tmpfsName [8]byte
 	empty     [1]byte
 	st        unix.Stat_t
@@ -91,8 +94,10 @@ type rawInit struct {
 	notif     seccompNotif
 	cbuf      [1]byte
 	started   int64
-	info      [128]byte // a siginfo_t from waitid
-	fsize     rlimit64  // pid 2's file-size limit when SIGXFSZ ended it
+	unstarted bool          // Started is held back (rawCommand.startedAfterUs)
+	timeout   unix.Timespec // ppoll's, while it is
+	info      [128]byte     // a siginfo_t from waitid
+	fsize     rlimit64      // pid 2's file-size limit when SIGXFSZ ended it
 	fsizeRead bool
 }
 
@@ -155,6 +160,8 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 	q.cargs.stackSize = uint64(stackTop(p.stack) - uintptr(unsafe.Pointer(&p.stack[0])))
 	q.chld = 1 << (uint(syscall.SIGCHLD) - 1)
 	copy(q.wsPath[:], WorkspaceDir)
+	copy(q.tmpPath[:], "/tmp")
+	copy(q.shmPath[:], "/dev/shm")
 	copy(q.tmpfsName[:], "tmpfs")
 
 	q.rIov.Base = &q.rByte[0]
@@ -564,10 +571,25 @@ func (q *rawInit) startProgram() {
 	if r1 != 0 {
 		q.programFailed(r1)
 	}
+	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(q.pair[0]), 0, 0)
+	if q.cmd.startedAfterUs > 0 {
+		q.unstarted = true
+		return
+	}
+	q.reportStarted()
+}
+
+// reportStarted reports that the program exec'ed, with the time since
+// it was let go.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) reportStarted() {
+	q.unstarted = false
 	q.put(`{"kind":"started","wall_ns":`)
 	q.putInt(now(&q.t1) - q.started)
 	q.send()
-	syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(q.pair[0]), 0, 0)
 }
 
 // watchProgram reaps until the program ends, and ends it at its first
@@ -585,7 +607,17 @@ func (q *rawInit) watchProgram() {
 		q.fds[1].Events = unix.POLLIN
 	}
 	for {
-		_, _, errno := syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&q.fds[0])), 2, 0, 0, 0, 0)
+		timeout := uintptr(0)
+		if q.unstarted {
+			left := int64(q.cmd.startedAfterUs)*1000 - (now(&q.t1) - q.started)
+			if left <= 0 {
+				q.reportStarted()
+				continue
+			}
+			q.timeout.Sec, q.timeout.Nsec = left/1e9, left%1e9
+			timeout = uintptr(unsafe.Pointer(&q.timeout))
+		}
+		_, _, errno := syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&q.fds[0])), 2, timeout, 0, 0, 0)
 		if errno == syscall.EINTR {
 			continue
 		}
@@ -609,6 +641,9 @@ func (q *rawInit) blocked() {
 	q.notif = seccompNotif{}
 	_, _, e := syscall.RawSyscall(syscall.SYS_IOCTL, q.listen, uintptr(unix.SECCOMP_IOCTL_NOTIF_RECV), uintptr(unsafe.Pointer(&q.notif)))
 	if e == 0 {
+		if q.unstarted {
+			q.reportStarted()
+		}
 		q.put(`{"kind":"blocked","nr":`)
 		q.putInt(int64(q.notif.nr))
 		q.put(`,"arch":`)
@@ -642,9 +677,17 @@ func (q *rawInit) reap() {
 		}
 	}
 	ended := now(&q.t1)
-	// The step is over: nothing of it may go on running.
+	// The step is over: nothing of it may go on running, and nothing
+	// does once all is reaped.
 	syscall.RawSyscall(syscall.SYS_KILL, ^uintptr(0), uintptr(syscall.SIGKILL), 0)
-	q.put(`{"kind":"exited","exit_code":`)
+	for {
+		if _, _, errno := syscall.RawSyscall6(syscall.SYS_WAIT4, ^uintptr(0), 0, 0, 0, 0, 0); errno == syscall.ECHILD {
+			break
+		}
+	}
+	q.put(`{"kind":"exited","unused":`)
+	q.putInt(int64(UnusedKnown | q.unused(&q.tmpPath[0], UnusedTmp) | q.unused(&q.shmPath[0], UnusedShm) | q.unused(&q.wsPath[0], UnusedWorkspace)))
+	q.put(`,"exit_code":`)
 	if q.status&0x7f == 0 {
 		q.putInt(int64(q.status >> 8 & 0xff))
 		q.put(`,"signal":0`)
@@ -669,11 +712,6 @@ func (q *rawInit) reap() {
 	q.put(`,"wall_ns":`)
 	q.putInt(ended - q.started)
 	q.send()
-	for {
-		if _, _, errno := syscall.RawSyscall6(syscall.SYS_WAIT4, ^uintptr(0), 0, 0, 0, 0, 0); errno == syscall.ECHILD {
-			break
-		}
-	}
 	// The namespaces go with this init, when the parent closes the
 	// control socket or kills us.
 	for {
@@ -685,6 +723,23 @@ func (q *rawInit) reap() {
 	for {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
 	}
+}
+
+// unused is bit when the file system at path holds nothing but its root
+// (a tmpfs with one inode in use), else 0.
+//
+//go:nosplit
+//go:norace
+//go:nocheckptr
+func (q *rawInit) unused(path *byte, bit uint32) uint32 {
+	q.sfs = unix.Statfs_t{}
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_STATFS, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&q.sfs)), 0); errno != 0 {
+		return 0
+	}
+	if q.sfs.Files > 0 && q.sfs.Files-q.sfs.Ffree <= 1 {
+		return bit
+	}
+	return 0
 }
 
 // peekFileSizeLimit reads the file-size limit pid 2 had when SIGXFSZ
@@ -802,6 +857,7 @@ func rawCommandBytes(base uint64, c *Command, fds uint64, workdir bool) ([]byte,
 		return nil, err
 	}
 	h := rawCommand{magic: rawMagic, ncand: uint32(len(cands)), imageN: uint32(len(img))}
+	h.startedAfterUs = uint32(min(c.StartedAfter.Microseconds(), 1<<31))
 	for i, a := range addrs {
 		h.cand[i] = uint64(a)
 	}

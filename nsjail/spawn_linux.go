@@ -56,7 +56,9 @@ type EventKind int
 const (
 	// Ready: the sandbox is built and waits for its command.
 	Ready EventKind = iota + 1
-	// Started: the program exec'ed.
+	// Started: the program exec'ed; Exit.Wall is how long ago it was
+	// let go. With Command.StartedAfter, only a program that runs that
+	// long has one: Exited implies it.
 	Started
 	// Blocked: the program made a call its seccomp policy forbids; every
 	// process of the sandbox is being killed.
@@ -89,7 +91,6 @@ type Process struct {
 	pid    int
 	pidfd  *os.File
 	image  uint64 // where the program's image goes, in the init's memory
-	ended  <-chan string
 	helper *helperClient
 	events chan Event
 	done   chan struct{}
@@ -112,7 +113,7 @@ func (p *Process) Pid() int { return p.pid }
 func (p *Process) Kill() {
 	p.mu.Lock()
 	if p.pidfd != nil {
-		unix.PidfdSendSignal(int(p.pidfd.Fd()), unix.SIGKILL, nil, 0)
+		withFD(p.pidfd, func(fd int) { unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) })
 	}
 	p.closeCommandPipes()
 	p.mu.Unlock()
@@ -131,7 +132,7 @@ func (p *Process) Alive() bool {
 		return false
 	default:
 	}
-	if p.helper != nil && p.helper.ended() {
+	if p.helper != nil && p.helper.isGone() {
 		return false
 	}
 	p.mu.Lock()
@@ -140,9 +141,13 @@ func (p *Process) Alive() bool {
 		return false
 	}
 	// A pidfd polls readable once its process has exited.
-	pfd := []unix.PollFd{{Fd: int32(p.pidfd.Fd()), Events: unix.POLLIN}}
-	n, err := unix.Poll(pfd, 0)
-	return err != nil || n == 0
+	alive := true
+	withFD(p.pidfd, func(fd int) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, 0)
+		alive = err != nil || n == 0
+	})
+	return alive
 }
 
 // Prepare launches a sandbox for spec, without its command: the init
@@ -166,7 +171,7 @@ func Prepare(spec *Spec, files Files) (*Process, error) {
 		p, err := prepareWith(h, spec, files)
 		// A helper that died before this request (killed, say) is
 		// noticed by it: the next helper takes it, once.
-		if err != nil && attempt == 0 && h.ended() {
+		if err != nil && attempt == 0 && h.isGone() {
 			continue
 		}
 		return p, err
@@ -216,11 +221,11 @@ func prepareWith(h *helperClient, spec *Spec, files Files) (*Process, error) {
 	if files.Init != nil {
 		sent = append(sent, files.Init)
 	}
-	reply, pidfd, ended, err := h.spawn(req, sent)
+	reply, pidfd, err := h.spawn(req, sent)
 	if err != nil {
 		return fail(&SetupError{step: stepStartInit, Err: err})
 	}
-	p := &Process{pid: reply.PID, pidfd: pidfd, image: reply.Image, ended: ended, helper: h, events: make(chan Event, 5), done: make(chan struct{}), commandW: commandW, control: control}
+	p := &Process{pid: reply.PID, pidfd: pidfd, image: reply.Image, helper: h, events: make(chan Event, 5), done: make(chan struct{}), commandW: commandW, control: control}
 	go p.watch(reportR)
 	return p, nil
 }
@@ -393,6 +398,7 @@ func (p *Process) watch(r *os.File) {
 			ev.Kind = Ready
 		case msgStarted:
 			ev.Kind = Started
+			ev.Exit.Wall = time.Duration(m.WallNs)
 		case msgBlocked:
 			ev.Kind, ev.Nr, ev.Arch, ev.PID = Blocked, m.Nr, m.Arch, m.PID
 		case msgExited:
@@ -400,7 +406,7 @@ func (p *Process) watch(r *os.File) {
 			ev.Exit = Exit{
 				Code: m.ExitCode, Signal: m.Signal, MaxRSS: m.MaxRSSKiB * 1024,
 				User: time.Duration(m.UserNs), Sys: time.Duration(m.SysNs), Wall: time.Duration(m.WallNs),
-				FileSizeLimit: m.FileSizeLimit,
+				FileSizeLimit: m.FileSizeLimit, Unused: m.Unused,
 			}
 		case msgFailed:
 			ev.Kind = Failed
@@ -422,15 +428,10 @@ func (p *Process) watch(r *os.File) {
 		final = ev.Kind == Exited || ev.Kind == Failed
 		p.events <- ev
 	}
-	err := errors.New(<-p.ended)
-	// Normally the helper reaped it already. If the helper died, the init
-	// dies of that: wait until it has.
-	pfd := []unix.PollFd{{Fd: int32(p.pidfd.Fd()), Events: unix.POLLIN}}
-	for {
-		if _, perr := unix.Poll(pfd, 10_000); perr != unix.EINTR {
-			break
-		}
-	}
+	// The report's end is the init's: its pidfd says when it is over,
+	// every process of its sandbox with it.
+	waitExited(p.pidfd)
+	p.helper.ended()
 	p.mu.Lock()
 	p.closeCommandPipes()
 	p.pidfd.Close()
@@ -438,6 +439,43 @@ func (p *Process) watch(r *os.File) {
 	p.mu.Unlock()
 	close(p.done)
 	if !final {
-		p.events <- Event{Kind: Failed, At: time.Now(), Err: &SetupError{step: stepInitDied, Err: fmt.Errorf("died without a report: %v", err)}}
+		why := errors.New("died without a report")
+		if gone := p.helper.goneErr(helperDeathWait); gone != nil {
+			why = fmt.Errorf("died without a report: %w", gone)
+		}
+		p.events <- Event{Kind: Failed, At: time.Now(), Err: &SetupError{step: stepInitDied, Err: why}}
+	}
+}
+
+// waitExited returns once the process of pidfd has ended, waiting
+// through the runtime's poller (the helper's pidfds are non-blocking).
+func waitExited(pidfd *os.File) {
+	ended := func(fd uintptr, timeout int) (bool, error) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, timeout)
+		return err == nil && n > 0, err
+	}
+	rc, err := pidfd.SyscallConn()
+	if err != nil {
+		return
+	}
+	if rc.Read(func(fd uintptr) bool { ok, err := ended(fd, 0); return ok || err != nil && err != unix.EINTR }) == nil {
+		return
+	}
+	// Not on the poller: wait in the system call.
+	rc.Control(func(fd uintptr) {
+		for {
+			if ok, err := ended(fd, -1); ok || err != nil && err != unix.EINTR {
+				return
+			}
+		}
+	})
+}
+
+// withFD calls fn with f's descriptor, without taking f off the runtime's
+// poller (as f.Fd would).
+func withFD(f *os.File, fn func(fd int)) {
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { fn(int(fd)) })
 	}
 }

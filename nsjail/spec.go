@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -101,6 +102,11 @@ type Command struct {
 	// its process's affinity, set before its exec, which its threads and
 	// children inherit. Empty: the init's, every CPU the helper may use.
 	CPUs []int `json:"cpus,omitempty"`
+	// StartedAfter, if set, holds the Started event back until the
+	// program has run this long (from just before it is given its
+	// command): a program that ends sooner has only its Exited event,
+	// which implies it started. Zero: Started as soon as it exec'ed.
+	StartedAfter time.Duration `json:"started_after,omitempty"`
 }
 
 // MaxCPU bounds the CPU numbers of Command.CPUs.

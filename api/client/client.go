@@ -37,7 +37,8 @@ const (
 // Client talks to one daemon. It is safe for concurrent use.
 type Client struct {
 	socket string
-	hc     *http.Client
+	hc     *http.Client // requests whose body is a stream (conn.go)
+	kept   conns        // the others' connections
 }
 
 // New returns a client of the daemon listening on socket; "" means
@@ -67,6 +68,7 @@ func New(socket string) *Client {
 // progress go on; a later call dials again.
 func (c *Client) Close() error {
 	c.hc.CloseIdleConnections()
+	c.closeKept()
 	return nil
 }
 
@@ -125,7 +127,7 @@ func (c *Client) Run(ctx context.Context, job *api.Job) (*api.Result, error) {
 // it (strictly) as it would any client's.
 func (c *Client) RunJSON(ctx context.Context, job []byte) (*api.Result, error) {
 	var res api.Result
-	if err := c.Do(ctx, http.MethodPost, "/v1/run", bytes.NewReader(job), &res); err != nil {
+	if err := c.do(ctx, http.MethodPost, "/v1/run", job, &res); err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -238,21 +240,41 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 // path may carry a query. body, if not nil, is sent as application/json.
 // out nil discards the answer. A non-2xx answer is a *StatusError.
 func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	var data []byte
+	if body != nil {
+		var err error
+		if data, err = io.ReadAll(body); err != nil {
+			return fmt.Errorf("%s %s: reading the body: %w", method, path, err)
+		}
+		if data == nil {
+			data = []byte{}
+		}
+	}
+	return c.do(ctx, method, path, data, out)
+}
+
+// do is Do with the body in memory: nil is none.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
 	ctype := ""
+	var r io.Reader
 	if body != nil {
 		ctype = contentJSON
+		r = bytes.NewReader(body)
 	}
-	resp, err := c.send(ctx, method, path, body, ctype, contentJSON)
+	resp, err := c.send(ctx, method, path, r, ctype, contentJSON)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if out == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
-	} else {
+	if out != nil {
 		if err = json.NewDecoder(resp.Body).Decode(out); err != nil {
 			err = fmt.Errorf("decoding the answer: %w", err)
 		}
+	}
+	if err == nil {
+		// What follows the value (its newline): the connection is then
+		// free for the next call.
+		_, err = io.Copy(io.Discard, resp.Body)
 	}
 	if err != nil {
 		return c.readError(ctx, method, path, err)
@@ -261,8 +283,20 @@ func (c *Client) Do(ctx context.Context, method, path string, body io.Reader, ou
 }
 
 // send makes one request and returns a 2xx answer, whose body the caller
-// closes. Other answers become a *StatusError.
+// closes. Other answers become a *StatusError. A body in memory (nil or a
+// *bytes.Reader) goes over a kept connection (conn.go); any other through
+// net/http, which sends it while it reads the answer.
 func (c *Client) send(ctx context.Context, method, path string, body io.Reader, contentType, accept string) (*http.Response, error) {
+	switch b := body.(type) {
+	case nil:
+		return c.sendKept(ctx, method, path, nil, contentType, accept)
+	case *bytes.Reader:
+		if b.Len() <= maxKeptBody {
+			data := make([]byte, b.Len())
+			b.Read(data)
+			return c.sendKept(ctx, method, path, data, contentType, accept)
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, method, baseURL+path, body)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
