@@ -360,7 +360,10 @@ func (e *Engine) spec(p *Profile, hostID uint32) *nsjail.Spec {
 			Mounts:   mounts,
 			Files:    etcFiles("sandbox"),
 			TmpBytes: p.TmpBytes,
-			Seccomp:  e.filter,
+			// The workspace a step without a workdir has, unless it
+			// asks for another size, is mounted before the command.
+			ReadyWorkspaceBytes: p.WorkspaceBytes,
+			Seccomp:             e.filter,
 			// The helper keeps this part of the Spec by its key: each
 			// sandbox sends only its host ids. Keys are the process's
 			// own, as the helper is.
