@@ -273,8 +273,9 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 
 // capturePipe is a pipe whose read end is on the runtime's poller and
 // whose write end, which only the program writes, never is: os.Pipe would
-// register both ends, and Run would take the write end off again to pass
-// it on, eight system calls a step on the request's path for nothing.
+// register both ends, Run would make the write ends blocking again to pass
+// them on, and their close would take them off the poller: ten system
+// calls a step on the request's path for nothing.
 func capturePipe() (r, w *os.File, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
