@@ -271,12 +271,32 @@ func (e *Engine) runStep(ctx context.Context, req *StepRequest, lim api.Limits) 
 	return res, nil
 }
 
+// capturePipe is a pipe whose read end is on the runtime's poller and
+// whose write end, which only the program writes, never is: os.Pipe would
+// register both ends, Run would make the write ends blocking again to pass
+// them on, and their close would take them off the poller: ten system
+// calls a step on the request's path for nothing.
+func capturePipe() (r, w *os.File, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, os.NewSyscallError("pipe2", err)
+	}
+	// The read end alone is made non-blocking; os.NewFile then sees it so
+	// and polls it. The program's end stays an ordinary blocking pipe.
+	if _, err := unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, nil, os.NewSyscallError("fcntl", err)
+	}
+	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
+}
+
 // captureOr is a pipe whose read end the step's capture drains, or, when
 // the caller gives the stream's file (to), a read end that is empty at
 // once and that file, whose copy the caller keeps.
 func captureOr(to *os.File) (r, w *os.File, err error) {
 	if to == nil {
-		return os.Pipe()
+		return capturePipe()
 	}
 	if r, err = os.Open(os.DevNull); err != nil {
 		return nil, nil, err
@@ -341,7 +361,10 @@ func (e *Engine) spec(p *Profile, hostID uint32) *nsjail.Spec {
 			Mounts:   mounts,
 			Files:    etcFiles("sandbox"),
 			TmpBytes: p.TmpBytes,
-			Seccomp:  e.filter,
+			// The workspace a step without a workdir has, unless it
+			// asks for another size, is mounted before the command.
+			ReadyWorkspaceBytes: p.WorkspaceBytes,
+			Seccomp:             e.filter,
 			// The helper keeps this part of the Spec by its key: each
 			// sandbox sends only its host ids. Keys are the process's
 			// own, as the helper is.

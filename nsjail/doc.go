@@ -83,7 +83,8 @@
 //	                                                 RootDir, binds (ro), /proc, /dev,
 //	                                                 /tmp, files; "/" remounted
 //	                                                 read-only; pivot_root)
-//	                                                 hostname, loopback up
+//	                                                 hostname, loopback up; the workspace
+//	                                                 tmpfs (Spec.ReadyWorkspaceBytes), if set
 //	                                                 clone3(VM [INTO_CGROUP Program]) --
 //	                                                 the program's process:
 //	                                                    join the other cgroups (write "0"
@@ -101,7 +102,8 @@
 //	  files (3..9), workdir
 //	  as SCM_RIGHTS on fd 5; the command
 //	  (laid out for the image buffer,
-//	  rawCommand) on fd 3, close --------------------> attach the workspace (or a tmpfs)
+//	  rawCommand) on fd 3, close --------------------> attach the workspace (or a tmpfs,
+//	                                                 unless the one mounted ahead fits)
 //	                                                 read the image into the buffer;
 //	                                                 find argv[0] among the candidates;
 //	                                                 send the program's fds -->

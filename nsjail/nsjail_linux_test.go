@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -672,5 +673,59 @@ func TestStartedAfter(t *testing.T) {
 	}
 	if len(kinds) != 3 || kinds[0] != Ready || kinds[1] != Started || kinds[2] != Exited {
 		t.Fatalf("events %v, want Ready, Started, Exited", kinds)
+	}
+}
+
+// TestReadyWorkspace: a sandbox whose Spec mounts the workspace ahead
+// gives a command of that size the workspace in place, empty and the
+// sandbox user's; a command of another size gets a fresh one of its own
+// over it.
+func TestReadyWorkspace(t *testing.T) {
+	const script = `stat -c '%U %a' . && ls -A . | wc -l && df -k . | tail -1 | awk '{print $2}' && touch f`
+	for _, tc := range []struct {
+		name  string
+		bytes int64
+		want  string
+	}{
+		{"same size", 16 << 20, "sandbox 755\n0\n16384\n"},
+		{"other size", 8 << 20, "sandbox 755\n0\n8192\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := testSpec(t, "sh", "-c", script)
+			s.Spec.ReadyWorkspaceBytes = 16 << 20
+			s.Command.WorkspaceBytes = tc.bytes
+			o := run(t, s)
+			if ev := last(o); ev.Kind != Exited || ev.Exit.Code != 0 {
+				t.Fatalf("last event %+v; stderr %q", ev, o.stderr)
+			}
+			if o.stdout != tc.want {
+				t.Errorf("stdout %q, want %q", o.stdout, tc.want)
+			}
+		})
+	}
+}
+
+// TestRawCommandReadyWorkspace: a command takes the workspace mounted
+// ahead only at its size and without a workdir of its own.
+func TestRawCommandReadyWorkspace(t *testing.T) {
+	c := &Command{Argv: []string{"/bin/true"}, WorkspaceBytes: 1 << 20}
+	for _, tc := range []struct {
+		premounted int64
+		workdir    bool
+		want       uint32
+	}{
+		{0, false, 0},
+		{1 << 20, false, rawPremounted},
+		{2 << 20, false, 0},
+		{1 << 20, true, rawWorkdir},
+	} {
+		b, err := rawCommandBytes(1<<30, c, 0, tc.workdir, tc.premounted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := (*rawCommand)(unsafe.Pointer(&b[0]))
+		if h.flags != tc.want || (h.tmpfsN == 0) != (tc.want != 0) {
+			t.Errorf("premounted %d, workdir %v: flags %d, tmpfsN %d; want flags %d", tc.premounted, tc.workdir, h.flags, h.tmpfsN, tc.want)
+		}
 	}
 }

@@ -24,7 +24,7 @@ const maxCandidates = MaxPathDirs
 // file.
 type rawCommand struct {
 	magic          uint32
-	flags          uint32 // rawWorkdir: the workdir mount comes as the last descriptor
+	flags          uint32 // rawWorkdir: the workdir mount comes as the last descriptor; rawPremounted: the workspace is in place
 	ncand          uint32 // cand[:ncand] are where the program may be, in order
 	imageN         uint32
 	tmpfsN         uint32
@@ -35,8 +35,9 @@ type rawCommand struct {
 }
 
 const (
-	rawMagic   = 0x73626478
-	rawWorkdir = 1
+	rawMagic      = 0x73626478
+	rawWorkdir    = 1
+	rawPremounted = 2
 )
 
 // rawInit is everything the init needs when it runs without exec: as for
@@ -64,6 +65,8 @@ type rawInit struct {
 
 	cmd       rawCommand
 	tmpfsData [256]byte
+	preData   [256]byte // Spec.ReadyWorkspaceBytes's tmpfs options, when premount
+	premount  bool
 	wsPath    [16]byte
 	tmpPath   [8]byte
 	shmPath   [16]byte
@@ -163,6 +166,14 @@ func newRawInit(spec *Spec, joinFiles, program, tree int, inTemplate bool) (*raw
 	copy(q.tmpPath[:], "/tmp")
 	copy(q.shmPath[:], "/dev/shm")
 	copy(q.tmpfsName[:], "tmpfs")
+	if spec.ReadyWorkspaceBytes > 0 {
+		opts := workspaceOptions(spec.ReadyWorkspaceBytes)
+		if len(opts) >= len(q.preData) {
+			return nil, fmt.Errorf("workspace options: %d bytes, at most %d", len(opts), len(q.preData)-1)
+		}
+		copy(q.preData[:], opts)
+		q.premount = true
+	}
 
 	q.rIov.Base = &q.rByte[0]
 	q.rIov.SetLen(1)
@@ -362,6 +373,13 @@ func (q *rawInit) setUp() {
 	if i, errno := runRoot(q.root); i >= 0 && i < len(q.root.ops) {
 		q.failedAt(q.root.ops[i].step, q.root.ops[i].arg, errno)
 	}
+	// The workspace most commands will have, mounted now rather than on
+	// the command's path.
+	if q.premount {
+		if _, _, errno = syscall.RawSyscall6(syscall.SYS_MOUNT, uintptr(unsafe.Pointer(&q.tmpfsName[0])), uintptr(unsafe.Pointer(&q.wsPath[0])), uintptr(unsafe.Pointer(&q.tmpfsName[0])), unix.MS_NOSUID|unix.MS_NODEV, uintptr(unsafe.Pointer(&q.preData[0])), 0); errno != 0 {
+			q.failedAt(stepMountTmpfs, WorkspaceDir, errno)
+		}
+	}
 }
 
 // forkProgram forks the program's process, which joins its cgroups and
@@ -451,6 +469,9 @@ func (q *rawInit) receiveCommand() {
 	q.nfName[q.cmd.nfNameN] = 0
 	q.readFull(uintptr(unsafe.Pointer(&q.nfError[0])), uintptr(q.cmd.nfErrorN))
 	q.nfError[q.cmd.nfErrorN] = 0
+	if q.cmd.flags&rawPremounted != 0 && (!q.premount || q.cmd.flags&rawWorkdir != 0) {
+		q.failed(stepReadCommand, syscall.EPROTO)
+	}
 	q.rMsg.SetControllen(len(q.rCmsg))
 	for {
 		r1, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, fdControl, uintptr(unsafe.Pointer(&q.rMsg)), unix.MSG_CMSG_CLOEXEC)
@@ -483,6 +504,8 @@ func (q *rawInit) receiveCommand() {
 			q.failed(stepAttachWorkdir, errno)
 		}
 		syscall.RawSyscall(syscall.SYS_CLOSE, wd, 0, 0)
+	} else if q.cmd.flags&rawPremounted != 0 {
+		// The workspace mounted before Ready (setUp) is the command's.
 	} else if _, _, errno = syscall.RawSyscall6(syscall.SYS_MOUNT, uintptr(unsafe.Pointer(&q.tmpfsName[0])), uintptr(unsafe.Pointer(&q.wsPath[0])), uintptr(unsafe.Pointer(&q.tmpfsName[0])), unix.MS_NOSUID|unix.MS_NODEV, uintptr(unsafe.Pointer(&q.tmpfsData[0])), 0); errno != 0 {
 		q.failedAt(stepMountTmpfs, WorkspaceDir, errno)
 	}
@@ -823,8 +846,9 @@ func (q *rawInit) programFailed(first uintptr) {
 
 // rawCommandBytes lays c out for an init whose image buffer is at base:
 // the header and everything after it, as Run writes them on fdCommand.
-// fds is imageHeader.fds.
-func rawCommandBytes(base uint64, c *Command, fds uint64, workdir bool) ([]byte, error) {
+// fds is imageHeader.fds; premounted, the size of the workspace the
+// init mounted ahead (0: none).
+func rawCommandBytes(base uint64, c *Command, fds uint64, workdir bool, premounted int64) ([]byte, error) {
 	name := c.Argv[0]
 	var cands []string
 	nfError := ""
@@ -862,10 +886,13 @@ func rawCommandBytes(base uint64, c *Command, fds uint64, workdir bool) ([]byte,
 		h.cand[i] = uint64(a)
 	}
 	tmpfs := ""
-	if workdir {
+	switch {
+	case workdir:
 		h.flags |= rawWorkdir
-	} else {
-		tmpfs = fmt.Sprintf("mode=755,size=%d,nr_inodes=%d,%s", c.WorkspaceBytes, TmpfsInodes(c.WorkspaceBytes), sandboxOwned)
+	case premounted > 0 && c.WorkspaceBytes == premounted:
+		h.flags |= rawPremounted
+	default:
+		tmpfs = workspaceOptions(c.WorkspaceBytes)
 	}
 	nfName := jsonStringContents(name, 511)
 	h.tmpfsN, h.nfNameN, h.nfErrorN = uint32(len(tmpfs)), uint32(len(nfName)), uint32(len(nfError))
@@ -876,6 +903,12 @@ func rawCommandBytes(base uint64, c *Command, fds uint64, workdir bool) ([]byte,
 	out = append(out, nfName...)
 	out = append(out, nfError...)
 	return out, nil
+}
+
+// workspaceOptions are the mount options of a fresh workspace of size
+// bytes.
+func workspaceOptions(size int64) string {
+	return fmt.Sprintf("mode=755,size=%d,nr_inodes=%d,%s", size, TmpfsInodes(size), sandboxOwned)
 }
 
 // jsonStringContents is s as the inside of a JSON string, cut to at most

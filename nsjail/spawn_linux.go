@@ -88,12 +88,15 @@ type Event struct {
 
 // Process is a sandbox: prepared, then running its one command.
 type Process struct {
-	pid    int
-	pidfd  *os.File
-	image  uint64 // where the program's image goes, in the init's memory
-	helper *helperClient
-	events chan Event
-	done   chan struct{}
+	pid   int
+	pidfd *os.File
+	image uint64 // where the program's image goes, in the init's memory
+	// premounted is the size of the workspace the init mounted ahead
+	// (Spec.ReadyWorkspaceBytes); 0: none.
+	premounted int64
+	helper     *helperClient
+	events     chan Event
+	done       chan struct{}
 
 	mu       sync.Mutex
 	commandW *os.File // the rest of fdCommand: the command goes there
@@ -225,7 +228,7 @@ func prepareWith(h *helperClient, spec *Spec, files Files) (*Process, error) {
 	if err != nil {
 		return fail(&SetupError{step: stepStartInit, Err: err})
 	}
-	p := &Process{pid: reply.PID, pidfd: pidfd, image: reply.Image, helper: h, events: make(chan Event, 5), done: make(chan struct{}), commandW: commandW, control: control}
+	p := &Process{pid: reply.PID, pidfd: pidfd, image: reply.Image, premounted: spec.ReadyWorkspaceBytes, helper: h, events: make(chan Event, 5), done: make(chan struct{}), commandW: commandW, control: control}
 	go p.watch(reportR)
 	return p, nil
 }
@@ -282,7 +285,7 @@ func (p *Process) Run(c *Command, stdio IO) error {
 		defer wd.Close()
 		fds = append(fds, int(wd.Fd()))
 	}
-	cmdBytes, err := rawCommandBytes(p.image, c, extra, stdio.Workdir != nil || stdio.WorkdirMount != nil)
+	cmdBytes, err := rawCommandBytes(p.image, c, extra, stdio.Workdir != nil || stdio.WorkdirMount != nil, p.premounted)
 	if err != nil {
 		if ee, ok := err.(*ExecError); ok {
 			return ee

@@ -140,6 +140,12 @@ type Spec struct {
 	Files map[string]string `json:"files,omitempty"`
 	// TmpBytes caps /tmp and /dev/shm (each a tmpfs).
 	TmpBytes int64 `json:"tmp_bytes"`
+	// ReadyWorkspaceBytes, if set, is the size of a fresh tmpfs the init mounts
+	// at WorkspaceDir before it reports Ready: a command of the same
+	// Command.WorkspaceBytes and without a workdir of its own finds its
+	// workspace in place, and mounts none on its path. Any other command
+	// mounts its own workspace over it. 0: each command mounts its own.
+	ReadyWorkspaceBytes int64 `json:"ready_workspace_bytes,omitempty"`
 	// Hostname inside the uts namespace; empty is "sandbox".
 	Hostname string `json:"hostname,omitempty"`
 
@@ -232,6 +238,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.TmpBytes < 0 {
 		return errors.New("tmp_bytes: negative")
+	}
+	if s.ReadyWorkspaceBytes < 0 {
+		return errors.New("ready_workspace_bytes: negative")
 	}
 	if len(s.Seccomp) > 4096 {
 		return fmt.Errorf("seccomp: %d instructions, the kernel takes at most 4096", len(s.Seccomp))
