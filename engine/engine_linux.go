@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -47,6 +48,8 @@ type Engine struct {
 	retiring sync.WaitGroup // teardowns of finished steps' sandboxes
 	closed   atomic.Bool    // Close was called
 	gate     gate           // holds the pools' refills back while jobs run
+	// lendAfter is the const lendAfter, but in tests.
+	lendAfter time.Duration
 }
 
 // New checks what the host offers and sets up everything that does not
@@ -131,18 +134,19 @@ func New(cfg Config, opts Options) (_ *Engine, err error) {
 		exits, err = nil, nil
 	}
 	return &Engine{
-		exits:   exits,
-		cgroups: cg,
-		filter:  filter,
-		profile: profile,
-		ids:     ids,
-		initID:  cfg.UIDBase - 1,
-		rootDir: rootDir,
-		prefix:  opts.RunPrefix,
-		ncpu:    runtime.NumCPU(),
-		helpers: helpers,
-		placer:  newCPUPlacer(),
-		log:     opts.Log,
+		lendAfter: lendAfter,
+		exits:     exits,
+		cgroups:   cg,
+		filter:    filter,
+		profile:   profile,
+		ids:       ids,
+		initID:    cfg.UIDBase - 1,
+		rootDir:   rootDir,
+		prefix:    opts.RunPrefix,
+		ncpu:      runtime.NumCPU(),
+		helpers:   helpers,
+		placer:    newCPUPlacer(),
+		log:       opts.Log,
 	}, nil
 }
 

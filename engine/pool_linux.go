@@ -450,6 +450,8 @@ func (e *Engine) Ahead(profile *Profile) (release func()) {
 // lendAfter is how long a program runs before its job's hold on the pools
 // is lent to them: a short program ends before, and its result does not
 // wait behind a refill; a long one leaves them the CPU it does not use.
+// Engine.lendAfter holds it (a test sets it longer, so that a loaded host's
+// slow /bin/true does not lend).
 const lendAfter = 2 * time.Millisecond
 
 // lend gives up one job's hold after d, until the returned function takes

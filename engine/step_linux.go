@@ -416,7 +416,7 @@ func (e *Engine) command(req *StepRequest, lim api.Limits) *nsjail.Command {
 		// one message and one wake-up fewer for the shortest runs, and
 		// nothing that Started starts (the wall timer, lending the job's
 		// hold) is due before then.
-		StartedAfter: lendAfter,
+		StartedAfter: e.lendAfter,
 		Rlimits: []nsjail.Rlimit{
 			{Resource: unix.RLIMIT_NOFILE, Value: uint64(lim.OpenFiles)},
 			{Resource: unix.RLIMIT_FSIZE, Value: uint64(lim.FileSizeBytes) + 1},
@@ -585,7 +585,7 @@ func (w *watcher) watch(ctx context.Context) stepFacts {
 				// ev.Exit.Wall of the program's time has passed already.
 				started = true
 				if w.held {
-					defer w.engine.gate.lend(max(lendAfter-ev.Exit.Wall, 0))()
+					defer w.engine.gate.lend(max(w.engine.lendAfter-ev.Exit.Wall, 0))()
 				}
 				t := time.NewTimer(max(wall-ev.Exit.Wall, 0))
 				defer t.Stop()
