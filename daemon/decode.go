@@ -345,6 +345,19 @@ func (w *strictWalker) any(tok json.Token, field, path string, depth int) *api.E
 // fieldsCache holds jsonFields' answers by type.
 var fieldsCache sync.Map
 
+// jsonName is a struct field's JSON name, as encoding/json reads its tag;
+// ok is false for a field JSON leaves out.
+func jsonName(f reflect.StructField) (name string, ok bool) {
+	name, _, _ = strings.Cut(f.Tag.Get("json"), ",")
+	if !f.IsExported() || name == "-" {
+		return "", false
+	}
+	if name == "" {
+		name = f.Name
+	}
+	return name, true
+}
+
 // jsonFields maps the JSON names of a struct's fields to their types.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
 	if m, ok := fieldsCache.Load(t); ok {
@@ -353,12 +366,9 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	m := map[string]reflect.Type{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if !f.IsExported() || name == "-" {
+		name, ok := jsonName(f)
+		if !ok {
 			continue
-		}
-		if name == "" {
-			name = f.Name
 		}
 		m[name] = f.Type
 	}

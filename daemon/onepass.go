@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"reflect"
 	"strconv"
-	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf16"
@@ -550,12 +549,9 @@ func onePassFields(t reflect.Type) *onePassStruct {
 	s := &onePassStruct{byName: map[string]onePassField{}}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if !f.IsExported() || name == "-" {
+		name, ok := jsonName(f)
+		if !ok {
 			continue
-		}
-		if name == "" {
-			name = f.Name
 		}
 		if len(s.byName) == 64 {
 			panic("onePass: more than 64 fields in " + t.String())
