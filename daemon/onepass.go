@@ -165,6 +165,20 @@ func (p *onePass) value(v reflect.Value, nullOK bool) bool {
 func (p *onePass) object(v reflect.Value) bool {
 	fields := onePassFields(v.Type())
 	var seen uint64
+	return p.members(p.plainKey, func(key string) bool {
+		f, ok := fields.byName[key]
+		if !ok || seen&(1<<f.bit) != 0 {
+			return false
+		}
+		seen |= 1 << f.bit
+		return p.value(v.FieldByIndex(f.index), true)
+	})
+}
+
+// members walks an object at p.pos: for each member, readKey reads its key
+// (at the opening quote) and member decodes its value (after the colon).
+// Either saying false gives up.
+func (p *onePass) members(readKey func() (string, bool), member func(key string) bool) bool {
 	p.pos++ // '{'
 	if p.peek() == '}' {
 		p.pos++
@@ -174,20 +188,12 @@ func (p *onePass) object(v reflect.Value) bool {
 		if p.peek() != '"' {
 			return false
 		}
-		key, ok := p.plainKey()
-		if !ok {
-			return false
-		}
-		f, ok := fields.byName[key]
-		if !ok || seen&(1<<f.bit) != 0 {
-			return false
-		}
-		seen |= 1 << f.bit
-		if p.peek() != ':' {
+		key, ok := readKey()
+		if !ok || p.peek() != ':' {
 			return false
 		}
 		p.pos++
-		if !p.value(v.FieldByIndex(f.index), true) {
+		if !member(key) {
 			return false
 		}
 		switch p.peek() {
@@ -225,42 +231,18 @@ func (p *onePass) mapOf(v reflect.Value) bool {
 	t := v.Type()
 	m := reflect.MakeMap(t)
 	v.Set(m)
-	p.pos++ // '{'
-	if p.peek() == '}' {
-		p.pos++
-		return true
-	}
-	for {
-		if p.peek() != '"' {
-			return false
-		}
-		key, ok := p.str()
-		if !ok {
-			return false
-		}
+	return p.members(p.str, func(key string) bool {
 		kv := reflect.ValueOf(key)
 		if m.MapIndex(kv).IsValid() {
 			return false
 		}
-		if p.peek() != ':' {
-			return false
-		}
-		p.pos++
 		e := reflect.New(t.Elem()).Elem()
 		if !p.value(e, false) {
 			return false
 		}
 		m.SetMapIndex(kv, e)
-		switch p.peek() {
-		case ',':
-			p.pos++
-		case '}':
-			p.pos++
-			return true
-		default:
-			return false
-		}
-	}
+		return true
+	})
 }
 
 // array decodes an array into a slice (empty, not nil, for []).
