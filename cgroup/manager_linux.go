@@ -252,6 +252,12 @@ func (m *Manager) makeSubtree() error {
 }
 
 func (m *Manager) makeSubtreeOnce() (err error) {
+	if !m.lockedByUs() {
+		// Another process's Close may remove S between our mkdir (which
+		// finds it) and our reading its control files (which then fail
+		// with ENODEV): hold it back while we set it up (treelock_linux.go).
+		defer lockTreeShared(m.subtreeDirs())()
+	}
 	var made []string
 	defer func() {
 		if err != nil {
