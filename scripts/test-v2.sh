@@ -17,7 +17,8 @@
 #
 # Knobs (environment): TEST_V2_SUITES (default "cgroup nsjail e2e daemon"),
 # TEST_V2_RUN_CGROUP, TEST_V2_RUN_NSJAIL, TEST_V2_RUN_E2E, TEST_V2_RUN_DAEMON
-# (-test.run patterns), TEST_V2_TIMEOUT (seconds for the whole VM, default 1800),
+# (-test.run patterns), TEST_V2_COUNT (-test.count of every suite, default 1;
+# more to hunt a rare failure), TEST_V2_TIMEOUT (seconds for the whole VM, default 1800),
 # TEST_V2_SMP (KVM only), TEST_V2_MEM (MiB), TEST_V2_ACCEL (kvm or tcg),
 # SANDBOXD_VM_CACHE (kernel and guest OS image, default
 # /var/cache/sandboxd/test-v2).
@@ -104,6 +105,7 @@ cp scripts/vm/guest-init.sh "$payload/init"
 	printf 'RUN_CGROUP=%q\n' "${TEST_V2_RUN_CGROUP:-}"
 	printf 'RUN_NSJAIL=%q\n' "${TEST_V2_RUN_NSJAIL:-}"
 	printf 'RUN_E2E=%q\n' "${TEST_V2_RUN_E2E:-}"
+	printf 'COUNT=%q\n' "${TEST_V2_COUNT:-1}"
 	printf 'SKIP_E2E=%q\n' "$skip_e2e"
 	printf 'RUN_DAEMON=%q\n' "${TEST_V2_RUN_DAEMON:-$daemon_tests}"
 	printf 'SKIP_DAEMON=%q\n' "$skip_daemon"

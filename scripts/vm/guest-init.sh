@@ -126,11 +126,11 @@ for s in $SUITES; do
 	cgroup)
 		# Alone in its service: the first Open moves the test binary into
 		# the <subtree>-self leaf before it enables controllers.
-		run_suite cgroup "" /tmp /vm/run/tests/cgroup.test -test.v -test.count=1 \
+		run_suite cgroup "" /tmp /vm/run/tests/cgroup.test -test.v -test.count="${COUNT:-1}" \
 			-test.timeout="$SUITE_TIMEOUT" ${RUN_CGROUP:+-test.run="$RUN_CGROUP"}
 		;;
 	nsjail)
-		run_suite nsjail "" /tmp /vm/run/tests/nsjail.test -test.v -test.count=1 \
+		run_suite nsjail "" /tmp /vm/run/tests/nsjail.test -test.v -test.count="${COUNT:-1}" \
 			-test.timeout="$SUITE_TIMEOUT" ${RUN_NSJAIL:+-test.run="$RUN_NSJAIL"}
 		;;
 	daemon)
@@ -140,7 +140,7 @@ for s in $SUITES; do
 		# parks itself, so the daemons it starts find their own group above.
 		run_suite daemon sandboxd-test-@PID@-self /vm/run/test \
 			$bb env SANDBOXD_BIN=/vm/run/bin/sandboxd SANDBOXD_TEST_PROGRAMS=/vm/run/programs \
-			/vm/run/tests/test.test -test.v -test.count=1 -test.run="$RUN_DAEMON" ${SKIP_DAEMON:+-test.skip="$SKIP_DAEMON"} \
+			/vm/run/tests/test.test -test.v -test.count="${COUNT:-1}" -test.run="$RUN_DAEMON" ${SKIP_DAEMON:+-test.skip="$SKIP_DAEMON"} \
 			-test.timeout="$SUITE_TIMEOUT"
 		;;
 	e2e)
@@ -153,7 +153,7 @@ for s in $SUITES; do
 		# above it.
 		run_suite e2e sandboxd-self /vm/run/test \
 			$bb env SANDBOXD_BIN=/vm/run/bin/sandboxd SANDBOXD_TEST_PROGRAMS=/vm/run/programs \
-			/vm/run/tests/test.test -test.v -test.count=1 \
+			/vm/run/tests/test.test -test.v -test.count="${COUNT:-1}" \
 			-test.timeout="$SUITE_TIMEOUT" ${RUN_E2E:+-test.run="$RUN_E2E"} ${SKIP_E2E:+-test.skip="$SKIP_E2E"}
 		;;
 	*) fail "unknown suite $s" ;;
