@@ -100,7 +100,7 @@ func TestBenchProgram(t *testing.T) {
 		}
 	}
 	for _, cmd := range []string{"/bin/true", "python3 -c 'print(1)'"} {
-		for _, way := range []string{"bare", "ns floor", "floor+cgroups", "sandboxd exec", "sandboxctl run", "POST /v1/run"} {
+		for _, way := range []string{"bare", "ns floor", "floor+cgroups", "sandboxd exec", "exec --socket", "sandboxctl run", "POST /v1/run"} {
 			if !measured[cmd+" / "+way] {
 				t.Errorf("no figures for %s / %s", cmd, way)
 			}

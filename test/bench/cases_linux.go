@@ -33,6 +33,7 @@ const (
 	wayFloor = "ns floor"       // the same in fresh namespaces, nothing else
 	wayCgrp  = "floor+cgroups"  // the floor in fresh cgroups too (cgroupFloor)
 	wayExec  = "sandboxd exec"  // one sandboxd exec process per run
+	wayExecD = "exec --socket"  // one sandboxd exec --socket process per run, to the daemon
 	wayCtl   = "sandboxctl run" // one sandboxctl run process per run, to the daemon
 	wayRun   = "POST /v1/run"   // one request per run to the daemon
 	wayBatch = "POST /v1/batch" // every run in one request
@@ -81,7 +82,7 @@ func (c *benchCase) label() string { return c.cmd.name + ", " + c.way }
 // the gateway's, which become requests to the daemon),
 // whose CPU is then the daemon's rather than this program's children's.
 func (c *benchCase) viaDaemon() bool {
-	return strings.HasPrefix(c.way, "POST ") || strings.HasPrefix(c.way, "gateway ") || c.way == wayCtl
+	return strings.HasPrefix(c.way, "POST ") || strings.HasPrefix(c.way, "gateway ") || c.way == wayCtl || c.way == wayExecD
 }
 
 // bareRunner is os/exec of argv; attr, if not nil, makes its SysProcAttr.
@@ -111,7 +112,17 @@ func floorAttr() *syscall.SysProcAttr {
 
 // execRunner is one `sandboxd exec -- ARGV` per run; its verdict must be ok.
 func execRunner(bin, stateDir string, argv []string) func(context.Context) error {
-	args := append([]string{"exec", "--state-dir", stateDir, "--"}, argv...)
+	return execArgsRunner(bin, append([]string{"exec", "--state-dir", stateDir, "--"}, argv...))
+}
+
+// execSocketRunner is one `sandboxd exec --socket SOCKET -- ARGV` per run:
+// the same process, the step run by the daemon on socket.
+func execSocketRunner(bin, socket string, argv []string) func(context.Context) error {
+	return execArgsRunner(bin, append([]string{"exec", "--socket", socket, "--"}, argv...))
+}
+
+// execArgsRunner runs `bin ARGS...`, a sandboxd exec whose verdict must be ok.
+func execArgsRunner(bin string, args []string) func(context.Context) error {
 	return func(context.Context) error {
 		var out, stderr bytes.Buffer
 		cmd := exec.Command(bin, args...)
@@ -381,7 +392,7 @@ func (b *bench) charge(c *benchCase, before counters, n int) error {
 	if viaDaemon {
 		c.daemonCPU += after.daemon.own - before.daemon.own
 		c.cpu += after.daemon.own + after.daemon.children - before.daemon.own - before.daemon.children
-		if c.way == wayCtl { // and the sandboxctl processes
+		if c.way == wayCtl || c.way == wayExecD { // and the client processes
 			c.cpu += after.children - before.children
 		}
 	} else {

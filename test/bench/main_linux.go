@@ -259,6 +259,7 @@ func (b *bench) run(ctx context.Context) (rep *Report, err error) {
 			{cmd: cmd, way: wayFloor, run: bareRunner(cmd.argv, floorAttr)},
 			{cmd: cmd, way: wayCgrp, run: cf.runner(cmd.argv), drain: cf.wait},
 			{cmd: cmd, way: wayExec, run: execRunner(b.sandboxd, b.dir, cmd.argv)},
+			{cmd: cmd, way: wayExecD, run: execSocketRunner(b.sandboxd, b.d.socket, cmd.argv), settle: warmSettle(b.d.client)},
 			{cmd: cmd, way: wayCtl, run: ctlRunner(b.sandboxctl, b.d.socket, cmd.argv), settle: warmSettle(b.d.client)},
 			{cmd: cmd, way: wayRun, run: runRunner(b.d.client, cmd.argv), settle: warmSettle(b.d.client)},
 		}

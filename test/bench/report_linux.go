@@ -181,12 +181,12 @@ func targets(rep *Report) []Target {
 	trueBare := find(rep.Cases, cmdTrue.name, wayBare)
 	trueRun := find(rep.Cases, cmdTrue.name, wayRun)
 	trueFloor := find(rep.Cases, cmdTrue.name, wayFloor)
-	trueExec := find(rep.Cases, cmdTrue.name, wayExec)
+	trueExec := find(rep.Cases, cmdTrue.name, wayExecD)
 	pyRun := find(rep.Cases, cmdPython.name, wayRun)
 	idle := max(rep.Daemon.IdleStart.RSSBytes, rep.Daemon.IdleEnd.RSSBytes)
 	t := []Target{
 		atMost("POST /v1/run /bin/true, 1 client: p50 <= bare p50 + 0.5 ms", trueRun.P50MS, trueBare.P50MS+0.5, "ms"),
-		atMost("sandboxd exec /bin/true: p50 <= ns floor p50 + 2.5 ms", trueExec.P50MS, trueFloor.P50MS+2.5, "ms"),
+		atMost("sandboxd exec --socket /bin/true: p50 <= ns floor p50 + 2.5 ms", trueExec.P50MS, trueFloor.P50MS+2.5, "ms"),
 		atLeast(fmt.Sprintf("POST /v1/run /bin/true, %d clients: runs/s >= 0.7x ns floor", workers), trueRun.RateVsFloor, 0.7, "x"),
 		atLeast(fmt.Sprintf("POST /v1/run python3, %d clients: runs/s >= 0.75x bare", workers), pyRun.RateVsBare, 0.75, "x"),
 		atLeast(fmt.Sprintf("POST /v1/run python3, %d clients: runs/s >= 0.9x ns floor", workers), pyRun.RateVsFloor, 0.9, "x"),
