@@ -66,9 +66,15 @@ func TestCPURate(t *testing.T) {
 
 // TestDaemonCPUsBesideASpinner: a single-threaded timed loop takes about
 // as long beside a 16-thread spinner (two jobs at once, each with the same
-// cpus) as alone. Each gets half the machine: cpus 1 on the two-CPU hosts
-// of make test, 0.5 in make test-v2's one-CPU guest. Alone and beside are
-// measured in turns, and their medians compared.
+// cpus) as alone. Each gets 0.4 of the machine's CPUs, at most 1: 0.8 on the
+// two-CPU hosts of make test, 0.4 in make test-v2's one-CPU guest. The two
+// limits together leave a fifth of the machine to the daemon, its helper,
+// this test and the host: what the limit promises is the loop's rate when
+// the host has room for every sandbox's cpus, and with the whole machine
+// booked by the two, any other work (the daemon answering this test's
+// polls, an earlier test's teardown) came out of the loop's share (+5.5%
+// in the one-CPU guest after the daemon suite's earlier tests, +3.5% run
+// alone). Alone and beside are measured in turns, and their medians compared.
 func TestDaemonCPUsBesideASpinner(t *testing.T) {
 	d := startDaemon(t, "concurrency = 2")
 	spin, err := os.ReadFile(filepath.Join(programsDir, "spin"))
@@ -89,7 +95,7 @@ func TestDaemonCPUsBesideASpinner(t *testing.T) {
 		_, err := d.c.Run(ctxT(t), &api.Job{Steps: []api.Step{{Argv: []string{"true"}, Limits: api.Limits{CPUs: bad.cpus}}}})
 		wantAPIError(t, err, 400, bad.msg)
 	}
-	cpus := min(1, float64(ncpu)/2)
+	cpus := min(1, 0.4*float64(ncpu))
 	files := map[string]api.File{"spin": {Base64: base64Std(string(spin)), Mode: "0755"}}
 	// About a second of wall time alone.
 	loopMS := int64(1000 * cpus)
