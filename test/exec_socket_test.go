@@ -75,6 +75,20 @@ func TestExecThroughTheDaemon(t *testing.T) {
 		if a, b := jsonKeys(t, via), jsonKeys(t, alone.raw); !reflect.DeepEqual(a, b) {
 			t.Errorf("keys through the daemon %v, alone %v", a, b)
 		}
+		// Byte for byte the form a standalone exec prints: the result
+		// encoded by encoding/json, indented by two spaces, a newline.
+		out, _, _ := execVia(t, d.socket, "--", "sh", "-c", "printf '<&>\\t\\001\\303\\251'")
+		var decoded api.StepResult
+		if err := json.Unmarshal([]byte(out), &decoded); err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetIndent("", "  ")
+		enc.Encode(decoded)
+		if out != want.String() || decoded.Stdout != "<&>\t\x01\u00e9" {
+			t.Errorf("printed\n%s\nwant\n%s", out, want.String())
+		}
 		r := run("--", "/bin/true")
 		if r.Verdict != api.VerdictOK || r.ExitCode != 0 || r.CPUTimeMS <= 0 || r.WallTimeMS <= 0 || r.MemoryPeakBytes <= 0 || r.PIDsPeak < 1 {
 			t.Errorf("implausible result: %s", summary(r))
