@@ -42,15 +42,21 @@ func (p *Page) Family(name, typ, help string) *metrics.Set {
 }
 
 // Write writes the page: each family's HELP and TYPE lines and series,
-// then the Go runtime's and the process's metrics (go_*, process_*).
+// then the Go runtime's and the process's metrics (go_*, process_*). A
+// family with no series yet is left out, as Prometheus' client did.
 func (p *Page) Write(b *bytes.Buffer) {
 	for _, f := range p.families {
 		var h strings.Builder
 		h.WriteString("# HELP " + f.name + " ")
 		writeEscaped(&h, f.help, false)
 		h.WriteString("\n# TYPE " + f.name + " " + f.typ + "\n")
+		start := b.Len()
 		b.WriteString(h.String())
+		series := b.Len()
 		f.set.WritePrometheus(b)
+		if b.Len() == series {
+			b.Truncate(start)
+		}
 	}
 	metrics.WriteProcessMetrics(b)
 	metrics.WriteFDMetrics(b)

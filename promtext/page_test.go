@@ -24,14 +24,15 @@ func TestSeries(t *testing.T) {
 }
 
 // TestPageText: families sorted by name, each under its HELP and TYPE
-// lines, histograms with Prometheus' le buckets, then Go's and the
-// process's metrics.
+// lines, histograms with Prometheus' le buckets, none without a series,
+// then Go's and the process's metrics.
 func TestPageText(t *testing.T) {
 	var p Page
 	p.Family("z_total", Counter, "Zs, by kind.").NewCounter(Series("z_total", "kind", `a"b`)).Add(3)
 	p.Family("a_seconds", Histogram, "Time of a,\nin seconds.").
 		NewPrometheusHistogramExt(Series("a_seconds", "route", "GET /x"), []float64{0.5, 1}).Update(0.75)
 	p.Family("m_now", Gauge, "Ms now.").NewGauge("m_now", func() float64 { return 2 })
+	p.Family("n_total", Counter, "Ns, none yet.")
 	var b bytes.Buffer
 	p.Write(&b)
 	want := `# HELP a_seconds Time of a,\nin seconds.
