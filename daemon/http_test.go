@@ -26,8 +26,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
 	"github.com/sandboxd/sandboxd/api"
@@ -47,11 +45,8 @@ func newHTTPServer(t *testing.T, edit func(*Config)) *server {
 	}
 	log := logrus.New()
 	log.SetOutput(io.Discard)
-	reg := prometheus.NewRegistry()
-	m := &metrics{reg: reg, rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sandboxd_rejected_requests_total", Help: "Requests answered with an error, by error code.",
-	}, []string{"code"})}
-	reg.MustRegister(m.rejected)
+	m := &metrics{}
+	m.addRejected()
 	cache, err := openFileCache(t.TempDir(), cfg.CacheBytes, cfg.CacheQuotaBytes, log)
 	if err != nil {
 		t.Fatal(err)
@@ -65,8 +60,7 @@ func newHTTPServer(t *testing.T, edit func(*Config)) *server {
 	d.live.Store(mustSnapshot(cfg))
 	d.base, d.cancelBase = context.WithCancel(context.Background())
 	t.Cleanup(d.cancelBase)
-	return &server{d: d, bodies: d.bodies,
-		metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+	return &server{d: d, bodies: d.bodies, metrics: &m.page}
 }
 
 // root is a caller the default configuration allows.

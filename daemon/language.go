@@ -149,8 +149,9 @@ func (l *Language) validate(key string) error {
 }
 
 // versionRE finds a version in what a toolchain prints: "Python 3.11.7",
-// "v20.20.2", `openjdk version "17.0.15" 2025-04-15`, "go1.19.8".
-var versionRE = regexp.MustCompile(`[0-9]+(\.[0-9]+)+`)
+// "v20.20.2", `openjdk version "17.0.15" 2025-04-15`, "go1.19.8". Compiled
+// when first needed, not at every start of sandboxd.
+var versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[0-9]+(\.[0-9]+)+`) })
 
 // probeLanguage finds on the host whether a language profile can run: its
 // compile and run programs must be reachable through the profile's binds,
@@ -241,7 +242,7 @@ func hostVersion(argv []string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("version: %s: %w", strings.Join(argv, " "), err)
 	}
-	v := versionRE.FindString(string(out))
+	v := versionRE().FindString(string(out))
 	if v == "" {
 		return "", fmt.Errorf("version: %s printed no version: %.80q", strings.Join(argv, " "), out)
 	}

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 )
 
@@ -41,7 +40,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		defer os.Remove(d.socket)
 	}
 	s := &server{d: d, socketGID: gid, bodies: d.bodies,
-		metrics: promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})}
+		metrics: &d.metrics.page}
 	srv := &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: headerTimeout,

@@ -12,15 +12,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	vmetrics "github.com/VictoriaMetrics/metrics"
 	"github.com/sirupsen/logrus"
 
 	"github.com/sandboxd/sandboxd/api/client"
 	"github.com/sandboxd/sandboxd/gateway/gojudge"
 	"github.com/sandboxd/sandboxd/gateway/piston"
 	"github.com/sandboxd/sandboxd/gateway/web"
+	"github.com/sandboxd/sandboxd/promtext"
 )
 
 // Gateway is the protocols' listeners, built by New and run by Serve.
@@ -41,14 +40,11 @@ func New(cfg Config, c *client.Client, version string, log logrus.FieldLogger) (
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := newMetrics(reg)
-	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	m := newMetrics()
 	g := &Gateway{log: log}
 	mount := func(protocol, addr string, h http.Handler) {
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metricsHandler)
+		mux.Handle("GET /metrics", &m.page)
 		mux.Handle("/", h)
 		g.listeners = append(g.listeners, protocolListener{protocol: protocol, addr: addr,
 			handler: instrument(protocol, cfg.Token, m, log, mux)})
@@ -114,24 +110,22 @@ func (g *Gateway) Serve(ctx context.Context, grace time.Duration, ready func(pro
 	return err
 }
 
+// metrics are the gateway's Prometheus series, served as page on every
+// listener.
 type metrics struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	page     promtext.Page
+	requests *vmetrics.Set // by protocol, route and status
+	latency  *vmetrics.Set // by protocol and route
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sandboxd_gateway_requests_total",
-			Help: "Requests the gateway answered, by protocol, route and HTTP status.",
-		}, []string{"protocol", "route", "status"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sandboxd_gateway_request_seconds",
-			Help:    "Time from a request's arrival to its answer, by protocol and route.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"protocol", "route"}),
-	}
-	reg.MustRegister(m.requests, m.latency)
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+func newMetrics() *metrics {
+	m := &metrics{}
+	m.requests = m.page.Family("sandboxd_gateway_requests_total", promtext.Counter,
+		"Requests the gateway answered, by protocol, route and HTTP status.")
+	m.latency = m.page.Family("sandboxd_gateway_request_seconds", promtext.Histogram,
+		"Time from a request's arrival to its answer, by protocol and route.")
 	return m
 }
 
@@ -156,8 +150,10 @@ func instrument(protocol, token string, m *metrics, log logrus.FieldLogger, next
 			route = "unmatched"
 		}
 		d := time.Since(start)
-		m.requests.WithLabelValues(protocol, route, strconv.Itoa(sw.status)).Inc()
-		m.latency.WithLabelValues(protocol, route).Observe(d.Seconds())
+		m.requests.GetOrCreateCounter(promtext.Series("sandboxd_gateway_requests_total",
+			"protocol", protocol, "route", route, "status", strconv.Itoa(sw.status))).Inc()
+		m.latency.GetOrCreatePrometheusHistogramExt(promtext.Series("sandboxd_gateway_request_seconds",
+			"protocol", protocol, "route", route), latencyBuckets).Update(d.Seconds())
 		log.WithFields(logrus.Fields{"protocol": protocol, "method": r.Method, "path": r.URL.Path,
 			"route": route, "status": sw.status, "ms": float64(d.Microseconds()) / 1000, "remote": r.RemoteAddr}).Info("request")
 	})
