@@ -40,7 +40,12 @@ type bench struct {
 	d        *daemon
 }
 
-func main() { os.Exit(benchMain()) }
+func main() {
+	if socket := os.Getenv(pingerEnv); socket != "" {
+		os.Exit(pingerMain(socket))
+	}
+	os.Exit(benchMain())
+}
 
 func benchMain() int {
 	fs := flag.NewFlagSet("sandboxd-bench", flag.ContinueOnError)
