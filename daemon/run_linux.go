@@ -130,6 +130,10 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer adm.finish()
+	// In line now: the next connection's request may be read.
+	if c := connOf(r.Context()); c != nil {
+		c.intakeDone()
+	}
 	if !wantsStream(r) {
 		res := adm.run(nil)
 		// The job is over and its slot free; a client that does not take

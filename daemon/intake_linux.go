@@ -1,0 +1,217 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// intakePerProc bounds the new connections whose first request is
+	// being read, decoded and admitted at once, per P (GOMAXPROCS): few
+	// enough that a request on a kept connection (a /_ping) is not queued
+	// behind thousands of them for the daemon's CPU.
+	intakePerProc = 8
+	// intakeHold is the longest a connection counts against that bound: a
+	// slow client, a large upload or a long answer lets the next one in
+	// after it.
+	intakeHold = 100 * time.Millisecond
+)
+
+// intakeListener accepts every connection as it comes, into a line of its
+// own, and hands them to net/http while fewer than limit are in their
+// intake: from the hand-over until the first request reached the job
+// queue (intakeDone), the connection went idle, closed or was hijacked,
+// or intakeHold passed. The kernel's listen backlog so never fills (a
+// connect is not refused with EAGAIN), and a burst of thousands of
+// connections is read a few at a time rather than all at once.
+// Connections given back after a hijack (resume) go out first and count
+// against nothing: their requests come on a kept connection.
+type intakeListener struct {
+	ln       net.Listener
+	limit    int
+	rejected func(code string)
+	// A token, a connection or the end may be there: a byte in the pipe
+	// (see signal), written while pending was false.
+	wakeR, wakeW *os.File
+	pending      atomic.Bool
+
+	mu      sync.Mutex // guards the fields below
+	line    []net.Conn // accepted, not handed out yet, oldest first
+	resumed []net.Conn // given back after a hijack
+	inTake  int        // handed out and in their intake
+	err     error      // the underlying listener's, once it failed
+	closed  bool
+}
+
+func newIntakeListener(ln net.Listener, limit int, rejected func(string)) (*intakeListener, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("intake: %w", err)
+	}
+	l := &intakeListener{ln: ln, limit: max(1, limit), rejected: rejected, wakeR: r, wakeW: w}
+	go l.acceptLoop()
+	return l, nil
+}
+
+// signal wakes Accept. It does so through a pipe rather than a channel on
+// purpose: a goroutine woken by a channel runs next on the same P, before
+// anything the network poller found, and the intake (Accept, a request
+// read and admitted, its token back, Accept again) would hand the one P
+// from goroutine to goroutine for as long as connections wait, while a
+// request on a kept connection (a /_ping) waited for it all. Woken by the
+// poller, Accept runs only once the P has nothing else to run, in the
+// same poll that finds those requests.
+func (l *intakeListener) signal() {
+	if l.pending.CompareAndSwap(false, true) {
+		l.wakeW.Write([]byte{0})
+	}
+}
+
+// wait blocks until the next signal.
+func (l *intakeListener) wait() {
+	var b [1]byte
+	l.wakeR.Read(b[:])
+	l.pending.Store(false)
+}
+
+// acceptLoop takes every connection the kernel has, backing off as
+// net/http does when accept fails for a while (out of descriptors).
+func (l *intakeListener) acceptLoop() {
+	var backoff time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			l.mu.Lock()
+			l.err = err
+			l.mu.Unlock()
+			l.signal()
+			return
+		}
+		backoff = 0
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			c.Close()
+			continue
+		}
+		l.line = append(l.line, c)
+		l.mu.Unlock()
+		l.signal()
+	}
+}
+
+// isTemporary says whether an accept error passes (EMFILE, ENFILE,
+// ECONNABORTED and the like), as net/http judges it.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// Accept gives net/http the next connection: a resumed one, else the
+// oldest accepted once a place in the intake is free.
+func (l *intakeListener) Accept() (net.Conn, error) {
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return nil, net.ErrClosed
+		}
+		if len(l.resumed) > 0 {
+			c := l.resumed[0]
+			l.resumed[0] = nil
+			l.resumed = l.resumed[1:]
+			l.mu.Unlock()
+			return &timedConn{Conn: c, rejected: l.rejected}, nil
+		}
+		if len(l.line) > 0 && l.inTake < l.limit {
+			c := l.line[0]
+			l.line[0] = nil
+			l.line = l.line[1:]
+			if len(l.line) == 0 {
+				l.line = nil // let the grown array go
+			}
+			l.inTake++
+			l.mu.Unlock()
+			tc := &timedConn{Conn: c, rejected: l.rejected, intakeOf: l}
+			t := time.AfterFunc(intakeHold, tc.intakeDone)
+			tc.mu.Lock()
+			tc.intake = t
+			tc.mu.Unlock()
+			return tc, nil
+		}
+		if l.err != nil && len(l.line) == 0 {
+			err := l.err
+			l.mu.Unlock()
+			return nil, err
+		}
+		l.mu.Unlock()
+		l.wait()
+	}
+}
+
+// release ends one connection's intake.
+func (l *intakeListener) release() {
+	l.mu.Lock()
+	l.inTake--
+	l.mu.Unlock()
+	l.signal()
+}
+
+// resume gives net/http back a connection taken from it by a hijack,
+// whose next request is still to come; after Close it is closed.
+func (l *intakeListener) resume(c net.Conn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		c.Close()
+		return
+	}
+	l.resumed = append(l.resumed, c)
+	l.mu.Unlock()
+	l.signal()
+}
+
+// Close stops accepting and closes the connections not handed out.
+func (l *intakeListener) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	waiting := append(l.line, l.resumed...)
+	l.line, l.resumed = nil, nil
+	l.mu.Unlock()
+	err := l.ln.Close()
+	for _, c := range waiting {
+		c.Close()
+	}
+	l.signal()
+	l.wakeW.Close() // Accept's read ends, if the signal found one pending
+	l.wakeR.Close()
+	return err
+}
+
+func (l *intakeListener) Addr() net.Addr { return l.ln.Addr() }
+
+// connState ends a connection's intake once it is idle, closed or
+// hijacked (http.Server.ConnState).
+func connState(c net.Conn, state http.ConnState) {
+	if state == http.StateIdle || state == http.StateClosed || state == http.StateHijacked {
+		if tc, ok := c.(*timedConn); ok {
+			tc.intakeDone()
+		}
+	}
+}
