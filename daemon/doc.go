@@ -9,8 +9,9 @@
 //     accepted at once into a line of the daemon's own and handed to
 //     net/http a few at a time; the route table, error answers with one
 //     map from error codes to HTTP statuses (routes_linux.go); request
-//     bodies under one budget, timeouts, streamed answers; Serve and its
-//     drain.
+//     bodies under one budget, timeouts, streamed answers; a POST /v1/run
+//     that must wait taken from net/http while it waits
+//     (detach_linux.go); Serve and its drain.
 //   - Jobs: a body is decoded strictly (decode.go) and checked against the
 //     profiles (Daemon.check) into a checkedJob; admitted (the registry, and
 //     a fair queue per caller: fairqueue.go); run step by step in one
@@ -45,7 +46,11 @@
 // decoded and admitted at once; it is woken through the network poller,
 // so that between two rounds of intake the runtime polls the network and
 // runs what came on kept connections (intake_linux.go says why a channel
-// would not do). The
+// would not do). A job that must wait leaves net/http while it waits
+// (detach_linux.go): its connection's buffers and its handler's stack are
+// given back, a goroutine parked in a one-byte read notices its client
+// leaving, and its answer is written as net/http would, after which the
+// connection goes back to net/http for the client's next request. The
 // figures are in docs/benchmarks.md ("The queue").
 //
 // # Configuration and reload

@@ -26,6 +26,7 @@ type scheduler struct {
 type waiter struct {
 	ch      chan struct{} // closed when granted
 	granted bool
+	notify  func() // called once granted, if set (onGrant)
 }
 
 func newScheduler(slots, queueCap int) *scheduler {
@@ -76,6 +77,28 @@ func (s *scheduler) enqueue(caller uint32, mayExceed bool) (*ticket, error) {
 	s.waiting[caller] = append(s.waiting[caller], w)
 	s.queued++
 	return &ticket{s: s, caller: caller, w: w}, nil
+}
+
+// waiting says whether the ticket had to wait in line.
+func (t *ticket) waiting() bool { return t.w != nil }
+
+// onGrant has f called once the ticket holds a slot: at once if it does
+// already, else from the release that grants it (under the scheduler's
+// lock, so f must be quick and take no lock of the daemon's), before
+// wait returns.
+func (t *ticket) onGrant(f func()) {
+	if t.w == nil {
+		f()
+		return
+	}
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.w.granted {
+		f()
+		return
+	}
+	t.w.notify = f
 }
 
 // wait returns once the ticket holds a slot; release gives it back (call
@@ -130,6 +153,9 @@ func (s *scheduler) handOff() {
 	s.queued--
 	s.running++
 	w.granted = true
+	if w.notify != nil {
+		w.notify()
+	}
 	close(w.ch)
 }
 

@@ -88,6 +88,9 @@ func credentials(c net.Conn) peer {
 	if tc, ok := c.(*timedConn); ok {
 		c = tc.Conn
 	}
+	if pc, ok := c.(*pendingConn); ok {
+		c = pc.Conn
+	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
 		return peer{uid: ^uint32(0), gid: ^uint32(0)}

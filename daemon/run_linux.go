@@ -109,7 +109,12 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	defer release()
+	detached := false
+	defer func() {
+		if !detached {
+			release()
+		}
+	}()
 	job, aerr := decodeJob(data)
 	if aerr != nil {
 		s.fail(w, 0, aerr)
@@ -124,16 +129,25 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		lineBuffered(cj)
 	}
 	caller := peerOf(r.Context()).uid
-	adm, aerr := s.d.admit(r.Context(), caller, cj, false)
+	// The job may outlive the handler (detach): its context is the
+	// request's without the request's end, and the client going away
+	// cancels it until then.
+	adm, aerr := s.d.admit(context.WithoutCancel(r.Context()), caller, cj, false)
 	if aerr != nil {
 		s.fail(w, 0, aerr)
 		return
 	}
-	defer adm.finish()
+	clientGone := context.AfterFunc(r.Context(), adm.cancel)
+	defer clientGone()
 	// In line now: the next connection's request may be read.
 	if c := connOf(r.Context()); c != nil {
 		c.intakeDone()
 	}
+	if !wantsStream(r) && adm.ticket.waiting() && s.detach(w, r, adm, clientGone, release) {
+		detached = true
+		return
+	}
+	defer adm.finish()
 	if !wantsStream(r) {
 		res := adm.run(nil)
 		// The job is over and its slot free; a client that does not take
