@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -40,6 +42,12 @@ type intakeListener struct {
 	// (see signal), written while pending was false.
 	wakeR, wakeW *os.File
 	pending      atomic.Bool
+	// open counts the connections accepted and not closed yet; at
+	// maxOpen the accept loop waits for a close (room), so that the
+	// jobs keep descriptors for their pipes and files.
+	open    atomic.Int64
+	maxOpen int64
+	room    chan struct{}
 
 	mu      sync.Mutex // guards the fields below
 	line    []net.Conn // accepted, not handed out yet, oldest first
@@ -49,14 +57,46 @@ type intakeListener struct {
 	closed  bool
 }
 
-func newIntakeListener(ln net.Listener, limit int, rejected func(string)) (*intakeListener, error) {
+func newIntakeListener(ln net.Listener, limit int, maxOpen int64, rejected func(string)) (*intakeListener, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("intake: %w", err)
 	}
-	l := &intakeListener{ln: ln, limit: max(1, limit), rejected: rejected, wakeR: r, wakeW: w}
+	l := &intakeListener{ln: ln, limit: max(1, limit), rejected: rejected, wakeR: r, wakeW: w,
+		maxOpen: maxOpen, room: make(chan struct{}, 1)}
 	go l.acceptLoop()
 	return l, nil
+}
+
+// maxOpenConns is how many connections the daemon holds at most: its
+// descriptor limit less a quarter (at least 256) kept for everything
+// else. Connections beyond it wait in the kernel's listen backlog.
+func maxOpenConns() int64 {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 1 << 30
+	}
+	n := int64(rl.Cur)
+	return max(64, n-max(n/4, 256))
+}
+
+// countedConn is an accepted connection, counted in open until closed.
+type countedConn struct {
+	net.Conn
+	l    *intakeListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.open.Add(-1)
+		select {
+		case c.l.room <- struct{}{}:
+		default:
+		}
+	})
+	return err
 }
 
 // signal wakes Accept. It does so through a pipe rather than a channel on
@@ -85,6 +125,16 @@ func (l *intakeListener) wait() {
 func (l *intakeListener) acceptLoop() {
 	var backoff time.Duration
 	for {
+		if l.open.Load() >= l.maxOpen {
+			<-l.room // a close, or Close
+			l.mu.Lock()
+			closed := l.closed
+			l.mu.Unlock()
+			if closed {
+				return
+			}
+			continue
+		}
 		c, err := l.ln.Accept()
 		if err != nil {
 			var ne net.Error
@@ -100,6 +150,8 @@ func (l *intakeListener) acceptLoop() {
 			return
 		}
 		backoff = 0
+		l.open.Add(1)
+		c = &countedConn{Conn: c, l: l}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
@@ -199,6 +251,10 @@ func (l *intakeListener) Close() error {
 		c.Close()
 	}
 	l.signal()
+	select {
+	case l.room <- struct{}{}:
+	default:
+	}
 	l.wakeW.Close() // Accept's read ends, if the signal found one pending
 	l.wakeR.Close()
 	return err

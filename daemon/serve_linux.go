@@ -53,7 +53,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		ConnState: connState,
 		ErrorLog:  nil,
 	}
-	if s.intake, err = newIntakeListener(ln, intakePerProc*runtime.GOMAXPROCS(0), d.metrics.reject); err != nil {
+	if s.intake, err = newIntakeListener(ln, intakePerProc*runtime.GOMAXPROCS(0), maxOpenConns(), d.metrics.reject); err != nil {
 		ln.Close()
 		return err
 	}
