@@ -201,6 +201,11 @@ type QueueScale struct {
 	DaemonCPUMSPerRun float64 `json:"daemon_cpu_ms_per_run"`
 	DurationS         float64 `json:"duration_s"`
 	LoadAvg           string  `json:"load_avg"` // before the row
+	// DaemonRunQueueWaitS is how long the daemon's threads waited for a
+	// CPU while runnable, from the first job sent to the last answer, in
+	// all: what the machine's other work (and the bench's own clients)
+	// took from it.
+	DaemonRunQueueWaitS float64 `json:"daemon_run_queue_wait_s"`
 }
 
 // PingFigure is a phase's pings: how many, their p50, p99 and max, and
@@ -297,6 +302,7 @@ func (b *bench) queue(ctx context.Context, n int, bareRate float64) (QueueScale,
 			}
 		}
 	}()
+	waitedBefore := b.d.runQueueWait()
 	start := time.Now()
 	var wg sync.WaitGroup
 	var retries atomic.Int64
@@ -325,6 +331,7 @@ func (b *bench) queue(ctx context.Context, n int, bareRate float64) (QueueScale,
 	}
 	wg.Wait()
 	end := time.Now()
+	r.DaemonRunQueueWaitS = (b.d.runQueueWait() - waitedBefore).Seconds()
 	elapsed := end.Sub(start)
 	close(stop)
 	watchers.Wait()

@@ -76,8 +76,8 @@ func (s *Scale) printQueue(w io.Writer) {
 	}{{fmt.Sprintf("while the jobs arrived (intake, %.2f s)", q.IntakeS), q.IntakePings}, {"while they waited and drained (queued)", q.QueuedPings}} {
 		fmt.Fprintf(w, "    %s: %d pings, p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d over 10 ms\n", p.name, p.f.Pings, p.f.P50MS, p.f.P99MS, p.f.MaxMS, p.f.Over10)
 	}
-	fmt.Fprintf(w, "  (the same for 2 s before, the daemon idle: p50 %.2f ms, p99 %.2f ms, max %.2f ms)\n\n",
-		q.IdlePingP50MS, q.IdlePingP99MS, q.IdlePingMaxMS)
+	fmt.Fprintf(w, "  (the same for 2 s before, the daemon idle: p50 %.2f ms, p99 %.2f ms, max %.2f ms; the daemon's threads waited %.2f s in all for a CPU during the row's %.1f s)\n\n",
+		q.IdlePingP50MS, q.IdlePingP99MS, q.IdlePingMaxMS, q.DaemonRunQueueWaitS, q.DurationS)
 }
 
 func (s *Scale) printSweep(w io.Writer) {
