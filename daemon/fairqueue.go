@@ -13,14 +13,16 @@ var errQueueFull = errors.New("the queue is full")
 // wait in a queue per caller; a freed slot goes to the callers in turn, so
 // one caller's many jobs do not hold back another's.
 type scheduler struct {
-	mu       sync.Mutex // guards everything below
-	queueCap int
-	slots    int // concurrency
-	free     int // negative after resize took slots that are in use
-	running  int
-	queued   int
-	waiting  map[uint32][]*waiter // per caller, oldest first
-	turn     []uint32             // callers with waiters, in turn order
+	mu          sync.Mutex // guards everything below
+	queueCap    int
+	slots       int // concurrency
+	free        int // negative after resize took slots that are in use
+	running     int
+	queued      int
+	waiting     map[uint32][]*waiter // per caller, oldest first
+	turn        []uint32             // callers with waiters, in turn order
+	peak        int                  // the most jobs waiting since the queue was last empty
+	drainedPeak int                  // the peak of the last time it emptied, until drained reads it
 }
 
 type waiter struct {
@@ -76,6 +78,7 @@ func (s *scheduler) enqueue(caller uint32, mayExceed bool) (*ticket, error) {
 	}
 	s.waiting[caller] = append(s.waiting[caller], w)
 	s.queued++
+	s.peak = max(s.peak, s.queued)
 	return &ticket{s: s, caller: caller, w: w}, nil
 }
 
@@ -151,6 +154,7 @@ func (s *scheduler) handOff() {
 		delete(s.waiting, caller)
 	}
 	s.queued--
+	s.noteEmpty()
 	s.running++
 	w.granted = true
 	if w.notify != nil {
@@ -166,6 +170,7 @@ func (s *scheduler) remove(caller uint32, w *waiter) {
 		if x == w {
 			s.waiting[caller] = append(q[:i:i], q[i+1:]...)
 			s.queued--
+			s.noteEmpty()
 			break
 		}
 	}
@@ -178,6 +183,26 @@ func (s *scheduler) remove(caller uint32, w *waiter) {
 			}
 		}
 	}
+}
+
+// noteEmpty keeps the peak of a queue that just emptied for drained.
+// Preconditions: s.mu is held.
+func (s *scheduler) noteEmpty() {
+	if s.queued == 0 {
+		s.drainedPeak, s.peak = s.peak, 0
+	}
+}
+
+// drained says, once, that the queue emptied after at least n jobs
+// waited in it at once.
+func (s *scheduler) drained(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queued > 0 || s.drainedPeak < n {
+		return false
+	}
+	s.drainedPeak = 0
+	return true
 }
 
 // load reports the slots in use and the jobs waiting.

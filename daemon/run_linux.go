@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -246,6 +247,10 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, cj *checkedJob, batch
 	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, cj: cj, ticket: t, batch: batch, unpin: unpin}, nil
 }
 
+// burstJobs is how many jobs waiting at once make a burst, after which
+// the daemon gives its heap back as soon as the queue is empty again.
+const burstJobs = 1000
+
 // resultHold bounds how long a job's result keeps its hold on the pools
 // after the job ended, while it is written to its client.
 const resultHold = 50 * time.Millisecond
@@ -297,6 +302,11 @@ func (a *admission) run(emit emitFunc) *api.Result {
 			hold()
 		}
 		release()
+		if d.sched.drained(burstJobs) {
+			// The heap that held the burst goes back to the kernel now:
+			// the runtime would keep most of it until its next cycles.
+			go debug.FreeOSMemory()
+		}
 	}
 	// A batch's results too, unless it keeps none: the registry bounds
 	// what it keeps (result_bytes), however large the batch.
