@@ -50,8 +50,10 @@
 // (detach_linux.go): its connection's buffers and its handler's stack are
 // given back, a goroutine parked in a one-byte read notices its client
 // leaving, and its answer is written as net/http would, after which the
-// connection goes back to net/http for the client's next request. The
-// figures are in docs/benchmarks.md ("The queue").
+// connection goes back to net/http for the client's next request. Once a
+// queue of 1,000 or more has emptied, the heap that held it is given back
+// to the kernel at once. The figures are in docs/benchmarks.md ("The
+// queue").
 //
 // # Configuration and reload
 //
