@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,10 +34,13 @@ const (
 // connect is not refused with EAGAIN), and a burst of thousands of
 // connections is read a few at a time rather than all at once.
 // Connections given back after a hijack (resume) go out first and count
-// against nothing: their requests come on a kept connection.
+// against nothing: their requests come on a kept connection. Nor does a
+// connection with nothing to read yet when its turn comes: a client that
+// connects and stays silent holds no place.
 type intakeListener struct {
 	ln       net.Listener
 	limit    int
+	hold     time.Duration // intakeHold
 	rejected func(code string)
 	// A token, a connection or the end may be there: a byte in the pipe
 	// (see signal), written while pending was false.
@@ -62,7 +66,7 @@ func newIntakeListener(ln net.Listener, limit int, maxOpen int64, rejected func(
 	if err != nil {
 		return nil, fmt.Errorf("intake: %w", err)
 	}
-	l := &intakeListener{ln: ln, limit: max(1, limit), rejected: rejected, wakeR: r, wakeW: w,
+	l := &intakeListener{ln: ln, limit: max(1, limit), hold: intakeHold, rejected: rejected, wakeR: r, wakeW: w,
 		maxOpen: maxOpen, room: make(chan struct{}, 1)}
 	go l.acceptLoop()
 	return l, nil
@@ -164,6 +168,30 @@ func (l *intakeListener) acceptLoop() {
 	}
 }
 
+// readable says whether bytes of a request (or the client's end) wait on
+// c, without waiting.
+func readable(c net.Conn) bool {
+	if cc, ok := c.(*countedConn); ok {
+		c = cc.Conn
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	ready := true
+	var b [1]byte
+	raw.Read(func(fd uintptr) bool {
+		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		ready = err != unix.EAGAIN
+		return true
+	})
+	return ready
+}
+
 // isTemporary says whether an accept error passes (EMFILE, ENFILE,
 // ECONNABORTED and the like), as net/http judges it.
 func isTemporary(err error) bool {
@@ -187,17 +215,24 @@ func (l *intakeListener) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			return &timedConn{Conn: c, rejected: l.rejected}, nil
 		}
-		if len(l.line) > 0 && l.inTake < l.limit {
+		// A connection with nothing to read yet costs nothing until its
+		// request comes, as a kept one: it goes out without a place, so
+		// that clients that connect and stay silent hold none.
+		if ready := len(l.line) > 0 && readable(l.line[0]); len(l.line) > 0 && (!ready || l.inTake < l.limit) {
 			c := l.line[0]
 			l.line[0] = nil
 			l.line = l.line[1:]
 			if len(l.line) == 0 {
 				l.line = nil // let the grown array go
 			}
+			if !ready {
+				l.mu.Unlock()
+				return &timedConn{Conn: c, rejected: l.rejected}, nil
+			}
 			l.inTake++
 			l.mu.Unlock()
 			tc := &timedConn{Conn: c, rejected: l.rejected, intakeOf: l}
-			t := time.AfterFunc(intakeHold, tc.intakeDone)
+			t := time.AfterFunc(l.hold, tc.intakeDone)
 			tc.mu.Lock()
 			tc.intake = t
 			tc.mu.Unlock()
