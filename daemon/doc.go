@@ -5,9 +5,13 @@
 //
 // Top down, each using only the ones below:
 //   - HTTP: the socket, peer credentials and the caller check
-//     (listen_linux.go); the route table, error answers with one map from
-//     error codes to HTTP statuses (routes_linux.go); request bodies under
-//     one budget, timeouts, streamed answers; Serve and its drain.
+//     (listen_linux.go); the intake (intake_linux.go): every connection
+//     accepted at once into a line of the daemon's own and handed to
+//     net/http a few at a time; the route table, error answers with one
+//     map from error codes to HTTP statuses (routes_linux.go); request
+//     bodies under one budget, timeouts, streamed answers; a POST /v1/run
+//     that must wait taken from net/http while it waits
+//     (detach_linux.go); Serve and its drain.
 //   - Jobs: a body is decoded strictly (decode.go) and checked against the
 //     profiles (Daemon.check) into a checkedJob; admitted (the registry, and
 //     a fair queue per caller: fairqueue.go); run step by step in one
@@ -31,6 +35,25 @@
 // strict check would refuse, it gives up and the old path runs, so errors
 // are the old path's, word for word. onepass_test.go holds it to the old
 // path on hand-made bodies, every cut of one, and random mutations.
+//
+// # Thousands of requests at once
+//
+// A burst of connections (10,000 POST /v1/run at once) must neither
+// fill the kernel's listen backlog, which refuses connects with EAGAIN,
+// nor make a request on a kept connection (a /_ping, /v1/info, /metrics)
+// wait behind all of them for the daemon's one P. The intake listener
+// accepts every connection as it comes and lets at most 8 per P be read,
+// decoded and admitted at once; it is woken through the network poller,
+// so that between two rounds of intake the runtime polls the network and
+// runs what came on kept connections (intake_linux.go says why a channel
+// would not do). A job that must wait leaves net/http while it waits
+// (detach_linux.go): its connection's buffers and its handler's stack are
+// given back, a goroutine parked in a one-byte read notices its client
+// leaving, and its answer is written as net/http would, after which the
+// connection goes back to net/http for the client's next request. Once a
+// queue of 1,000 or more has emptied, the heap that held it is given back
+// to the kernel at once. The figures are in docs/benchmarks.md ("The
+// queue").
 //
 // # Configuration and reload
 //

@@ -13,19 +13,22 @@ var errQueueFull = errors.New("the queue is full")
 // wait in a queue per caller; a freed slot goes to the callers in turn, so
 // one caller's many jobs do not hold back another's.
 type scheduler struct {
-	mu       sync.Mutex // guards everything below
-	queueCap int
-	slots    int // concurrency
-	free     int // negative after resize took slots that are in use
-	running  int
-	queued   int
-	waiting  map[uint32][]*waiter // per caller, oldest first
-	turn     []uint32             // callers with waiters, in turn order
+	mu          sync.Mutex // guards everything below
+	queueCap    int
+	slots       int // concurrency
+	free        int // negative after resize took slots that are in use
+	running     int
+	queued      int
+	waiting     map[uint32][]*waiter // per caller, oldest first
+	turn        []uint32             // callers with waiters, in turn order
+	peak        int                  // the most jobs waiting since the queue was last empty
+	drainedPeak int                  // the peak of the last time it emptied, until drained reads it
 }
 
 type waiter struct {
 	ch      chan struct{} // closed when granted
 	granted bool
+	notify  func() // called once granted, if set (onGrant)
 }
 
 func newScheduler(slots, queueCap int) *scheduler {
@@ -75,7 +78,30 @@ func (s *scheduler) enqueue(caller uint32, mayExceed bool) (*ticket, error) {
 	}
 	s.waiting[caller] = append(s.waiting[caller], w)
 	s.queued++
+	s.peak = max(s.peak, s.queued)
 	return &ticket{s: s, caller: caller, w: w}, nil
+}
+
+// waiting says whether the ticket had to wait in line.
+func (t *ticket) waiting() bool { return t.w != nil }
+
+// onGrant has f called once the ticket holds a slot: at once if it does
+// already, else from the release that grants it (under the scheduler's
+// lock, so f must be quick and take no lock of the daemon's), before
+// wait returns.
+func (t *ticket) onGrant(f func()) {
+	if t.w == nil {
+		f()
+		return
+	}
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.w.granted {
+		f()
+		return
+	}
+	t.w.notify = f
 }
 
 // wait returns once the ticket holds a slot; release gives it back (call
@@ -128,8 +154,12 @@ func (s *scheduler) handOff() {
 		delete(s.waiting, caller)
 	}
 	s.queued--
+	s.noteEmpty()
 	s.running++
 	w.granted = true
+	if w.notify != nil {
+		w.notify()
+	}
 	close(w.ch)
 }
 
@@ -140,6 +170,7 @@ func (s *scheduler) remove(caller uint32, w *waiter) {
 		if x == w {
 			s.waiting[caller] = append(q[:i:i], q[i+1:]...)
 			s.queued--
+			s.noteEmpty()
 			break
 		}
 	}
@@ -152,6 +183,26 @@ func (s *scheduler) remove(caller uint32, w *waiter) {
 			}
 		}
 	}
+}
+
+// noteEmpty keeps the peak of a queue that just emptied for drained.
+// Preconditions: s.mu is held.
+func (s *scheduler) noteEmpty() {
+	if s.queued == 0 {
+		s.drainedPeak, s.peak = s.peak, 0
+	}
+}
+
+// drained says, once, that the queue emptied after at least n jobs
+// waited in it at once.
+func (s *scheduler) drained(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queued > 0 || s.drainedPeak < n {
+		return false
+	}
+	s.drainedPeak = 0
+	return true
 }
 
 // load reports the slots in use and the jobs waiting.

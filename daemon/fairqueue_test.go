@@ -149,3 +149,52 @@ func (s *scheduler) acquire(ctx context.Context, caller uint32, mayExceed bool) 
 	}
 	return t.wait(ctx)
 }
+
+// TestSchedulerDrained: drained says once that the queue emptied after n
+// jobs waited at once, by grants or by cancels, and not for a smaller
+// queue.
+func TestSchedulerDrained(t *testing.T) {
+	s := newScheduler(1, 100)
+	first, _ := s.enqueue(0, false)
+	var waiting []*ticket
+	for range 3 {
+		tk, _ := s.enqueue(1, false)
+		waiting = append(waiting, tk)
+	}
+	if s.drained(3) {
+		t.Fatal("drained while 3 wait")
+	}
+	granted := 0
+	for _, tk := range waiting {
+		tk.onGrant(func() { granted++ })
+	}
+	release, _ := first.wait(context.Background())
+	release()
+	for range 2 {
+		s.release()
+	}
+	if granted != 3 {
+		t.Fatalf("onGrant called %d times, want 3", granted)
+	}
+	if !s.drained(3) || s.drained(3) {
+		t.Fatal("drained after a queue of 3 emptied: want true once")
+	}
+	s.release()
+	// A queue of 2, emptied by a cancel: not a burst of 3.
+	a, _ := s.enqueue(0, false)
+	b, _ := s.enqueue(0, false)
+	c, _ := s.enqueue(0, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.wait(ctx); err == nil {
+		t.Fatal("a cancelled ticket got a slot")
+	}
+	rel, _ := a.wait(context.Background())
+	rel()
+	if s.drained(3) {
+		t.Fatal("drained after a queue of 2")
+	}
+	if rel, err := b.wait(context.Background()); err == nil {
+		rel()
+	}
+}

@@ -85,8 +85,17 @@ func dirOf(p string) string {
 
 // credentials reads the peer of a Unix connection.
 func credentials(c net.Conn) peer {
-	if tc, ok := c.(*timedConn); ok {
-		c = tc.Conn
+	for unwrapped := false; !unwrapped; {
+		switch w := c.(type) {
+		case *timedConn:
+			c = w.Conn
+		case *pendingConn:
+			c = w.Conn
+		case *countedConn:
+			c = w.Conn
+		default:
+			unwrapped = true
+		}
 	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,7 +110,12 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	defer release()
+	detached := false
+	defer func() {
+		if !detached {
+			release()
+		}
+	}()
 	job, aerr := decodeJob(data)
 	if aerr != nil {
 		s.fail(w, 0, aerr)
@@ -124,9 +130,22 @@ func (s *server) run(w http.ResponseWriter, r *http.Request) {
 		lineBuffered(cj)
 	}
 	caller := peerOf(r.Context()).uid
-	adm, aerr := s.d.admit(r.Context(), caller, cj, false)
+	// The job may outlive the handler (detach): its context is the
+	// request's without the request's end, and the client going away
+	// cancels it until then.
+	adm, aerr := s.d.admit(context.WithoutCancel(r.Context()), caller, cj, false)
 	if aerr != nil {
 		s.fail(w, 0, aerr)
+		return
+	}
+	clientGone := context.AfterFunc(r.Context(), adm.cancel)
+	defer clientGone()
+	// In line now: the next connection's request may be read.
+	if c := connOf(r.Context()); c != nil {
+		c.intakeDone()
+	}
+	if !wantsStream(r) && adm.ticket.waiting() && s.detach(w, r, adm, clientGone, release) {
+		detached = true
 		return
 	}
 	defer adm.finish()
@@ -228,6 +247,10 @@ func (d *Daemon) admit(ctx context.Context, caller uint32, cj *checkedJob, batch
 	return &admission{d: d, ctx: jctx, cancel: j.cancel, job: j, cj: cj, ticket: t, batch: batch, unpin: unpin}, nil
 }
 
+// burstJobs is how many jobs waiting at once make a burst, after which
+// the daemon gives its heap back as soon as the queue is empty again.
+const burstJobs = 1000
+
 // resultHold bounds how long a job's result keeps its hold on the pools
 // after the job ended, while it is written to its client.
 const resultHold = 50 * time.Millisecond
@@ -279,6 +302,11 @@ func (a *admission) run(emit emitFunc) *api.Result {
 			hold()
 		}
 		release()
+		if d.sched.drained(burstJobs) {
+			// The heap that held the burst goes back to the kernel now:
+			// the runtime would keep most of it until its next cycles.
+			go debug.FreeOSMemory()
+		}
 	}
 	// A batch's results too, unless it keeps none: the registry bounds
 	// what it keeps (result_bytes), however large the batch.

@@ -20,6 +20,7 @@ type server struct {
 	bodies    *byteBudget  // request bodies in flight
 	inflight  atomic.Int64 // requests being answered
 	metrics   http.Handler // the Prometheus page
+	intake    *intakeListener
 }
 
 // Serve answers the API on the configured Unix socket until ctx ends, then
@@ -48,11 +49,16 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(context.WithValue(ctx, connKey{}, c), peerKey{}, credentials(c))
 		},
-		ErrorLog: nil,
+		ConnState: connState,
+		ErrorLog:  nil,
+	}
+	if s.intake, err = newIntakeListener(ln, intakePerProc*runtime.GOMAXPROCS(0), maxOpenConns(), d.metrics.reject); err != nil {
+		ln.Close()
+		return err
 	}
 	go d.expireLoop(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(timedListener{Listener: ln, rejected: d.metrics.reject}) }()
+	go func() { errc <- srv.Serve(s.intake) }()
 	d.log.WithFields(logrus.Fields{
 		"socket": d.socket, "concurrency": d.conf().cfg.Concurrency, "queue": d.conf().cfg.QueueSize,
 		"cgroups": d.engine.Cgroups().Mode(), "version": d.version, "go_procs": runtime.GOMAXPROCS(0), "sched": schedPolicy(),

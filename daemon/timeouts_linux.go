@@ -28,20 +28,6 @@ const (
 	idleConnTimeout = 2 * time.Minute
 )
 
-// timedListener hands out timedConns.
-type timedListener struct {
-	net.Listener
-	rejected func(code string)
-}
-
-func (l timedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &timedConn{Conn: c, rejected: l.rejected}, nil
-}
-
 // timedConn answers 408 to a request whose header does not arrive within
 // headerTimeout: net/http closes such a connection without a word. It
 // tells that timeout apart from the others by what it has seen: a read
@@ -59,6 +45,30 @@ type timedConn struct {
 	served    bool // a handler has run on this connection
 	begun     bool // bytes of a request arrived outside a handler
 	answered  bool
+
+	// intakeOf is the listener whose intake the connection is in, until
+	// intakeDone; intake ends it after intakeHold. Both nil for a
+	// connection resumed after a hijack.
+	intakeOf   *intakeListener
+	intake     *time.Timer // guarded by mu
+	intakeOnce sync.Once
+}
+
+// intakeDone ends the connection's intake: the next connection may be
+// read. Safe to call more than once.
+func (c *timedConn) intakeDone() {
+	if c.intakeOf == nil {
+		return
+	}
+	c.intakeOnce.Do(func() {
+		c.mu.Lock()
+		t := c.intake
+		c.mu.Unlock()
+		if t != nil {
+			t.Stop()
+		}
+		c.intakeOf.release()
+	})
 }
 
 type connKey struct{}

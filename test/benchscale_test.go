@@ -35,7 +35,8 @@ func TestBenchScale(t *testing.T) {
 		t.Fatalf("sandboxd-bench: %v\n%s", err, outb.Bytes())
 	}
 	for _, want := range []string{"scaling (sizes \"tiny\")", "growth, smallest to largest size", "batches of /bin/true",
-		"queue:", "GET /_ping meanwhile", "concurrency:"} {
+		"queue:", "GET /_ping every 10 ms from a process of its own",
+		"while the jobs arrived (intake", "while they waited and drained (queued)", "concurrency:"} {
 		if !strings.Contains(outb.String(), want) {
 			t.Errorf("the printed report lacks %q:\n%s", want, outb.Bytes())
 		}
@@ -85,6 +86,13 @@ func TestBenchScale(t *testing.T) {
 			} `json:"batches"`
 			Queue struct {
 				Jobs        int     `json:"jobs"`
+				IntakeS     float64 `json:"intake_s"`
+				IntakePings struct {
+					Pings int `json:"pings"`
+				} `json:"intake_pings"`
+				QueuedPings struct {
+					Pings int `json:"pings"`
+				} `json:"queued_pings"`
 				Pings       int     `json:"pings"`
 				PingP99MS   float64 `json:"ping_p99_ms"`
 				RSSMaxBytes int64   `json:"daemon_rss_max_bytes"`
@@ -156,7 +164,8 @@ func TestBenchScale(t *testing.T) {
 			t.Errorf("batch of %d: windows %v", b.Jobs, names)
 		}
 	}
-	if q := s.Queue; q.Jobs != s.Sizes.Queued || q.Pings < 1 || q.PingP99MS <= 0 || q.RSSMaxBytes <= 0 || q.RunsPerS <= 0 {
+	if q := s.Queue; q.Jobs != s.Sizes.Queued || q.Pings < 1 || q.PingP99MS <= 0 || q.RSSMaxBytes <= 0 || q.RunsPerS <= 0 ||
+		q.IntakeS <= 0 || q.IntakePings.Pings+q.QueuedPings.Pings != q.Pings {
 		t.Errorf("queue: %+v", q)
 	}
 	sweep := map[string]bool{}

@@ -162,20 +162,30 @@ func batchWindows(s []BatchSample, n int) []BatchWindow {
 }
 
 // QueueScale is n jobs of /bin/true sent at once, each its own POST
-// /v1/run, while another client asks GET /_ping every 10 ms: how long
-// the pings took, how far the daemon's RSS rose, and how fast the queue
-// drained against the bare rate of the same run.
+// /v1/run, while a process of its own asks GET /_ping every 10 ms: how
+// long the pings took while the jobs arrived and while they waited, how
+// far the daemon's RSS rose, and how fast the queue drained against the
+// bare rate of the same run.
 type QueueScale struct {
 	Jobs      int `json:"jobs"`
 	MaxQueued int `json:"max_queued"` // the most GET /v1/info saw waiting
 	// ConnectRetries are connects refused while the socket's listen
 	// backlog was full, each sent again 10 ms later.
-	ConnectRetries int     `json:"connect_retries"`
-	Pings          int     `json:"pings"`
-	PingP50MS      float64 `json:"ping_p50_ms"`
-	PingP99MS      float64 `json:"ping_p99_ms"`
-	PingMaxMS      float64 `json:"ping_max_ms"`
-	PingsOver10MS  int     `json:"pings_over_10ms"`
+	ConnectRetries int `json:"connect_retries"`
+	// IntakeS is how long the daemon took to take every job in: from the
+	// first sent until GET /v1/info saw all of them waiting, running or
+	// answered.
+	IntakeS float64 `json:"intake_s"`
+	// The pings from the first job sent to the last answer (all), and
+	// split: while the jobs arrived (intake) and after, while they waited
+	// and drained (queued).
+	Pings         int        `json:"pings"`
+	PingP50MS     float64    `json:"ping_p50_ms"`
+	PingP99MS     float64    `json:"ping_p99_ms"`
+	PingMaxMS     float64    `json:"ping_max_ms"`
+	PingsOver10MS int        `json:"pings_over_10ms"`
+	IntakePings   PingFigure `json:"intake_pings"`
+	QueuedPings   PingFigure `json:"queued_pings"`
 	// The same pings for 2 s before, the daemon idle: the machine's own
 	// delay, under whatever else it runs.
 	IdlePingP50MS     float64 `json:"idle_ping_p50_ms"`
@@ -190,63 +200,87 @@ type QueueScale struct {
 	RateVsBare        float64 `json:"rate_vs_bare"`
 	DaemonCPUMSPerRun float64 `json:"daemon_cpu_ms_per_run"`
 	DurationS         float64 `json:"duration_s"`
+	LoadAvg           string  `json:"load_avg"` // before the row
+	// DaemonRunQueueWaitS is how long the daemon's threads waited for a
+	// CPU while runnable, from the first job sent to the last answer, in
+	// all: what the machine's other work (and the bench's own clients)
+	// took from it.
+	DaemonRunQueueWaitS float64 `json:"daemon_run_queue_wait_s"`
+}
+
+// PingFigure is a phase's pings: how many, their p50, p99 and max, and
+// how many took over 10 ms.
+type PingFigure struct {
+	Pings  int     `json:"pings"`
+	P50MS  float64 `json:"p50_ms"`
+	P99MS  float64 `json:"p99_ms"`
+	MaxMS  float64 `json:"max_ms"`
+	Over10 int     `json:"over_10ms"`
+}
+
+func pingFigure(p []ping) PingFigure {
+	f := PingFigure{Pings: len(p)}
+	if len(p) == 0 {
+		return f
+	}
+	d := make([]time.Duration, len(p))
+	for i, x := range p {
+		d[i] = x.dur
+		if x.dur > 10*time.Millisecond {
+			f.Over10++
+		}
+	}
+	f.P50MS, f.P99MS, f.MaxMS = ms(percentile(d, 0.5)), ms(percentile(d, 0.99)), ms(percentile(d, 1))
+	return f
+}
+
+// pingsBetween are the pings sent in [from, to).
+func pingsBetween(p []ping, from, to time.Time) []ping {
+	var out []ping
+	for _, x := range p {
+		if !x.at.Before(from) && x.at.Before(to) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // queue sends n jobs at once and pings the daemon meanwhile.
 func (b *bench) queue(ctx context.Context, n int, bareRate float64) (QueueScale, error) {
-	r := QueueScale{Jobs: n, BareRunsPerS: bareRate}
-	fmt.Fprintf(os.Stderr, "scaling, queue: %d jobs of /bin/true sent at once, GET /_ping every 10 ms meanwhile\n", n)
+	r := QueueScale{Jobs: n, BareRunsPerS: bareRate, LoadAvg: loadAvg()}
+	fmt.Fprintf(os.Stderr, "scaling, queue: %d jobs of /bin/true sent at once, GET /_ping every 10 ms meanwhile from a process of its own\n", n)
 	job, err := encodeJob(&api.Job{Steps: []api.Step{{Argv: cmdTrue.argv}}})
 	if err != nil {
 		return r, err
 	}
 	r.RSSBeforeBytes, _ = b.d.rss()
-	// Each job its own connection, and the pings and the sampler theirs,
-	// so that none waits for another's connection.
-	jc, pc, ic := client.New(b.d.client.Socket()), client.New(b.d.client.Socket()), client.New(b.d.client.Socket())
+	// Each job its own connection, and the sampler its own, so that none
+	// waits for another's connection.
+	jc, ic := client.New(b.d.client.Socket()), client.New(b.d.client.Socket())
 	defer jc.Close()
-	defer pc.Close()
 	defer ic.Close()
-	idle, err := pingFor(ctx, pc, 2*time.Second)
+	pg, err := startPinger(b.d.client.Socket())
 	if err != nil {
-		return r, fmt.Errorf("GET /_ping, idle: %w", err)
+		return r, fmt.Errorf("the pinger: %w", err)
 	}
-	r.IdlePingP50MS, r.IdlePingP99MS, r.IdlePingMaxMS = ms(percentile(idle, 0.5)), ms(percentile(idle, 0.99)), ms(percentile(idle, 1))
+	defer pg.stop()
+	if err := sleep(ctx, 2*time.Second); err != nil {
+		return r, err
+	}
 	before, err := b.counters()
 	if err != nil {
 		return r, err
 	}
 	stop := make(chan struct{})
 	var watchers sync.WaitGroup
-	var pings []time.Duration
 	var maxRSS atomic.Int64
 	var maxQueued atomic.Int64
-	var pingErr error
-	watchers.Add(2)
+	var answered atomic.Int64
+	var intakeEnd atomic.Int64 // unix ns
+	watchers.Add(1)
 	go func() {
 		defer watchers.Done()
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			s := time.Now()
-			err := pc.Ping(pctx)
-			cancel()
-			if err != nil {
-				pingErr = err
-				return
-			}
-			pings = append(pings, time.Since(s))
-		}
-	}()
-	go func() {
-		defer watchers.Done()
-		t := time.NewTicker(50 * time.Millisecond)
+		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
@@ -257,11 +291,18 @@ func (b *bench) queue(ctx context.Context, n int, bareRate float64) (QueueScale,
 			if rss, err := b.d.rss(); err == nil && rss > maxRSS.Load() {
 				maxRSS.Store(rss)
 			}
-			if info, err := ic.Info(ctx); err == nil && int64(info.Pool.Queued) > maxQueued.Load() {
-				maxQueued.Store(int64(info.Pool.Queued))
+			done := answered.Load()
+			if info, err := ic.Info(ctx); err == nil {
+				if int64(info.Pool.Queued) > maxQueued.Load() {
+					maxQueued.Store(int64(info.Pool.Queued))
+				}
+				if intakeEnd.Load() == 0 && int64(info.Pool.Queued+info.Pool.Running)+done >= int64(n) {
+					intakeEnd.Store(time.Now().UnixNano())
+				}
 			}
 		}
 	}()
+	waitedBefore := b.d.runQueueWait()
 	start := time.Now()
 	var wg sync.WaitGroup
 	var retries atomic.Int64
@@ -285,18 +326,22 @@ func (b *bench) queue(ctx context.Context, n int, bareRate float64) (QueueScale,
 			if err != nil {
 				errs <- err
 			}
+			answered.Add(1)
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	end := time.Now()
+	r.DaemonRunQueueWaitS = (b.d.runQueueWait() - waitedBefore).Seconds()
+	elapsed := end.Sub(start)
 	close(stop)
 	watchers.Wait()
 	close(errs)
+	pings, pingErr := pg.stop()
 	if err := <-errs; err != nil {
 		return r, fmt.Errorf("queue of %d: %w", n, err)
 	}
 	if pingErr != nil {
-		return r, fmt.Errorf("queue of %d: GET /_ping: %w", n, pingErr)
+		return r, fmt.Errorf("queue of %d: %w", n, pingErr)
 	}
 	c := &benchCase{cmd: cmdTrue, way: wayRun}
 	if err := b.charge(c, before, n); err != nil {
@@ -311,37 +356,23 @@ func (b *bench) queue(ctx context.Context, n int, bareRate float64) (QueueScale,
 	if r.RSSMaxBytes > r.RSSBeforeBytes {
 		r.RSSPerJobBytes = float64(r.RSSMaxBytes-r.RSSBeforeBytes) / float64(n)
 	}
-	r.Pings = len(pings)
-	if len(pings) > 0 {
-		r.PingP50MS, r.PingP99MS, r.PingMaxMS = ms(percentile(pings, 0.5)), ms(percentile(pings, 0.99)), ms(percentile(pings, 1))
-		for _, p := range pings {
-			if p > 10*time.Millisecond {
-				r.PingsOver10MS++
-			}
-		}
+	mid := end
+	if e := intakeEnd.Load(); e != 0 {
+		mid = time.Unix(0, e)
 	}
+	r.IntakeS = mid.Sub(start).Seconds()
+	idle := pingFigure(pingsBetween(pings, time.Time{}, start))
+	r.IdlePingP50MS, r.IdlePingP99MS, r.IdlePingMaxMS = idle.P50MS, idle.P99MS, idle.MaxMS
+	all := pingFigure(pingsBetween(pings, start, end))
+	r.Pings, r.PingP50MS, r.PingP99MS, r.PingMaxMS, r.PingsOver10MS = all.Pings, all.P50MS, all.P99MS, all.MaxMS, all.Over10
+	r.IntakePings = pingFigure(pingsBetween(pings, start, mid))
+	r.QueuedPings = pingFigure(pingsBetween(pings, mid, end))
 	if err := sleep(ctx, time.Second); err != nil {
 		return r, err
 	}
 	r.RSSAfterBytes, _ = b.d.rss()
 	r.DurationS = elapsed.Seconds()
 	return r, nil
-}
-
-// pingFor asks GET /_ping every 10 ms for d and times each answer.
-func pingFor(ctx context.Context, c *client.Client, d time.Duration) ([]time.Duration, error) {
-	var out []time.Duration
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		s := time.Now()
-		if err := c.Ping(ctx); err != nil {
-			return nil, err
-		}
-		out = append(out, time.Since(s))
-		if err := sleep(ctx, 10*time.Millisecond); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // SweepPoint is one way of running one command with Clients clients at

@@ -311,3 +311,22 @@ func sameVM(a, b int) bool {
 	r, _, errno := syscall.Syscall6(unix.SYS_KCMP, uintptr(a), uintptr(b), kcmpVM, 0, 0, 0)
 	return errno == 0 && r == 0
 }
+
+// runQueueWait is how long the daemon's threads have waited for a CPU
+// while runnable, in all (the second field of each thread's schedstat):
+// the share of a ping's time that the machine's other work took.
+func (d *daemon) runQueueWait() time.Duration {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", d.pid))
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", d.pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			sum += time.Duration(n)
+		}
+	}
+	return sum
+}

@@ -40,7 +40,12 @@ type bench struct {
 	d        *daemon
 }
 
-func main() { os.Exit(benchMain()) }
+func main() {
+	if socket := os.Getenv(pingerEnv); socket != "" {
+		os.Exit(pingerMain(socket))
+	}
+	os.Exit(benchMain())
+}
 
 func benchMain() int {
 	fs := flag.NewFlagSet("sandboxd-bench", flag.ContinueOnError)
@@ -62,6 +67,7 @@ func benchMain() int {
 	fs.StringVar(&b.daemonConfig, "daemon-config", "", "TOML lines added to the daemon's configuration (e.g. its uid_base)")
 	scale := fs.String("scale", "full", "the sizes of the scaling figures: full, quick (the default with -quick), tiny (make test's) or off")
 	scaleRuns := fs.Int("scale-runs", 0, "runs of each scaling row, one at a time and again with two workers (default: the -scale preset's)")
+	scaleQueued := fs.Int("scale-queued", 0, "jobs of the queue row, sent at once (default: the -scale preset's; at most 20000, the bench daemon's queue_size)")
 	fs.BoolVar(&b.onlyScale, "only-scale", false, "measure the scaling figures alone")
 	parts := fs.String("scale-parts", strings.Join(scaleAllParts, ","), "which scaling figures to measure, of "+strings.Join(scaleAllParts, ","))
 	plotFrom := fs.String("plot-from", "", "draw the plots of a JSON report this program wrote (into -plots, default its directory), and measure nothing")
@@ -108,6 +114,9 @@ func benchMain() int {
 		sz.Name = *scale
 		if *scaleRuns > 0 {
 			sz.Runs = *scaleRuns
+		}
+		if *scaleQueued > 0 {
+			sz.Queued = min(*scaleQueued, 20000)
 		}
 		b.sizes = &sz
 		b.scaleParts = map[string]bool{}

@@ -68,10 +68,16 @@ func (s *Scale) printQueue(w io.Writer) {
 	q := s.Queue
 	fmt.Fprintf(w, "queue: %d jobs of /bin/true sent at once (at most %d seen waiting; %d connects found the listen backlog full and were retried): drained at %.0f runs/s (%.2fx bare's %.0f); daemon RSS %.1f -> at most %.1f MiB (%.1f KiB a job), %.1f MiB after\n",
 		q.Jobs, q.MaxQueued, q.ConnectRetries, q.RunsPerS, q.RateVsBare, q.BareRunsPerS, mib(q.RSSBeforeBytes), mib(q.RSSMaxBytes), q.RSSPerJobBytes/1024, mib(q.RSSAfterBytes))
-	fmt.Fprintf(w, "  GET /_ping meanwhile, every 10 ms: %d pings, p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d over 10 ms\n",
-		q.Pings, q.PingP50MS, q.PingP99MS, q.PingMaxMS, q.PingsOver10MS)
-	fmt.Fprintf(w, "  (the same for 2 s before, the daemon idle: p50 %.2f ms, p99 %.2f ms, max %.2f ms)\n\n",
-		q.IdlePingP50MS, q.IdlePingP99MS, q.IdlePingMaxMS)
+	fmt.Fprintf(w, "  GET /_ping every 10 ms from a process of its own: %d pings, p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d over 10 ms (load average before: %s)\n",
+		q.Pings, q.PingP50MS, q.PingP99MS, q.PingMaxMS, q.PingsOver10MS, q.LoadAvg)
+	for _, p := range []struct {
+		name string
+		f    PingFigure
+	}{{fmt.Sprintf("while the jobs arrived (intake, %.2f s)", q.IntakeS), q.IntakePings}, {"while they waited and drained (queued)", q.QueuedPings}} {
+		fmt.Fprintf(w, "    %s: %d pings, p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d over 10 ms\n", p.name, p.f.Pings, p.f.P50MS, p.f.P99MS, p.f.MaxMS, p.f.Over10)
+	}
+	fmt.Fprintf(w, "  (the same for 2 s before, the daemon idle: p50 %.2f ms, p99 %.2f ms, max %.2f ms; the daemon's threads waited %.2f s in all for a CPU during the row's %.1f s)\n\n",
+		q.IdlePingP50MS, q.IdlePingP99MS, q.IdlePingMaxMS, q.DaemonRunQueueWaitS, q.DurationS)
 }
 
 func (s *Scale) printSweep(w io.Writer) {

@@ -1,0 +1,112 @@
+package daemon
+
+import (
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestIntakeListener: every connection is accepted as it comes, at most
+// maxOpen held; net/http gets at most limit of them in their intake, the
+// next once one's intake ends or its hold passes; a silent connection
+// and a resumed one go out at once, outside the intake; Close ends
+// Accept.
+func TestIntakeListener(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newIntakeListener(ln, 2, 4, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.hold = time.Second // longer than the test's own waits
+	// Each client sends the start of a request, but the fifth, which
+	// stays silent.
+	for i := range 6 {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if i != 4 {
+			c.Write([]byte("G"))
+		}
+	}
+	waitFor(t, "4 accepted", func() bool { return l.open.Load() == 4 })
+	time.Sleep(50 * time.Millisecond)
+	if n := l.open.Load(); n != 4 {
+		t.Fatalf("%d connections held, want maxOpen 4", n)
+	}
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	none := func(what string) {
+		t.Helper()
+		select {
+		case c := <-accepted:
+			t.Fatalf("%s: %v handed out", what, c)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	first, second := <-accepted, <-accepted
+	none("two in their intake")
+	first.(*timedConn).intakeDone()
+	first.(*timedConn).intakeDone() // once only
+	third := <-accepted
+	none("two in their intake again")
+	// A close makes room for the fifth client, silent; once the fourth
+	// has its place, the fifth goes out at once outside the intake.
+	first.Close()
+	waitFor(t, "the fifth accepted", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.line) == 2
+	})
+	second.(*timedConn).intakeDone()
+	if c := <-accepted; c.(*timedConn).intakeOf == nil {
+		t.Fatal("the fourth client's connection is outside the intake")
+	}
+	if c := <-accepted; c.(*timedConn).intakeOf != nil {
+		t.Fatal("the silent client's connection counts against the intake")
+	}
+	// A resumed connection goes out at once, with no place free.
+	l.resume(second.(*timedConn).Conn)
+	if c := <-accepted; c.(*timedConn).Conn != second.(*timedConn).Conn || c.(*timedConn).intakeOf != nil {
+		t.Fatalf("got %v, want the resumed connection, outside the intake", c)
+	}
+	// The sixth, once there is room, waits for a place: the hold frees
+	// one from a connection whose request does not come on.
+	third.Close()
+	select {
+	case c := <-accepted:
+		if c.(*timedConn).intakeOf == nil {
+			t.Fatal("the sixth client's connection is outside the intake")
+		}
+	case <-time.After(5 * l.hold):
+		t.Fatalf("no connection handed out %v after the intake's hold", 5*l.hold)
+	}
+	l.Close()
+	for range accepted { // Accept fails once closed
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
