@@ -155,17 +155,22 @@ func (l *intakeListener) acceptLoop() {
 		}
 		backoff = 0
 		l.open.Add(1)
-		c = &countedConn{Conn: c, l: l}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			c.Close()
-			continue
-		}
-		l.line = append(l.line, c)
-		l.mu.Unlock()
-		l.signal()
+		l.put(&l.line, &countedConn{Conn: c, l: l})
 	}
+}
+
+// put adds c to the end of q (the line or resumed) and wakes Accept; after
+// Close it closes c instead.
+func (l *intakeListener) put(q *[]net.Conn, c net.Conn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		c.Close()
+		return
+	}
+	*q = append(*q, c)
+	l.mu.Unlock()
+	l.signal()
 }
 
 // readable says whether bytes of a request (or the client's end) wait on
@@ -258,17 +263,7 @@ func (l *intakeListener) release() {
 
 // resume gives net/http back a connection taken from it by a hijack,
 // whose next request is still to come; after Close it is closed.
-func (l *intakeListener) resume(c net.Conn) {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		c.Close()
-		return
-	}
-	l.resumed = append(l.resumed, c)
-	l.mu.Unlock()
-	l.signal()
-}
+func (l *intakeListener) resume(c net.Conn) { l.put(&l.resumed, c) }
 
 // Close stops accepting and closes the connections not handed out.
 func (l *intakeListener) Close() error {
