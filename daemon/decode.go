@@ -22,6 +22,12 @@ func decodeJob(data []byte) (*api.Job, *api.Error) {
 	if decodeOnePass(data, &fast) {
 		return &fast, nil
 	}
+	return decodeJobStrict(data)
+}
+
+// decodeJobStrict is decodeJob without onePass: checkStrict, then
+// encoding/json.
+func decodeJobStrict(data []byte) (*api.Job, *api.Error) {
 	if aerr := checkStrict(data, reflect.TypeFor[api.Job](), "the job", false); aerr != nil {
 		return nil, aerr
 	}

@@ -11,25 +11,13 @@ import (
 	"github.com/sandboxd/sandboxd/api"
 )
 
-// slowDecode is decodeJob without onePass: checkStrict, then encoding/json.
-func slowDecode(data []byte) (*api.Job, *api.Error) {
-	if aerr := checkStrict(data, reflect.TypeFor[api.Job](), "the job", false); aerr != nil {
-		return nil, aerr
-	}
-	var job api.Job
-	if err := json.Unmarshal(data, &job); err != nil {
-		return nil, invalid("body: %v", err)
-	}
-	return &job, nil
-}
-
 // sameAsSlow checks that onePass takes body only where the full check
 // does, into the same job, and that decodeJob answers as the full check.
 func sameAsSlow(t *testing.T, body []byte) (taken bool) {
 	t.Helper()
 	var fast api.Job
 	taken = decodeOnePass(body, &fast)
-	slow, serr := slowDecode(body)
+	slow, serr := decodeJobStrict(body)
 	if taken {
 		if serr != nil {
 			t.Fatalf("onePass took %q, which the full check refuses: %v", body, serr)
@@ -202,7 +190,7 @@ func BenchmarkDecodeLargeStdin(b *testing.B) {
 	for _, way := range []struct {
 		name   string
 		decode func([]byte) (*api.Job, *api.Error)
-	}{{"onepass", decodeJob}, {"full", slowDecode}} {
+	}{{"onepass", decodeJob}, {"full", decodeJobStrict}} {
 		b.Run(way.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
