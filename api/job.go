@@ -2,8 +2,10 @@ package api
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Job is one request: files into a private workspace, then steps in order.
@@ -335,4 +337,13 @@ type PoolInfo struct {
 	// the state dir while the daemon runs; none is given to two jobs.
 	WorkspacesReady int `json:"workspaces_ready"`
 	Queued          int `json:"queued"`
+}
+
+// StdinFields is how the bytes b go into a step's stdin fields: as text in
+// stdin when they are UTF-8, else in stdin_base64.
+func StdinFields(b []byte) (stdin, stdinBase64 string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return "", base64.StdEncoding.EncodeToString(b)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"unicode/utf8"
 
 	"github.com/sandboxd/sandboxd/api"
 )
@@ -69,11 +67,7 @@ func runCmd(ctx context.Context, c *cli, args []string) int {
 		if err != nil {
 			return c.usageError(fs.Name(), fmt.Errorf("--stdin: %w", err))
 		}
-		if utf8.Valid(b) {
-			step.Stdin = string(b)
-		} else {
-			step.StdinBase64 = base64.StdEncoding.EncodeToString(b)
-		}
+		step.Stdin, step.StdinBase64 = api.StdinFields(b)
 	}
 	job := &api.Job{Profile: *profile, Steps: []api.Step{step}, TrackedFiles: track}
 	if len(files) > 0 {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"unicode/utf8"
 
 	"github.com/sandboxd/sandboxd/api"
 	"github.com/sandboxd/sandboxd/api/client"
@@ -251,11 +249,7 @@ func execThrough(socket string, argv []string, env map[string]string, lim api.Li
 			fmt.Fprintln(os.Stderr, "sandboxd exec: --stdin:", err)
 			return 2
 		}
-		if utf8.Valid(b) {
-			step.Stdin = string(b)
-		} else {
-			step.StdinBase64 = base64.StdEncoding.EncodeToString(b)
-		}
+		step.Stdin, step.StdinBase64 = api.StdinFields(b)
 	}
 	body, err := json.Marshal(&job)
 	if err != nil {
