@@ -22,13 +22,14 @@ import (
 // waiting job holds its admission, its connection and one goroutine
 // parked in a one-byte read that notices the client leaving, as net/http
 // would. Once the job has run, its answer is written as net/http would
-// write it, and the connection goes back to net/http (intakeListener.resume)
+// write it, and the connection goes back to net/http (resumeOnRequest)
 // for the client's next request.
 //
 //	handler: body -> decode -> admit -> ticket waits? -> hijack, return
 //	detached goroutine: read 1 byte until granted / cancelled / client gone
 //	                    run the job (a watch goroutine reads meanwhile)
-//	                    write the answer -> resume the connection, or close
+//	                    write the answer -> resume the connection once its
+//	                    next request begins, or close
 
 // aLongTimeAgo is a read deadline that ends a pending read at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -107,9 +108,13 @@ func (s *server) answerDetached(c net.Conn, pending []byte, adm *admission, rele
 		return
 	}
 	if pending != nil {
-		c = &pendingConn{Conn: c, pending: pending}
+		s.intake.resume(&pendingConn{Conn: c, pending: pending})
+		return
 	}
-	s.intake.resume(c)
+	// The next request is still to come: the connection waits for it as
+	// a kept one, not as a new one, whose header would be due at once. On
+	// a goroutine of its own, as this request is over.
+	go s.intake.resumeOnRequest(c)
 }
 
 // connWatch is a one-byte read of a connection that wake ends early.

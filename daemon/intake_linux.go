@@ -53,11 +53,12 @@ type intakeListener struct {
 	maxOpen int64
 	room    chan struct{}
 
-	mu      sync.Mutex // guards the fields below
-	line    []net.Conn // accepted, not handed out yet, oldest first
-	resumed []net.Conn // given back after a hijack
-	inTake  int        // handed out and in their intake
-	err     error      // the underlying listener's, once it failed
+	mu      sync.Mutex              // guards the fields below
+	line    []net.Conn              // accepted, not handed out yet, oldest first
+	resumed []net.Conn              // given back after a hijack
+	idle    map[*connWatch]struct{} // given back, waiting for their next request
+	inTake  int                     // handed out and in their intake
+	err     error                   // the underlying listener's, once it failed
 	closed  bool
 }
 
@@ -67,7 +68,7 @@ func newIntakeListener(ln net.Listener, limit int, maxOpen int64, rejected func(
 		return nil, fmt.Errorf("intake: %w", err)
 	}
 	l := &intakeListener{ln: ln, limit: max(1, limit), hold: intakeHold, rejected: rejected, wakeR: r, wakeW: w,
-		maxOpen: maxOpen, room: make(chan struct{}, 1)}
+		maxOpen: maxOpen, room: make(chan struct{}, 1), idle: map[*connWatch]struct{}{}}
 	go l.acceptLoop()
 	return l, nil
 }
@@ -262,10 +263,40 @@ func (l *intakeListener) release() {
 }
 
 // resume gives net/http back a connection taken from it by a hijack,
-// whose next request is still to come; after Close it is closed.
+// whose next request has begun (resumeOnRequest, or bytes of it read
+// already); after Close it is closed.
 func (l *intakeListener) resume(c net.Conn) { l.put(&l.resumed, c) }
 
-// Close stops accepting and closes the connections not handed out.
+// resumeOnRequest gives net/http back a connection taken from it by a
+// hijack once the client's next request begins. Until then it waits as
+// net/http waits on a kept connection: for idleConnTimeout at most, and
+// only then does the request header's own timeout start. A client that
+// sends nothing in that time or leaves has the connection closed quietly;
+// so has every waiting one at Close.
+func (l *intakeListener) resumeOnRequest(c net.Conn) {
+	w := &connWatch{c: c}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		c.Close()
+		return
+	}
+	l.idle[w] = struct{}{}
+	l.mu.Unlock()
+	c.SetReadDeadline(time.Now().Add(idleConnTimeout))
+	got, _ := w.read()
+	l.mu.Lock()
+	delete(l.idle, w)
+	l.mu.Unlock()
+	if got == nil {
+		c.Close()
+		return
+	}
+	l.resume(&pendingConn{Conn: c, pending: got})
+}
+
+// Close stops accepting, closes the connections not handed out and ends
+// the waits of resumeOnRequest.
 func (l *intakeListener) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -275,10 +306,15 @@ func (l *intakeListener) Close() error {
 	l.closed = true
 	waiting := append(l.line, l.resumed...)
 	l.line, l.resumed = nil, nil
+	idle := l.idle
+	l.idle = nil
 	l.mu.Unlock()
 	err := l.ln.Close()
 	for _, c := range waiting {
 		c.Close()
+	}
+	for w := range idle {
+		w.wake()
 	}
 	l.signal()
 	select {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"io"
 	"net"
 	"path/filepath"
 	"testing"
@@ -108,5 +109,89 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("timed out waiting: %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestResumeOnRequest: a connection given back after a hijack reaches
+// net/http only once its next request begins, with that request's bytes
+// whole, and not at once, where its header would be due within
+// headerTimeout (an idle client would get a 408); Close ends the wait of
+// one whose client sends nothing, closing it.
+func TestResumeOnRequest(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newIntakeListener(ln, 2, 16, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial := func() (client, server net.Conn) {
+		t.Helper()
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.Write([]byte("G"))
+		s := <-accepted
+		b := make([]byte, 1)
+		if _, err := s.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		return c, s.(*timedConn).Conn
+	}
+
+	kept, hijacked := dial()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.resumeOnRequest(hijacked)
+	}()
+	select {
+	case c := <-accepted:
+		t.Fatalf("%v handed out before its next request began", c)
+	case <-time.After(100 * time.Millisecond):
+	}
+	kept.Write([]byte("GET /_ping HTTP/1.1\r\n"))
+	c := <-accepted
+	<-done
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 64)
+	n, err := io.ReadAtLeast(c, b, len("GET /_ping HTTP/1.1\r\n"))
+	if err != nil || string(b[:n]) != "GET /_ping HTTP/1.1\r\n" {
+		t.Fatalf("the resumed connection reads %q, %v", b[:n], err)
+	}
+
+	silent, hijacked := dial()
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		l.resumeOnRequest(hijacked)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	l.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end the wait for a next request")
+	}
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent.Read(b); err != io.EOF {
+		t.Fatalf("the waiting connection after Close: %v, want it closed", err)
+	}
+	for range accepted {
 	}
 }
