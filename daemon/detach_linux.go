@@ -69,26 +69,27 @@ func (s *server) answerDetached(c net.Conn, pending []byte, adm *admission, rele
 	defer s.inflight.Add(-1)
 	defer release()
 	defer adm.finish()
+	// The watch reads on when bytes of a next request came with this one
+	// (pipelined), as net/http's background read does: a client that sent
+	// them and left still has its job cancelled. One byte more ends it,
+	// as it ends net/http's.
 	watch := &connWatch{c: c}
-	gone := false
-	if pending == nil {
-		adm.ticket.onGrant(watch.wake)
-		stop := context.AfterFunc(adm.ctx, watch.wake)
-		pending, gone = watch.read()
-		stop()
-	}
+	adm.ticket.onGrant(watch.wake)
+	stop := context.AfterFunc(adm.ctx, watch.wake)
+	got, gone := watch.read()
+	stop()
 	if gone {
 		adm.cancel()
 	}
 	// While the job runs, a client that leaves cancels it.
 	var watched chan struct{}
-	if !gone && pending == nil {
+	if !gone && got == nil {
 		watched = make(chan struct{})
 		watch.rearm()
 		go func() {
 			defer close(watched)
 			var g bool
-			if pending, g = watch.read(); g {
+			if got, g = watch.read(); g {
 				gone = true
 				adm.cancel()
 			}
@@ -107,7 +108,7 @@ func (s *server) answerDetached(c net.Conn, pending []byte, adm *admission, rele
 		c.Close()
 		return
 	}
-	if pending != nil {
+	if pending = append(pending, got...); len(pending) > 0 {
 		s.intake.resume(&pendingConn{Conn: c, pending: pending})
 		return
 	}

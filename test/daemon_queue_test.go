@@ -188,3 +188,65 @@ func TestDaemonQueueBurst(t *testing.T) {
 		t.Errorf("the daemon logged errors:\n%s", d.log)
 	}
 }
+
+// TestDaemonQueueKeptConnection: a client that pipelined its next request
+// behind one that waits in the queue, then left, has that job cancelled,
+// as a client that sent nothing more. The connection of a request that
+// waited is a kept one once answered: idle for longer than a request
+// header may take, it still serves the client's next request, with no
+// 408 sent unasked.
+func TestDaemonQueueKeptConnection(t *testing.T) {
+	d := startDaemon(t, "concurrency = 1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	slow := make(chan error, 1)
+	go func() {
+		_, err := d.c.Run(ctx, &api.Job{ID: "slow", Steps: []api.Step{{Argv: []string{"sleep", "2"}}}})
+		slow <- err
+	}()
+	waitState(t, d, "slow", api.StateRunning)
+
+	post := func(id string) string {
+		body := fmt.Sprintf(`{"id": %q, "steps": [{"argv": ["/bin/true"]}]}`, id)
+		return fmt.Sprintf("POST /v1/run HTTP/1.1\r\nHost: sandboxd\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	}
+	const ping = "GET /_ping HTTP/1.1\r\nHost: sandboxd\r\n\r\n"
+	piped, _ := dialRaw(t, d)
+	io.WriteString(piped, post("piped")+ping)
+	idle, idleR := dialRaw(t, d)
+	io.WriteString(idle, post("idle"))
+	waitState(t, d, "piped", api.StateQueued)
+	waitState(t, d, "idle", api.StateQueued)
+	piped.Close()
+
+	idle.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(idleR, nil)
+	if err != nil {
+		t.Fatalf("idle: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("idle: HTTP %d", resp.StatusCode)
+	}
+	info, err := d.c.Get(ctx, "piped")
+	if err != nil || info.State != api.StateFinished || info.Result == nil || info.Result.Status != api.StatusCancelled {
+		t.Errorf("piped: %+v %v, want cancelled once its client left", info, err)
+	}
+	if err := <-slow; err != nil {
+		t.Fatalf("slow job: %v", err)
+	}
+
+	// Longer than the daemon's header timeout (10s).
+	time.Sleep(11 * time.Second)
+	io.WriteString(idle, ping)
+	resp, err = http.ReadResponse(idleR, nil)
+	if err != nil {
+		t.Fatalf("idle: the ping after %v idle: %v", 11*time.Second, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "OK" {
+		t.Fatalf("idle: the ping after %v idle: HTTP %d %q", 11*time.Second, resp.StatusCode, body)
+	}
+}
