@@ -56,11 +56,8 @@ func (s *server) detach(w http.ResponseWriter, r *http.Request, adm *admission, 
 		b, _ := rw.Reader.Peek(n)
 		pending = append([]byte(nil), b...)
 	}
-	if t, ok := c.(*timedConn); ok {
-		c = t.Conn // the timeouts of net/http's reads are not ours
-	}
 	s.inflight.Add(1)
-	go s.answerDetached(c, pending, adm, release, closeAfter)
+	go s.answerDetached(bareConn(c), pending, adm, release, closeAfter)
 	return true
 }
 
@@ -197,6 +194,23 @@ func writeAnswer(c net.Conn, res *api.Result, closeAfter bool) error {
 	}
 	bw.WriteString("\r\n")
 	return bw.Flush()
+}
+
+// bareConn is c without what net/http's use of it added: the timeouts of
+// its reads (timedConn) and the first bytes of a request net/http has read
+// already (a pendingConn with none left), so that a connection detached
+// again and again is not wrapped deeper each time.
+func bareConn(c net.Conn) net.Conn {
+	if t, ok := c.(*timedConn); ok {
+		c = t.Conn
+	}
+	for {
+		p, ok := c.(*pendingConn)
+		if !ok || len(p.pending) > 0 {
+			return c
+		}
+		c = p.Conn
+	}
 }
 
 // pendingConn is a connection whose first bytes were read already.

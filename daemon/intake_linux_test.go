@@ -195,3 +195,22 @@ func TestResumeOnRequest(t *testing.T) {
 	for range accepted {
 	}
 }
+
+// TestBareConn: a connection detached once more after each resume does
+// not grow a wrapper a time; bytes not read yet are kept.
+func TestBareConn(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	var c net.Conn = a
+	for range 3 {
+		c = &pendingConn{Conn: c}
+	}
+	if got := bareConn(&timedConn{Conn: c}); got != a {
+		t.Fatalf("bareConn gives %T, want the connection itself", got)
+	}
+	unread := &pendingConn{Conn: a, pending: []byte("G")}
+	if got := bareConn(&timedConn{Conn: &pendingConn{Conn: unread}}); got != unread {
+		t.Fatalf("bareConn gives %T, want the connection with its unread byte", got)
+	}
+}
