@@ -8,21 +8,29 @@ import (
 	"time"
 )
 
+// listenIntake is an intake listener on a socket of its own, with an
+// intake limit of 2 and at most maxOpen connections held.
+func listenIntake(t *testing.T, maxOpen int64) (*intakeListener, string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newIntakeListener(ln, 2, maxOpen, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, sock
+}
+
 // TestIntakeListener: every connection is accepted as it comes, at most
 // maxOpen held; net/http gets at most limit of them in their intake, the
 // next once one's intake ends or its hold passes; a silent connection
 // and a resumed one go out at once, outside the intake; Close ends
 // Accept.
 func TestIntakeListener(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "s")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := newIntakeListener(ln, 2, 4, func(string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, sock := listenIntake(t, 4)
 	l.hold = time.Second // longer than the test's own waits
 	// Each client sends the start of a request, but the fifth, which
 	// stays silent.
@@ -118,15 +126,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // headerTimeout (an idle client would get a 408); Close ends the wait of
 // one whose client sends nothing, closing it.
 func TestResumeOnRequest(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "s")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := newIntakeListener(ln, 2, 16, func(string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, sock := listenIntake(t, 16)
 	accepted := make(chan net.Conn, 10)
 	go func() {
 		for {
