@@ -24,6 +24,23 @@ func listenIntake(t *testing.T, maxOpen int64) (*intakeListener, string) {
 	return l, sock
 }
 
+// acceptAll sends every connection l's Accept gives on the channel it
+// returns, which is closed once Accept fails.
+func acceptAll(l *intakeListener) <-chan net.Conn {
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	return accepted
+}
+
 // TestIntakeListener: every connection is accepted as it comes, at most
 // maxOpen held; net/http gets at most limit of them in their intake, the
 // next once one's intake ends or its hold passes; a silent connection
@@ -49,17 +66,7 @@ func TestIntakeListener(t *testing.T) {
 	if n := l.open.Load(); n != 4 {
 		t.Fatalf("%d connections held, want maxOpen 4", n)
 	}
-	accepted := make(chan net.Conn, 10)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c
-		}
-	}()
+	accepted := acceptAll(l)
 	none := func(what string) {
 		t.Helper()
 		select {
@@ -127,17 +134,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // one whose client sends nothing, closing it.
 func TestResumeOnRequest(t *testing.T) {
 	l, sock := listenIntake(t, 16)
-	accepted := make(chan net.Conn, 10)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c
-		}
-	}()
+	accepted := acceptAll(l)
 	dial := func() (client, server net.Conn) {
 		t.Helper()
 		c, err := net.Dial("unix", sock)
