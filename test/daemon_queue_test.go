@@ -121,14 +121,20 @@ func TestDaemonQueueBurst(t *testing.T) {
 	}
 
 	// The connections of waiting requests, answered.
-	answer := func(name string, br *bufio.Reader) *http.Response {
+	// read reads one answer from br, whole.
+	read := func(what string, br *bufio.Reader) (*http.Response, []byte) {
 		t.Helper()
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatalf("%s: %v", what, err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		return resp, body
+	}
+	answer := func(name string, br *bufio.Reader) *http.Response {
+		t.Helper()
+		resp, body := read(name, br)
 		var res api.Result
 		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &res) != nil || res.ID != name || res.Status != api.StatusCompleted {
 			t.Fatalf("%s: HTTP %d %s", name, resp.StatusCode, body)
@@ -137,12 +143,7 @@ func TestDaemonQueueBurst(t *testing.T) {
 	}
 	pingOn := func(name string, br *bufio.Reader) {
 		t.Helper()
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%s: the ping after the answer: %v", name, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := read(name+": the ping after the answer", br)
 		if resp.StatusCode != http.StatusOK || string(body) != "OK" {
 			t.Fatalf("%s: the ping after the answer: HTTP %d %q", name, resp.StatusCode, body)
 		}
